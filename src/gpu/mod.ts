@@ -1,0 +1,12 @@
+/**
+ * The GPU layer: device, pipeline cache, dispatch batching, buffers and timing. It knows nothing
+ * of models or of OBRS.
+ *
+ * @module
+ */
+export * from "./device.ts";
+export * from "./pipelines.ts";
+export * from "./batch.ts";
+export * from "./buffers.ts";
+export * from "./timing.ts";
+export * from "./kernels.ts";
