@@ -1,0 +1,10 @@
+/**
+ * Every `jackpot` command, imported statically so that `deno compile` and `deno bundle` see them all.
+ *
+ * @module
+ */
+import type { Command } from "../command.ts";
+import { command as info } from "./info.ts";
+
+/** The commands in the order `jackpot --help` lists them. */
+export const commands: readonly Command[] = [info];
