@@ -1,0 +1,17 @@
+/**
+ * Tasks with verifiable rewards: tokenizers, example generators, exact-match rewards, and the
+ * supervised / prompt batches a trainer consumes. Start with `createTask(name, options)`.
+ *
+ * @module
+ */
+export * from "./task.ts";
+export * from "./tokenizer.ts";
+export * from "./registry.ts";
+export { describeOptions, type OptionDecl } from "./options.ts";
+export { ARITHMETIC_OPTIONS, arithmeticAnswerText, createArithmeticTask } from "./arithmetic.ts";
+export {
+  createWordSortTask,
+  pseudoWords,
+  WORDSORT_OPTIONS,
+  WORDSORT_SEPARATOR,
+} from "./wordsort.ts";
