@@ -70,6 +70,13 @@ export function parseCommandArgs(command: Command, argv: string[]): ParsedValues
     if (e instanceof UsageError) throw e;
     // parseArgs' messages name the flag; keep them but strip Node's error-code boilerplate.
     const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    const ambiguous = /Option '(--[\w-]+)[^']*' argument is ambiguous/.exec(message);
+    if (ambiguous) {
+      // `--rate -1`: parseArgs cannot tell a negative number from a flag.
+      throw new UsageError(
+        `${ambiguous[1]} got a value starting with '-'; write it as ${ambiguous[1]}=VALUE`,
+      );
+    }
     throw new UsageError(`${message} (see jackpot ${command.name} --help)`);
   }
 }

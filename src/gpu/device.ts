@@ -41,6 +41,11 @@ export interface GpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Ask for a fallback (CPU) adapter even when a hardware one exists; default false. */
   forceFallback?: boolean;
+  /**
+   * The WebGPU entry point; default `navigator.gpu`. `null` stands for a runtime without WebGPU
+   * (tests use it, as would a port to a runtime whose WebGPU lives elsewhere).
+   */
+  provider?: GPU | null;
 }
 
 // The runtime seam: Deno (and browsers) expose `navigator.gpu`; a Bun port would swap this function.
@@ -73,7 +78,7 @@ function limitsOf(limits: GPUSupportedLimits): Record<string, number> {
  * ```
  */
 export async function createGpu(options: GpuOptions = {}): Promise<GpuContext> {
-  const gpu = webgpu();
+  const gpu = options.provider === undefined ? webgpu() : options.provider;
   if (!gpu) {
     throw new GpuUnavailableError(
       "This runtime has no WebGPU (navigator.gpu is missing); run jackpot with Deno 2.x.",
