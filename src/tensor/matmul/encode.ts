@@ -1,0 +1,216 @@
+/**
+ * Recording a (batched, transposed, accumulating) f32 matmul into a {@link ComputeBatch}: argument
+ * validation, the choice of kernel by shape and alignment, and the dispatch grid.
+ *
+ * @module
+ */
+import type { BufferSlice, ComputeBatch } from "../../gpu/batch.ts";
+import type { GpuContext } from "../../gpu/device.ts";
+import { MATMUL_KERNELS, type MatmulVariant } from "./kernels.ts";
+import type { MatmulShape } from "./reference.ts";
+
+/** Arguments of {@link encodeMatmul}: the three buffers and the shape. */
+export interface MatmulParams extends MatmulShape {
+  /** A: M×K row-major, or K×M when `transA`. */
+  a: BufferSlice;
+  /** B: K×N row-major, or N×K when `transB`. */
+  b: BufferSlice;
+  /** C: M×N row-major; must not overlap A or B. */
+  c: BufferSlice;
+  /** Force a kernel variant (tests and benchmarks); default: chosen by shape. */
+  variant?: MatmulVariant;
+}
+
+/** The validated arguments with every default filled in. */
+export interface MatmulPlan {
+  M: number;
+  N: number;
+  K: number;
+  batchCount: number;
+  strideA: number;
+  strideB: number;
+  strideC: number;
+  transA: boolean;
+  transB: boolean;
+  accumulate: boolean;
+  /** Elements of A, B and C the product touches (from each slice's offset). */
+  extentA: number;
+  extentB: number;
+  extentC: number;
+}
+
+function positiveInt(name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
+    throw new RangeError(`matmul: ${name} must be a positive integer, got ${String(v)}`);
+  }
+  return v;
+}
+
+function stride(name: string, v: unknown, dense: number): number {
+  if (v === undefined) return dense;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
+    throw new RangeError(`matmul: ${name} must be a non-negative integer, got ${String(v)}`);
+  }
+  return v;
+}
+
+function sliceBytes(s: BufferSlice): number {
+  return s.size ?? s.buffer.size - (s.offset ?? 0);
+}
+
+/**
+ * Checks every argument against the others and against the buffers, throwing a RangeError that
+ * names the problem, and returns the arguments with defaults filled in.
+ */
+export function planMatmul(gpu: GpuContext, p: MatmulParams): MatmulPlan {
+  const M = positiveInt("M", p.M), N = positiveInt("N", p.N), K = positiveInt("K", p.K);
+  const batchCount = positiveInt("batchCount", p.batchCount ?? 1);
+  const strideA = stride("strideA", p.strideA, M * K);
+  const strideB = stride("strideB", p.strideB, K * N);
+  const strideC = stride("strideC", p.strideC, M * N);
+  if (batchCount > 1 && strideC < M * N) {
+    throw new RangeError(
+      `matmul: strideC ${strideC} < M·N = ${M * N} would make batch items of C overlap`,
+    );
+  }
+  const extent = (s: number, size: number) => (batchCount - 1) * s + size;
+  const plan: MatmulPlan = {
+    M,
+    N,
+    K,
+    batchCount,
+    strideA,
+    strideB,
+    strideC,
+    transA: p.transA ?? false,
+    transB: p.transB ?? false,
+    accumulate: p.accumulate ?? false,
+    extentA: extent(strideA, M * K),
+    extentB: extent(strideB, K * N),
+    extentC: extent(strideC, M * N),
+  };
+  const align = gpu.limits.minStorageBufferOffsetAlignment ?? 256;
+  const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;
+  const slices: Array<[string, BufferSlice, number]> = [
+    ["a", p.a, plan.extentA],
+    ["b", p.b, plan.extentB],
+    ["c", p.c, plan.extentC],
+  ];
+  for (const [name, s, elements] of slices) {
+    if (!s || !(s.buffer instanceof GPUBuffer)) {
+      throw new TypeError(`matmul: ${name} must be a BufferSlice { buffer: GPUBuffer, ... }`);
+    }
+    const offset = s.offset ?? 0;
+    if (!Number.isInteger(offset) || offset < 0 || offset % align !== 0) {
+      throw new RangeError(
+        `matmul: ${name}.offset ${offset} must be a non-negative multiple of ${align} bytes`,
+      );
+    }
+    const available = sliceBytes(s);
+    if (offset + available > s.buffer.size || available < 0) {
+      throw new RangeError(
+        `matmul: ${name} slice (offset ${offset}, size ${available}) runs past its buffer ` +
+          `of ${s.buffer.size} bytes`,
+      );
+    }
+    if (elements * 4 > available) {
+      throw new RangeError(
+        `matmul: ${name} needs ${elements} f32 elements (${elements * 4} bytes) for ` +
+          `M=${M} N=${N} K=${K} batchCount=${batchCount}, but its slice has ${available} bytes`,
+      );
+    }
+    if (elements * 4 > maxBinding) {
+      throw new RangeError(
+        `matmul: ${name} spans ${elements * 4} bytes, over this device's ` +
+          `maxStorageBufferBindingSize of ${maxBinding}`,
+      );
+    }
+  }
+  for (const [name, s, elements] of slices.slice(0, 2)) {
+    if (s.buffer !== p.c.buffer) continue;
+    const lo = s.offset ?? 0, hi = lo + elements * 4;
+    const cLo = p.c.offset ?? 0, cHi = cLo + plan.extentC * 4;
+    if (lo < cHi && cLo < hi) {
+      throw new RangeError(
+        `matmul: c (bytes ${cLo}..${cHi}) overlaps ${name} (bytes ${lo}..${hi}) in the same ` +
+          `buffer; write the product to a separate range`,
+      );
+    }
+  }
+  return plan;
+}
+
+/** The variant {@link encodeMatmul} uses for a validated plan. */
+export function chooseMatmulVariant(_plan: MatmulPlan): MatmulVariant {
+  return "naive";
+}
+
+/** Floating-point operations of a matmul (2·M·N·K per batch item), for TFLOP/s figures. */
+export function matmulFlops(M: number, N: number, K: number, batchCount = 1): number {
+  return 2 * M * N * K * batchCount;
+}
+
+/**
+ * Records C (+)= op(A)·op(B) (f32, row-major, optionally batched) into `batch`. Validates every
+ * argument first and throws a RangeError naming the problem; nothing is recorded on error.
+ *
+ * @example
+ * ```ts
+ * // y[T×N] = x[T×C] · W[N×C]ᵀ, then accumulate dW[N×C] += dy[T×N]ᵀ · x[T×C]
+ * encodeMatmul(batch, gpu, { a: { buffer: x }, b: { buffer: w }, c: { buffer: y },
+ *   M: T, N, K: C, transB: true });
+ * encodeMatmul(batch, gpu, { a: { buffer: dy }, b: { buffer: x }, c: { buffer: dw },
+ *   M: N, N: C, K: T, transA: true, accumulate: true });
+ * ```
+ */
+export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulParams): void {
+  const plan = planMatmul(gpu, p);
+  const variant = p.variant ?? chooseMatmulVariant(plan);
+  const kernels = MATMUL_KERNELS[variant];
+  if (!kernels) throw new RangeError(`matmul: unknown variant ${String(variant)}`);
+  const aliased = p.c.buffer === p.a.buffer || p.c.buffer === p.b.buffer;
+  const kernel = aliased ? kernels.aliased : kernels.plain;
+  const constants = {
+    TRANS_A: plan.transA ? 1 : 0,
+    TRANS_B: plan.transB ? 1 : 0,
+    ACCUMULATE: plan.accumulate ? 1 : 0,
+  };
+  const bind = (s: BufferSlice, elements: number): BufferSlice => ({
+    buffer: s.buffer,
+    offset: s.offset ?? 0,
+    size: elements * 4,
+  });
+  const a = bind(p.a, plan.extentA), b = bind(p.b, plan.extentB), c = bind(p.c, plan.extentC);
+  const [tileM, tileN] = [16, 16];
+  const gx = Math.ceil(plan.N / tileN), gy = Math.ceil(plan.M / tileM);
+  const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535;
+  if (gx > maxDim || gy > maxDim) {
+    throw new RangeError(
+      `matmul: M=${plan.M} N=${plan.N} needs a ${gx}×${gy} grid, over ${maxDim} per dimension`,
+    );
+  }
+  // The batch runs along z; more items than one dimension holds go in several dispatches.
+  for (let base = 0; base < plan.batchCount; base += maxDim) {
+    const count = Math.min(maxDim, plan.batchCount - base);
+    batch.dispatch({
+      kernel,
+      constants,
+      bindings: [
+        a,
+        b,
+        c,
+        new Uint32Array([
+          plan.M,
+          plan.N,
+          plan.K,
+          plan.strideA,
+          plan.strideB,
+          plan.strideC,
+          base,
+          0,
+        ]),
+      ],
+      workgroups: [gx, gy, count],
+    });
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * f32 matrix multiplication on the GPU: C (+)= op(A)·op(B), batched, with either operand
+ * transposed, recorded into a {@link ComputeBatch}; and its float64 reference.
+ *
+ * @example
+ * ```ts
+ * const batch = new ComputeBatch(gpu);
+ * encodeMatmul(batch, gpu, { a: { buffer: a }, b: { buffer: b }, c: { buffer: c }, M, N, K });
+ * batch.submit();
+ * ```
+ *
+ * @module
+ */
+export {
+  chooseMatmulVariant,
+  encodeMatmul,
+  matmulFlops,
+  type MatmulParams,
+  type MatmulPlan,
+  planMatmul,
+} from "./encode.ts";
+export { MATMUL_KERNELS, type MatmulVariant } from "./kernels.ts";
+export { matmulReference, type MatmulShape } from "./reference.ts";
+export { checkMatmul, type MatmulCheck } from "./check.ts";

@@ -1,0 +1,227 @@
+// The GPU matmul against the float64 reference: every kernel variant, all four transpose
+// combinations, odd and tile-straddling sizes, K = 1 and large K, batches with padded and zero
+// strides, accumulation, buffer offsets, C sharing a buffer with A; and argument validation.
+import assert from "node:assert/strict";
+import {
+  ComputeBatch,
+  createStorageBuffer,
+  getGpu,
+  type GpuContext,
+  readBuffers,
+} from "../src/gpu/mod.ts";
+import { writeBuffer } from "../src/gpu/buffers.ts";
+import { Rng } from "../src/util/rng.ts";
+import {
+  checkMatmul,
+  encodeMatmul,
+  type MatmulShape,
+  type MatmulVariant,
+} from "../src/tensor/matmul/mod.ts";
+
+interface Case extends MatmulShape {
+  /** Byte offsets of A, B, C in their buffers (multiples of 256). */
+  offsets?: [number, number, number];
+  /** Put C in A's buffer, after A. */
+  shareAC?: boolean;
+}
+
+const SENTINEL = 12345.5;
+
+function extent(s: MatmulShape, stride: number | undefined, size: number) {
+  return ((s.batchCount ?? 1) - 1) * (stride ?? size) + size;
+}
+
+function roundUp(n: number, m: number) {
+  return Math.ceil(n / m) * m;
+}
+
+/** Runs every case in one batch, reads every C back at once, and checks each. */
+async function runCases(gpu: GpuContext, cases: Case[], variant?: MatmulVariant, seed = 1) {
+  const rng = new Rng(seed);
+  const batch = new ComputeBatch(gpu);
+  const pending = cases.map((cs) => {
+    const { M, N, K } = cs;
+    const [oa, ob, oc] = cs.offsets ?? [0, 0, 0];
+    const nA = extent(cs, cs.strideA, M * K);
+    const nB = extent(cs, cs.strideB, K * N);
+    const nC = extent(cs, cs.strideC, M * N);
+    const a = Float32Array.from({ length: nA }, () => rng.normal());
+    const b = Float32Array.from({ length: nB }, () => rng.normal());
+    // C starts as random values (the addend when accumulating, garbage otherwise); elements
+    // between batch items (strideC > M·N) and past the end hold a sentinel that must survive.
+    const cBefore = new Float32Array(nC + 16).fill(SENTINEL);
+    const strideC = cs.strideC ?? M * N;
+    for (let bi = 0; bi < (cs.batchCount ?? 1); bi++) {
+      for (let e = 0; e < M * N; e++) cBefore[bi * strideC + e] = rng.normal();
+    }
+    const aBytes = oa + roundUp(nA * 4, 256);
+    const aBuf = createStorageBuffer(gpu, aBytes + (cs.shareAC ? oc + cBefore.byteLength : 0));
+    const bBuf = createStorageBuffer(gpu, ob + nB * 4 + 64);
+    const cBuf = cs.shareAC ? aBuf : createStorageBuffer(gpu, oc + cBefore.byteLength);
+    const cOff = cs.shareAC ? aBytes + oc : oc;
+    writeBuffer(gpu, aBuf, a, oa);
+    writeBuffer(gpu, bBuf, b, ob);
+    writeBuffer(gpu, cBuf, cBefore, cOff);
+    encodeMatmul(batch, gpu, {
+      ...cs,
+      a: { buffer: aBuf, offset: oa },
+      b: { buffer: bBuf, offset: ob },
+      c: { buffer: cBuf, offset: cOff },
+      variant,
+    });
+    return { cs, a, b, cBefore, cBuf, cOff, strideC, nC };
+  });
+  batch.submit();
+  const outs = await readBuffers(
+    gpu,
+    pending.map((p) => ({ buffer: p.cBuf, offset: p.cOff, size: p.cBefore.byteLength })),
+  );
+  const results = pending.map((p, i) => {
+    const got = new Float32Array(outs[i]);
+    const r = checkMatmul(got, p.a, p.b, p.cBefore, p.cs);
+    let clobbered = 0;
+    for (let j = 0; j < got.length; j++) {
+      const inItem = j < p.nC && j % p.strideC < p.cs.M * p.cs.N;
+      if (!inItem && got[j] !== SENTINEL) clobbered++;
+    }
+    return { ...r, clobbered, name: describe(p.cs) };
+  });
+  for (const p of pending) {
+    p.cBuf.destroy();
+  }
+  return results;
+}
+
+function describe(c: Case): string {
+  const t = `${c.transA ? "T" : "N"}${c.transB ? "T" : "N"}`;
+  const extra = [
+    c.batchCount ? `batch=${c.batchCount}` : "",
+    c.strideA !== undefined ? `sA=${c.strideA}` : "",
+    c.strideB !== undefined ? `sB=${c.strideB}` : "",
+    c.strideC !== undefined ? `sC=${c.strideC}` : "",
+    c.accumulate ? "acc" : "",
+    c.offsets ? `off=${c.offsets.join("/")}` : "",
+    c.shareAC ? "shareAC" : "",
+  ].filter(Boolean).join(" ");
+  return `${c.M}×${c.N}×${c.K} ${t} ${extra}`.trim();
+}
+
+function report(label: string, results: Awaited<ReturnType<typeof runCases>>) {
+  const worst = Math.max(...results.map((r) => r.maxRatio));
+  const maxErr = Math.max(...results.map((r) => r.maxError));
+  console.log(
+    `${label}: ${results.length} cases, max error ${maxErr.toExponential(2)}, ` +
+      `worst error/bound ${worst.toFixed(3)}`,
+  );
+  for (const r of results) {
+    assert.ok(
+      r.ok,
+      `${label} ${r.name}: max error ${r.maxError} (ratio ${r.maxRatio} at ${r.worstIndex})`,
+    );
+    assert.equal(r.clobbered, 0, `${label} ${r.name}: wrote ${r.clobbered} elements outside C`);
+  }
+}
+
+const SHAPES: Array<[number, number, number]> = [
+  [1, 1, 1],
+  [1, 7, 3],
+  [5, 1, 9],
+  [3, 5, 1],
+  [17, 13, 29],
+  [33, 65, 70],
+  [64, 64, 64],
+  [70, 68, 12],
+  [2, 3, 1000],
+];
+
+function transposeCases(shapes: Array<[number, number, number]>): Case[] {
+  const out: Case[] = [];
+  for (const [M, N, K] of shapes) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) out.push({ M, N, K, transA, transB });
+    }
+  }
+  return out;
+}
+
+const LAYOUT_CASES: Case[] = [
+  { M: 9, N: 11, K: 7, batchCount: 3, accumulate: true },
+  { M: 9, N: 11, K: 7, batchCount: 3, strideA: 70, strideB: 80, strideC: 101, transA: true },
+  { M: 6, N: 10, K: 5, batchCount: 4, strideB: 0, transB: true },
+  { M: 12, N: 8, K: 20, accumulate: true, transA: true, transB: true, offsets: [256, 512, 768] },
+  { M: 8, N: 12, K: 16, batchCount: 2, offsets: [256, 0, 256], shareAC: true },
+];
+
+Deno.test("matmul: every variant matches the float64 reference", async () => {
+  const gpu = await getGpu();
+  const variants: Array<MatmulVariant | undefined> = [undefined, "naive"];
+  for (const v of variants) {
+    report(
+      `variant ${v ?? "auto"}`,
+      await runCases(gpu, [...transposeCases(SHAPES), ...LAYOUT_CASES], v),
+    );
+  }
+});
+
+Deno.test("matmul: the check fails on a wrong product", async () => {
+  // The same inputs checked as if B were transposed: the comparison must reject it, or every
+  // passing test above would prove nothing.
+  const gpu = await getGpu();
+  const rng = new Rng(7);
+  const [M, N, K] = [5, 5, 6];
+  const a = Float32Array.from({ length: M * K }, () => rng.normal());
+  const b = Float32Array.from({ length: K * N }, () => rng.normal());
+  const aBuf = createStorageBuffer(gpu, a.byteLength),
+    bBuf = createStorageBuffer(gpu, b.byteLength);
+  const cBuf = createStorageBuffer(gpu, M * N * 4);
+  writeBuffer(gpu, aBuf, a);
+  writeBuffer(gpu, bBuf, b);
+  const batch = new ComputeBatch(gpu);
+  encodeMatmul(batch, gpu, {
+    a: { buffer: aBuf },
+    b: { buffer: bBuf },
+    c: { buffer: cBuf },
+    M,
+    N,
+    K,
+  });
+  batch.submit();
+  const [bytes] = await readBuffers(gpu, [{ buffer: cBuf }]);
+  const got = new Float32Array(bytes);
+  const zero = new Float32Array(M * N);
+  assert.ok(checkMatmul(got, a, b, zero, { M, N, K }).ok);
+  assert.ok(!checkMatmul(got, a, b, zero, { M, N, K, transB: true }).ok);
+  const off = Float32Array.from(got);
+  off[7] += 1e-3;
+  assert.ok(!checkMatmul(off, a, b, zero, { M, N, K }).ok, "a 1e-3 error must fail");
+  off[7] = NaN;
+  assert.ok(!checkMatmul(off, a, b, zero, { M, N, K }).ok, "NaN must fail");
+});
+
+Deno.test("matmul: bad arguments throw clear errors and record nothing", async () => {
+  const gpu = await getGpu();
+  const buf = (n: number) => ({ buffer: createStorageBuffer(gpu, n * 4) });
+  const ok = { a: buf(12), b: buf(20), c: buf(15), M: 3, N: 5, K: 4 };
+  const shared = buf(64);
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ M: 2.5 }, /M must be a positive integer, got 2.5/],
+    [{ N: 0 }, /N must be a positive integer, got 0/],
+    [{ K: NaN }, /K must be a positive integer/],
+    [{ batchCount: -1 }, /batchCount must be a positive integer/],
+    [{ K: 5 }, /a needs 15 f32 elements .* but its slice has 48 bytes/],
+    [{ c: { buffer: ok.c.buffer, size: 56 } }, /c needs 15 f32 elements/],
+    [{ a: { buffer: createStorageBuffer(gpu, 512), offset: 100 } }, /a.offset 100 must be/],
+    [{ strideA: 1.5 }, /strideA must be a non-negative integer/],
+    [{ batchCount: 2, strideC: 10, strideA: 0, strideB: 0, c: buf(40) }, /strideC 10 < M·N = 15/],
+    [{ a: shared, c: { buffer: shared.buffer, offset: 0, size: 60 } }, /c .* overlaps a/],
+    [{ variant: "bogus" }, /unknown variant bogus/],
+  ];
+  for (const [patch, pattern] of cases) {
+    const batch = new ComputeBatch(gpu);
+    assert.throws(
+      () => encodeMatmul(batch, gpu, { ...ok, ...patch } as Parameters<typeof encodeMatmul>[2]),
+      pattern,
+    );
+    assert.equal(batch.length, 0);
+  }
+});
