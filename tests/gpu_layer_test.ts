@@ -10,12 +10,12 @@ import {
   GpuUnavailableError,
   grid,
   type Kernel,
-  median,
   pipelineCache,
   readBuffers,
   timeBatches,
   uploadBuffer,
 } from "../src/gpu/mod.ts";
+import { median } from "../src/util/stats.ts";
 
 const gpu = await getGpu();
 

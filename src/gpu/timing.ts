@@ -6,6 +6,7 @@
  */
 import type { GpuContext } from "./device.ts";
 import type { ComputeBatch } from "./batch.ts";
+import { median } from "../util/stats.ts";
 
 /** Summary of repeated timings, in milliseconds. */
 export interface TimingSummary {
@@ -19,14 +20,6 @@ export interface TimingSummary {
   samplesMs: number[];
   /** "gpu-timestamps" or "wall-clock" (when the adapter lacks timestamp-query). */
   method: "gpu-timestamps" | "wall-clock";
-}
-
-/** The median of a non-empty list. */
-export function median(values: number[]): number {
-  if (values.length === 0) throw new RangeError("median of an empty list");
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /**
