@@ -13,9 +13,11 @@ import { writeBuffer } from "../src/gpu/buffers.ts";
 import { Rng } from "../src/util/rng.ts";
 import {
   checkMatmul,
+  chooseMatmulVariant,
   encodeMatmul,
   type MatmulShape,
   type MatmulVariant,
+  planMatmul,
 } from "../src/tensor/matmul/mod.ts";
 
 interface Case extends MatmulShape {
@@ -154,13 +156,71 @@ const LAYOUT_CASES: Case[] = [
 
 Deno.test("matmul: every variant matches the float64 reference", async () => {
   const gpu = await getGpu();
-  const variants: Array<MatmulVariant | undefined> = [undefined, "naive"];
+  const variants: Array<MatmulVariant | undefined> = [undefined, "naive", "tiled"];
   for (const v of variants) {
     report(
       `variant ${v ?? "auto"}`,
       await runCases(gpu, [...transposeCases(SHAPES), ...LAYOUT_CASES], v),
     );
   }
+});
+
+// Shapes whose stored rows are whole vec4 but that straddle the 128×128×8 tile on every side.
+const ALIGNED_SHAPES: Array<[number, number, number]> = [
+  [4, 4, 4],
+  [132, 136, 20],
+  [128, 128, 8],
+  [4, 260, 12],
+  [260, 4, 4],
+  [12, 8, 1000],
+];
+
+const ALIGNED_LAYOUT_CASES: Case[] = [
+  { M: 12, N: 8, K: 16, batchCount: 3, accumulate: true, transB: true },
+  { M: 8, N: 12, K: 20, batchCount: 3, strideA: 176, strideB: 260, strideC: 100, transA: true },
+  { M: 16, N: 136, K: 12, batchCount: 2, strideB: 0 },
+  { M: 20, N: 8, K: 24, accumulate: true, transA: true, transB: true, offsets: [256, 512, 768] },
+  { M: 8, N: 12, K: 16, batchCount: 2, offsets: [256, 0, 256], shareAC: true },
+];
+
+Deno.test("matmul: the vec4 kernel matches the reference on aligned shapes", async () => {
+  const gpu = await getGpu();
+  const cases = [...transposeCases(ALIGNED_SHAPES), ...ALIGNED_LAYOUT_CASES];
+  report("variant vec4", await runCases(gpu, cases, "vec4", 3));
+});
+
+Deno.test("matmul: the kernel is chosen by alignment and size", async () => {
+  const gpu = await getGpu();
+  const buf = createStorageBuffer(gpu, 4 << 20);
+  const out = createStorageBuffer(gpu, 8 << 20);
+  const choose = (s: MatmulShape) =>
+    chooseMatmulVariant(
+      planMatmul(gpu, { ...s, a: { buffer: buf }, b: { buffer: buf }, c: { buffer: out } }),
+    );
+  assert.equal(choose({ M: 512, N: 512, K: 64 }), "tiled", "16 tiles of 128² are too few");
+  assert.equal(choose({ M: 1024, N: 1536, K: 64 }), "vec4");
+  assert.equal(choose({ M: 1024, N: 1536, K: 63 }), "tiled", "K rows are not whole vec4");
+  assert.equal(choose({ M: 1024, N: 1536, K: 63, transA: true }), "vec4");
+  assert.equal(choose({ M: 128, N: 128, K: 4, batchCount: 96 }), "vec4");
+  assert.equal(choose({ M: 128, N: 128, K: 4, batchCount: 96, strideA: 514 }), "tiled");
+  // The automatic choice at vec4 size runs and is right.
+  report(
+    "auto (vec4) batch of 96",
+    await runCases(gpu, [{ M: 128, N: 128, K: 4, batchCount: 96 }]),
+  );
+  assert.throws(
+    () =>
+      encodeMatmul(new ComputeBatch(gpu), gpu, {
+        a: { buffer: buf },
+        b: { buffer: buf },
+        c: { buffer: out },
+        M: 8,
+        N: 6,
+        K: 4,
+        variant: "vec4",
+      }),
+    /vec4 kernel cannot run this shape: not a multiple of 4: N \(B is K×N\) = 6, N \(C is M×N\) = 6/,
+  );
 });
 
 Deno.test("matmul: the check fails on a wrong product", async () => {

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import type { BufferSlice, ComputeBatch } from "../../gpu/batch.ts";
+import { type BufferSlice, type ComputeBatch, grid } from "../../gpu/batch.ts";
 import type { GpuContext } from "../../gpu/device.ts";
-import { MATMUL_KERNELS, type MatmulVariant } from "./kernels.ts";
+import { MATMUL_KERNELS, MATMUL_TILES, type MatmulVariant } from "./kernels.ts";
 import type { MatmulShape } from "./reference.ts";
 
 /** Arguments of {@link encodeMatmul}: the three buffers and the shape. */
@@ -140,9 +140,37 @@ export function planMatmul(gpu: GpuContext, p: MatmulParams): MatmulPlan {
   return plan;
 }
 
-/** The variant {@link encodeMatmul} uses for a validated plan. */
-export function chooseMatmulVariant(_plan: MatmulPlan): MatmulVariant {
-  return "naive";
+/**
+ * Why the `vec4` kernel cannot run this product, or undefined when it can: it reads whole vec4
+ * rows, so the contiguous dimension of each stored matrix and each batch stride must be a
+ * multiple of 4 floats (buffer offsets are multiples of 256 bytes already).
+ */
+export function vec4Obstacle(plan: MatmulPlan): string | undefined {
+  const { M, N, K, transA, transB } = plan;
+  const rows: Array<[string, number]> = [
+    [transA ? "M (A is K×M)" : "K (A is M×K)", transA ? M : K],
+    [transB ? "K (B is N×K)" : "N (B is K×N)", transB ? K : N],
+    ["N (C is M×N)", N],
+  ];
+  if (plan.batchCount > 1) {
+    rows.push(["strideA", plan.strideA], ["strideB", plan.strideB], ["strideC", plan.strideC]);
+  }
+  const bad = rows.filter(([, v]) => v % 4 !== 0).map(([name, v]) => `${name} = ${v}`);
+  return bad.length ? `not a multiple of 4: ${bad.join(", ")}` : undefined;
+}
+
+/**
+ * Fewest 128×128 output tiles (over all batch items) for which `vec4` is chosen: below it, the
+ * 64×64 tiles of `tiled` give four times as many workgroups, which keeps more of a large GPU's
+ * multiprocessors (132 on an H100) busy.
+ */
+export const VEC4_MIN_TILES = 96;
+
+/** The variant {@link encodeMatmul} uses for a validated plan, by alignment and size. */
+export function chooseMatmulVariant(plan: MatmulPlan): MatmulVariant {
+  const tiles = Math.ceil(plan.M / 128) * Math.ceil(plan.N / 128) * plan.batchCount;
+  if (vec4Obstacle(plan) === undefined && tiles >= VEC4_MIN_TILES) return "vec4";
+  return "tiled";
 }
 
 /** Floating-point operations of a matmul (2·M·N·K per batch item), for TFLOP/s figures. */
@@ -168,6 +196,12 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
   const variant = p.variant ?? chooseMatmulVariant(plan);
   const kernels = MATMUL_KERNELS[variant];
   if (!kernels) throw new RangeError(`matmul: unknown variant ${String(variant)}`);
+  if (variant === "vec4") {
+    const obstacle = vec4Obstacle(plan);
+    if (obstacle) {
+      throw new RangeError(`matmul: the vec4 kernel cannot run this shape: ${obstacle}`);
+    }
+  }
   const aliased = p.c.buffer === p.a.buffer || p.c.buffer === p.b.buffer;
   const kernel = aliased ? kernels.aliased : kernels.plain;
   const constants = {
@@ -181,9 +215,11 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
     size: elements * 4,
   });
   const a = bind(p.a, plan.extentA), b = bind(p.b, plan.extentB), c = bind(p.c, plan.extentC);
-  const [tileM, tileN] = [16, 16];
-  const gx = Math.ceil(plan.N / tileN), gy = Math.ceil(plan.M / tileM);
+  const [tileM, tileN] = MATMUL_TILES[variant];
   const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535;
+  // vec4 orders its tiles itself (grouped for L2 reuse) from a flat index on a 2-D grid.
+  let [gx, gy] = [Math.ceil(plan.N / tileN), Math.ceil(plan.M / tileM)];
+  if (variant === "vec4") [gx, gy] = grid(gx * gy, maxDim);
   if (gx > maxDim || gy > maxDim) {
     throw new RangeError(
       `matmul: M=${plan.M} N=${plan.N} needs a ${gx}×${gy} grid, over ${maxDim} per dimension`,

@@ -18,7 +18,9 @@ export {
   type MatmulParams,
   type MatmulPlan,
   planMatmul,
+  VEC4_MIN_TILES,
+  vec4Obstacle,
 } from "./encode.ts";
-export { MATMUL_KERNELS, type MatmulVariant } from "./kernels.ts";
+export { MATMUL_KERNELS, MATMUL_TILES, type MatmulVariant } from "./kernels.ts";
 export { matmulReference, type MatmulShape } from "./reference.ts";
 export { checkMatmul, type MatmulCheck } from "./check.ts";
