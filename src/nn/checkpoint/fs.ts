@@ -1,0 +1,92 @@
+/**
+ * The file-system seam of the checkpoint code: the only file that touches `Deno.*`, so that a port
+ * to another runtime (Bun, Node) replaces this file and nothing else.
+ *
+ * @module
+ */
+
+/** A checkpoint file that cannot be read or parsed; the message names the file and the problem. */
+export class CheckpointError extends Error {
+  /**
+   * @param file the path (or `<memory>`) of the offending file.
+   * @param problem one sentence naming what is wrong.
+   */
+  constructor(readonly file: string, readonly problem: string) {
+    super(`${file}: ${problem}`);
+    this.name = "CheckpointError";
+  }
+}
+
+/** `dir/name` with one separator. */
+export function joinPath(dir: string, name: string): string {
+  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
+}
+
+function reason(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
+
+/** The bytes of `path`; a missing or unreadable file is a `CheckpointError`. */
+export async function readBytes(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    throw new CheckpointError(path, `cannot read the file (${reason(e)})`);
+  }
+}
+
+/** The text of `path` (UTF-8); a missing or unreadable file is a `CheckpointError`. */
+export async function readText(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    throw new CheckpointError(path, `cannot read the file (${reason(e)})`);
+  }
+}
+
+/** Creates `dir` and its parents when missing. */
+export async function ensureDir(dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+}
+
+/**
+ * Writes `data` to `path` atomically: a temporary file in the same folder (so the rename stays on
+ * one file system), flushed to disk, then renamed over `path`. A reader sees the old file or the
+ * new one, never a partial write; a crash leaves at most a stray `*.tmp-*` file.
+ */
+export async function writeBytesAtomic(path: string, data: Uint8Array): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
+  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    const file = await Deno.open(tmp, { write: true, createNew: true });
+    try {
+      let written = 0;
+      while (written < data.length) written += await file.write(data.subarray(written));
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw new CheckpointError(path, `cannot write the file (${reason(e)})`);
+  }
+  // Flush the directory entry too so the rename survives a power loss; not every platform allows
+  // opening a directory, and the data itself is already on disk, so failure here is not an error.
+  try {
+    const d = await Deno.open(dir, { read: true });
+    try {
+      await d.sync();
+    } finally {
+      d.close();
+    }
+  } catch {
+    // best effort
+  }
+}
+
+/** Writes UTF-8 `text` to `path` atomically (see `writeBytesAtomic`). */
+export async function writeTextAtomic(path: string, text: string): Promise<void> {
+  await writeBytesAtomic(path, new TextEncoder().encode(text));
+}

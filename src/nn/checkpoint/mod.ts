@@ -1,0 +1,11 @@
+/**
+ * Checkpoints: safetensors read/write, Hugging Face Qwen config and tensor names, atomic folders.
+ *
+ * @module
+ */
+export * from "./checkpoint.ts";
+export * from "./config.ts";
+export * from "./dtype.ts";
+export { CheckpointError } from "./fs.ts";
+export * from "./names.ts";
+export * from "./safetensors.ts";
