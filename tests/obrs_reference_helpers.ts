@@ -128,8 +128,8 @@ export interface RandomBatch {
 
 /**
  * Rows are perturbations of one base row: some peaked (×8), some flat (all equal), some with ties
- * (logits rounded to 0.5) and -Infinity entries (the same ids in all three rows, except the sampled
- * one, so p_inf(x) > 0). Ids are drawn from p_inf; about 15% of tokens are padding.
+ * (logits rounded to 0.5) and -Infinity entries (mostly the same ids in all three rows, some in p_ref
+ * or p_new only). Ids are drawn from p_inf, so p_inf(x) > 0; about 15% of tokens are padding.
  */
 export function randomBatch(rng: Rng, n: number, vocab: number, drift = 0.5): RandomBatch {
   const raw = [
@@ -150,6 +150,10 @@ export function randomBatch(rng: Rng, n: number, vocab: number, drift = 0.5): Ra
     if (style === 3 && vocab > 2) {
       for (let v = 0; v < vocab; v++) {
         if (rng.uniform() < 0.3) { for (const r of raw) r[t * vocab + v] = -Infinity; }
+      }
+      // Tokens only p_ref or p_new rule out (p_target(x) = 0 < p_inf(x): a = 0, clamped ratios).
+      for (const r of [raw[1], raw[2]]) {
+        for (let v = 0; v < vocab; v++) if (rng.uniform() < 0.1) r[t * vocab + v] = -Infinity;
       }
       // Keep at least one finite entry per row.
       for (const r of raw) if (r[t * vocab] === -Infinity) r[t * vocab] = 0;
