@@ -15,3 +15,4 @@ export {
   WORDSORT_OPTIONS,
   WORDSORT_SEPARATOR,
 } from "./wordsort.ts";
+export { passAtK, type SampledScore, scoreSamples } from "./metrics.ts";
