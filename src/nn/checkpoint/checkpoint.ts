@@ -47,6 +47,9 @@ export interface CheckpointOptions {
 /**
  * Writes `dir/model.safetensors` then `dir/config.json`, each atomically (see `fs.ts`), creating
  * `dir` if needed. With `validate` (default) the tensors must match the config exactly.
+ * Each file is replaced whole, but the pair is not: a crash between the two renames leaves new
+ * weights beside the old config, which `loadCheckpoint` refuses when the shapes disagree. Save
+ * each step to its own folder (`step-000100/`) when that matters.
  *
  * @example
  * ```ts
