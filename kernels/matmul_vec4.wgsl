@@ -2,11 +2,11 @@
 //
 // Each workgroup of 256 invocations computes a 128×128 tile of C; each invocation an 8×8 block held
 // in 16 vec4 accumulator *variables* (naga turns a dynamically indexed private array into memory
-// traffic: 0.5 TFLOP/s against 17.4 with variables, measured on an H100). K advances 8 at a time
-// through two workgroup-memory buffers: while the tile in one is multiplied, the next tile's global
-// loads are already in flight into registers, then land in the other buffer, so one barrier per
-// step suffices. Workgroups walk the output in groups of GROUP_M tile rows so that neighbours in
-// time share A and B tiles in L2.
+// traffic: 0.5 TFLOP/s against 17.4 with variables, measured on an H100). K advances BK (8, or 16
+// by override) at a time through two workgroup-memory buffers: while the tile in one is
+// multiplied, the next tile's global loads are already in flight into registers, then land in the
+// other buffer, so one barrier per step suffices. Workgroups walk the output in groups of GROUP_M
+// tile rows so that neighbours in time share A and B tiles in L2.
 //
 // Needs every row of A, B and C (and every batch stride) to be a whole number of vec4: the
 // contiguous dimension of each stored matrix must be a multiple of 4 (encodeMatmul checks this and
@@ -19,15 +19,17 @@
 override TRANS_A: bool = false; // A stored K×M
 override TRANS_B: bool = false; // B stored N×K
 override ACCUMULATE: bool = false; // C += A·B
-override GROUP_M: u32 = 8u;
+override GROUP_M: u32 = 8u; // tile rows walked together (1: plain row-major order)
+override BK: u32 = 8u; // k per step: 8 or 16 (16 halves the barriers, doubles workgroup memory)
+// Row pad of the workgroup tiles in vec4. 1 keeps the scattered (transposing) stores of an
+// untransposed operand in distinct banks; 0 fits BK = 16 into 32 KiB (llvmpipe's limit).
+override PAD: u32 = 1u;
 
 const BM = 128u;
 const BN = 128u;
-const BK = 8u;
-// Row pitch of the workgroup tiles in vec4, padded by one vec4 so that the scattered (transposing)
-// stores of the untransposed operand land in distinct banks.
-const PITCH = 33u;
-const TILE = BK * PITCH; // vec4 per buffer
+override PITCH: u32 = BM / 4u + PAD; // vec4 per k row of a tile
+override TILE: u32 = BK * PITCH; // vec4 per buffer
+override RV: u32 = BK / 4u; // vec4 per tile row of an untransposed operand
 
 struct Params {
   M: u32, N: u32, K: u32,
@@ -44,46 +46,48 @@ struct Params {
 var<workgroup> As: array<vec4<f32>, 2u * TILE>;
 var<workgroup> Bs: array<vec4<f32>, 2u * TILE>;
 
-// The vec4 of op(A)'s tile (rows m0.., columns k0..) that invocation t loads: a row segment of 4
-// consecutive k when A is M×K, a row segment of 4 consecutive m when A is K×M. Zeros past the edge.
-fn loadA(base: u32, m0: u32, k0: u32, t: u32) -> vec4<f32> {
+// Vec4 number e (0 .. BK·32) of op(A)'s tile (rows m0.., columns k0..): 4 consecutive k of one
+// row when A is M×K, 4 consecutive m of one k when A is K×M. Consecutive e are consecutive in
+// memory. Zeros past the edge (the contiguous dimension being a multiple of 4, a vec4 is either
+// wholly inside or wholly outside).
+fn loadA(base: u32, m0: u32, k0: u32, e: u32) -> vec4<f32> {
   let M = params.M;
   let K = params.K;
   if (TRANS_A) {
-    let k = k0 + (t >> 5u);
-    let m = m0 + (t & 31u) * 4u;
+    let k = k0 + (e >> 5u);
+    let m = m0 + (e & 31u) * 4u;
     if (k < K && m < M) { return a[(base + k * M + m) >> 2u]; }
   } else {
-    let m = m0 + (t >> 1u);
-    let k = k0 + (t & 1u) * 4u;
+    let m = m0 + e / RV;
+    let k = k0 + (e % RV) * 4u;
     if (m < M && k < K) { return a[(base + m * K + k) >> 2u]; }
   }
   return vec4<f32>(0.0);
 }
 
-fn loadB(base: u32, n0: u32, k0: u32, t: u32) -> vec4<f32> {
+fn loadB(base: u32, n0: u32, k0: u32, e: u32) -> vec4<f32> {
   let N = params.N;
   let K = params.K;
   if (TRANS_B) {
-    let n = n0 + (t >> 1u);
-    let k = k0 + (t & 1u) * 4u;
+    let n = n0 + e / RV;
+    let k = k0 + (e % RV) * 4u;
     if (n < N && k < K) { return b[(base + n * K + k) >> 2u]; }
   } else {
-    let k = k0 + (t >> 5u);
-    let n = n0 + (t & 31u) * 4u;
+    let k = k0 + (e >> 5u);
+    let n = n0 + (e & 31u) * 4u;
     if (k < K && n < N) { return b[(base + k * N + n) >> 2u]; }
   }
   return vec4<f32>(0.0);
 }
 
-// Writes what loadA returned into tile buffer `buf`, laid out [k][m]; the untransposed case
-// scatters the four k values into four rows.
-fn storeA(buf: u32, t: u32, v: vec4<f32>) {
+// Writes what loadA returned for vec4 e into tile buffer `buf`, laid out [k][m]; the
+// untransposed case scatters the four k values into four rows.
+fn storeA(buf: u32, e: u32, v: vec4<f32>) {
   if (TRANS_A) {
-    As[buf + (t >> 5u) * PITCH + (t & 31u)] = v;
+    As[buf + (e >> 5u) * PITCH + (e & 31u)] = v;
   } else {
-    let r = t >> 1u;
-    let i = buf + (t & 1u) * 4u * PITCH + (r >> 2u);
+    let r = e / RV;
+    let i = buf + (e % RV) * 4u * PITCH + (r >> 2u);
     let j = r & 3u;
     As[i][j] = v.x;
     As[i + PITCH][j] = v.y;
@@ -92,17 +96,17 @@ fn storeA(buf: u32, t: u32, v: vec4<f32>) {
   }
 }
 
-fn storeB(buf: u32, t: u32, v: vec4<f32>) {
+fn storeB(buf: u32, e: u32, v: vec4<f32>) {
   if (TRANS_B) {
-    let r = t >> 1u;
-    let i = buf + (t & 1u) * 4u * PITCH + (r >> 2u);
+    let r = e / RV;
+    let i = buf + (e % RV) * 4u * PITCH + (r >> 2u);
     let j = r & 3u;
     Bs[i][j] = v.x;
     Bs[i + PITCH][j] = v.y;
     Bs[i + 2u * PITCH][j] = v.z;
     Bs[i + 3u * PITCH][j] = v.w;
   } else {
-    Bs[buf + (t >> 5u) * PITCH + (t & 31u)] = v;
+    Bs[buf + (e >> 5u) * PITCH + (e & 31u)] = v;
   }
 }
 
@@ -148,20 +152,33 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
   var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
 
+  // Each invocation moves BK / 8 vec4 of each operand per step: slots t and, for BK = 16, t + 256.
+  let two = BK == 16u;
   let steps = (params.K + BK - 1u) / BK;
   storeA(0u, t, loadA(baseA, m0, 0u, t));
   storeB(0u, t, loadB(baseB, n0, 0u, t));
+  if (two) {
+    storeA(0u, t + 256u, loadA(baseA, m0, 0u, t + 256u));
+    storeB(0u, t + 256u, loadB(baseB, n0, 0u, t + 256u));
+  }
   workgroupBarrier();
 
   for (var s = 0u; s < steps; s++) {
     let cur = (s & 1u) * TILE;
     let more = s + 1u < steps;
     // Issue the next step's global loads before the arithmetic that hides their latency.
-    var nextA = vec4<f32>(0.0);
-    var nextB = vec4<f32>(0.0);
+    let k1 = (s + 1u) * BK;
+    var nextA0 = vec4<f32>(0.0);
+    var nextB0 = vec4<f32>(0.0);
+    var nextA1 = vec4<f32>(0.0);
+    var nextB1 = vec4<f32>(0.0);
     if (more) {
-      nextA = loadA(baseA, m0, (s + 1u) * BK, t);
-      nextB = loadB(baseB, n0, (s + 1u) * BK, t);
+      nextA0 = loadA(baseA, m0, k1, t);
+      nextB0 = loadB(baseB, n0, k1, t);
+      if (two) {
+        nextA1 = loadA(baseA, m0, k1, t + 256u);
+        nextB1 = loadB(baseB, n0, k1, t + 256u);
+      }
     }
     for (var k = 0u; k < BK; k++) {
       let ra = cur + k * PITCH + ty;
@@ -181,8 +198,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
     if (more) {
       let nxt = TILE - cur;
-      storeA(nxt, t, nextA);
-      storeB(nxt, t, nextB);
+      storeA(nxt, t, nextA0);
+      storeB(nxt, t, nextB0);
+      if (two) {
+        storeA(nxt, t + 256u, nextA1);
+        storeB(nxt, t + 256u, nextB1);
+      }
     }
     workgroupBarrier();
   }

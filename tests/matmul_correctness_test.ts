@@ -18,6 +18,7 @@ import {
   type MatmulShape,
   type MatmulVariant,
   planMatmul,
+  type Vec4Tuning,
 } from "../src/tensor/matmul/mod.ts";
 
 interface Case extends MatmulShape {
@@ -38,7 +39,13 @@ function roundUp(n: number, m: number) {
 }
 
 /** Runs every case in one batch, reads every C back at once, and checks each. */
-async function runCases(gpu: GpuContext, cases: Case[], variant?: MatmulVariant, seed = 1) {
+async function runCases(
+  gpu: GpuContext,
+  cases: Case[],
+  variant?: MatmulVariant,
+  seed = 1,
+  vec4Tuning?: Partial<Vec4Tuning>,
+) {
   const rng = new Rng(seed);
   const batch = new ComputeBatch(gpu);
   const pending = cases.map((cs) => {
@@ -70,6 +77,7 @@ async function runCases(gpu: GpuContext, cases: Case[], variant?: MatmulVariant,
       b: { buffer: bBuf, offset: ob },
       c: { buffer: cBuf, offset: cOff },
       variant,
+      vec4Tuning,
     });
     return { cs, a, b, cBefore, cBuf, cOff, strideC, nC };
   });
@@ -187,6 +195,33 @@ Deno.test("matmul: the vec4 kernel matches the reference on aligned shapes", asy
   const gpu = await getGpu();
   const cases = [...transposeCases(ALIGNED_SHAPES), ...ALIGNED_LAYOUT_CASES];
   report("variant vec4", await runCases(gpu, cases, "vec4", 3));
+});
+
+Deno.test("matmul: the vec4 kernel's tunings all give the same products", async () => {
+  const gpu = await getGpu();
+  // 260×260 is 3×3 tiles: with GROUP_M = 2 the last group of tile rows is partial.
+  const shapes = [...ALIGNED_SHAPES.slice(1, 4), [260, 260, 8] as [number, number, number]];
+  const cases = [...transposeCases(shapes), ...ALIGNED_LAYOUT_CASES];
+  const tunings: Array<Partial<Vec4Tuning>> = [{ BK: 16, PAD: 0 }, { PAD: 0, GROUP_M: 1 }, {
+    GROUP_M: 2,
+  }];
+  for (const t of tunings) {
+    report(`vec4 ${JSON.stringify(t)}`, await runCases(gpu, cases, "vec4", 5, t));
+  }
+  const batch = new ComputeBatch(gpu);
+  const buf = { buffer: createStorageBuffer(gpu, 4096) };
+  const p = { a: buf, b: buf, c: { buffer: createStorageBuffer(gpu, 4096) }, M: 4, N: 4, K: 4 };
+  assert.throws(
+    () => encodeMatmul(batch, gpu, { ...p, variant: "vec4", vec4Tuning: { BK: 12 } }),
+    /BK must be 8 or 16, got 12/,
+  );
+  const small = gpu.limits.maxComputeWorkgroupStorageSize < 33792;
+  if (small) {
+    assert.throws(
+      () => encodeMatmul(batch, gpu, { ...p, variant: "vec4", vec4Tuning: { BK: 16, PAD: 1 } }),
+      /needs 33792 bytes of workgroup memory/,
+    );
+  }
 });
 
 Deno.test("matmul: the kernel is chosen by alignment and size", async () => {

@@ -19,6 +19,50 @@ export interface MatmulParams extends MatmulShape {
   c: BufferSlice;
   /** Force a kernel variant (tests and benchmarks); default: chosen by shape. */
   variant?: MatmulVariant;
+  /** Tuning of the `vec4` kernel (tests and benchmarks); default {@link DEFAULT_VEC4_TUNING}. */
+  vec4Tuning?: Partial<Vec4Tuning>;
+}
+
+/** The `override` constants of matmul_vec4.wgsl that trade speed, not results. */
+export interface Vec4Tuning {
+  /** k per step: 8 or 16. */
+  BK: number;
+  /** Row pad of the workgroup tiles in vec4: 0 or 1. */
+  PAD: number;
+  /** Tile rows walked together for L2 reuse (1: row-major order). */
+  GROUP_M: number;
+}
+
+/**
+ * The tuning `encodeMatmul` uses: 128×128×8 with padded tiles (17 KB of workgroup memory, which
+ * every device offers) walked in groups of 8 tile rows. `bench/matmul/main.ts` weighs the others.
+ */
+export const DEFAULT_VEC4_TUNING: Readonly<Vec4Tuning> = { BK: 8, PAD: 1, GROUP_M: 8 };
+
+/** Bytes of workgroup memory the vec4 kernel needs with `tuning`. */
+export function vec4WorkgroupBytes(tuning: Vec4Tuning): number {
+  return 2 * 2 * tuning.BK * (32 + tuning.PAD) * 16;
+}
+
+function vec4Tuned(gpu: GpuContext, partial: Partial<Vec4Tuning> = {}): Vec4Tuning {
+  const t = { ...DEFAULT_VEC4_TUNING, ...partial };
+  if (t.BK !== 8 && t.BK !== 16) {
+    throw new RangeError(`matmul: vec4 BK must be 8 or 16, got ${t.BK}`);
+  }
+  if (t.PAD !== 0 && t.PAD !== 1) {
+    throw new RangeError(`matmul: vec4 PAD must be 0 or 1, got ${t.PAD}`);
+  }
+  if (!Number.isInteger(t.GROUP_M) || t.GROUP_M < 1) {
+    throw new RangeError(`matmul: vec4 GROUP_M must be a positive integer, got ${t.GROUP_M}`);
+  }
+  const need = vec4WorkgroupBytes(t), have = gpu.limits.maxComputeWorkgroupStorageSize ?? 16384;
+  if (need > have) {
+    throw new RangeError(
+      `matmul: vec4 with BK=${t.BK} PAD=${t.PAD} needs ${need} bytes of workgroup memory, ` +
+        `this device offers ${have}`,
+    );
+  }
+  return t;
 }
 
 /** The validated arguments with every default filled in. */
@@ -196,6 +240,7 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
   const variant = p.variant ?? chooseMatmulVariant(plan);
   const kernels = MATMUL_KERNELS[variant];
   if (!kernels) throw new RangeError(`matmul: unknown variant ${String(variant)}`);
+  const tuning = variant === "vec4" ? vec4Tuned(gpu, p.vec4Tuning) : undefined;
   if (variant === "vec4") {
     const obstacle = vec4Obstacle(plan);
     if (obstacle) {
@@ -208,6 +253,7 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
     TRANS_A: plan.transA ? 1 : 0,
     TRANS_B: plan.transB ? 1 : 0,
     ACCUMULATE: plan.accumulate ? 1 : 0,
+    ...tuning,
   };
   const bind = (s: BufferSlice, elements: number): BufferSlice => ({
     buffer: s.buffer,

@@ -13,6 +13,7 @@
  */
 export {
   chooseMatmulVariant,
+  DEFAULT_VEC4_TUNING,
   encodeMatmul,
   matmulFlops,
   type MatmulParams,
@@ -20,6 +21,8 @@ export {
   planMatmul,
   VEC4_MIN_TILES,
   vec4Obstacle,
+  type Vec4Tuning,
+  vec4WorkgroupBytes,
 } from "./encode.ts";
 export { MATMUL_KERNELS, MATMUL_TILES, type MatmulVariant } from "./kernels.ts";
 export { matmulReference, type MatmulShape } from "./reference.ts";
