@@ -9,6 +9,7 @@ import {
   acceptanceProbs,
   baselineWeights,
   exactZ,
+  logAcceptance,
   obrsBatch,
   type ObrsBatchResult,
   obrsBatchTopK,
@@ -19,7 +20,7 @@ import {
   topkIds,
   zApprox,
 } from "../src/obrs/reference/mod.ts";
-import { type RandomBatch, randomBatch, relErr } from "./obrs_reference_helpers.ts";
+import { pairs, type RandomBatch, randomBatch, relErr } from "./obrs_reference_helpers.ts";
 
 function row(x: Float64Array, t: number, vocab: number): Float64Array {
   return softmax(x.subarray(t * vocab, (t + 1) * vocab));
@@ -49,6 +50,28 @@ function allFinite(result: ObrsBatchResult): boolean {
   const numbers = Object.values(result.stats).filter((v): v is number => typeof v === "number");
   return arrays.every((a) => a.every((v) => Number.isFinite(v))) && numbers.every(Number.isFinite);
 }
+
+Deno.test("logAcceptance is log(acceptanceProbs), zero-probability conventions included", () => {
+  const rng = new Rng(99);
+  let maxErr = 0;
+  let zeroInf = 0;
+  for (const { p, q } of pairs(98, 20)) {
+    const lambda = Math.exp(2 * rng.normal());
+    const a = acceptanceProbs(p, q, lambda);
+    for (let i = 0; i < p.length; i++) {
+      const la = logAcceptance(Math.log(p[i]), Math.log(q[i]), lambda);
+      if (q[i] === 0) zeroInf++;
+      if (a[i] === 0 || a[i] === 1) assert.equal(Math.exp(la), a[i], `p = ${p[i]}, q = ${q[i]}`);
+      else maxErr = Math.max(maxErr, relErr(Math.exp(la), a[i]));
+    }
+  }
+  console.log(
+    `logAcceptance vs acceptanceProbs: max rel error ${
+      maxErr.toExponential(2)
+    } (${zeroInf} with p_inf = 0)`,
+  );
+  assert.ok(zeroInf > 0 && maxErr < 1e-12);
+});
 
 Deno.test("sampleMask: contract u < a, frequencies within 4σ of a over seeds, same seed same mask", () => {
   const n = 64;

@@ -80,7 +80,7 @@ Deno.test("divergences: KL ≥ 0, Pinsker TV ≤ √(KL/2), KL ≤ log(1 + χ²)
 Deno.test("acceptance, Z and P_OBRS agree: Z = Σ q·a, P_OBRS ∝ q·a, P_OBRS = p·Z·max(λ, p/q)^-1…", () => {
   const rng = new Rng(31);
   let maxErr = 0;
-  for (const { p, q } of pairs(32, 40)) {
+  for (const { p, q } of pairs(32, 100)) {
     const lambda = Math.exp(rng.normal() * 2);
     const a = acceptanceProbs(p, q, lambda);
     const z = exactZ(p, q, lambda);
