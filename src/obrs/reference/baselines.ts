@@ -60,67 +60,71 @@ export interface BaselineWeights {
  */
 export function baselineWeights(tokens: TokenLogProbs, spec: BaselineSpec): BaselineWeights {
   const n = checkTokens(tokens);
-  const { valid, logpInf, logpRef, logpNew } = tokens;
+  const rule = ruleFor(tokens, spec);
   const weight = new Float64Array(n);
   const mask = new Uint8Array(n);
-  const ratio = (t: number, num: Float64Array) => Math.exp(clampedLogRatio(num[t], logpInf[t]));
+  for (let t = 0; t < n; t++) {
+    if (!tokens.valid[t]) continue;
+    const w = rule(t);
+    if (w === null) continue;
+    weight[t] = w;
+    mask[t] = 1;
+  }
+  return { weight, mask };
+}
+
+/** The weight of valid token t under a baseline, or null when the baseline masks it. */
+type Rule = (t: number) => number | null;
+
+function ruleFor(tokens: TokenLogProbs, spec: BaselineSpec): Rule {
+  const { valid, logpInf, logpRef, logpNew } = tokens;
+  const ratio = (num: Float64Array, t: number) => Math.exp(clampedLogRatio(num[t], logpInf[t]));
   switch (spec.kind) {
     case "on-policy":
     case "no-correction":
-      for (let t = 0; t < n; t++) [weight[t], mask[t]] = valid[t] ? [1, 1] : [0, 0];
-      break;
+      return () => 1;
     case "is":
-      for (let t = 0; t < n; t++) if (valid[t]) [weight[t], mask[t]] = [ratio(t, logpRef), 1];
-      break;
+      return (t) => ratio(logpRef, t);
     case "tis":
       checkPositive("cap", spec.cap);
-      for (let t = 0; t < n; t++) {
-        if (valid[t]) [weight[t], mask[t]] = [Math.min(ratio(t, logpRef), spec.cap), 1];
-      }
-      break;
+      return (t) => Math.min(ratio(logpRef, t), spec.cap);
     case "icepop": {
       const { alpha, beta } = spec;
       if (!(alpha >= 0 && beta >= alpha && beta < Infinity)) {
         throw new RangeError(`icepop needs 0 <= alpha <= beta < Infinity, got [${alpha}, ${beta}]`);
       }
-      for (let t = 0; t < n; t++) {
-        if (!valid[t]) continue;
-        const r = ratio(t, logpRef);
-        if (r >= alpha && r <= beta) [weight[t], mask[t]] = [r, 1];
-      }
-      break;
+      return (t) => {
+        const r = ratio(logpRef, t);
+        return r >= alpha && r <= beta ? r : null;
+      };
     }
     case "no-clip":
-      for (let t = 0; t < n; t++) if (valid[t]) [weight[t], mask[t]] = [ratio(t, logpNew), 1];
-      break;
+      return (t) => ratio(logpNew, t);
     case "no-clip-obrs": {
       const { obrs } = spec;
       if (obrs.target !== "new") {
         throw new RangeError('no-clip-obrs needs OBRS computed with target "new"');
       }
-      if (obrs.weight.length !== n) {
-        throw new RangeError(`no-clip-obrs: obrs has ${obrs.weight.length} tokens, expected ${n}`);
+      if (obrs.weight.length !== valid.length) {
+        throw new RangeError(
+          `no-clip-obrs: obrs has ${obrs.weight.length} tokens, expected ${valid.length}`,
+        );
       }
-      for (let t = 0; t < n; t++) {
-        if (valid[t] && obrs.mask[t]) [weight[t], mask[t]] = [obrs.weight[t], 1];
-      }
-      break;
+      return (t) => (obrs.mask[t] ? obrs.weight[t] : null);
     }
     case "mask-only": {
       checkLambda(spec.lambda);
       const target = spec.target === "new" ? logpNew : logpRef;
-      const logAccept = new Float64Array(n);
-      for (let t = 0; t < n; t++) {
+      const logAccept = new Float64Array(valid.length);
+      for (let t = 0; t < valid.length; t++) {
         if (valid[t]) logAccept[t] = logAcceptance(target[t], logpInf[t], spec.lambda);
       }
       const m = sampleMask(logAccept, spec.seed);
-      for (let t = 0; t < n; t++) if (valid[t] && m[t]) [weight[t], mask[t]] = [1, 1];
-      break;
+      return (t) => (m[t] ? 1 : null);
     }
     default: {
       const unknown: never = spec;
       throw new RangeError(`unknown baseline ${(unknown as { kind: string }).kind}`);
     }
   }
-  return { weight, mask };
 }

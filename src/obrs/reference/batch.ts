@@ -103,11 +103,9 @@ export function obrsBatch(input: ObrsBatchInput, options: ObrsOptions): ObrsBatc
   checkK(options.k, vocab);
   const n = valid.length;
   checkIds(ids, valid, vocab);
-  for (
-    const [name, x] of [["logpInf", logpInf], ["logpRef", logpRef], ["logpNew", logpNew]] as const
-  ) {
-    checkLength(name, x, n * vocab, "[N, V]");
-  }
+  checkLength("logpInf", logpInf, n * vocab, "[N, V]");
+  checkLength("logpRef", logpRef, n * vocab, "[N, V]");
+  checkLength("logpNew", logpNew, n * vocab, "[N, V]");
   const logpTarget = options.target === "new" ? logpNew : logpRef;
   const logLambda = Math.log(options.lambda);
   const tokens: TokenLogProbs = {

@@ -147,14 +147,10 @@ export function checkTokens(tokens: TokenLogProbs): number {
       throw new RangeError(`valid[${t}] = ${tokens.valid[t]}, expected 0 or 1`);
     }
     if (!tokens.valid[t]) continue;
-    for (
-      const [name, x] of [["logpInf", tokens.logpInf], ["logpRef", tokens.logpRef], [
-        "logpNew",
-        tokens.logpNew,
-      ]] as const
-    ) {
-      if (Number.isNaN(x[t]) || x[t] > LOG_SUM_TOLERANCE) {
-        throw new RangeError(`${name}[${t}] = ${x[t]} is not a log-probability`);
+    for (const name of ["logpInf", "logpRef", "logpNew"] as const) {
+      const value = tokens[name][t];
+      if (Number.isNaN(value) || value > LOG_SUM_TOLERANCE) {
+        throw new RangeError(`${name}[${t}] = ${value} is not a log-probability`);
       }
     }
   }
