@@ -1,0 +1,107 @@
+/**
+ * The numbered matmul kernel versions, llm.c style: each says what changed from the one before and
+ * how fast it ran. The promoted kernels live in kernels/ and run through `encodeMatmul`; a version
+ * that only survives as history keeps its WGSL in this folder.
+ *
+ * Figures: "llvmpipe" is the CPU fallback adapter (Mesa llvmpipe, 2 shared cores) measured with
+ * `deno run -A bench/matmul/main.ts --small`; it says nothing about GPU speed, only that the
+ * version runs. H100 figures come from `deno run -A bench/matmul/main.ts` on the device host.
+ *
+ * @module
+ */
+import type { ComputeBatch } from "../../src/gpu/batch.ts";
+import type { GpuContext } from "../../src/gpu/device.ts";
+import type { Kernel } from "../../src/gpu/pipelines.ts";
+import {
+  encodeMatmul,
+  type MatmulParams,
+  planMatmul,
+  vec4Obstacle,
+  type Vec4Tuning,
+  vec4WorkgroupBytes,
+} from "../../src/tensor/matmul/mod.ts";
+import v3Source from "./v3_vec4_single.wgsl" with { type: "text" };
+
+/** One numbered kernel version. */
+export interface MatmulVersion {
+  /** "v1", "v2", ... */
+  id: string;
+  /** What it is and what changed from the previous version. */
+  note: string;
+  /** Why it cannot run `p` on this device, or undefined when it can. */
+  obstacle(gpu: GpuContext, p: MatmulParams): string | undefined;
+  /** Records one product. */
+  encode(batch: ComputeBatch, gpu: GpuContext, p: MatmulParams): void;
+}
+
+const v3Kernel: Kernel = { name: "matmul_bench_v3", code: v3Source };
+
+function vec4Version(id: string, note: string, tuning: Partial<Vec4Tuning>): MatmulVersion {
+  return {
+    id,
+    note,
+    obstacle(gpu, p) {
+      const need = vec4WorkgroupBytes({ BK: 8, PAD: 1, GROUP_M: 8, ...tuning });
+      const have = gpu.limits.maxComputeWorkgroupStorageSize ?? 16384;
+      if (need > have) return `needs ${need} B of workgroup memory, device has ${have}`;
+      return vec4Obstacle(planMatmul(gpu, p));
+    },
+    encode: (batch, gpu, p) =>
+      encodeMatmul(batch, gpu, { ...p, variant: "vec4", vec4Tuning: tuning }),
+  };
+}
+
+/** Every version, oldest first. */
+export const MATMUL_VERSIONS: MatmulVersion[] = [
+  {
+    id: "v1",
+    // llvmpipe 128³ / 256³ / 512³: see the report table in bench/matmul/README.md.
+    note: "naive: one invocation per output, K serial loads of A and B (kernels/matmul_naive.wgsl)",
+    obstacle: () => undefined,
+    encode: (batch, gpu, p) => encodeMatmul(batch, gpu, { ...p, variant: "naive" }),
+  },
+  {
+    id: "v2",
+    note: "64×64 tiles through workgroup memory, 4×4 outputs per invocation in vec4 accumulator " +
+      "variables, scalar loads, double-buffered (kernels/matmul_tiled.wgsl; the any-shape path)",
+    obstacle: () => undefined,
+    encode: (batch, gpu, p) => encodeMatmul(batch, gpu, { ...p, variant: "tiled" }),
+  },
+  {
+    id: "v3",
+    note: "128×128×8 tiles, 8×8 outputs per invocation in 16 vec4 variables, vec4 global loads; " +
+      "one buffer, two barriers per step, row-major tile order (bench/matmul/v3_vec4_single.wgsl)",
+    obstacle(gpu, p) {
+      const plan = planMatmul(gpu, p);
+      if (plan.transA || plan.transB || plan.accumulate || plan.batchCount > 1) {
+        return "history version: plain A·B only";
+      }
+      return vec4Obstacle(plan);
+    },
+    encode(batch, _gpu, p) {
+      batch.dispatch({
+        kernel: v3Kernel,
+        bindings: [p.a, p.b, p.c, new Uint32Array([p.M, p.N, p.K, 0, 0, 0, 0, 0])],
+        workgroups: [Math.ceil(p.N / 128), Math.ceil(p.M / 128)],
+      });
+    },
+  },
+  vec4Version(
+    "v4",
+    "v3 + second workgroup buffer with the next step's loads prefetched into registers (one " +
+      "barrier per step) + tiles walked in groups of 8 rows for L2 reuse; all transposes, " +
+      "batches, accumulate (kernels/matmul_vec4.wgsl, the default for large aligned products)",
+    {},
+  ),
+  vec4Version("v5", "v4 with BK = 16: half the barriers, twice the workgroup memory", {
+    BK: 16,
+    PAD: 1,
+  }),
+  vec4Version("v6", "v4 with BK = 16 and unpadded tiles (fits 32 KiB; bank conflicts on scatter)", {
+    BK: 16,
+    PAD: 0,
+  }),
+  vec4Version("v7", "v4 with GROUP_M = 1 (row-major tile order): what the grouping buys", {
+    GROUP_M: 1,
+  }),
+];
