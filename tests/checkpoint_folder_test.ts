@@ -3,6 +3,7 @@ import {
   CheckpointError,
   decodeSafetensors,
   encodeSafetensors,
+  type HostTensor,
   loadCheckpoint,
   makeQwenConfig,
   parseQwenConfig,
@@ -13,7 +14,6 @@ import {
   qwenTensorSpecs,
   REQUIRED_CONFIG_KEYS,
   saveCheckpoint,
-  type Tensor,
   validateQwenTensors,
 } from "../src/nn/checkpoint/mod.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -27,8 +27,8 @@ const SMALL = {
   intermediate_size: 24,
 };
 
-function randomWeights(config: QwenConfig, rng: Rng): Map<string, Tensor> {
-  const out = new Map<string, Tensor>();
+function randomWeights(config: QwenConfig, rng: Rng): Map<string, HostTensor> {
+  const out = new Map<string, HostTensor>();
   for (const { name, shape } of qwenTensorSpecs(config)) {
     const n = shape.reduce((p, d) => p * d, 1);
     out.set(name, { shape, data: Float32Array.from({ length: n }, () => rng.normal()) });

@@ -4,7 +4,7 @@ import {
   decodeSafetensors,
   decodeSafetensorsHeader,
   encodeSafetensors,
-  type Tensor,
+  type HostTensor,
 } from "../src/nn/checkpoint/mod.ts";
 import { Rng } from "../src/util/rng.ts";
 
@@ -62,8 +62,8 @@ function randomShape(rng: Rng): number[] {
   return Array.from({ length: rank }, () => rng.int(5) + (rng.int(8) === 0 ? 0 : 1));
 }
 
-function randomTensors(rng: Rng, count: number): Map<string, Tensor> {
-  const out = new Map<string, Tensor>();
+function randomTensors(rng: Rng, count: number): Map<string, HostTensor> {
+  const out = new Map<string, HostTensor>();
   for (let k = 0; k < count; k++) {
     const shape = k === 0 ? [33] : randomShape(rng);
     const n = shape.reduce((p, d) => p * d, 1);
@@ -288,7 +288,7 @@ Deno.test("safetensors: corrupt headers name the problem", () => {
 });
 
 Deno.test("safetensors: bad tensors are refused when writing", () => {
-  const f = (shape: number[], n: number): Tensor => ({ shape, data: new Float32Array(n) });
+  const f = (shape: number[], n: number): HostTensor => ({ shape, data: new Float32Array(n) });
   assert.throws(
     () => encodeSafetensors({ a: f([2, 3], 5) }),
     /'a' shape \[2,3\] has 6 elements but its data has 5/,

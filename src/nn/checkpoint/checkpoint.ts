@@ -19,8 +19,8 @@ import { validateQwenTensors } from "./names.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,
+  type HostTensor,
   type LoadedTensor,
-  type Tensor,
 } from "./safetensors.ts";
 
 /** File name of the weights inside a checkpoint folder. */
@@ -29,7 +29,7 @@ export const WEIGHTS_FILE = "model.safetensors";
 export const CONFIG_FILE = "config.json";
 
 /** What `saveCheckpoint` writes. */
-export interface Checkpoint<T extends Tensor = Tensor> {
+export interface Checkpoint<T extends HostTensor = HostTensor> {
   /** The model configuration. */
   config: QwenConfig;
   /** Tensors by Hugging Face name. */

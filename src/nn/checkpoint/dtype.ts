@@ -6,10 +6,10 @@
  */
 
 /** Element types read: F32, F16 and BF16 (converted to f32), I32, I64. Written: F32, I32, I64. */
-export type DType = "F32" | "F16" | "BF16" | "I32" | "I64";
+export type SafetensorsDType = "F32" | "F16" | "BF16" | "I32" | "I64";
 
 /** Bytes per element of each supported dtype. */
-export const DTYPE_SIZE: Readonly<Record<DType, number>> = {
+export const DTYPE_SIZE: Readonly<Record<SafetensorsDType, number>> = {
   F32: 4,
   F16: 2,
   BF16: 2,
@@ -18,7 +18,7 @@ export const DTYPE_SIZE: Readonly<Record<DType, number>> = {
 };
 
 /** Whether `s` names a supported dtype. */
-export function isDType(s: unknown): s is DType {
+export function isDType(s: unknown): s is SafetensorsDType {
   return typeof s === "string" && Object.hasOwn(DTYPE_SIZE, s);
 }
 

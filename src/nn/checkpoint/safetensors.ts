@@ -13,14 +13,20 @@
  *
  * @module
  */
-import { bf16BitsToF32Bits, type DType, DTYPE_SIZE, f16BitsToF32Bits, isDType } from "./dtype.ts";
+import {
+  bf16BitsToF32Bits,
+  DTYPE_SIZE,
+  f16BitsToF32Bits,
+  isDType,
+  type SafetensorsDType,
+} from "./dtype.ts";
 import { CheckpointError } from "./fs.ts";
 
 /** Element storage: F32 (and F16/BF16 after conversion), I32, I64. */
 export type TensorData = Float32Array | Int32Array | BigInt64Array;
 
 /** A tensor to write: row-major `data` of `shape`; the dtype follows the array type. */
-export interface Tensor {
+export interface HostTensor {
   /** Dimensions, outermost first; `[]` is a scalar. */
   shape: readonly number[];
   /** Row-major elements; `data.length` must equal the product of `shape`. */
@@ -28,15 +34,15 @@ export interface Tensor {
 }
 
 /** A tensor read from a file: `dtype` is the stored type (F16/BF16 arrive as Float32Array). */
-export interface LoadedTensor extends Tensor {
+export interface LoadedTensor extends HostTensor {
   /** The dtype in the file. */
-  dtype: DType;
+  dtype: SafetensorsDType;
 }
 
 /** One header entry, as stored. */
 export interface HeaderEntry {
   /** Stored element type. */
-  dtype: DType;
+  dtype: SafetensorsDType;
   /** Dimensions. */
   shape: number[];
   /** `[begin, end)` byte range relative to the start of the data section. */
@@ -58,7 +64,7 @@ export const MAX_HEADER_BYTES = 100_000_000;
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-function dtypeOf(data: TensorData): DType {
+function dtypeOf(data: TensorData): SafetensorsDType {
   if (data instanceof Float32Array) return "F32";
   if (data instanceof Int32Array) return "I32";
   if (data instanceof BigInt64Array) return "I64";
@@ -96,7 +102,7 @@ function littleEndianBytes(data: TensorData): Uint8Array {
  * ```
  */
 export function encodeSafetensors(
-  tensors: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>,
+  tensors: ReadonlyMap<string, HostTensor> | Readonly<Record<string, HostTensor>>,
   metadata: Readonly<Record<string, string>> = {},
 ): Uint8Array {
   const list = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
@@ -232,7 +238,7 @@ export function decodeSafetensorsHeader(bytes: Uint8Array, file = "<memory>"): S
           `${dataLength} bytes (truncated?)`,
       );
     }
-    const want = numel(shape as number[]) * DTYPE_SIZE[dtype as DType];
+    const want = numel(shape as number[]) * DTYPE_SIZE[dtype as SafetensorsDType];
     if (end - begin !== want) {
       fail(
         `tensor '${name}' shape [${shape}] of ${dtype} needs ${want} bytes but data_offsets ` +
@@ -240,7 +246,7 @@ export function decodeSafetensorsHeader(bytes: Uint8Array, file = "<memory>"): S
       );
     }
     entries.set(name, {
-      dtype: dtype as DType,
+      dtype: dtype as SafetensorsDType,
       shape: shape as number[],
       data_offsets: [begin, end],
     });
@@ -263,7 +269,12 @@ export function decodeSafetensorsHeader(bytes: Uint8Array, file = "<memory>"): S
   return { entries, metadata, dataStart };
 }
 
-function readElements(bytes: Uint8Array, start: number, end: number, dtype: DType): TensorData {
+function readElements(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  dtype: SafetensorsDType,
+): TensorData {
   const size = DTYPE_SIZE[dtype];
   const count = (end - start) / size;
   if (dtype === "F16" || dtype === "BF16") {
