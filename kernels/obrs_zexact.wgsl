@@ -1,0 +1,44 @@
+// Exact Z = Σ_v min(p_inf(v), p_target(v)/λ) over the whole vocabulary, per row (a diagnostic of
+// Z_approx; it reads both logits rows again). One workgroup per row; writes row_data[row, 5].
+override WG: u32 = 256u;
+
+struct Params {
+  vocab: u32,
+  rows: u32,          // rows in this tile
+  row0: u32,          // global index of the tile's first row
+  n: u32,             // rows in the batch (size of one `info` region)
+  target_region: u32, // 1 = new, 2 = ref
+  log_lambda: f32,
+  inf_region: u32,    // info region holding p_inf's lse (0, or 3 for trainer-side rows)
+}
+
+@group(0) @binding(0) var<storage, read> inf_logits: array<f32>; // tile
+@group(0) @binding(1) var<storage, read> tgt_logits: array<f32>; // tile
+@group(0) @binding(2) var<storage, read> info: array<f32>;
+@group(0) @binding(3) var<storage, read_write> row_data: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+var<workgroup> red: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let r = wid.x + wid.y * nwg.x;
+  if (r >= params.rows) { return; }
+  let grow = params.row0 + r;
+  let lse_inf = info[(params.inf_region * params.n + grow) * 4u];
+  let shift = info[(params.target_region * params.n + grow) * 4u] + params.log_lambda;
+  let base = r * params.vocab;
+  var z = 0.0;
+  for (var i = lid; i < params.vocab; i += WG) {
+    let v = exp(min(inf_logits[base + i] - lse_inf, tgt_logits[base + i] - shift));
+    if (v == v) { z += v; } // NaN entries are flagged by topk_stream; keep the sum readable
+  }
+  red[lid] = z;
+  workgroupBarrier();
+  for (var half = WG >> 1u; half > 0u; half >>= 1u) {
+    if (lid < half) { red[lid] += red[lid + half]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { row_data[grow * 8u + 5u] = red[0]; }
+}

@@ -1,0 +1,218 @@
+// Fused row pass over logits [rows, V]: log-sum-exp (online softmax), top-K (values and ids, ties
+// to the lower id), the sampled token's log-prob and non-finite flags, reading each row once.
+//
+// One workgroup per row. The row is streamed in chunks of WG*PER elements; an element enters a
+// candidate buffer in workgroup memory only if it beats the current K-th best (key desc, id asc),
+// so after the first chunks almost nothing is appended. When the buffer could overflow on the
+// next chunk it is sorted (bitonic, in workgroup memory: naga compiles dynamically indexed private
+// arrays badly) and cut back to K, which raises the threshold. Host guarantees K <= CAP - WG*PER.
+//
+// Row flags (info.z, as a float): 1 = NaN or +Inf in the row, 2 = every entry -Inf,
+// 4 = sampled token id out of range.
+override WG: u32 = 256u;
+override PER: u32 = 2u;
+override K: u32 = 20u;
+override CAP: u32 = 2048u; // power of two
+override WITH_LSE: bool = true;
+override HAS_TOKENS: bool = true;
+
+struct Params {
+  vocab: u32,
+  rows: u32,        // rows in this tile
+  row0: u32,        // global index of the tile's first row
+  info_row0: u32,   // row offset of this matrix's region in `info`
+}
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> tokens: array<u32>;
+@group(0) @binding(2) var<storage, read_write> vals: array<f32>; // [N, K] log-probs (raw if !WITH_LSE)
+@group(0) @binding(3) var<storage, read_write> ids: array<u32>;  // [N, K]
+@group(0) @binding(4) var<storage, read_write> info: array<f32>; // [regions*N, 4]: lse, sampled, flags, max
+@group(0) @binding(5) var<uniform> params: Params;
+
+const EMPTY_ID: u32 = 0xffffffffu;
+const NEG_INF_BITS: u32 = 0xff800000u;
+
+var<workgroup> ckey: array<u32, CAP>;
+var<workgroup> cid: array<u32, CAP>;
+var<workgroup> count: atomic<u32>;
+var<workgroup> flags: atomic<u32>;
+var<workgroup> n_seen: u32;
+var<workgroup> thr_key: u32;
+var<workgroup> thr_id: u32;
+var<workgroup> red_m: array<f32, WG>;
+var<workgroup> red_s: array<f32, WG>;
+
+// Monotone map f32 -> u32 (larger float, larger key); -0 and +0 share a key so they tie by id.
+fn order_key(x: f32) -> u32 {
+  var b = bitcast<u32>(x);
+  if (b == 0x80000000u) { b = 0u; }
+  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+fn key_value(k: u32) -> f32 {
+  return bitcast<f32>(select(~k, k & 0x7fffffffu, (k & 0x80000000u) != 0u));
+}
+
+fn better(ka: u32, ia: u32, kb: u32, ib: u32) -> bool {
+  return ka > kb || (ka == kb && ia < ib);
+}
+
+// Sorts the first `size` candidates best-first (size: a uniform power of two <= CAP).
+fn sort_candidates(lid: u32, size: u32) {
+  for (var block = 2u; block <= size; block <<= 1u) {
+    for (var stride = block >> 1u; stride > 0u; stride >>= 1u) {
+      for (var t = lid; t < size; t += WG) {
+        let p = t ^ stride;
+        if (p > t) {
+          let ka = ckey[t];
+          let ia = cid[t];
+          let kb = ckey[p];
+          let ib = cid[p];
+          if (better(kb, ib, ka, ia) == ((t & block) == 0u)) {
+            ckey[t] = kb; cid[t] = ib;
+            ckey[p] = ka; cid[p] = ia;
+          }
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+}
+
+fn next_pow2(n: u32) -> u32 {
+  var p = 2u;
+  while (p < n) { p <<= 1u; }
+  return p;
+}
+
+// Sorts the n candidates and keeps the best K; raises the threshold once K are known.
+fn compact(lid: u32, n: u32) {
+  let size = next_pow2(n);
+  sort_candidates(lid, size);
+  for (var t = K + lid; t < size; t += WG) {
+    ckey[t] = 0u;
+    cid[t] = EMPTY_ID;
+  }
+  if (lid == 0u) {
+    atomicStore(&count, min(n, K));
+    if (n >= K) {
+      thr_key = ckey[K - 1u];
+      thr_id = cid[K - 1u];
+    }
+  }
+  workgroupBarrier();
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let r = wid.x + wid.y * nwg.x;
+  if (r >= params.rows) { return; }
+  let vocab = params.vocab;
+  let base = r * vocab;
+  let grow = params.row0 + r;
+  for (var t = lid; t < CAP; t += WG) {
+    ckey[t] = 0u;
+    cid[t] = EMPTY_ID;
+  }
+  if (lid == 0u) {
+    atomicStore(&count, 0u);
+    atomicStore(&flags, 0u);
+    thr_key = 0u;
+    thr_id = EMPTY_ID;
+  }
+  workgroupBarrier();
+
+  var m = -bitcast<f32>(0x7f800000u);
+  var s = 0.0;
+  var bad = 0u;
+  let chunk = WG * PER;
+  let nchunks = (vocab + chunk - 1u) / chunk;
+  for (var c = 0u; c < nchunks; c++) {
+    let tk = thr_key;
+    let ti = thr_id;
+    for (var e = 0u; e < PER; e++) {
+      let i = c * chunk + e * WG + lid;
+      if (i < vocab) {
+        let x = logits[base + i];
+        let bits = bitcast<u32>(x);
+        if ((bits & 0x7fffffffu) > 0x7f800000u || bits == 0x7f800000u) {
+          bad = 1u; // NaN or +Inf: reported, never ranked or summed
+          continue;
+        }
+        if (WITH_LSE && bits != NEG_INF_BITS) {
+          if (x > m) {
+            s = s * exp(m - x) + 1.0;
+            m = x;
+          } else {
+            s += exp(x - m);
+          }
+        }
+        let key = order_key(x);
+        if (better(key, i, tk, ti)) {
+          let slot = atomicAdd(&count, 1u);
+          ckey[slot] = key;
+          cid[slot] = i;
+        }
+      }
+    }
+    workgroupBarrier();
+    if (lid == 0u) { n_seen = atomicLoad(&count); }
+    let n = workgroupUniformLoad(&n_seen);
+    if (n > CAP - chunk) { compact(lid, n); }
+  }
+  if (lid == 0u) { n_seen = atomicLoad(&count); }
+  let n = workgroupUniformLoad(&n_seen);
+  compact(lid, n);
+  if (bad != 0u) { atomicOr(&flags, 1u); }
+
+  var lse = 0.0;
+  var mmax = 0.0;
+  if (WITH_LSE) {
+    red_m[lid] = m;
+    red_s[lid] = s;
+    workgroupBarrier();
+    for (var half = WG >> 1u; half > 0u; half >>= 1u) {
+      if (lid < half) {
+        let m1 = red_m[lid];
+        let m2 = red_m[lid + half];
+        let mm = max(m1, m2);
+        // A -Inf half contributes 0 (and exp(-inf - -inf) would be NaN), so skip it by its bits.
+        var s1 = 0.0;
+        var s2 = 0.0;
+        if (bitcast<u32>(m1) != NEG_INF_BITS) { s1 = red_s[lid] * exp(m1 - mm); }
+        if (bitcast<u32>(m2) != NEG_INF_BITS) { s2 = red_s[lid + half] * exp(m2 - mm); }
+        red_s[lid] = s1 + s2;
+        red_m[lid] = mm;
+      }
+      workgroupBarrier();
+    }
+    mmax = red_m[0];
+    lse = mmax + log(red_s[0]);
+    if (bitcast<u32>(mmax) == NEG_INF_BITS && lid == 0u) { atomicOr(&flags, 2u); }
+  }
+
+  for (var t = lid; t < K; t += WG) {
+    let id = cid[t];
+    vals[grow * K + t] = key_value(ckey[t]) - lse;
+    ids[grow * K + t] = id;
+  }
+  workgroupBarrier();
+  if (lid == 0u) {
+    var sampled = 0.0;
+    if (HAS_TOKENS) {
+      let tok = tokens[grow];
+      if (tok < vocab) {
+        sampled = logits[base + tok] - lse;
+      } else {
+        atomicOr(&flags, 4u);
+      }
+    }
+    let o = (params.info_row0 + grow) * 4u;
+    info[o] = lse;
+    info[o + 1u] = sampled;
+    info[o + 2u] = f32(atomicLoad(&flags));
+    info[o + 3u] = mmax;
+  }
+}

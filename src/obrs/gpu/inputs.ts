@@ -1,0 +1,212 @@
+/**
+ * Input types and checks of {@link jackpotWeights}: every bad argument fails before any GPU work,
+ * with one sentence naming it.
+ *
+ * @module
+ */
+import type { GpuContext } from "../../gpu/device.ts";
+import { uploadBuffer } from "../../gpu/buffers.ts";
+
+/** A `[rows, vocab]` f32 matrix of logits (or log-probs): on the GPU already, or host data. */
+export interface Logits {
+  /** Row-major f32 values; a GPUBuffer needs STORAGE usage and at least rows·vocab·4 bytes. */
+  data: GPUBuffer | Float32Array;
+  /** [rows N, vocab V]. */
+  shape: readonly [number, number];
+}
+
+/** Per-row values `[N]` (or `[N, k]`), on the GPU or on the host. */
+export type RowValues<T extends Float32Array | Uint32Array | Int32Array | Uint8Array> =
+  | GPUBuffer
+  | T;
+
+/** The rollout model's side, from its full logits (trainer-side forward). */
+export interface ActorFromLogits {
+  /** p_inf logits `[N, V]`. */
+  logits: Logits;
+}
+
+/** The rollout model's side as captured at generation (SPEC §7). */
+export interface ActorFromTopK {
+  /** Captured top-k ids `[N, capturedK]` (any order, no repeats). */
+  topkIds: RowValues<Uint32Array | Int32Array>;
+  /** log p_inf at those ids `[N, capturedK]`. */
+  topkLogp: RowValues<Float32Array>;
+  /** Number of ids captured per row. */
+  capturedK: number;
+  /** log p_inf of the sampled token `[N]`, as recorded at generation. */
+  sampledLogp: RowValues<Float32Array>;
+  /**
+   * Optional trainer-side full logits of the rollout model: p_inf on the policy's top-k ids that
+   * were not captured, and exact Z. Without them those ids add nothing to Z_approx (SPEC §3 choice).
+   */
+  logits?: Logits;
+}
+
+/** One batch of N sampled tokens. */
+export interface JackpotBatch {
+  /** Sampled token ids `[N]`. */
+  tokens: RowValues<Uint32Array | Int32Array>;
+  /** 1 for real tokens, 0 for padding `[N]`; default all real. */
+  valid?: RowValues<Uint32Array | Uint8Array>;
+  /** p_inf, the rollout model. */
+  inf: ActorFromLogits | ActorFromTopK;
+  /** p_new logits `[N, V]` (their top-k picks half of Z_approx's ids). */
+  newLogits: Logits;
+  /**
+   * p_ref: full logits (needed when target is "ref"), or the sampled token's log-prob `[N]` (enough
+   * for target "new", whose ρ uses p_ref/p_new, and for the baselines).
+   */
+  ref?: { logits: Logits } | { sampledLogp: RowValues<Float32Array> };
+}
+
+/** Options of {@link jackpotWeights}. */
+export interface JackpotParams {
+  /** OBRS budget λ > 0 (larger rejects more). Default 1. */
+  lambda?: number;
+  /** Top-k size behind Z_approx. Default 20. */
+  k?: number;
+  /** Clip of w. Default 3. */
+  c1?: number;
+  /** Clip of p_ref/p_new (target "new" only). Default 3. */
+  c2?: number;
+  /** p_target: "new" (Algorithm 1) or "ref". Default "new". */
+  target?: "ref" | "new";
+  /** Seed of the mask: row n is accepted iff uniformAt(seed, n, 0) < a_n. */
+  seed: number;
+  /** Also compute exact Z over the whole vocabulary (reads both matrices again). */
+  exactZ?: boolean;
+  /** Also write the baseline weights IS, TIS (cap) and IcePop ([low, high]). */
+  baseline?: { tisCap: number; icepopLow: number; icepopHigh: number };
+  /** "throw" (default): NaN/+Inf inputs raise {@link NonFiniteInputError}; "report": zero them. */
+  onNonFinite?: "throw" | "report";
+  /** Top-k method; default "auto". */
+  topkMethod?: "auto" | "stream" | "sort";
+  /** Binding limit below the device's (tests use it to force row tiles). */
+  maxBindingBytes?: number;
+}
+
+/** Rows whose inputs held NaN or +Inf (or were all -Inf): their weights and mask are 0. */
+export class NonFiniteInputError extends Error {
+  /** Rows flagged. */
+  count: number;
+  /** First flagged row. */
+  firstRow: number;
+  /** @param count rows flagged; @param firstRow the first of them. */
+  constructor(count: number, firstRow: number) {
+    super(
+      `${count} valid row(s) have NaN or +Inf logits/log-probs, an all -Inf row or an id out of ` +
+        `range (first: row ${firstRow}); pass onNonFinite: "report" to zero them and continue`,
+    );
+    this.name = "NonFiniteInputError";
+    this.count = count;
+    this.firstRow = firstRow;
+  }
+}
+
+function checkPositiveNumber(name: string, x: number): void {
+  if (!(typeof x === "number" && x > 0 && x < Infinity)) {
+    throw new RangeError(`${name} must be a finite number > 0, got ${x}`);
+  }
+}
+
+/** Parameters with defaults applied and checked against the vocabulary size. */
+export type ResolvedParams =
+  & Required<Omit<JackpotParams, "baseline" | "maxBindingBytes">>
+  & Pick<JackpotParams, "baseline" | "maxBindingBytes">;
+
+/** Applies defaults and checks λ, k, c1, c2, target, seed and the baseline. */
+export function resolveParams(p: JackpotParams, vocab: number): ResolvedParams {
+  const r: ResolvedParams = {
+    lambda: p.lambda ?? 1,
+    k: p.k ?? 20,
+    c1: p.c1 ?? 3,
+    c2: p.c2 ?? 3,
+    target: p.target ?? "new",
+    seed: p.seed,
+    exactZ: p.exactZ ?? false,
+    onNonFinite: p.onNonFinite ?? "throw",
+    topkMethod: p.topkMethod ?? "auto",
+    baseline: p.baseline,
+    maxBindingBytes: p.maxBindingBytes,
+  };
+  checkPositiveNumber("lambda", r.lambda);
+  checkPositiveNumber("c1", r.c1);
+  checkPositiveNumber("c2", r.c2);
+  if (!Number.isInteger(r.k) || r.k < 1) {
+    throw new RangeError(`k must be an integer >= 1, got ${r.k}`);
+  }
+  if (r.k > vocab) throw new RangeError(`k = ${r.k} exceeds the vocabulary size V = ${vocab}`);
+  if (r.target !== "new" && r.target !== "ref") {
+    throw new RangeError(`target must be "ref" or "new", got ${String(r.target)}`);
+  }
+  if (!Number.isInteger(r.seed)) throw new RangeError(`seed must be an integer, got ${r.seed}`);
+  if (r.onNonFinite !== "throw" && r.onNonFinite !== "report") {
+    throw new RangeError(`onNonFinite must be "throw" or "report", got ${String(r.onNonFinite)}`);
+  }
+  if (r.baseline) {
+    const { tisCap, icepopLow, icepopHigh } = r.baseline;
+    checkPositiveNumber("baseline.tisCap", tisCap);
+    if (!(icepopLow >= 0 && icepopHigh >= icepopLow && icepopHigh < Infinity)) {
+      throw new RangeError(
+        `baseline IcePop band needs 0 <= low <= high < Infinity, got [${icepopLow}, ${icepopHigh}]`,
+      );
+    }
+  }
+  return r;
+}
+
+/** Checks that a matrix is [rows, vocab] and that its data holds that many values. */
+export function checkLogits(name: string, m: Logits, rows: number, vocab: number): void {
+  const [n, v] = m.shape;
+  if (n !== rows || v !== vocab) {
+    throw new RangeError(
+      `${name} logits are [${n}, ${v}] but p_new logits are [${rows}, ${vocab}]: every model must ` +
+        `give one row per token over the same vocabulary`,
+    );
+  }
+  const bytes = m.data instanceof GPUBuffer ? m.data.size : m.data.byteLength;
+  if (bytes < n * v * 4) {
+    throw new RangeError(`${name} logits hold ${bytes} bytes, fewer than [${n}, ${v}] f32 needs`);
+  }
+}
+
+/** Checks the length (host arrays) or byte size (GPU buffers) of per-row values. */
+export function checkRowValues(
+  name: string,
+  x: GPUBuffer | ArrayBufferView & { length: number },
+  count: number,
+  shape: string,
+): void {
+  if (x instanceof GPUBuffer) {
+    if (x.size < count * 4) {
+      throw new RangeError(`${name} holds ${x.size} bytes, fewer than ${shape} x 4 bytes`);
+    }
+  } else if (x.length !== count) {
+    throw new RangeError(`${name} has ${x.length} entries, expected ${count} ${shape}`);
+  }
+}
+
+/** Checks that host ids lie in [0, vocab) (GPU ids out of range are flagged by the kernels). */
+export function checkIds(name: string, ids: GPUBuffer | ArrayLike<number>, vocab: number): void {
+  if (ids instanceof GPUBuffer) return;
+  for (let i = 0; i < ids.length; i++) {
+    if (!(ids[i] >= 0 && ids[i] < vocab)) {
+      throw new RangeError(`${name}[${i}] = ${ids[i]} is outside [0, V = ${vocab})`);
+    }
+  }
+}
+
+/** A GPU buffer for `x`, uploading host data (which is recorded in `temps` for destruction). */
+export function toGpu(
+  gpu: GpuContext,
+  x: GPUBuffer | Float32Array | Uint32Array | Int32Array | Uint8Array,
+  label: string,
+  temps: GPUBuffer[],
+): GPUBuffer {
+  if (x instanceof GPUBuffer) return x;
+  const data = x instanceof Uint8Array ? Uint32Array.from(x) : x;
+  const b = uploadBuffer(gpu, data, label);
+  temps.push(b);
+  return b;
+}

@@ -1,0 +1,449 @@
+/**
+ * Recorders for the OBRS kernels: each adds dispatches to a {@link ComputeBatch} and never reads
+ * back, so a whole step is one pass and one submit. Buffers are f32/u32 storage buffers laid out
+ * row-major; `info` is the per-row summary `[regions * N, 4]` = (lse, sampled log-prob, flags, max
+ * logit) that topk_stream writes and the later kernels read.
+ *
+ * @module
+ */
+import type { GpuContext } from "../../gpu/device.ts";
+import { type ComputeBatch, grid } from "../../gpu/batch.ts";
+import { createStorageBuffer } from "../../gpu/buffers.ts";
+import {
+  gatherKernel,
+  logSoftmaxKernel,
+  obrsBatchKernel,
+  obrsRowKernel,
+  topkSortKernel,
+  topkStreamKernel,
+  zExactKernel,
+} from "./kernels.ts";
+import { rowTiles } from "./tiles.ts";
+
+/** Threads per workgroup and elements per thread per chunk of topk_stream. */
+const STREAM_WG = 256;
+const STREAM_PER = 2;
+/** Largest k that topk_stream handles at full speed; larger k goes to the bitonic sort. */
+export const STREAM_MAX_K = 256;
+
+function u32s(...values: number[]): Uint32Array {
+  return new Uint32Array(values);
+}
+
+/** Candidate-buffer size of topk_stream for this device's workgroup memory (a power of two). */
+export function streamCapacity(gpu: GpuContext): number {
+  const bytes = gpu.limits.maxComputeWorkgroupStorageSize ?? 16384;
+  let cap = 4096;
+  while (cap * 8 + STREAM_WG * 8 + 32 > bytes) cap >>= 1;
+  return cap;
+}
+
+// Placeholders for optional bindings; distinct slots so that one dispatch never binds the same
+// buffer as both read-only and writable storage.
+function dummy(gpu: GpuContext, slot = 0): GPUBuffer {
+  let list = dummies.get(gpu.device);
+  if (!list) dummies.set(gpu.device, list = []);
+  list[slot] ??= createStorageBuffer(gpu, 16, `obrs placeholder ${slot}`);
+  return list[slot];
+}
+const dummies = new WeakMap<GPUDevice, GPUBuffer[]>();
+
+/** Arguments of {@link recordRowTopk}. */
+export interface RowTopkArgs {
+  /** Logits `[rows, vocab]` f32. */
+  logits: GPUBuffer;
+  /** Rows N. */
+  rows: number;
+  /** Vocabulary size V. */
+  vocab: number;
+  /** k, 1 ≤ k ≤ V. */
+  k: number;
+  /** Sampled token ids `[N]` u32 (their log-probs go to info column 1). */
+  tokens?: GPUBuffer;
+  /** Output `[N, k]` f32: log-probs of the top k (raw values when `withLse` is false). */
+  vals: GPUBuffer;
+  /** Output `[N, k]` u32: their ids, best first, ties to the lower id. */
+  ids: GPUBuffer;
+  /** Output `[regions * N, 4]` f32 row summary. */
+  info: GPUBuffer;
+  /** Row offset of this matrix's region in `info`; default 0. */
+  infoRow0?: number;
+  /** Compute the log-sum-exp (and log-probs); default true. False gives a plain top-k of values. */
+  withLse?: boolean;
+  /** "stream" (k ≤ {@link STREAM_MAX_K}), "sort" (any k) or "auto" (default). */
+  method?: "auto" | "stream" | "sort";
+  /** Binding limit below the device's (tests use it to force row tiles). */
+  maxBindingBytes?: number;
+}
+
+/**
+ * Records the fused row pass (log-sum-exp, top-k, sampled log-prob, non-finite flags) over
+ * `logits`. Returns scratch buffers to destroy once the batch has been submitted.
+ *
+ * @example
+ * ```ts
+ * const batch = new ComputeBatch(gpu);
+ * const temps = recordRowTopk(gpu, batch, { logits, rows, vocab, k: 20, vals, ids, info });
+ * batch.submit();
+ * temps.forEach((b) => b.destroy());
+ * ```
+ */
+export function recordRowTopk(gpu: GpuContext, batch: ComputeBatch, a: RowTopkArgs): GPUBuffer[] {
+  const { rows, vocab, k } = a;
+  const withLse = a.withLse ?? true;
+  const infoRow0 = a.infoRow0 ?? 0;
+  const cap = streamCapacity(gpu);
+  const streamK = Math.min(STREAM_MAX_K, cap - STREAM_WG * STREAM_PER);
+  const method = a.method === "auto" || a.method === undefined
+    ? (k <= streamK ? "stream" : "sort")
+    : a.method;
+  if (method === "stream" && k > streamK) {
+    throw new RangeError(`topk_stream handles k <= ${streamK} on this device, got k = ${k}`);
+  }
+  // The sort path still runs the stream pass with k = 1 for the lse, sampled log-prob and flags.
+  const kStream = method === "stream" ? k : 1;
+  const streamVals = method === "stream" ? a.vals : createStorageBuffer(gpu, rows * 4, "topk k1");
+  const streamIds = method === "stream" ? a.ids : createStorageBuffer(gpu, rows * 4, "topk k1 ids");
+  const temps = method === "stream" ? [] : [streamVals, streamIds];
+  const tiles = rowTiles(gpu, rows, vocab, a.maxBindingBytes);
+  for (const t of tiles) {
+    batch.dispatch({
+      kernel: topkStreamKernel,
+      constants: {
+        WG: STREAM_WG,
+        PER: STREAM_PER,
+        K: kStream,
+        CAP: cap,
+        WITH_LSE: withLse ? 1 : 0,
+        HAS_TOKENS: a.tokens ? 1 : 0,
+      },
+      bindings: [
+        { buffer: a.logits, offset: t.offset, size: t.size },
+        a.tokens ?? dummy(gpu),
+        streamVals,
+        streamIds,
+        a.info,
+        u32s(vocab, t.rows, t.row0, infoRow0),
+      ],
+      workgroups: grid(t.rows),
+    });
+  }
+  if (method === "sort") temps.push(...recordSortTopk(gpu, batch, a, tiles, withLse, infoRow0));
+  return temps;
+}
+
+function recordSortTopk(
+  gpu: GpuContext,
+  batch: ComputeBatch,
+  a: RowTopkArgs,
+  tiles: ReturnType<typeof rowTiles>,
+  withLse: boolean,
+  infoRow0: number,
+): GPUBuffer[] {
+  const { vocab, k } = a;
+  let pad = 2;
+  while (pad < vocab) pad *= 2;
+  // Scratch for a sub-tile of rows; each sub-tile reuses it (dispatches in a pass are ordered).
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize ?? 134217728, 256 << 20);
+  const subRows = Math.max(1, Math.min(a.rows, Math.floor(limit / (pad * 4))));
+  const keys = createStorageBuffer(gpu, subRows * pad * 4, "topk sort keys");
+  const sids = createStorageBuffer(gpu, subRows * pad * 4, "topk sort ids");
+  // Without the lse the emitted values must be raw: point `emit` at a zero lse.
+  const zeroInfo = withLse ? a.info : createStorageBuffer(gpu, (infoRow0 + a.rows) * 16, "zero");
+  const wg = (n: number) => grid(Math.ceil(n / 256));
+  for (const t of tiles) {
+    for (let s0 = 0; s0 < t.rows; s0 += subRows) {
+      const n = Math.min(subRows, t.rows - s0);
+      const row0 = t.row0 + s0;
+      const params = (block: number, stride: number) =>
+        u32s(vocab, n, row0, pad, block, stride, k, infoRow0, s0);
+      const src = { buffer: a.logits, offset: t.offset, size: t.size };
+      batch.dispatch({
+        kernel: topkSortKernel,
+        entryPoint: "init",
+        bindings: [keys, sids, params(0, 0), src],
+        workgroups: wg(n * pad),
+      });
+      for (let block = 2; block <= pad; block *= 2) {
+        for (let stride = block / 2; stride >= 1; stride /= 2) {
+          batch.dispatch({
+            kernel: topkSortKernel,
+            entryPoint: "step",
+            bindings: [keys, sids, params(block, stride)],
+            workgroups: wg(n * pad),
+          });
+        }
+      }
+      batch.dispatch({
+        kernel: topkSortKernel,
+        entryPoint: "emit",
+        bindings: [keys, sids, params(0, 0), zeroInfo, a.vals, a.ids],
+        workgroups: wg(n * k),
+      });
+    }
+  }
+  return withLse ? [keys, sids] : [keys, sids, zeroInfo];
+}
+
+/** Arguments of {@link recordLogSoftmax}. */
+export interface LogSoftmaxArgs {
+  /** Input `[rows, vocab]` f32. */
+  x: GPUBuffer;
+  /** Rows N. */
+  rows: number;
+  /** Row length V. */
+  vocab: number;
+  /** Output `[N]` f32 log-sum-exp of each row. */
+  lse: GPUBuffer;
+  /** Output `[N, V]` f32 log-softmax; omit for the log-sum-exp alone. */
+  out?: GPUBuffer;
+  /** Binding limit below the device's (tests use it to force row tiles). */
+  maxBindingBytes?: number;
+}
+
+/**
+ * Records row log-sum-exp (and log-softmax when `out` is given), tiled by rows.
+ *
+ * @example
+ * ```ts
+ * recordLogSoftmax(gpu, batch, { x: logits, rows: 4, vocab: 1000, lse, out: logp });
+ * ```
+ */
+export function recordLogSoftmax(gpu: GpuContext, batch: ComputeBatch, a: LogSoftmaxArgs): void {
+  for (const t of rowTiles(gpu, a.rows, a.vocab, a.maxBindingBytes)) {
+    const x = { buffer: a.x, offset: t.offset, size: t.size };
+    const params = u32s(a.vocab, t.rows, t.row0);
+    batch.dispatch({
+      kernel: logSoftmaxKernel,
+      entryPoint: "lse",
+      bindings: [x, a.lse, params],
+      workgroups: grid(t.rows),
+    });
+    if (a.out) {
+      batch.dispatch({
+        kernel: logSoftmaxKernel,
+        entryPoint: "apply",
+        bindings: [x, a.lse, params, { buffer: a.out, offset: t.offset, size: t.size }],
+        workgroups: grid(Math.ceil((t.rows * a.vocab) / 256)),
+      });
+    }
+  }
+}
+
+/** Arguments of {@link recordGather}. */
+export interface GatherArgs {
+  /** Logits `[rows, vocab]` f32. */
+  logits: GPUBuffer;
+  /** Rows N. */
+  rows: number;
+  /** Vocabulary size V. */
+  vocab: number;
+  /** Ids `[N, kk]` u32. */
+  ids: GPUBuffer;
+  /** Ids per row. */
+  kk: number;
+  /** Row summary with this matrix's lse in column 0 of region `infoRow0`. */
+  info: GPUBuffer;
+  /** Row offset of this matrix's region in `info`; default 0. */
+  infoRow0?: number;
+  /** Output f32: `out[outOffset + row * kk + j]` = log-prob at `ids[row, j]` (NaN when id ≥ V). */
+  out: GPUBuffer;
+  /** Element offset of the output region; default 0. */
+  outOffset?: number;
+  /** Binding limit below the device's (tests use it to force row tiles). */
+  maxBindingBytes?: number;
+}
+
+/**
+ * Records the gather of log-probs at given ids (logit − lse), tiled by rows.
+ *
+ * @example
+ * ```ts
+ * recordGather(gpu, batch, { logits, rows, vocab, ids, kk: 20, info, out });
+ * ```
+ */
+export function recordGather(gpu: GpuContext, batch: ComputeBatch, a: GatherArgs): void {
+  for (const t of rowTiles(gpu, a.rows, a.vocab, a.maxBindingBytes)) {
+    batch.dispatch({
+      kernel: gatherKernel,
+      entryPoint: "gather",
+      bindings: [
+        { buffer: a.logits, offset: t.offset, size: t.size },
+        a.ids,
+        a.out,
+        a.info,
+        u32s(a.vocab, t.rows, t.row0, a.kk, a.infoRow0 ?? 0, a.outOffset ?? 0),
+      ],
+      workgroups: grid(Math.ceil((t.rows * a.kk) / 256)),
+    });
+  }
+}
+
+/**
+ * Records the packing of log-probs captured at generation (sampled token `[N]`, and optionally
+ * the captured top-k ids/log-probs `[N, kk]`, which are checked) into region `infoRow0` of `info`.
+ */
+export function recordPackSampled(
+  gpu: GpuContext,
+  batch: ComputeBatch,
+  a: {
+    sampled: GPUBuffer;
+    rows: number;
+    vocab: number;
+    info: GPUBuffer;
+    infoRow0: number;
+    ids?: GPUBuffer;
+    vals?: GPUBuffer;
+    kk?: number;
+  },
+): void {
+  batch.dispatch({
+    kernel: gatherKernel,
+    entryPoint: "pack_sampled",
+    bindings: [
+      a.sampled,
+      a.ids ?? dummy(gpu, 0),
+      a.vals ?? dummy(gpu, 1),
+      a.info,
+      u32s(a.vocab, a.rows, 0, a.ids ? a.kk ?? 0 : 0, a.infoRow0, 0),
+    ],
+    workgroups: grid(Math.ceil(a.rows / 256)),
+  });
+}
+
+/** Parameters of {@link recordObrsRow}. */
+export interface ObrsRowArgs {
+  rows: number;
+  ki: number;
+  kn: number;
+  seed: number;
+  lambda: number;
+  target: "ref" | "new";
+  hasRef: boolean;
+  hasInfAtNew: boolean;
+  infIds: GPUBuffer;
+  infVals: GPUBuffer;
+  newIds: GPUBuffer;
+  /** Gathered regions: target at inf ids, target at new ids, inf at new ids (element offsets). */
+  gath: GPUBuffer;
+  offsets: { tgtAtInf: number; tgtAtNew: number; infAtNew: number };
+  info: GPUBuffer;
+  valid?: GPUBuffer;
+  rowData: GPUBuffer;
+  mask: GPUBuffer;
+}
+
+/** Records the per-row Z_approx, acceptance and mask kernel. */
+export function recordObrsRow(gpu: GpuContext, batch: ComputeBatch, a: ObrsRowArgs): void {
+  const p = new DataView(new ArrayBuffer(48));
+  const u = [a.rows, a.ki, a.kn, a.seed >>> 0];
+  u.forEach((v, i) => p.setUint32(i * 4, v, true));
+  p.setFloat32(16, Math.log(a.lambda), true);
+  const rest = [
+    a.target === "new" ? 1 : 2,
+    a.hasRef ? 1 : 0,
+    a.hasInfAtNew ? 1 : 0,
+    a.valid ? 1 : 0,
+    a.offsets.tgtAtInf,
+    a.offsets.tgtAtNew,
+    a.offsets.infAtNew,
+  ];
+  rest.forEach((v, i) => p.setUint32(20 + i * 4, v, true));
+  batch.dispatch({
+    kernel: obrsRowKernel,
+    bindings: [
+      a.infIds,
+      a.infVals,
+      a.newIds,
+      a.gath,
+      a.info,
+      a.valid ?? dummy(gpu),
+      a.rowData,
+      a.mask,
+      new Uint8Array(p.buffer),
+    ],
+    workgroups: grid(a.rows),
+  });
+}
+
+/** Records the exact-Z diagnostic (reads both full logits matrices again). */
+export function recordZExact(
+  gpu: GpuContext,
+  batch: ComputeBatch,
+  a: {
+    infLogits: GPUBuffer;
+    tgtLogits: GPUBuffer;
+    rows: number;
+    vocab: number;
+    target: "ref" | "new";
+    lambda: number;
+    info: GPUBuffer;
+    /** Region of `info` with p_inf's lse; default 0. */
+    infRegion?: number;
+    rowData: GPUBuffer;
+    maxBindingBytes?: number;
+  },
+): void {
+  for (const t of rowTiles(gpu, a.rows, a.vocab, a.maxBindingBytes)) {
+    const p = new DataView(new ArrayBuffer(28));
+    p.setUint32(24, a.infRegion ?? 0, true);
+    [a.vocab, t.rows, t.row0, a.rows, a.target === "new" ? 1 : 2].forEach((v, i) =>
+      p.setUint32(i * 4, v, true)
+    );
+    p.setFloat32(20, Math.log(a.lambda), true);
+    batch.dispatch({
+      kernel: zExactKernel,
+      bindings: [
+        { buffer: a.infLogits, offset: t.offset, size: t.size },
+        { buffer: a.tgtLogits, offset: t.offset, size: t.size },
+        a.info,
+        a.rowData,
+        new Uint8Array(p.buffer),
+      ],
+      workgroups: grid(t.rows),
+    });
+  }
+}
+
+/** Parameters of {@link recordObrsBatch}. */
+export interface ObrsBatchArgs {
+  rows: number;
+  lambda: number;
+  c1: number;
+  c2: number;
+  target: "ref" | "new";
+  baseline?: { tisCap: number; icepopLow: number; icepopHigh: number };
+  rowData: GPUBuffer;
+  mask: GPUBuffer;
+  w: GPUBuffer;
+  rho: GPUBuffer;
+  /** `[N, 4]` is, tis, icepop weight, icepop mask; required with `baseline`. */
+  baselineOut?: GPUBuffer;
+  /** `[32]` f32 raw sums (see kernels/obrs_batch.wgsl). */
+  stats: GPUBuffer;
+}
+
+/** Records the one-workgroup batch kernel: κ, weights, baselines and statistics. */
+export function recordObrsBatch(gpu: GpuContext, batch: ComputeBatch, a: ObrsBatchArgs): void {
+  const p = new DataView(new ArrayBuffer(48));
+  [a.rows, a.target === "new" ? 1 : 0, a.baseline ? 1 : 0, 0].forEach((v, i) =>
+    p.setUint32(i * 4, v, true)
+  );
+  const b = a.baseline ?? { tisCap: 0, icepopLow: 0, icepopHigh: 0 };
+  [a.lambda, Math.log(a.lambda), a.c1, a.c2, b.tisCap, b.icepopLow, b.icepopHigh].forEach((v, i) =>
+    p.setFloat32(16 + i * 4, v, true)
+  );
+  batch.dispatch({
+    kernel: obrsBatchKernel,
+    bindings: [
+      a.rowData,
+      a.mask,
+      a.w,
+      a.rho,
+      a.baselineOut ?? dummy(gpu),
+      a.stats,
+      new Uint8Array(p.buffer),
+    ],
+    workgroups: [1],
+  });
+}
