@@ -22,3 +22,4 @@ export * from "./src/obrs/reference/mod.ts";
 export * from "./src/sim/mod.ts";
 export * from "./src/report/mod.ts";
 export * from "./src/tasks/mod.ts";
+export * from "./src/nn/checkpoint/mod.ts";
