@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as vl from "vega-lite";
 import { parseCommandArgs, UsageError } from "../src/cli/command.ts";
-import { command, configFromValues } from "../src/cli/commands/simulate.ts";
+import { command, configFromValues, simulate } from "../src/cli/commands/simulate.ts";
 import { readCsvTable } from "../src/report/mod.ts";
 import { FIGURE2_COLUMNS } from "../src/sim/mod.ts";
 
@@ -95,6 +95,20 @@ Deno.test("simulate refuses a non-empty folder unless --force, and leaves other 
     assert.equal(await run([...SMALL, "--out", root, "--force"]), 0);
     assert.equal(await Deno.readTextFile(`${root}/notes.txt`), "mine");
     await Deno.stat(`${root}/config.json`);
+  });
+});
+
+Deno.test("an aborted run stops early and leaves no config.json and no temp files", async () => {
+  await withTempDir(async (root) => {
+    const config = configFromValues(parseCommandArgs(command, SMALL));
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 0);
+    await assert.rejects(
+      simulate({ ...config, trials: 100_000 }, root, { quiet: true, signal: controller.signal }),
+    );
+    const names = [];
+    for await (const e of Deno.readDir(root)) names.push(e.name);
+    assert.deepEqual(names, []);
   });
 });
 

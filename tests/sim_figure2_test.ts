@@ -10,6 +10,7 @@ import {
   median,
   NOISE_MODELS,
   runFigure2,
+  runFigure2Async,
   stdDev,
   summarizeFigure2,
   validateFigure2Config,
@@ -123,6 +124,29 @@ Deno.test("progress is reported once per (noise model, trial)", () => {
   });
   const total = SMALL.noise.length * 3;
   assert.deepEqual(seen, Array.from({ length: total }, (_, i) => [i + 1, total]));
+});
+
+Deno.test("runFigure2Async gives the same rows, yields to timers and stops when aborted", async () => {
+  let timerRan = false;
+  setTimeout(() => (timerRan = true), 0);
+  assert.deepEqual(await runFigure2Async(SMALL, { yieldEveryMs: 0 }), rows);
+  assert.ok(timerRan, "the sweep never yielded to the event loop");
+
+  const controller = new AbortController();
+  let units = 0;
+  const reason = new Error("stop here");
+  await assert.rejects(
+    runFigure2Async(SMALL, {
+      signal: controller.signal,
+      onProgress: (done) => {
+        units = done;
+        if (done === 5) controller.abort(reason);
+      },
+    }),
+    (e) => e === reason,
+  );
+  assert.equal(units, 5);
+  await assert.rejects(runFigure2Async(SMALL, { signal: AbortSignal.abort() }));
 });
 
 Deno.test("summarizeFigure2 matches the rows it summarises", () => {

@@ -203,10 +203,18 @@ function emptySamples(): Samples {
   };
 }
 
-/** Options of {@linkcode runFigure2}. */
+/** Options of {@linkcode runFigure2} and {@linkcode runFigure2Async}. */
 export interface RunFigure2Options {
   /** Called after each (noise model, trial) unit with the units done and the total. */
   onProgress?: (done: number, total: number) => void;
+}
+
+/** Options of {@linkcode runFigure2Async}. */
+export interface RunFigure2AsyncOptions extends RunFigure2Options {
+  /** Stops the sweep between two units; the promise then rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Longest stretch of computation between two yields to the event loop (ms). */
+  yieldEveryMs?: number;
 }
 
 /**
@@ -220,6 +228,39 @@ export interface RunFigure2Options {
  * ```
  */
 export function runFigure2(config: Figure2Config, options: RunFigure2Options = {}): Figure2Row[] {
+  const steps = sweep(config);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    options.onProgress?.(step.value.done, step.value.total);
+  }
+}
+
+/**
+ * {@linkcode runFigure2} that yields to the event loop every `yieldEveryMs` (default 50) so that
+ * timers and signal handlers (Ctrl-C) run, and that stops when `signal` is aborted. Same rows.
+ */
+export async function runFigure2Async(
+  config: Figure2Config,
+  options: RunFigure2AsyncOptions = {},
+): Promise<Figure2Row[]> {
+  const { signal, yieldEveryMs = 50 } = options;
+  const steps = sweep(config);
+  let last = performance.now();
+  for (;;) {
+    signal?.throwIfAborted();
+    const step = steps.next();
+    if (step.done) return step.value;
+    options.onProgress?.(step.value.done, step.value.total);
+    if (performance.now() - last >= yieldEveryMs) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      last = performance.now();
+    }
+  }
+}
+
+/** The sweep, one (noise model, trial) unit per step; returns the aggregated rows. */
+function* sweep(config: Figure2Config): Generator<{ done: number; total: number }, Figure2Row[]> {
   validateFigure2Config(config);
   const { seed, vocab, concentration, trials, noise, lambdas, budgets, klMax, levels } = config;
   const kls = klLevels(klMax, levels);
@@ -236,13 +277,10 @@ export function runFigure2(config: Figure2Config, options: RunFigure2Options = {
   for (let t = 0; t < trials; t++) {
     const trialRng = root.fork(t);
     const p = trialRng.dirichlet(alpha);
-    noise.forEach((model, m) => {
-      const draw = drawNoise(
-        model,
-        p,
-        trialRng.fork(1 + NOISE_MODELS.indexOf(model)),
-        concentration,
-      );
+    for (let m = 0; m < noise.length; m++) {
+      const model = noise[m];
+      const noiseRng = trialRng.fork(1 + NOISE_MODELS.indexOf(model));
+      const draw = drawNoise(model, p, noiseRng, concentration);
       let start = 0.1;
       kls.forEach((level, k) => {
         const cal = calibrateStrength(draw, level, klDivergence, { start });
@@ -266,8 +304,8 @@ export function runFigure2(config: Figure2Config, options: RunFigure2Options = {
           s.chi2After.push(chiSquare(p, pObrs));
         });
       });
-      options.onProgress?.(++done, total);
-    });
+      yield { done: ++done, total };
+    }
   }
   const rows: Figure2Row[] = [];
   noise.forEach((model, m) => {

@@ -14,7 +14,7 @@ import {
   UsageError,
 } from "../command.ts";
 import { Progress } from "../progress.ts";
-import { runtimeVersions } from "../runtime.ts";
+import { onInterrupt, runtimeVersions } from "../runtime.ts";
 import {
   DEFAULT_FIGURE2_CONFIG,
   FIGURE2_COLUMNS,
@@ -22,7 +22,7 @@ import {
   type Figure2Config,
   type Figure2Row,
   NOISE_MODELS,
-  runFigure2,
+  runFigure2Async,
   summarizeFigure2,
 } from "../../sim/mod.ts";
 import {
@@ -78,11 +78,16 @@ export interface SimulateResult {
  * Runs the simulation and writes the run folder: `results.csv`, `results.json`, `config.json`,
  * `<chart>.vl.json` and `<chart>.svg` for each Figure 2 chart, and `index.html`. Every file is
  * written atomically; `config.json` is written last, so its presence marks a complete run.
+ * An aborted `signal` stops the run between two trials or two files (rejecting with its reason).
  */
 export async function simulate(
   config: Figure2Config,
   dir: string,
-  { force = false, quiet = false } = {},
+  { force = false, quiet = false, signal }: {
+    force?: boolean;
+    quiet?: boolean;
+    signal?: AbortSignal;
+  } = {},
 ): Promise<SimulateResult> {
   await prepareRunDir(dir, { force });
   const bar = new Progress({
@@ -91,8 +96,12 @@ export async function simulate(
     quiet,
   });
   const started = performance.now();
-  const rows = runFigure2(config, { onProgress: (done) => bar.update(done) });
-  bar.finish();
+  let rows: Figure2Row[];
+  try {
+    rows = await runFigure2Async(config, { onProgress: (done) => bar.update(done), signal });
+  } finally {
+    bar.finish();
+  }
   const files: string[] = [];
   const table = rowsToTable(rows, FIGURE2_COLUMNS as string[]);
   await writeTable(dir, "results", table);
@@ -101,6 +110,7 @@ export async function simulate(
   const charts = figure2Charts(rows);
   const svgs: string[] = [];
   for (const { name, spec } of charts) {
+    signal?.throwIfAborted();
     await writeJsonAtomic(`${dir}/${name}.vl.json`, spec);
     const svg = await renderSvg(spec);
     await writeFileAtomic(`${dir}/${name}.svg`, svg);
@@ -122,8 +132,10 @@ export async function simulate(
       { kind: "html", heading: "Results (results.csv)", html: tableToHtml(table) },
     ],
   });
+  signal?.throwIfAborted();
   await writeFileAtomic(`${dir}/index.html`, html);
   files.push("index.html");
+  signal?.throwIfAborted();
   await writeJsonAtomic(`${dir}/config.json`, {
     command: "simulate",
     config,
@@ -232,15 +244,30 @@ export const command: Command = {
       : `runs/simulate-${timestamp()}`;
     const quiet = values.quiet === true;
     let result: SimulateResult;
+    // Ctrl-C stops at the next trial or file boundary, never between a temp file and its rename.
+    const controller = new AbortController();
+    const stopListening = onInterrupt(() => controller.abort());
     try {
-      result = await simulate(config, out, { force: values.force === true, quiet });
+      result = await simulate(config, out, {
+        force: values.force === true,
+        quiet,
+        signal: controller.signal,
+      });
     } catch (e) {
+      if (controller.signal.aborted) {
+        console.error(
+          `jackpot simulate: interrupted; ${out}/ is incomplete (it has no config.json)`,
+        );
+        return 130;
+      }
       if (e instanceof RunDirNotEmptyError) throw new UsageError(e.message);
       // A noise model that cannot reach the KL range is a bad combination of options.
       if (e instanceof RangeError && /cannot reach KL/.test(e.message)) {
         throw new UsageError(`${e.message}; lower --kl-max or raise --vocab/lower --concentration`);
       }
       throw e;
+    } finally {
+      stopListening();
     }
     if (!quiet && hasLambdaOne(result.rows)) {
       for (const line of summaryText(result.rows)) console.log(line);
