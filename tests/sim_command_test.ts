@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import * as vl from "vega-lite";
 import { parseCommandArgs, UsageError } from "../src/cli/command.ts";
-import { command, configFromValues, simulate } from "../src/cli/commands/simulate.ts";
+import { command, configFromValues, simulate, summaryText } from "../src/cli/commands/simulate.ts";
 import { readCsvTable } from "../src/report/mod.ts";
-import { FIGURE2_COLUMNS } from "../src/sim/mod.ts";
+import { FIGURE2_COLUMNS, runFigure2, summarizeFigure2 } from "../src/sim/mod.ts";
 
 const SMALL = [
   "--vocab",
@@ -140,6 +140,23 @@ Deno.test("bad option values are one-sentence usage errors", () => {
     });
   }
   assert.throws(() => parseCommandArgs(command, ["--tirals", "3"]), UsageError);
+});
+
+Deno.test("the summary quotes lambda = 1 when swept, else the first lambda, and the rows' numbers", () => {
+  const config = configFromValues(parseCommandArgs(command, SMALL));
+  const rows = runFigure2({ ...config, budgets: [0.9] });
+  const s = summarizeFigure2(rows, 1);
+  const lines = summaryText(rows);
+  assert.equal(lines.length, 2);
+  assert.ok(lines[0].startsWith("At λ = 1 "));
+  assert.ok(
+    lines[0].includes(s.acceptanceRange[0].toFixed(4)) &&
+      lines[0].includes(s.acceptanceRange[1].toFixed(4)),
+  );
+  assert.ok(lines[1].includes(`median ${s.medianKlRatio.toFixed(4)}`));
+  const rows2 = runFigure2({ ...config, lambdas: [2, 0.5] });
+  assert.ok(summaryText(rows2)[0].startsWith("At λ = 2 "));
+  assert.deepEqual(summaryText(runFigure2({ ...config, lambdas: [], budgets: [0.9] })), []);
 });
 
 Deno.test("the defaults parse to the documented configuration", () => {

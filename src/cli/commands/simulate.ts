@@ -117,7 +117,7 @@ export async function simulate(
     svgs.push(svg);
     files.push(`${name}.vl.json`, `${name}.svg`);
   }
-  const summaryLines = hasLambdaOne(rows) ? summaryText(rows) : [];
+  const summaryLines = summaryText(rows);
   const html = htmlReport({
     title: "jackpot simulate: OBRS on Dirichlet targets (Fig. 2)",
     sections: [
@@ -147,23 +147,27 @@ export async function simulate(
   return { dir, files, rows };
 }
 
-function hasLambdaOne(rows: readonly Figure2Row[]): boolean {
-  return rows.some((r) => r.rule === "lambda" && r.lambda === 1);
-}
-
-/** The summary lines printed after a run (at λ = 1). */
+/**
+ * The summary lines of a run: at λ = 1 (the paper's setting) when it was swept, else at the first
+ * λ swept; none for a budget-only run.
+ */
 export function summaryText(rows: readonly Figure2Row[]): string[] {
-  const s = summarizeFigure2(rows, 1);
+  const lambdas = rows.filter((r) => r.rule === "lambda").map((r) => r.lambda);
+  if (lambdas.length === 0) return [];
+  const lambda = lambdas.includes(1) ? 1 : lambdas[0];
+  const s = summarizeFigure2(rows, lambda);
   const f = (x: number) => x.toFixed(4);
   const ratios = Object.entries(s.klRatioRangeByNoise)
     .map(([m, [lo, hi]]) => `${m} ${f(lo)}–${f(hi)}`)
     .join(", ");
   return [
-    `At λ = 1 over KL(p‖q) ${f(s.klRange[0])}–${f(s.klRange[1])}: mean acceptance ` +
+    `At λ = ${lambda} over KL(p‖q) ${f(s.klRange[0])}–${f(s.klRange[1])}: mean acceptance ` +
     `${f(s.acceptanceRange[0])}–${f(s.acceptanceRange[1])} (worst single trial ${
       f(s.acceptanceWorstTrial)
     }).`,
-    `KL(p‖P_OBRS) / KL(p‖q) at λ = 1: median ${f(s.medianKlRatio)} (per noise model: ${ratios}).`,
+    `KL(p‖P_OBRS) / KL(p‖q) at λ = ${lambda}: median ${
+      f(s.medianKlRatio)
+    } (per noise model: ${ratios}).`,
   ];
 }
 
@@ -269,7 +273,7 @@ export const command: Command = {
     } finally {
       stopListening();
     }
-    if (!quiet && hasLambdaOne(result.rows)) {
+    if (!quiet) {
       for (const line of summaryText(result.rows)) console.log(line);
     }
     console.log(`Wrote ${result.files.length} files to ${result.dir}/ (open index.html)`);
