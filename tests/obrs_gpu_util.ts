@@ -5,6 +5,7 @@
  * @module
  */
 import { Rng } from "../src/util/rng.ts";
+import { logSoftmax } from "../src/obrs/reference/mod.ts";
 import {
   ComputeBatch,
   getGpu,
@@ -98,4 +99,36 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
     m = Math.max(m, Number.isNaN(d) ? Infinity : d);
   }
   return m;
+}
+
+const BATCH_KINDS: RowKind[] = ["normal", "zipf", "peaked", "ties", "neginf", "flat", "zipf"];
+
+/** A batch of three related models: p_new = p_inf + noise, p_ref = p_new + smaller noise. */
+export function makeBatch(seed: number, rows: number, vocab: number) {
+  const rng = new Rng(seed);
+  const inf = logitMatrix(rng, rows, vocab, BATCH_KINDS);
+  const nw = new Float32Array(inf.length), ref = new Float32Array(inf.length);
+  for (let r = 0; r < rows; r++) {
+    const sigma = [0, 0.1, 0.5, 1.5][r % 4];
+    for (let i = r * vocab; i < (r + 1) * vocab; i++) {
+      nw[i] = inf[i] + sigma * rng.normal();
+      ref[i] = nw[i] + 0.2 * rng.normal();
+    }
+  }
+  const logpInf = logSoftmax(f64(inf), vocab);
+  const logpNew = logSoftmax(f64(nw), vocab);
+  const logpRef = logSoftmax(f64(ref), vocab);
+  // Tokens drawn from p_inf, as a rollout would.
+  const tokens = new Uint32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let u = rng.uniform(), t = 0;
+    for (; t < vocab - 1; t++) {
+      u -= Math.exp(logpInf[r * vocab + t]);
+      if (u < 0) break;
+    }
+    while (logpInf[r * vocab + t] === -Infinity) t--;
+    tokens[r] = t;
+  }
+  const valid = Uint8Array.from({ length: rows }, (_, r) => (r % 11 === 10 ? 0 : 1));
+  return { rows, vocab, inf, nw, ref, logpInf, logpNew, logpRef, tokens, valid };
 }
