@@ -1,0 +1,62 @@
+// Embedding lookup out[n, c] = table[ids[n], c], and a deterministic scatter-add backward without
+// atomics: `rank` places each position n at its index in the order sorted by (id, n) (O(N²) compares
+// of 4-byte ids, cheap next to the [N, C] gradient), then `scatter` lets the first position of each
+// run of equal ids sum the run's gradient rows in ascending n. The sum order is fixed, so the
+// gradient is bit-identical from run to run.
+const WG: u32 = 256u;
+
+struct Params { n: u32, c: u32, v: u32, _p: u32 }
+
+@group(0) @binding(0) var<storage, read> table: array<f32>;
+@group(0) @binding(1) var<storage, read> ids: array<i32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+@compute @workgroup_size(WG)
+fn lookup(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (i >= p.n * p.c) { return; }
+  let id = ids[i / p.c];
+  if (id < 0 || u32(id) >= p.v) { out[i] = sqrt(-1.0 - abs(table[0])); return; } // NaN: bad id
+  out[i] = table[u32(id) * p.c + i % p.c];
+}
+
+@group(0) @binding(0) var<storage, read> rids: array<i32>;
+@group(0) @binding(1) var<storage, read_write> perm: array<u32>;
+@group(0) @binding(2) var<uniform> pr: Params;
+
+@compute @workgroup_size(WG)
+fn rank(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let n = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (n >= pr.n) { return; }
+  let id = rids[n];
+  var r = 0u;
+  for (var m = 0u; m < pr.n; m++) {
+    let o = rids[m];
+    r += select(0u, 1u, o < id || (o == id && m < n));
+  }
+  perm[r] = n;
+}
+
+@group(0) @binding(0) var<storage, read> g: array<f32>;      // [n, c]
+@group(0) @binding(1) var<storage, read> sids: array<i32>;
+@group(0) @binding(2) var<storage, read> sperm: array<u32>;
+@group(0) @binding(3) var<storage, read_write> dtable: array<f32>; // [v, c], zeroed
+@group(0) @binding(4) var<uniform> ps: Params;
+
+@compute @workgroup_size(WG)
+fn scatter(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+           @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (i >= ps.n * ps.c) { return; }
+  let s = i / ps.c;
+  let col = i % ps.c;
+  let id = sids[sperm[s]];
+  if (s > 0u && sids[sperm[s - 1u]] == id) { return; } // not the first of its run
+  if (id < 0 || u32(id) >= ps.v) { return; }
+  var acc = 0.0;
+  for (var k = s; k < ps.n && sids[sperm[k]] == id; k++) { acc += g[sperm[k] * ps.c + col]; }
+  dtable[u32(id) * ps.c + col] = acc;
+}

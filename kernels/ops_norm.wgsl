@@ -1,0 +1,146 @@
+// RMSNorm and LayerNorm over the last axis of contiguous [rows, C] f32, one workgroup per row,
+// saving the per-row statistics for the backward. The weight/bias gradients are column sums over
+// rows computed by one thread per column in row order (deterministic, no atomics).
+const WG: u32 = 256u;
+
+struct Params { rows: u32, c: u32, eps: f32, _p: u32 }
+
+var<workgroup> sh: array<f32, WG>;
+
+fn reduce_sum(v: f32, lid: u32) -> f32 {
+  sh[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { sh[lid] += sh[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = sh[0];
+  workgroupBarrier();
+  return r;
+}
+
+// forward: x, weight, [bias,] y, stats (rstd for RMS; mean and rstd interleaved for LayerNorm)
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+@compute @workgroup_size(WG)
+fn rms_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+           @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let base = row * p.c;
+  var ss = 0.0;
+  for (var i = lid; i < p.c; i += WG) { let v = x[base + i]; ss += v * v; }
+  ss = reduce_sum(ss, lid);
+  let r = inverseSqrt(ss / f32(p.c) + p.eps);
+  for (var i = lid; i < p.c; i += WG) { y[base + i] = x[base + i] * r * w[i]; }
+  if (lid == 0u) { stats[row] = r; }
+}
+
+@group(0) @binding(4) var<storage, read> lbias: array<f32>;
+@group(0) @binding(5) var<uniform> pl: Params;
+
+@compute @workgroup_size(WG)
+fn ln_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= pl.rows) { return; }
+  let base = row * pl.c;
+  var s = 0.0;
+  for (var i = lid; i < pl.c; i += WG) { s += x[base + i]; }
+  let mean = reduce_sum(s, lid) / f32(pl.c);
+  var ss = 0.0;
+  for (var i = lid; i < pl.c; i += WG) { let d = x[base + i] - mean; ss += d * d; }
+  let r = inverseSqrt(reduce_sum(ss, lid) / f32(pl.c) + pl.eps);
+  for (var i = lid; i < pl.c; i += WG) { y[base + i] = (x[base + i] - mean) * r * w[i] + lbias[i]; }
+  if (lid == 0u) { stats[2u * row] = mean; stats[2u * row + 1u] = r; }
+}
+
+// backward dx: x, weight, dy, stats, dx, params
+@group(0) @binding(0) var<storage, read> bx: array<f32>;
+@group(0) @binding(1) var<storage, read> bw: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read> bstats: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(5) var<uniform> pb: Params;
+
+// dx = r·(gy − x·r²·mean(gy·x)), gy = dy·w
+@compute @workgroup_size(WG)
+fn rms_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+           @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= pb.rows) { return; }
+  let base = row * pb.c;
+  let r = bstats[row];
+  var d = 0.0;
+  for (var i = lid; i < pb.c; i += WG) { d += dy[base + i] * bw[i] * bx[base + i]; }
+  let k = reduce_sum(d, lid) * r * r / f32(pb.c);
+  for (var i = lid; i < pb.c; i += WG) {
+    dx[base + i] = r * (dy[base + i] * bw[i] - bx[base + i] * k);
+  }
+}
+
+// dx = r·(gy − mean(gy) − xhat·mean(gy·xhat)), xhat = (x − mean)·r
+@compute @workgroup_size(WG)
+fn ln_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= pb.rows) { return; }
+  let base = row * pb.c;
+  let mean = bstats[2u * row];
+  let r = bstats[2u * row + 1u];
+  var a = 0.0;
+  var b = 0.0;
+  for (var i = lid; i < pb.c; i += WG) {
+    let gy = dy[base + i] * bw[i];
+    a += gy;
+    b += gy * (bx[base + i] - mean) * r;
+  }
+  let ma = reduce_sum(a, lid) / f32(pb.c);
+  let mb = reduce_sum(b, lid) / f32(pb.c);
+  for (var i = lid; i < pb.c; i += WG) {
+    let xhat = (bx[base + i] - mean) * r;
+    dx[base + i] = r * (dy[base + i] * bw[i] - ma - xhat * mb);
+  }
+}
+
+// weight (and bias) gradients: one thread per column. x, dy, stats, dw, db, params
+@group(0) @binding(0) var<storage, read> cx: array<f32>;
+@group(0) @binding(1) var<storage, read> cdy: array<f32>;
+@group(0) @binding(2) var<storage, read> cstats: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(4) var<storage, read_write> db: array<f32>;
+@group(0) @binding(5) var<uniform> pc: Params;
+@group(0) @binding(4) var<uniform> pc4: Params;
+
+@compute @workgroup_size(WG)
+fn rms_dw(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) lid: u32) {
+  let col = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (col >= pc4.c) { return; }
+  var acc = 0.0;
+  for (var row = 0u; row < pc4.rows; row++) {
+    acc += cdy[row * pc4.c + col] * cx[row * pc4.c + col] * cstats[row];
+  }
+  dw[col] = acc;
+}
+
+@compute @workgroup_size(WG)
+fn ln_dwb(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) lid: u32) {
+  let col = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (col >= pc.c) { return; }
+  var aw = 0.0;
+  var ab = 0.0;
+  for (var row = 0u; row < pc.rows; row++) {
+    let i = row * pc.c + col;
+    let g = cdy[i];
+    aw += g * (cx[i] - cstats[2u * row]) * cstats[2u * row + 1u];
+    ab += g;
+  }
+  dw[col] = aw;
+  db[col] = ab;
+}

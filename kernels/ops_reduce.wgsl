@@ -1,0 +1,53 @@
+// Sum (times `scale`) or max over any set of axes of a strided f32 tensor: one workgroup per output
+// element, its threads striding over the reduced index space, then a tree in workgroup memory.
+// The order of additions is fixed by the shapes, so results are deterministic.
+const WG: u32 = 256u;
+override OP: u32 = 0u; // 0 sum, 1 max
+
+struct Params {
+  out_count: u32, kept_rank: u32, red_rank: u32, red_count: u32, in_off: u32, scale: f32, _p0: u32, init: f32, // init: 0 for sum, -inf for max
+  kshape: array<vec4u, 2>, kstr: array<vec4u, 2>, rshape: array<vec4u, 2>, rstr: array<vec4u, 2>,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+var<workgroup> sh: array<f32, WG>;
+
+fn combine(a: f32, b: f32) -> f32 {
+  if (OP == 0u) { return a + b; }
+  return select(max(a, b), a + b, a != a || b != b); // NaN propagates
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let o = wid.x + wid.y * nwg.x;
+  if (o >= p.out_count) { return; }
+  var rem = o;
+  var base = p.in_off;
+  for (var k = i32(p.kept_rank) - 1; k >= 0; k--) {
+    let n = p.kshape[u32(k) / 4u][u32(k) % 4u];
+    base += (rem % n) * p.kstr[u32(k) / 4u][u32(k) % 4u];
+    rem = rem / n;
+  }
+  var acc = p.init;
+  for (var r = lid; r < p.red_count; r += WG) {
+    var rr = r;
+    var off = base;
+    for (var k = i32(p.red_rank) - 1; k >= 0; k--) {
+      let n = p.rshape[u32(k) / 4u][u32(k) % 4u];
+      off += (rr % n) * p.rstr[u32(k) / 4u][u32(k) % 4u];
+      rr = rr / n;
+    }
+    acc = combine(acc, x[off]);
+  }
+  sh[lid] = acc;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { sh[lid] = combine(sh[lid], sh[lid + s]); }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { out[o] = select(sh[0], sh[0] * p.scale, OP == 0u); }
+}

@@ -1,0 +1,96 @@
+// Softmax and log-softmax over the last axis of a contiguous [rows, n] f32 tensor, one workgroup
+// per row (max, then sum of exp, then write: three reads of the row, which stays in cache).
+// Backward: softmax dx = y·(g − Σ g·y); log-softmax dx = g − exp(y)·Σ g.
+const WG: u32 = 256u;
+
+struct Params { rows: u32, n: u32, _p0: u32, _p1: u32 }
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+// backward: y, g, dx, params
+@group(0) @binding(0) var<storage, read> yb: array<f32>;
+@group(0) @binding(1) var<storage, read> gb: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<uniform> pb: Params;
+
+var<workgroup> sh: array<f32, WG>;
+
+fn reduce_max(v: f32, lid: u32) -> f32 {
+  sh[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { sh[lid] = max(sh[lid], sh[lid + s]); }
+    workgroupBarrier();
+  }
+  let r = sh[0];
+  workgroupBarrier();
+  return r;
+}
+
+fn reduce_sum(v: f32, lid: u32) -> f32 {
+  sh[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { sh[lid] += sh[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = sh[0];
+  workgroupBarrier();
+  return r;
+}
+
+// Returns (max, sum of exp(x - max)) of row `row` of x.
+fn row_stats(row: u32, n: u32, lid: u32) -> vec2f {
+  let base = row * n;
+  var m = -3.0e38;
+  for (var i = lid; i < n; i += WG) { m = max(m, x[base + i]); }
+  m = reduce_max(m, lid);
+  var s = 0.0;
+  for (var i = lid; i < n; i += WG) { s += exp(x[base + i] - m); }
+  return vec2f(m, reduce_sum(s, lid));
+}
+
+@compute @workgroup_size(WG)
+fn softmax_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+               @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let st = row_stats(row, p.n, lid);
+  let inv = 1.0 / st.y;
+  for (var i = lid; i < p.n; i += WG) { y[row * p.n + i] = exp(x[row * p.n + i] - st.x) * inv; }
+}
+
+@compute @workgroup_size(WG)
+fn logsoftmax_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let st = row_stats(row, p.n, lid);
+  let lse = st.x + log(st.y);
+  for (var i = lid; i < p.n; i += WG) { y[row * p.n + i] = x[row * p.n + i] - lse; }
+}
+
+@compute @workgroup_size(WG)
+fn softmax_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+               @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= pb.rows) { return; }
+  let base = row * pb.n;
+  var d = 0.0;
+  for (var i = lid; i < pb.n; i += WG) { d += gb[base + i] * yb[base + i]; }
+  d = reduce_sum(d, lid);
+  for (var i = lid; i < pb.n; i += WG) { dx[base + i] = yb[base + i] * (gb[base + i] - d); }
+}
+
+@compute @workgroup_size(WG)
+fn logsoftmax_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= pb.rows) { return; }
+  let base = row * pb.n;
+  var s = 0.0;
+  for (var i = lid; i < pb.n; i += WG) { s += gb[base + i]; }
+  s = reduce_sum(s, lid);
+  for (var i = lid; i < pb.n; i += WG) { dx[base + i] = gb[base + i] - exp(yb[base + i]) * s; }
+}

@@ -1,0 +1,108 @@
+/**
+ * Matrix product, forward and backward, on top of `encodeMatmul` (src/tensor/matmul). A 2-D or
+ * batched operand that is a transposed view of contiguous memory is passed to the kernel with its
+ * trans flag instead of being copied.
+ *
+ * @module
+ */
+import { encodeMatmul } from "../tensor/matmul/mod.ts";
+import { empty, fillInPlace, materialize, runtime, type Tensor } from "../tensor/mod.ts";
+import { fmtShape } from "../tensor/shape.ts";
+import { record } from "./tape.ts";
+
+/** A stored matrix operand: a buffer holding `batch` row-major matrices, maybe transposed. */
+interface Operand {
+  t: Tensor;
+  trans: boolean;
+}
+
+// Reads the last two axes of `t` as rows×cols: plain when contiguous, transposed when `t` is a
+// transpose view of a contiguous tensor (strides [..., 1, rows]); anything else is copied.
+function operand(t: Tensor): Operand {
+  if (t.isContiguous) return { t, trans: false };
+  const r = t.rank;
+  const rows = t.shape[r - 2], cols = t.shape[r - 1];
+  let ok = t.offset === 0 && t.strides[r - 2] === 1 && t.strides[r - 1] === rows;
+  let acc = rows * cols;
+  for (let i = r - 3; i >= 0 && ok; i--) {
+    if (t.shape[i] !== 1 && t.strides[i] !== acc) ok = false;
+    acc *= t.shape[i];
+  }
+  if (ok) return { t, trans: true };
+  return { t: materialize(t), trans: false };
+}
+
+function flip(o: Operand): Operand {
+  return { t: o.t, trans: !o.trans };
+}
+
+// C[batch, M, N] = op(A)·op(B) with the given stored operands.
+function mm(a: Operand, b: Operand, M: number, N: number, K: number, batch: number, strideB: number, shape: number[]): Tensor {
+  const c = empty(shape, "f32", "matmul");
+  if (c.size === 0) return c;
+  if (K === 0) return fillInPlace(c, 0);
+  runtime().encode((bt, gpu) =>
+    encodeMatmul(bt, gpu, {
+      a: { buffer: a.t.buffer },
+      b: { buffer: b.t.buffer },
+      c: { buffer: c.buffer },
+      M,
+      N,
+      K,
+      batchCount: batch,
+      strideA: M * K,
+      strideB,
+      strideC: M * N,
+      transA: a.trans,
+      transB: b.trans,
+    })
+  );
+  return c;
+}
+
+/**
+ * Matrix product. `a` [..., M, K] with `b` [K, N] (the leading axes of `a` are folded into M), or
+ * `a` [batch..., M, K] with `b` [batch..., K, N] (equal batch axes). Either operand may be a
+ * transposed view (`w.transpose()`), read in place.
+ *
+ * @example
+ * ```ts
+ * const h = x.matmul(w);                  // [B, T, C] · [C, 4C]
+ * const s = q.matmul(k.transpose(-2, -1)); // [B, H, T, D] · [B, H, D, T]
+ * ```
+ */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  a.expectDtype("matmul", "f32");
+  b.expectDtype("matmul", "f32");
+  const bad = () =>
+    new RangeError(`matmul: shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} do not multiply`);
+  if (a.rank < 2 || b.rank < 2) throw bad();
+  const K = a.shape[a.rank - 1];
+  if (b.shape[b.rank - 2] !== K) throw bad();
+  const N = b.shape[b.rank - 1];
+  if (b.rank === 2) {
+    // Fold the leading axes of a into M: only a contiguous a can be read as [M·lead, K].
+    const a2 = a.rank === 2 ? operand(a) : { t: materialize(a), trans: false };
+    const M = a.shape.slice(0, -1).reduce((p, d) => p * d, 1);
+    const B = operand(b);
+    const out = mm(a2, B, M, N, K, 1, K * N, [...a.shape.slice(0, -1), N]);
+    return record(out, "matmul", [a, b], (g) => {
+      const G: Operand = { t: materialize(g), trans: false };
+      const da = mm(G, flip(B), M, K, N, 1, K * N, [...a.shape]);
+      const db = mm(flip(a2), G, K, N, M, 1, M * N, [K, N]);
+      return [da, db];
+    });
+  }
+  if (a.rank !== b.rank || a.shape.slice(0, -2).some((d, i) => d !== b.shape[i])) throw bad();
+  const M = a.shape[a.rank - 2];
+  const batch = a.shape.slice(0, -2).reduce((p, d) => p * d, 1);
+  const A = operand(a);
+  const B = operand(b);
+  const out = mm(A, B, M, N, K, batch, K * N, [...a.shape.slice(0, -1), N]);
+  return record(out, "matmul", [a, b], (g) => {
+    const G: Operand = { t: materialize(g), trans: false };
+    const da = mm(G, flip(B), M, K, N, batch, K * N, [...a.shape]);
+    const db = mm(flip(A), G, K, N, M, batch, M * N, [...b.shape]);
+    return [da, db];
+  });
+}

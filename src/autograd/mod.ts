@@ -1,0 +1,20 @@
+/**
+ * Reverse-mode autograd over GPU tensors: the tape, every op (also as Tensor methods), and the
+ * optimizer.
+ *
+ * @example
+ * ```ts
+ * import { initTensors, randn, tensor, tidy } from "../tensor/mod.ts";
+ * import { AdamW, ops } from "./mod.ts";
+ * await initTensors();
+ * const w = randn([2, 1], { seed: 1 }); w.requiresGrad = true;
+ * const opt = new AdamW([w], { lr: 1e-2 });
+ * tidy(() => { tensor([1, 2], [1, 2]).matmul(w).pow(2).mean().backward(); opt.step(); });
+ * ```
+ *
+ * @module
+ */
+import "./methods.ts";
+export * as ops from "./ops.ts";
+export { backward, isGradEnabled, needsGrad, noGrad, record } from "./tape.ts";
+export * from "./optim.ts";

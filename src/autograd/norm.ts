@@ -1,0 +1,137 @@
+/**
+ * RMSNorm, LayerNorm and rotary position embedding (RoPE), forward and backward.
+ *
+ * @module
+ */
+import normSource from "../../kernels/ops_norm.wgsl" with { type: "text" };
+import ropeSource from "../../kernels/ops_rope.wgsl" with { type: "text" };
+import { grid, type Kernel } from "../gpu/mod.ts";
+import { empty, f32, launch1d, materialize, params, runtime, type Tensor } from "../tensor/mod.ts";
+import { fmtShape } from "../tensor/shape.ts";
+import { record } from "./tape.ts";
+
+const normKernel: Kernel = { name: "ops_norm", code: normSource };
+const ropeKernel: Kernel = { name: "ops_rope", code: ropeSource };
+
+function checkNorm(op: string, x: Tensor, w: Tensor, b?: Tensor): [number, number] {
+  x.expectDtype(op, "f32");
+  w.expectDtype(op, "f32");
+  b?.expectDtype(op, "f32");
+  const C = x.shape[x.rank - 1];
+  if (x.rank < 1 || w.rank !== 1 || w.shape[0] !== C || (b && (b.rank !== 1 || b.shape[0] !== C))) {
+    throw new RangeError(
+      `${op}: x ${fmtShape(x.shape)} needs weight${b ? " and bias" : ""} of shape [${C}], got ${fmtShape(w.shape)}${b ? ` and ${fmtShape(b.shape)}` : ""}`,
+    );
+  }
+  return [C === 0 ? 0 : x.size / C, C];
+}
+
+/**
+ * RMSNorm over the last axis: `x / sqrt(mean(x²) + eps) · weight`.
+ *
+ * @example
+ * ```ts
+ * const h = rmsNorm(x, g, 1e-6);
+ * ```
+ */
+export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
+  const [rows, C] = checkNorm("rmsNorm", x, weight);
+  const xs = materialize(x);
+  const ws = materialize(weight);
+  const y = empty(x.shape, "f32", "rmsNorm");
+  const rstd = empty([rows], "f32", "rstd");
+  const p = params([rows, C, f32(eps), 0]);
+  const rt = runtime();
+  if (rows > 0) {
+    rt.dispatch({
+      kernel: normKernel,
+      entryPoint: "rms_fwd",
+      bindings: [xs.buffer, ws.buffer, y.buffer, rstd.buffer, p],
+      workgroups: grid(rows),
+    });
+  }
+  return record(y, "rmsNorm", [x, weight], (g) => {
+    const gs = materialize(g);
+    const dx = empty(x.shape, "f32", "grad");
+    const dw = empty([C], "f32", "grad");
+    rt.dispatch({
+      kernel: normKernel,
+      entryPoint: "rms_bwd",
+      bindings: [xs.buffer, ws.buffer, gs.buffer, rstd.buffer, dx.buffer, p],
+      workgroups: grid(rows),
+    });
+    launch1d(rt, normKernel, "rms_dw", [xs.buffer, gs.buffer, rstd.buffer, dw.buffer, p], C);
+    return [dx, dw];
+  });
+}
+
+/** LayerNorm over the last axis: `(x − mean) / sqrt(var + eps) · weight + bias` (biased variance). */
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+  const [rows, C] = checkNorm("layerNorm", x, weight, bias);
+  const xs = materialize(x);
+  const ws = materialize(weight);
+  const bs = materialize(bias);
+  const y = empty(x.shape, "f32", "layerNorm");
+  const st = empty([2 * rows], "f32", "stats");
+  const p = params([rows, C, f32(eps), 0]);
+  const rt = runtime();
+  if (rows > 0) {
+    rt.dispatch({
+      kernel: normKernel,
+      entryPoint: "ln_fwd",
+      bindings: [xs.buffer, ws.buffer, y.buffer, st.buffer, bs.buffer, p],
+      workgroups: grid(rows),
+    });
+  }
+  return record(y, "layerNorm", [x, weight, bias], (g) => {
+    const gs = materialize(g);
+    const dx = empty(x.shape, "f32", "grad");
+    const dw = empty([C], "f32", "grad");
+    const db = empty([C], "f32", "grad");
+    rt.dispatch({
+      kernel: normKernel,
+      entryPoint: "ln_bwd",
+      bindings: [xs.buffer, ws.buffer, gs.buffer, st.buffer, dx.buffer, p],
+      workgroups: grid(rows),
+    });
+    launch1d(rt, normKernel, "ln_dwb", [xs.buffer, gs.buffer, st.buffer, dw.buffer, db.buffer, p], C);
+    return [dx, dw, db];
+  });
+}
+
+/** Options of {@link rope}. */
+export interface RopeOptions {
+  /** "bthd" (default): x is [..., T, H, D]; "bhtd": x is [..., H, T, D]. */
+  layout?: "bthd" | "bhtd";
+  /** Position of the first row (KV-cache decoding); default 0. */
+  offset?: number;
+  /** Frequency base θ; default 10000 (Qwen2 uses 1e6). */
+  base?: number;
+}
+
+/**
+ * Rotary position embedding, "rotate half" pairing (Llama/Qwen): element j of a head pairs with
+ * j + D/2 and is rotated by (offset + t) · base^(−2j/D).
+ */
+export function rope(x: Tensor, opts: RopeOptions = {}): Tensor {
+  x.expectDtype("rope", "f32");
+  const layout = opts.layout ?? "bthd";
+  if (x.rank < 3) throw new RangeError(`rope: needs [..., T, H, D] or [..., H, T, D], got ${x.describe()}`);
+  const D = x.shape[x.rank - 1];
+  if (D % 2 !== 0) throw new RangeError(`rope: head size ${D} of ${x.describe()} must be even`);
+  const [T, tDiv] = layout === "bthd"
+    ? [x.shape[x.rank - 3], x.shape[x.rank - 2]]
+    : [x.shape[x.rank - 2], 1];
+  const offset = opts.offset ?? 0;
+  const base = opts.base ?? 10000;
+  const run = (src: Tensor, dir: number, op: string) => {
+    const s = materialize(src);
+    const y = empty(x.shape, "f32", op);
+    const pairs = x.size / 2;
+    const p = params([pairs, T, tDiv, D, offset, f32(base), f32(dir), 0]);
+    if (pairs > 0) launch1d(runtime(), ropeKernel, "main", [s.buffer, y.buffer, p], pairs);
+    return y;
+  };
+  const y = run(x, 1, "rope");
+  return record(y, "rope", [x], (g) => [run(g, -1, "grad")]);
+}

@@ -1,0 +1,189 @@
+/**
+ * AdamW (decoupled weight decay, bias correction) with global-norm gradient clipping, and learning
+ * rate schedules. One step is a handful of dispatches per parameter in the open batch (one kernel
+ * source): partial sums of squares, one workgroup for the norm and clip scale, then the update that
+ * reads the scale on the GPU. Nothing is read back; `gradNorm` can be read whenever convenient.
+ *
+ * @module
+ */
+import adamSource from "../../kernels/optim_adamw.wgsl" with { type: "text" };
+import { grid, type Kernel } from "../gpu/mod.ts";
+import { empty, f32, fillInPlace, keep, params, runtime, type Tensor, zeros } from "../tensor/mod.ts";
+
+const adamKernel: Kernel = { name: "optim_adamw", code: adamSource };
+const WG = 256;
+
+function partialsOf(n: number): number {
+  return Math.max(1, Math.min(64, Math.ceil(n / (WG * 16))));
+}
+
+/**
+ * Records the global L2 norm of the parameters' gradients and the clip scale
+ * `min(1, maxNorm / (norm + 1e-6))` (1 when `maxNorm` <= 0) into `out` [2]. Missing gradients count 0.
+ */
+export function recordGradNorm(parameters: readonly Tensor[], maxNorm: number, out: Tensor, partial: Tensor): void {
+  const rt = runtime();
+  fillInPlace(partial, 0); // slots of parameters without a gradient count 0
+  let base = 0;
+  for (const p of parameters) {
+    const w = partialsOf(p.size);
+    if (p.grad) {
+      rt.dispatch({
+        kernel: adamKernel,
+        entryPoint: "sumsq",
+        bindings: [p.grad.buffer, partial.buffer, params([p.size, base, 0, 0])],
+        workgroups: [w],
+      });
+    }
+    base += w;
+  }
+  rt.dispatch({
+    kernel: adamKernel,
+    entryPoint: "finalize",
+    bindings: [partial.buffer, out.buffer, params([base, f32(maxNorm), 0, 0])],
+    workgroups: [1],
+  });
+}
+
+/** A learning rate as a constant or a function of the 0-based step. */
+export type LearningRate = number | ((step: number) => number);
+
+/** Options of {@link AdamW}; defaults follow PyTorch except where noted. */
+export interface AdamWOptions {
+  /** Learning rate or schedule (see {@link warmupCosine}). */
+  lr: LearningRate;
+  /** Default 0.9. */
+  beta1?: number;
+  /** Default 0.999. */
+  beta2?: number;
+  /** Default 1e-8. */
+  eps?: number;
+  /** Decoupled weight decay; default 0.01. */
+  weightDecay?: number;
+  /** Which parameters decay; default those of rank >= 2 (matrices, not norms or biases, as llm.c). */
+  decay?: (p: Tensor) => boolean;
+  /** Clip the global gradient norm to this (0 or absent: no clipping, the norm is still computed). */
+  maxGradNorm?: number;
+}
+
+/**
+ * AdamW over a fixed list of parameters.
+ *
+ * @example
+ * ```ts
+ * const opt = new AdamW(params, { lr: warmupCosine({ lr: 3e-4, warmup: 10, total: 200 }), maxGradNorm: 1 });
+ * tidy(() => { loss(batch).backward(); opt.step(); opt.zeroGrad(); });
+ * ```
+ */
+export class AdamW {
+  /** The parameters, in order. */
+  readonly parameters: readonly Tensor[];
+  /** Steps taken. */
+  stepCount = 0;
+  /** [global gradient norm before clipping, clip scale] of the last step (GPU; read it when needed). */
+  readonly gradNorm: Tensor;
+  #m: Tensor[];
+  #v: Tensor[];
+  #partial: Tensor;
+  #opts: Required<Omit<AdamWOptions, "decay">> & { decay: (p: Tensor) => boolean };
+
+  /** @param parameters leaves with `requiresGrad`; @param opts hyper-parameters. */
+  constructor(parameters: readonly Tensor[], opts: AdamWOptions) {
+    for (const p of parameters) {
+      p.expectDtype("AdamW", "f32");
+      if (!p.requiresGrad || !p.isContiguous) {
+        throw new Error(`AdamW: ${p.describe()} must be a contiguous tensor with requiresGrad = true`);
+      }
+    }
+    this.parameters = [...parameters];
+    this.#opts = {
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+      weightDecay: 0.01,
+      maxGradNorm: 0,
+      decay: (p) => p.rank >= 2,
+      ...opts,
+    };
+    this.#m = parameters.map((p) => keep(zeros(p.shape)));
+    this.#v = parameters.map((p) => keep(zeros(p.shape)));
+    const parts = parameters.reduce((s, p) => s + partialsOf(p.size), 0);
+    this.#partial = keep(empty([Math.max(1, parts)], "f32", "gradNormPartials"));
+    this.gradNorm = keep(zeros([2]));
+  }
+
+  /** The learning rate at step `step` (0-based). */
+  lrAt(step: number): number {
+    const lr = this.#opts.lr;
+    return typeof lr === "number" ? lr : lr(step);
+  }
+
+  /** One update of every parameter with a gradient (records dispatches; no readback). */
+  step(): void {
+    const o = this.#opts;
+    const lr = this.lrAt(this.stepCount);
+    if (!Number.isFinite(lr) || lr < 0) throw new RangeError(`AdamW: learning rate ${lr} at step ${this.stepCount}`);
+    this.stepCount++;
+    const t = this.stepCount;
+    recordGradNorm(this.parameters, o.maxGradNorm, this.gradNorm, this.#partial);
+    const bc1 = 1 - o.beta1 ** t;
+    const bc2 = 1 - o.beta2 ** t;
+    const rt = runtime();
+    this.parameters.forEach((p, i) => {
+      if (!p.grad || p.size === 0) return;
+      const n4 = Math.ceil(p.size / 4);
+      const wd = o.decay(p) ? o.weightDecay : 0;
+      rt.dispatch({
+        kernel: adamKernel,
+        entryPoint: "adamw",
+        bindings: [
+          p.buffer,
+          p.grad.buffer,
+          this.#m[i].buffer,
+          this.#v[i].buffer,
+          this.gradNorm.buffer,
+          params([n4, f32(lr), f32(o.beta1), f32(o.beta2), f32(o.eps), f32(wd), f32(bc1), f32(bc2)]),
+        ],
+        workgroups: grid(Math.ceil(n4 / WG)),
+      });
+    });
+  }
+
+  /** Sets every gradient to zero in place (the buffers are kept for the next backward). */
+  zeroGrad(): void {
+    for (const p of this.parameters) if (p.grad) fillInPlace(p.grad, 0);
+  }
+
+  /** Frees the moments and buffers (the parameters stay). */
+  dispose(): void {
+    for (const t of [...this.#m, ...this.#v, this.#partial, this.gradNorm]) t.dispose();
+  }
+}
+
+/**
+ * Linear warm-up from lr/warmup to lr over `warmup` steps, then cosine decay to `minLr` at `total`
+ * (llm.c's schedule); constant `minLr` after `total`.
+ *
+ * @example
+ * ```ts
+ * const lr = warmupCosine({ lr: 1e-3, warmup: 100, total: 1000, minLr: 1e-4 });
+ * lr(0); // 1e-5
+ * ```
+ */
+export function warmupCosine(o: { lr: number; warmup: number; total: number; minLr?: number }): (step: number) => number {
+  const minLr = o.minLr ?? 0;
+  if (!(o.warmup >= 0 && o.total >= o.warmup)) {
+    throw new RangeError(`warmupCosine: need 0 <= warmup (${o.warmup}) <= total (${o.total})`);
+  }
+  return (step) => {
+    if (step < o.warmup) return (o.lr * (step + 1)) / o.warmup;
+    if (step >= o.total) return minLr;
+    const ratio = (step - o.warmup) / Math.max(1, o.total - o.warmup);
+    return minLr + 0.5 * (1 + Math.cos(Math.PI * ratio)) * (o.lr - minLr);
+  };
+}
+
+/** Linear warm-up over `warmup` steps, then constant. */
+export function warmupConstant(o: { lr: number; warmup: number }): (step: number) => number {
+  return (step) => (step < o.warmup ? (o.lr * (step + 1)) / o.warmup : o.lr);
+}

@@ -1,0 +1,83 @@
+/**
+ * Reductions over axes (sum, mean, max) and `sumTo`, the reduction every broadcasting backward uses.
+ *
+ * @module
+ */
+import reduceSource from "../../kernels/ops_reduce.wgsl" with { type: "text" };
+import { grid, type Kernel } from "../gpu/mod.ts";
+import { empty, f32, normAxes, params, runtime, sameShape, type Tensor } from "../tensor/mod.ts";
+import { fmtShape } from "../tensor/shape.ts";
+import { record } from "./tape.ts";
+import { div, eq, mul } from "./elementwise.ts";
+import { expand, reshape } from "./views.ts";
+
+const reduceKernel: Kernel = { name: "ops_reduce", code: reduceSource };
+
+function reduceRaw(x: Tensor, axes: number[], keepDims: boolean, op: 0 | 1, scale: number, name: string): Tensor {
+  x.expectDtype(name, "f32");
+  const red = new Set(axes);
+  const kept = x.shape.map((_, i) => i).filter((i) => !red.has(i));
+  const outShape = keepDims ? x.shape.map((d, i) => (red.has(i) ? 1 : d)) : kept.map((i) => x.shape[i]);
+  const out = empty(outShape, "f32", name);
+  const redCount = axes.reduce((p, a) => p * x.shape[a], 1);
+  if (op === 1 && redCount === 0) throw new RangeError(`${name}: cannot take the max over an empty axis of ${x.describe()}`);
+  if (out.size === 0) return out;
+  const p = params(
+    [out.size, kept.length, axes.length, redCount, x.offset, f32(scale), 0, f32(op === 1 ? -Infinity : 0)],
+    kept.map((i) => x.shape[i]),
+    kept.map((i) => x.strides[i]),
+    axes.map((i) => x.shape[i]),
+    axes.map((i) => x.strides[i]),
+  );
+  runtime().dispatch({
+    kernel: reduceKernel,
+    constants: { OP: op },
+    bindings: [x.buffer, out.buffer, p],
+    workgroups: grid(out.size),
+  });
+  return out;
+}
+
+function keptShape(shape: readonly number[], axes: number[]): number[] {
+  return shape.map((d, i) => (axes.includes(i) ? 1 : d));
+}
+
+/** Sum over `axes` (default all). */
+export function sum(x: Tensor, axes?: number | number[], keepDims = false): Tensor {
+  const ax = normAxes(axes, x.rank, "sum");
+  const out = reduceRaw(x, ax, keepDims, 0, 1, "sum");
+  return record(out, "sum", [x], (g) => [expand(reshape(g, keptShape(x.shape, ax)), x.shape)]);
+}
+
+/** Mean over `axes` (default all). */
+export function mean(x: Tensor, axes?: number | number[], keepDims = false): Tensor {
+  const ax = normAxes(axes, x.rank, "mean");
+  const count = ax.reduce((p, a) => p * x.shape[a], 1);
+  if (count === 0) throw new RangeError(`mean: empty reduction over ${x.describe()}`);
+  const out = reduceRaw(x, ax, keepDims, 0, 1 / count, "mean");
+  return record(out, "mean", [x], (g) => [expand(reshape(mul(g, 1 / count), keptShape(x.shape, ax)), x.shape)]);
+}
+
+/** Max over `axes` (default all); the gradient is shared equally among tied maxima. */
+export function max(x: Tensor, axes?: number | number[], keepDims = false): Tensor {
+  const ax = normAxes(axes, x.rank, "max");
+  const out = reduceRaw(x, ax, keepDims, 1, 1, "max");
+  return record(out, "max", [x], (g) => {
+    const ks = keptShape(x.shape, ax);
+    const mask = eq(x, reshape(out, ks));
+    const count = reduceRaw(mask, ax, true, 0, 1, "sum");
+    return [mul(mask, div(reshape(g, ks), count))];
+  });
+}
+
+/** Sums `g` over the axes that broadcasting expanded, giving a tensor of `shape`. */
+export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const lead = g.rank - shape.length;
+  if (lead < 0) throw new RangeError(`sumTo: ${fmtShape(g.shape)} has fewer axes than ${fmtShape(shape)}`);
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  return reshape(reduceRaw(g, axes, false, 0, 1, "sumTo"), shape);
+}

@@ -1,0 +1,164 @@
+/**
+ * The autograd tape, micrograd-style at tensor granularity: an op that reads a tensor needing a
+ * gradient attaches a {@link GradNode} (its inputs and a closure mapping the output's gradient to
+ * theirs) to its output. `backward` sorts the graph topologically once and runs the closures in
+ * reverse, summing gradients that meet; leaves with `requiresGrad` accumulate into `.grad`
+ * (in place, so gradients add up across calls until `zeroGrad`). Nothing is read back.
+ *
+ * @module
+ */
+import { type GradNode, keep, materialize, ones, type Tensor, tidy, zeros } from "../tensor/mod.ts";
+import { fmtShape, sameShape } from "../tensor/shape.ts";
+import { accumulateInto, add } from "./elementwise.ts";
+
+let gradEnabled = true;
+
+/** True when ops currently record the tape. */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/**
+ * Runs `fn` without recording the tape (evaluation, optimizer updates).
+ *
+ * @example
+ * ```ts
+ * const logits = noGrad(() => model(x));
+ * ```
+ */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** True when a gradient flows into `t` (a parameter, or the output of a recorded op). */
+export function needsGrad(t: Tensor): boolean {
+  return t.requiresGrad || t.node !== null;
+}
+
+/**
+ * Attaches a tape node to `out` when recording and some input needs a gradient; returns `out`.
+ * `backward` returns the gradient of each input (or null), each with that input's shape.
+ */
+export function record(
+  out: Tensor,
+  op: string,
+  parents: Tensor[],
+  backward: (grad: Tensor) => (Tensor | null)[],
+): Tensor {
+  if (gradEnabled && parents.some(needsGrad)) out.node = { op, parents, backward };
+  return out;
+}
+
+function freed(op: string): GradNode {
+  return {
+    op,
+    parents: [],
+    backward: () => {
+      throw new Error(
+        `backward: the graph through '${op}' was already consumed by an earlier backward(); ` +
+          "run the forward again",
+      );
+    },
+  };
+}
+
+function topo(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  // Iterative DFS (a deep model would overflow a recursive one).
+  const stack: Array<[Tensor, number]> = [[root, 0]];
+  seen.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const parents = top[0].node?.parents ?? [];
+    if (top[1] < parents.length) {
+      const p = parents[top[1]++];
+      if (!seen.has(p) && needsGrad(p)) {
+        seen.add(p);
+        stack.push([p, 0]);
+      }
+    } else {
+      order.push(top[0]);
+      stack.pop();
+    }
+  }
+  return order;
+}
+
+function own(t: Tensor): Tensor {
+  // A view of its own, so that one gradient tensor can sit in several slots and each is disposed once.
+  return t.viewAs(t.shape, t.strides, t.offset, "grad");
+}
+
+/**
+ * Backpropagates from `root`. A non-scalar root needs `grad` (same shape). Leaves with
+ * `requiresGrad` receive `.grad += dRoot/dLeaf`; the graph's nodes are released afterwards.
+ *
+ * @example
+ * ```ts
+ * const loss = tidy(() => { const l = mlp(x).sub(y).pow(2).mean(); backward(l); return l; });
+ * ```
+ */
+export function backward(root: Tensor, grad?: Tensor): void {
+  if (!needsGrad(root)) {
+    throw new Error(`backward: ${root.describe()} does not depend on any tensor with requiresGrad`);
+  }
+  if (!grad && root.size !== 1) {
+    throw new Error(
+      `backward: ${root.describe()} is not a scalar; pass an output gradient of shape ${fmtShape(root.shape)}`,
+    );
+  }
+  if (grad && !sameShape(grad.shape, root.shape)) {
+    throw new RangeError(
+      `backward: gradient shape ${fmtShape(grad.shape)} does not match output shape ${fmtShape(root.shape)}`,
+    );
+  }
+  noGrad(() => {
+    const order = topo(root);
+    const grads = new Map<Tensor, Tensor>([[root, grad ? own(grad) : keepIn(ones(root.shape))]]);
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i];
+      const g = grads.get(t);
+      if (!g) continue;
+      grads.delete(t);
+      const node = t.node;
+      if (node) {
+        const pgs = tidy(() => node.backward(g));
+        node.parents.forEach((p, j) => {
+          const pg = pgs[j];
+          if (!pg || !needsGrad(p)) return;
+          if (!sameShape(pg.shape, p.shape)) {
+            throw new Error(
+              `backward of '${node.op}': gradient ${fmtShape(pg.shape)} for input ${p.describe()}`,
+            );
+          }
+          const prev = grads.get(p);
+          if (prev) {
+            grads.set(p, keepIn(add(prev, pg)));
+            prev.dispose();
+          } else grads.set(p, keepIn(own(pg)));
+        });
+        for (const pg of pgs) pg?.dispose();
+        t.node = freed(node.op);
+      } else if (t.requiresGrad) {
+        if (!t.grad) t.grad = keep(zeros(t.shape));
+        const dense = materialize(g);
+        accumulateInto(t.grad, dense);
+        if (dense !== g) dense.dispose();
+      }
+      g.dispose();
+    }
+    for (const g of grads.values()) g.dispose();
+  });
+}
+
+// Gradients live across the closures' tidy scopes until the engine disposes them itself.
+function keepIn(t: Tensor): Tensor {
+  return keep(t);
+}

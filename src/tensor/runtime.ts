@@ -1,0 +1,117 @@
+/**
+ * The tensor runtime: one device, one buffer pool and one open {@link ComputeBatch} into which every
+ * op records its dispatches. Nothing is submitted until a readback (or an upload that could race
+ * with recorded work) needs it, so a whole training step is one pass and one submit.
+ *
+ * @module
+ */
+import {
+  ComputeBatch,
+  type Dispatch,
+  getGpu,
+  type GpuContext,
+  readBuffers,
+  type ReadRequest,
+  writeBuffer,
+} from "../gpu/mod.ts";
+import { BufferPool } from "./pool.ts";
+
+/** Counters that tests and benchmarks use to prove batching. */
+export interface RuntimeCounters {
+  /** Dispatches recorded since the runtime was created. */
+  dispatches: number;
+  /** Submits (one per flushed batch). */
+  submits: number;
+  /** Readback waits. */
+  reads: number;
+}
+
+// A batch this long is submitted even without a readback, to bound the encoder's memory.
+const MAX_BATCH = 8192;
+
+/** Device, pool and the batch being recorded. Create with {@link initTensors}. */
+export class TensorRuntime {
+  /** The device. */
+  readonly gpu: GpuContext;
+  /** The buffer pool every tensor allocates from. */
+  readonly pool: BufferPool;
+  /** Dispatch/submit/read counters. */
+  readonly counters: RuntimeCounters = { dispatches: 0, submits: 0, reads: 0 };
+  #batch: ComputeBatch | null = null;
+
+  /** @param gpu the device to run on. */
+  constructor(gpu: GpuContext) {
+    this.gpu = gpu;
+    this.pool = new BufferPool(gpu);
+  }
+
+  /** Records one dispatch into the open batch. */
+  dispatch(d: Dispatch): void {
+    this.#batch ??= new ComputeBatch(this.gpu);
+    this.#batch.dispatch(d);
+    this.counters.dispatches++;
+    if (this.#batch.length >= MAX_BATCH) this.flush();
+  }
+
+  /**
+   * Lets `encode` record into the open batch directly (for encoders such as `encodeMatmul` that take
+   * a ComputeBatch); its dispatches are counted.
+   */
+  encode(encode: (batch: ComputeBatch, gpu: GpuContext) => void): void {
+    this.#batch ??= new ComputeBatch(this.gpu);
+    const before = this.#batch.length;
+    encode(this.#batch, this.gpu);
+    this.counters.dispatches += this.#batch.length - before;
+    if (this.#batch.length >= MAX_BATCH) this.flush();
+  }
+
+  /** Submits the open batch (a no-op when nothing is recorded). */
+  flush(): void {
+    const b = this.#batch;
+    this.#batch = null;
+    if (b && b.length > 0) {
+      b.submit();
+      this.counters.submits++;
+    }
+  }
+
+  /**
+   * Writes host data into `buffer`. The open batch is submitted first: `queue.writeBuffer` lands
+   * before any later submit, and a pooled buffer may still be read by recorded work.
+   */
+  write(buffer: GPUBuffer, data: ArrayBufferView): void {
+    this.flush();
+    writeBuffer(this.gpu, buffer, data);
+  }
+
+  /** Submits the open batch and reads every region with one wait. */
+  async read(requests: ReadRequest[]): Promise<ArrayBuffer[]> {
+    this.flush();
+    this.counters.reads++;
+    return await readBuffers(this.gpu, requests);
+  }
+}
+
+let current: TensorRuntime | undefined;
+
+/**
+ * Creates the default tensor runtime on `gpu` (default: the process-wide device) and returns it.
+ * Calling it again returns the same runtime unless another device is given.
+ *
+ * @example
+ * ```ts
+ * await initTensors();
+ * const x = randn([2, 3], { seed: 1 });
+ * ```
+ */
+export async function initTensors(gpu?: GpuContext): Promise<TensorRuntime> {
+  const g = gpu ?? await getGpu();
+  if (!current || current.gpu !== g) current = new TensorRuntime(g);
+  return current;
+}
+
+/** The default runtime; throws when {@link initTensors} has not been awaited. */
+export function runtime(): TensorRuntime {
+  if (!current) throw new Error("no tensor runtime: call `await initTensors()` before creating tensors");
+  return current;
+}

@@ -1,0 +1,178 @@
+/**
+ * The Tensor: a typed view (shape, strides, element offset) of a pooled GPU buffer.
+ *
+ * Views share their storage through a reference count; the buffer returns to the pool when the last
+ * tensor using it is disposed. Which views are free: `reshape` of a contiguous tensor, `detach`,
+ * `transpose`/`permute`/`slice`/`expand` (metadata only). Kernels read contiguous inputs at offset 0,
+ * so a strided view is materialised by one strided-copy dispatch when an op first needs it
+ * (matmul instead reads a transposed 2-D view directly through its trans flags).
+ *
+ * @module
+ */
+import type { TensorRuntime } from "./runtime.ts";
+import { contiguousStrides, fmtShape, sizeOf } from "./shape.ts";
+import { track } from "./scope.ts";
+
+/** Element types: f32 values, i32/u32 ids and masks. All are 4 bytes. */
+export type DType = "f32" | "i32" | "u32";
+
+/** Host array type of a dtype. */
+export type HostArray<D extends DType = DType> = D extends "f32" ? Float32Array
+  : D extends "i32" ? Int32Array
+  : Uint32Array;
+
+/** A node of the autograd tape: the op that made a tensor, its inputs and how to push a gradient back. */
+export interface GradNode {
+  /** Op name (error messages and debugging). */
+  op: string;
+  /** Inputs of the op, in the order `backward` returns their gradients. */
+  parents: Tensor[];
+  /** Gradients of the parents given the gradient of the output (`null` where none flows). */
+  backward(grad: Tensor): (Tensor | null)[];
+}
+
+/** A reference-counted buffer shared by a tensor and its views. */
+export class Storage {
+  /** The runtime that owns the buffer. */
+  readonly rt: TensorRuntime;
+  /** Number of elements allocated. */
+  readonly length: number;
+  #buffer: GPUBuffer | null;
+  #refs = 0;
+
+  /** Acquires a pooled buffer for `length` 4-byte elements. */
+  constructor(rt: TensorRuntime, length: number) {
+    this.rt = rt;
+    this.length = length;
+    this.#buffer = rt.pool.acquire(length * 4);
+  }
+
+  /** The buffer; null once released. */
+  get buffer(): GPUBuffer | null {
+    return this.#buffer;
+  }
+
+  /** Adds a reference. */
+  retain(): void {
+    this.#refs++;
+  }
+
+  /** Drops a reference; the last one returns the buffer to the pool. */
+  releaseRef(): void {
+    if (--this.#refs === 0 && this.#buffer) {
+      this.rt.pool.release(this.#buffer);
+      this.#buffer = null;
+    }
+  }
+}
+
+let nextId = 1;
+
+/**
+ * A GPU tensor. Create with the functions of creation.ts; ops live in src/autograd and are also
+ * available as methods (`x.add(y)`, `x.matmul(w)`, `loss.backward()`) once src/autograd/mod.ts is
+ * imported.
+ */
+export class Tensor {
+  /** Unique id (stable sort key for the tape). */
+  readonly id: number = nextId++;
+  /** Dimensions. */
+  readonly shape: readonly number[];
+  /** Element strides of each dimension. */
+  readonly strides: readonly number[];
+  /** Element offset of the first element in the storage. */
+  readonly offset: number;
+  /** Element type. */
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly size: number;
+  /** The shared storage. */
+  readonly storage: Storage;
+  /** Name of the op that produced it ("input", "randn", "add", ...), used in error messages. */
+  readonly op: string;
+  /** Gradients are tracked for this leaf (parameters). */
+  requiresGrad = false;
+  /** Accumulated gradient of a leaf with `requiresGrad` after `backward()`. */
+  grad: Tensor | null = null;
+  /** The tape node that produced it, when gradients flow through it. */
+  node: GradNode | null = null;
+  #disposed = false;
+
+  /** Low level: prefer the creation functions. Registers with the current `tidy` scope. */
+  constructor(
+    storage: Storage,
+    shape: readonly number[],
+    dtype: DType,
+    op: string,
+    strides?: readonly number[],
+    offset = 0,
+  ) {
+    this.storage = storage;
+    this.shape = Object.freeze([...shape]);
+    this.strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
+    this.offset = offset;
+    this.dtype = dtype;
+    this.size = sizeOf(shape);
+    this.op = op;
+    storage.retain();
+    track(this);
+  }
+
+  /** Number of dimensions. */
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  /** True when dispose() has run (directly or through a scope). */
+  get isDisposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** Row-major with no offset: kernels can bind it directly. */
+  get isContiguous(): boolean {
+    if (this.offset !== 0) return false;
+    let acc = 1;
+    for (let i = this.shape.length - 1; i >= 0; i--) {
+      if (this.shape[i] !== 1 && this.strides[i] !== acc) return false;
+      acc *= this.shape[i];
+    }
+    return true;
+  }
+
+  /** The GPU buffer; throws a clear error after release. */
+  get buffer(): GPUBuffer {
+    const b = this.storage.buffer;
+    if (this.#disposed || !b) throw new Error(`${this.describe()} was used after release`);
+    return b;
+  }
+
+  /** "Tensor f32 [2,3] (from add)" for error messages. */
+  describe(): string {
+    return `Tensor ${this.dtype} ${fmtShape(this.shape)} (from ${this.op})`;
+  }
+
+  /** Throws unless the dtype is one of `allowed`; names the op. */
+  expectDtype(op: string, ...allowed: DType[]): this {
+    if (!allowed.includes(this.dtype)) {
+      throw new TypeError(`${op}: expected a ${allowed.join(" or ")} tensor, got ${this.describe()}`);
+    }
+    if (this.#disposed) throw new Error(`${op}: ${this.describe()} was used after release`);
+    return this;
+  }
+
+  /** Releases this tensor's reference to its storage (idempotent). Its gradient is disposed too. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.node = null;
+    this.grad?.dispose();
+    this.grad = null;
+    this.storage.releaseRef();
+  }
+
+  /** A metadata-only view over the same storage (no gradient; autograd wraps it). */
+  viewAs(shape: readonly number[], strides: readonly number[], offset: number, op: string): Tensor {
+    if (this.#disposed) throw new Error(`${op}: ${this.describe()} was used after release`);
+    return new Tensor(this.storage, shape, this.dtype, op, strides, offset);
+  }
+}
