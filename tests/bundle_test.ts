@@ -33,6 +33,24 @@ Deno.test("the bundled CLI runs from another folder", async () => {
       assert.ok(JSON.parse(info.stdout).limits.maxBufferSize > 0);
       const bad = await deno(["run", "--allow-all", bundle, "no-such-command"], elsewhere);
       assert.equal(bad.code, 2);
+      // simulate pulls in arquero, vega and vega-lite: they must be inside the bundle.
+      const sim = await deno([
+        "run",
+        "--allow-all",
+        bundle,
+        "simulate",
+        "--trials",
+        "3",
+        "--levels",
+        "2",
+        "--quiet",
+        "--out",
+        "run",
+      ], elsewhere);
+      assert.equal(sim.code, 0, sim.stderr);
+      const svg = await Deno.readTextFile(join(elsewhere, "run", "acceptance_vs_kl.svg"));
+      assert.match(svg, /^<svg/);
+      assert.ok((await Deno.readTextFile(join(elsewhere, "run", "results.csv"))).includes("\n"));
     } finally {
       await Deno.remove(elsewhere, { recursive: true });
     }
