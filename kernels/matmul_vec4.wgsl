@@ -1,4 +1,5 @@
 // Register-blocked matmul for aligned shapes: C[b] (+)= op(A[b]) · op(B[b]), f32, row-major.
+// (Bench version 5; bench/matmul/ holds the versions before it and their figures.)
 //
 // Each workgroup of 256 invocations computes a 128×128 tile of C; each invocation an 8×8 block held
 // in 16 vec4 accumulator *variables* (naga turns a dynamically indexed private array into memory
@@ -7,6 +8,14 @@
 // multiplied, the next tile's global loads are already in flight into registers, then land in the
 // other buffer, so one barrier per step suffices. Workgroups walk the output in groups of GROUP_M
 // tile rows so that neighbours in time share A and B tiles in L2.
+//
+// Written for naga's SPIR-V: it clamps every dynamic array index (wgpu's BoundsCheckPolicy
+// Restrict) and adds a counter to every loop (force_loop_bounding). So the k loop is unrolled by
+// hand (calls with literal k), the main loop does two steps per trip (the buffer number is a
+// literal too), and the tiles are [k][column] arrays: after inlining, every clamp of a literal
+// folds away and the clamps of the invocation's own column are loop-invariant, leaving each tile
+// read a load at a constant offset. The accumulators are module-scope private variables so the
+// helper functions can update them.
 //
 // Needs every row of A, B and C (and every batch stride) to be a whole number of vec4: the
 // contiguous dimension of each stored matrix must be a multiple of 4 (encodeMatmul checks this and
@@ -21,14 +30,13 @@ override TRANS_B: bool = false; // B stored N×K
 override ACCUMULATE: bool = false; // C += A·B
 override GROUP_M: u32 = 8u; // tile rows walked together (1: plain row-major order)
 override BK: u32 = 8u; // k per step: 8 or 16 (16 halves the barriers, doubles workgroup memory)
-// Row pad of the workgroup tiles in vec4. 1 keeps the scattered (transposing) stores of an
-// untransposed operand in distinct banks; 0 fits BK = 16 into 32 KiB (llvmpipe's limit).
-override PAD: u32 = 1u;
 
 const BM = 128u;
 const BN = 128u;
-override PITCH: u32 = BM / 4u + PAD; // vec4 per k row of a tile
-override TILE: u32 = BK * PITCH; // vec4 per buffer
+// vec4 per k row of a tile: 32 plus one of padding, which keeps the scattered (transposing) stores
+// of an untransposed operand in distinct banks. src/tensor/matmul/kernels.ts derives the unpadded
+// twin (PAD = 0, so that BK = 16 fits llvmpipe's 32 KiB) by rewriting this line.
+const PITCH = 33u;
 override RV: u32 = BK / 4u; // vec4 per tile row of an untransposed operand
 
 struct Params {
@@ -42,72 +50,155 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> c: array<vec4<f32>>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-// [buffer][k][m/4] and [buffer][k][n/4].
-var<workgroup> As: array<vec4<f32>, 2u * TILE>;
-var<workgroup> Bs: array<vec4<f32>, 2u * TILE>;
+// Two buffers per operand, each [k][m/4] (or [k][n/4]).
+var<workgroup> As0: array<array<vec4<f32>, PITCH>, BK>;
+var<workgroup> As1: array<array<vec4<f32>, PITCH>, BK>;
+var<workgroup> Bs0: array<array<vec4<f32>, PITCH>, BK>;
+var<workgroup> Bs1: array<array<vec4<f32>, PITCH>, BK>;
+
+// Per-invocation values fixed at entry, and the accumulators: c{row r}{column half h} holds rows
+// r (r < 4: ty*4 + r; else 64 + ty*4 + r - 4) and columns h*64 + tx*4 .. +3 of the tile.
+var<private> tx: u32;
+var<private> ty: u32;
+var<private> t: u32;
+var<private> m0: u32;
+var<private> n0: u32;
+var<private> baseA: u32;
+var<private> baseB: u32;
+var<private> c00: vec4<f32>; var<private> c01: vec4<f32>;
+var<private> c10: vec4<f32>; var<private> c11: vec4<f32>;
+var<private> c20: vec4<f32>; var<private> c21: vec4<f32>;
+var<private> c30: vec4<f32>; var<private> c31: vec4<f32>;
+var<private> c40: vec4<f32>; var<private> c41: vec4<f32>;
+var<private> c50: vec4<f32>; var<private> c51: vec4<f32>;
+var<private> c60: vec4<f32>; var<private> c61: vec4<f32>;
+var<private> c70: vec4<f32>; var<private> c71: vec4<f32>;
 
 // Vec4 number e (0 .. BK·32) of op(A)'s tile (rows m0.., columns k0..): 4 consecutive k of one
 // row when A is M×K, 4 consecutive m of one k when A is K×M. Consecutive e are consecutive in
 // memory. Zeros past the edge (the contiguous dimension being a multiple of 4, a vec4 is either
 // wholly inside or wholly outside).
-fn loadA(base: u32, m0: u32, k0: u32, e: u32) -> vec4<f32> {
+fn loadA(k0: u32, e: u32) -> vec4<f32> {
   let M = params.M;
   let K = params.K;
   if (TRANS_A) {
     let k = k0 + (e >> 5u);
     let m = m0 + (e & 31u) * 4u;
-    if (k < K && m < M) { return a[(base + k * M + m) >> 2u]; }
+    if (k < K && m < M) { return a[(baseA + k * M + m) >> 2u]; }
   } else {
     let m = m0 + e / RV;
     let k = k0 + (e % RV) * 4u;
-    if (m < M && k < K) { return a[(base + m * K + k) >> 2u]; }
+    if (m < M && k < K) { return a[(baseA + m * K + k) >> 2u]; }
   }
   return vec4<f32>(0.0);
 }
 
-fn loadB(base: u32, n0: u32, k0: u32, e: u32) -> vec4<f32> {
+fn loadB(k0: u32, e: u32) -> vec4<f32> {
   let N = params.N;
   let K = params.K;
   if (TRANS_B) {
     let n = n0 + e / RV;
     let k = k0 + (e % RV) * 4u;
-    if (n < N && k < K) { return b[(base + n * K + k) >> 2u]; }
+    if (n < N && k < K) { return b[(baseB + n * K + k) >> 2u]; }
   } else {
     let k = k0 + (e >> 5u);
     let n = n0 + (e & 31u) * 4u;
-    if (k < K && n < N) { return b[(base + k * N + n) >> 2u]; }
+    if (k < K && n < N) { return b[(baseB + k * N + n) >> 2u]; }
   }
   return vec4<f32>(0.0);
 }
 
-// Writes what loadA returned for vec4 e into tile buffer `buf`, laid out [k][m]; the
-// untransposed case scatters the four k values into four rows.
-fn storeA(buf: u32, e: u32, v: vec4<f32>) {
+// Writes what loadA returned for vec4 e into buffer `which`, laid out [k][m]; the untransposed
+// case scatters the four k values into four rows.
+fn storeA(which: u32, e: u32, v: vec4<f32>) {
   if (TRANS_A) {
-    As[buf + (e >> 5u) * PITCH + (e & 31u)] = v;
+    let k = e >> 5u;
+    let i = e & 31u;
+    if (which == 0u) { As0[k][i] = v; } else { As1[k][i] = v; }
   } else {
     let r = e / RV;
-    let i = buf + (e % RV) * 4u * PITCH + (r >> 2u);
+    let k = (e % RV) * 4u;
+    let i = r >> 2u;
     let j = r & 3u;
-    As[i][j] = v.x;
-    As[i + PITCH][j] = v.y;
-    As[i + 2u * PITCH][j] = v.z;
-    As[i + 3u * PITCH][j] = v.w;
+    if (which == 0u) {
+      As0[k][i][j] = v.x; As0[k + 1u][i][j] = v.y; As0[k + 2u][i][j] = v.z; As0[k + 3u][i][j] = v.w;
+    } else {
+      As1[k][i][j] = v.x; As1[k + 1u][i][j] = v.y; As1[k + 2u][i][j] = v.z; As1[k + 3u][i][j] = v.w;
+    }
   }
 }
 
-fn storeB(buf: u32, e: u32, v: vec4<f32>) {
+fn storeB(which: u32, e: u32, v: vec4<f32>) {
   if (TRANS_B) {
     let r = e / RV;
-    let i = buf + (e % RV) * 4u * PITCH + (r >> 2u);
+    let k = (e % RV) * 4u;
+    let i = r >> 2u;
     let j = r & 3u;
-    Bs[i][j] = v.x;
-    Bs[i + PITCH][j] = v.y;
-    Bs[i + 2u * PITCH][j] = v.z;
-    Bs[i + 3u * PITCH][j] = v.w;
+    if (which == 0u) {
+      Bs0[k][i][j] = v.x; Bs0[k + 1u][i][j] = v.y; Bs0[k + 2u][i][j] = v.z; Bs0[k + 3u][i][j] = v.w;
+    } else {
+      Bs1[k][i][j] = v.x; Bs1[k + 1u][i][j] = v.y; Bs1[k + 2u][i][j] = v.z; Bs1[k + 3u][i][j] = v.w;
+    }
   } else {
-    Bs[buf + (e >> 5u) * PITCH + (e & 31u)] = v;
+    let k = e >> 5u;
+    let i = e & 31u;
+    if (which == 0u) { Bs0[k][i] = v; } else { Bs1[k][i] = v; }
   }
+}
+
+// One k of the outer product on buffer `which`: 4 tile reads, 64 FMAs.
+fn multiply(which: u32, k: u32) {
+  var a0: vec4<f32>;
+  var a1: vec4<f32>;
+  var b0: vec4<f32>;
+  var b1: vec4<f32>;
+  if (which == 0u) {
+    a0 = As0[k][ty]; a1 = As0[k][ty + 16u]; b0 = Bs0[k][tx]; b1 = Bs0[k][tx + 16u];
+  } else {
+    a0 = As1[k][ty]; a1 = As1[k][ty + 16u]; b0 = Bs1[k][tx]; b1 = Bs1[k][tx + 16u];
+  }
+  c00 = fma(vec4<f32>(a0.x), b0, c00); c01 = fma(vec4<f32>(a0.x), b1, c01);
+  c10 = fma(vec4<f32>(a0.y), b0, c10); c11 = fma(vec4<f32>(a0.y), b1, c11);
+  c20 = fma(vec4<f32>(a0.z), b0, c20); c21 = fma(vec4<f32>(a0.z), b1, c21);
+  c30 = fma(vec4<f32>(a0.w), b0, c30); c31 = fma(vec4<f32>(a0.w), b1, c31);
+  c40 = fma(vec4<f32>(a1.x), b0, c40); c41 = fma(vec4<f32>(a1.x), b1, c41);
+  c50 = fma(vec4<f32>(a1.y), b0, c50); c51 = fma(vec4<f32>(a1.y), b1, c51);
+  c60 = fma(vec4<f32>(a1.z), b0, c60); c61 = fma(vec4<f32>(a1.z), b1, c61);
+  c70 = fma(vec4<f32>(a1.w), b0, c70); c71 = fma(vec4<f32>(a1.w), b1, c71);
+}
+
+// Step s of the k loop on buffer `which` (a literal at both call sites): issue the next step's
+// global loads, multiply the current tiles, park the loads in the other buffer, synchronise.
+fn stage(which: u32, s: u32, steps: u32) {
+  let more = s + 1u < steps;
+  let k1 = (s + 1u) * BK;
+  var nextA0 = vec4<f32>(0.0);
+  var nextB0 = vec4<f32>(0.0);
+  var nextA1 = vec4<f32>(0.0);
+  var nextB1 = vec4<f32>(0.0);
+  if (more) {
+    nextA0 = loadA(k1, t);
+    nextB0 = loadB(k1, t);
+    if (BK == 16u) {
+      nextA1 = loadA(k1, t + 256u);
+      nextB1 = loadB(k1, t + 256u);
+    }
+  }
+  multiply(which, 0u); multiply(which, 1u); multiply(which, 2u); multiply(which, 3u);
+  multiply(which, 4u); multiply(which, 5u); multiply(which, 6u); multiply(which, 7u);
+  if (BK == 16u) {
+    multiply(which, 8u); multiply(which, 9u); multiply(which, 10u); multiply(which, 11u);
+    multiply(which, 12u); multiply(which, 13u); multiply(which, 14u); multiply(which, 15u);
+  }
+  if (more) {
+    storeA(1u - which, t, nextA0);
+    storeB(1u - which, t, nextB0);
+    if (BK == 16u) {
+      storeA(1u - which, t + 256u, nextA1);
+      storeB(1u - which, t + 256u, nextB1);
+    }
+  }
+  workgroupBarrier();
 }
 
 fn storeC(base: u32, m: u32, n: u32, v: vec4<f32>) {
@@ -124,7 +215,7 @@ fn storeC(base: u32, m: u32, n: u32, v: vec4<f32>) {
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_id) lid: vec3u,
-        @builtin(local_invocation_index) t: u32) {
+        @builtin(local_invocation_index) lindex: u32) {
   let tilesM = (params.M + BM - 1u) / BM;
   let tilesN = (params.N + BN - 1u) / BN;
   // Flat tile index → (tile row, tile column), GROUP_M tile rows at a time.
@@ -134,91 +225,40 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let firstM = (pid / perGroup) * GROUP_M;
   let groupRows = min(tilesM - firstM, GROUP_M);
   let inGroup = pid % perGroup;
-  let m0 = (firstM + inGroup % groupRows) * BM;
-  let n0 = (inGroup / groupRows) * BN;
-
+  m0 = (firstM + inGroup % groupRows) * BM;
+  n0 = (inGroup / groupRows) * BN;
   let batch = params.batchBase + wid.z;
-  let baseA = batch * params.strideA;
-  let baseB = batch * params.strideB;
-  let tx = lid.x;
-  let ty = lid.y;
-
-  var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
-  var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
-  var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
-  var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
-  var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
-  var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
-  var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
-  var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
+  baseA = batch * params.strideA;
+  baseB = batch * params.strideB;
+  tx = lid.x;
+  ty = lid.y;
+  t = lindex;
 
   // Each invocation moves BK / 8 vec4 of each operand per step: slots t and, for BK = 16, t + 256.
-  let two = BK == 16u;
-  let steps = (params.K + BK - 1u) / BK;
-  storeA(0u, t, loadA(baseA, m0, 0u, t));
-  storeB(0u, t, loadB(baseB, n0, 0u, t));
-  if (two) {
-    storeA(0u, t + 256u, loadA(baseA, m0, 0u, t + 256u));
-    storeB(0u, t + 256u, loadB(baseB, n0, 0u, t + 256u));
+  storeA(0u, t, loadA(0u, t));
+  storeB(0u, t, loadB(0u, t));
+  if (BK == 16u) {
+    storeA(0u, t + 256u, loadA(0u, t + 256u));
+    storeB(0u, t + 256u, loadB(0u, t + 256u));
   }
   workgroupBarrier();
-
-  for (var s = 0u; s < steps; s++) {
-    let cur = (s & 1u) * TILE;
-    let more = s + 1u < steps;
-    // Issue the next step's global loads before the arithmetic that hides their latency.
-    let k1 = (s + 1u) * BK;
-    var nextA0 = vec4<f32>(0.0);
-    var nextB0 = vec4<f32>(0.0);
-    var nextA1 = vec4<f32>(0.0);
-    var nextB1 = vec4<f32>(0.0);
-    if (more) {
-      nextA0 = loadA(baseA, m0, k1, t);
-      nextB0 = loadB(baseB, n0, k1, t);
-      if (two) {
-        nextA1 = loadA(baseA, m0, k1, t + 256u);
-        nextB1 = loadB(baseB, n0, k1, t + 256u);
-      }
-    }
-    for (var k = 0u; k < BK; k++) {
-      let ra = cur + k * PITCH + ty;
-      let rb = cur + k * PITCH + tx;
-      let a0 = As[ra];
-      let a1 = As[ra + 16u];
-      let b0 = Bs[rb];
-      let b1 = Bs[rb + 16u];
-      c00 = fma(vec4<f32>(a0.x), b0, c00); c01 = fma(vec4<f32>(a0.x), b1, c01);
-      c10 = fma(vec4<f32>(a0.y), b0, c10); c11 = fma(vec4<f32>(a0.y), b1, c11);
-      c20 = fma(vec4<f32>(a0.z), b0, c20); c21 = fma(vec4<f32>(a0.z), b1, c21);
-      c30 = fma(vec4<f32>(a0.w), b0, c30); c31 = fma(vec4<f32>(a0.w), b1, c31);
-      c40 = fma(vec4<f32>(a1.x), b0, c40); c41 = fma(vec4<f32>(a1.x), b1, c41);
-      c50 = fma(vec4<f32>(a1.y), b0, c50); c51 = fma(vec4<f32>(a1.y), b1, c51);
-      c60 = fma(vec4<f32>(a1.z), b0, c60); c61 = fma(vec4<f32>(a1.z), b1, c61);
-      c70 = fma(vec4<f32>(a1.w), b0, c70); c71 = fma(vec4<f32>(a1.w), b1, c71);
-    }
-    if (more) {
-      let nxt = TILE - cur;
-      storeA(nxt, t, nextA0);
-      storeB(nxt, t, nextB0);
-      if (two) {
-        storeA(nxt, t + 256u, nextA1);
-        storeB(nxt, t + 256u, nextB1);
-      }
-    }
-    workgroupBarrier();
+  let steps = (params.K + BK - 1u) / BK;
+  for (var s = 0u; s < steps; s += 2u) {
+    stage(0u, s, steps);
+    if (s + 1u < steps) { stage(1u, s + 1u, steps); }
   }
 
   let baseC = batch * params.strideC;
   let r0 = m0 + ty * 4u;
   let r1 = r0 + 64u;
-  let n0a = n0 + tx * 4u;
-  let n0b = n0a + 64u;
-  storeC(baseC, r0, n0a, c00); storeC(baseC, r0, n0b, c01);
-  storeC(baseC, r0 + 1u, n0a, c10); storeC(baseC, r0 + 1u, n0b, c11);
-  storeC(baseC, r0 + 2u, n0a, c20); storeC(baseC, r0 + 2u, n0b, c21);
-  storeC(baseC, r0 + 3u, n0a, c30); storeC(baseC, r0 + 3u, n0b, c31);
-  storeC(baseC, r1, n0a, c40); storeC(baseC, r1, n0b, c41);
-  storeC(baseC, r1 + 1u, n0a, c50); storeC(baseC, r1 + 1u, n0b, c51);
-  storeC(baseC, r1 + 2u, n0a, c60); storeC(baseC, r1 + 2u, n0b, c61);
-  storeC(baseC, r1 + 3u, n0a, c70); storeC(baseC, r1 + 3u, n0b, c71);
+  let na = n0 + tx * 4u;
+  let nb = na + 64u;
+  storeC(baseC, r0, na, c00); storeC(baseC, r0, nb, c01);
+  storeC(baseC, r0 + 1u, na, c10); storeC(baseC, r0 + 1u, nb, c11);
+  storeC(baseC, r0 + 2u, na, c20); storeC(baseC, r0 + 2u, nb, c21);
+  storeC(baseC, r0 + 3u, na, c30); storeC(baseC, r0 + 3u, nb, c31);
+  storeC(baseC, r1, na, c40); storeC(baseC, r1, nb, c41);
+  storeC(baseC, r1 + 1u, na, c50); storeC(baseC, r1 + 1u, nb, c51);
+  storeC(baseC, r1 + 2u, na, c60); storeC(baseC, r1 + 2u, nb, c61);
+  storeC(baseC, r1 + 3u, na, c70); storeC(baseC, r1 + 3u, nb, c71);
 }

@@ -202,9 +202,12 @@ Deno.test("matmul: the vec4 kernel's tunings all give the same products", async 
   // 260×260 is 3×3 tiles: with GROUP_M = 2 the last group of tile rows is partial.
   const shapes = [...ALIGNED_SHAPES.slice(1, 4), [260, 260, 8] as [number, number, number]];
   const cases = [...transposeCases(shapes), ...ALIGNED_LAYOUT_CASES];
-  const tunings: Array<Partial<Vec4Tuning>> = [{ BK: 16, PAD: 0 }, { PAD: 0, GROUP_M: 1 }, {
-    GROUP_M: 2,
-  }];
+  const tunings: Array<Partial<Vec4Tuning>> = [
+    { BK: 16, PAD: 0 },
+    { PAD: 0, GROUP_M: 2 },
+    { unrolled: false },
+    { unrolled: false, BK: 16, PAD: 0 },
+  ];
   for (const t of tunings) {
     report(`vec4 ${JSON.stringify(t)}`, await runCases(gpu, cases, "vec4", 5, t));
   }

@@ -13,6 +13,7 @@ import type { ComputeBatch } from "../../src/gpu/batch.ts";
 import type { GpuContext } from "../../src/gpu/device.ts";
 import type { Kernel } from "../../src/gpu/pipelines.ts";
 import {
+  DEFAULT_VEC4_TUNING,
   encodeMatmul,
   type MatmulParams,
   planMatmul,
@@ -36,12 +37,16 @@ export interface MatmulVersion {
 
 const v3Kernel: Kernel = { name: "matmul_bench_v3", code: v3Source };
 
+function params(p: MatmulParams): Uint32Array {
+  return new Uint32Array([p.M, p.N, p.K, 0, 0, 0, 0, 0]);
+}
+
 function vec4Version(id: string, note: string, tuning: Partial<Vec4Tuning>): MatmulVersion {
   return {
     id,
     note,
     obstacle(gpu, p) {
-      const need = vec4WorkgroupBytes({ BK: 8, PAD: 1, GROUP_M: 8, ...tuning });
+      const need = vec4WorkgroupBytes({ ...DEFAULT_VEC4_TUNING, ...tuning });
       const have = gpu.limits.maxComputeWorkgroupStorageSize ?? 16384;
       if (need > have) return `needs ${need} B of workgroup memory, device has ${have}`;
       return vec4Obstacle(planMatmul(gpu, p));
@@ -81,7 +86,7 @@ export const MATMUL_VERSIONS: MatmulVersion[] = [
     encode(batch, _gpu, p) {
       batch.dispatch({
         kernel: v3Kernel,
-        bindings: [p.a, p.b, p.c, new Uint32Array([p.M, p.N, p.K, 0, 0, 0, 0, 0])],
+        bindings: [p.a, p.b, p.c, params(p)],
         workgroups: [Math.ceil(p.N / 128), Math.ceil(p.M / 128)],
       });
     },
@@ -90,18 +95,26 @@ export const MATMUL_VERSIONS: MatmulVersion[] = [
     "v4",
     "v3 + second workgroup buffer with the next step's loads prefetched into registers (one " +
       "barrier per step) + tiles walked in groups of 8 rows for L2 reuse; all transposes, " +
-      "batches, accumulate (kernels/matmul_vec4.wgsl, the default for large aligned products)",
+      "batches, accumulate (kernels/matmul_vec4_loop.wgsl, selectable as unrolled: false)",
+    { unrolled: false },
+  ),
+  vec4Version(
+    "v5",
+    "v4 rewritten for naga: k loop unrolled by hand, two steps per trip of the main loop, tiles " +
+      "as [k][column] arrays, so no tile read pays a clamp or an add (naga clamps every dynamic " +
+      "index and counts every loop); accumulators as private variables; batches, accumulate " +
+      "(kernels/matmul_vec4.wgsl: the default for large aligned products)",
     {},
   ),
-  vec4Version("v5", "v4 with BK = 16: half the barriers, twice the workgroup memory", {
+  vec4Version("v6", "v5 with BK = 16: half the barriers, twice the workgroup memory (34 KB)", {
     BK: 16,
     PAD: 1,
   }),
-  vec4Version("v6", "v4 with BK = 16 and unpadded tiles (fits 32 KiB; bank conflicts on scatter)", {
+  vec4Version("v7", "v5 with BK = 16 and unpadded tiles (32 KiB; bank conflicts on the scatter)", {
     BK: 16,
     PAD: 0,
   }),
-  vec4Version("v7", "v4 with GROUP_M = 1 (row-major tile order): what the grouping buys", {
+  vec4Version("v8", "v5 with GROUP_M = 1 (row-major tile order): what the grouping buys", {
     GROUP_M: 1,
   }),
 ];

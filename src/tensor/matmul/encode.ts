@@ -6,7 +6,7 @@
  */
 import { type BufferSlice, type ComputeBatch, grid } from "../../gpu/batch.ts";
 import type { GpuContext } from "../../gpu/device.ts";
-import { MATMUL_KERNELS, MATMUL_TILES, type MatmulVariant } from "./kernels.ts";
+import { MATMUL_TILES, matmulKernel, type MatmulVariant } from "./kernels.ts";
 import type { MatmulShape } from "./reference.ts";
 
 /** Arguments of {@link encodeMatmul}: the three buffers and the shape. */
@@ -31,16 +31,23 @@ export interface Vec4Tuning {
   PAD: number;
   /** Tile rows walked together for L2 reuse (1: row-major order). */
   GROUP_M: number;
+  /** The hand-unrolled kernel (matmul_vec4.wgsl) or the looped one (matmul_vec4_loop.wgsl). */
+  unrolled: boolean;
 }
 
 /**
  * The tuning `encodeMatmul` uses: 128×128×8 with padded tiles (17 KB of workgroup memory, which
  * every device offers) walked in groups of 8 tile rows. `bench/matmul/main.ts` weighs the others.
  */
-export const DEFAULT_VEC4_TUNING: Readonly<Vec4Tuning> = { BK: 8, PAD: 1, GROUP_M: 8 };
+export const DEFAULT_VEC4_TUNING: Readonly<Vec4Tuning> = {
+  BK: 8,
+  PAD: 1,
+  GROUP_M: 8,
+  unrolled: true,
+};
 
 /** Bytes of workgroup memory the vec4 kernel needs with `tuning`. */
-export function vec4WorkgroupBytes(tuning: Vec4Tuning): number {
+export function vec4WorkgroupBytes(tuning: Pick<Vec4Tuning, "BK" | "PAD">): number {
   return 2 * 2 * tuning.BK * (32 + tuning.PAD) * 16;
 }
 
@@ -238,8 +245,9 @@ export function matmulFlops(M: number, N: number, K: number, batchCount = 1): nu
 export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulParams): void {
   const plan = planMatmul(gpu, p);
   const variant = p.variant ?? chooseMatmulVariant(plan);
-  const kernels = MATMUL_KERNELS[variant];
-  if (!kernels) throw new RangeError(`matmul: unknown variant ${String(variant)}`);
+  if (!(variant in MATMUL_TILES)) {
+    throw new RangeError(`matmul: unknown variant ${String(variant)}`);
+  }
   const tuning = variant === "vec4" ? vec4Tuned(gpu, p.vec4Tuning) : undefined;
   if (variant === "vec4") {
     const obstacle = vec4Obstacle(plan);
@@ -248,12 +256,13 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
     }
   }
   const aliased = p.c.buffer === p.a.buffer || p.c.buffer === p.b.buffer;
-  const kernel = aliased ? kernels.aliased : kernels.plain;
+  const kernel = matmulKernel(variant, { aliased, pad: tuning?.PAD, unrolled: tuning?.unrolled });
   const constants = {
     TRANS_A: plan.transA ? 1 : 0,
     TRANS_B: plan.transB ? 1 : 0,
     ACCUMULATE: plan.accumulate ? 1 : 0,
-    ...tuning,
+    ...(tuning ? { BK: tuning.BK, GROUP_M: tuning.GROUP_M } : {}),
+    ...(tuning && !tuning.unrolled ? { PAD: tuning.PAD } : {}),
   };
   const bind = (s: BufferSlice, elements: number): BufferSlice => ({
     buffer: s.buffer,

@@ -2,7 +2,9 @@
  * The matmul kernels, imported as text so `deno compile` embeds them. Each kernel also exists as
  * an "aliased" twin that declares A and B `read_write`: WebGPU forbids one buffer being bound both
  * read-only and writable in the same dispatch, so when C shares a buffer with A or B (disjoint
- * ranges of one arena) every binding must be writable.
+ * ranges of one arena) every binding must be writable. The vec4 kernel also has an unpadded twin
+ * (its workgroup array sizes cannot be overrides in every dimension, so the pad is in the text),
+ * and a looped form (matmul_vec4_loop.wgsl) kept selectable until measured against it on an H100.
  *
  * @module
  */
@@ -10,6 +12,7 @@ import type { Kernel } from "../../gpu/pipelines.ts";
 import naiveSource from "../../../kernels/matmul_naive.wgsl" with { type: "text" };
 import tiledSource from "../../../kernels/matmul_tiled.wgsl" with { type: "text" };
 import vec4Source from "../../../kernels/matmul_vec4.wgsl" with { type: "text" };
+import vec4LoopSource from "../../../kernels/matmul_vec4_loop.wgsl" with { type: "text" };
 
 /**
  * The kernel variants `encodeMatmul` picks from by shape and alignment:
@@ -26,14 +29,54 @@ export const MATMUL_TILES: Record<MatmulVariant, readonly [number, number]> = {
   vec4: [128, 128],
 };
 
-function withAliasedTwin(name: string, code: string): { plain: Kernel; aliased: Kernel } {
-  const aliasedCode = code.replaceAll("var<storage, read>", "var<storage, read_write>");
-  return { plain: { name, code }, aliased: { name: `${name}+aliased`, code: aliasedCode } };
+const SOURCES: Record<MatmulVariant, string> = {
+  naive: naiveSource,
+  tiled: tiledSource,
+  vec4: vec4Source,
+};
+
+// The line of matmul_vec4.wgsl that sets the padded tile pitch; its unpadded twin rewrites it.
+const PITCH_LINE = "const PITCH = 33u;";
+
+/** How a variant's source is specialised beyond its `override` constants. */
+export interface KernelForm {
+  /** C shares a buffer with A or B: declare every binding `read_write`. */
+  aliased?: boolean;
+  /** vec4 only: tile rows padded by one vec4 (1, the default) or not (0). */
+  pad?: number;
+  /** vec4 only: the hand-unrolled kernel (true, the default) or the looped one. */
+  unrolled?: boolean;
 }
 
-/** Kernel sources per variant, plain and aliased. */
-export const MATMUL_KERNELS: Record<MatmulVariant, { plain: Kernel; aliased: Kernel }> = {
-  naive: withAliasedTwin("matmul_naive", naiveSource),
-  tiled: withAliasedTwin("matmul_tiled", tiledSource),
-  vec4: withAliasedTwin("matmul_vec4", vec4Source),
-};
+const kernels = new Map<string, Kernel>();
+
+/**
+ * The kernel of `variant` in `form`, created once (the pipeline cache keys on its name).
+ *
+ * @example
+ * ```ts
+ * const k = matmulKernel("vec4", { aliased: true, pad: 0 }); // name "matmul_vec4+aliased+pad0"
+ * ```
+ */
+export function matmulKernel(variant: MatmulVariant, form: KernelForm = {}): Kernel {
+  const looped = variant === "vec4" && form.unrolled === false;
+  const source = looped ? vec4LoopSource : SOURCES[variant];
+  if (source === undefined) throw new RangeError(`matmul: unknown variant ${String(variant)}`);
+  // The looped kernel takes its pad as an override constant; the unrolled one in its text.
+  const unpadded = variant === "vec4" && !looped && form.pad === 0;
+  const name = `matmul_${variant}${looped ? "_loop" : ""}${form.aliased ? "+aliased" : ""}` +
+    `${unpadded ? "+pad0" : ""}`;
+  let kernel = kernels.get(name);
+  if (kernel) return kernel;
+  let code = source;
+  if (form.aliased) code = code.replaceAll("var<storage, read>", "var<storage, read_write>");
+  if (unpadded) {
+    if (code.split(PITCH_LINE).length !== 2) {
+      throw new Error(`matmul_vec4.wgsl must contain "${PITCH_LINE}" exactly once`);
+    }
+    code = code.replace(PITCH_LINE, "const PITCH = 32u;");
+  }
+  kernel = { name, code };
+  kernels.set(name, kernel);
+  return kernel;
+}

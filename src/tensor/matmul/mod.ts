@@ -24,6 +24,6 @@ export {
   type Vec4Tuning,
   vec4WorkgroupBytes,
 } from "./encode.ts";
-export { MATMUL_KERNELS, MATMUL_TILES, type MatmulVariant } from "./kernels.ts";
+export { type KernelForm, MATMUL_TILES, matmulKernel, type MatmulVariant } from "./kernels.ts";
 export { matmulReference, type MatmulShape } from "./reference.ts";
 export { checkMatmul, type MatmulCheck } from "./check.ts";
