@@ -1,0 +1,239 @@
+/**
+ * Recording one sampling step of the rollout engine into the tensor runtime's open batch: the
+ * top-k capture (topk_stream from src/obrs/gpu, raw values) and kernels/sample_row.wgsl, which
+ * teacher-forces prompts, samples, and writes the token, its processed and raw log-probs and the
+ * captured top-k into preallocated `[B, maxNew, …]` outputs on the GPU. Nothing is read back here.
+ *
+ * @module
+ */
+import rngSource from "../../kernels/rng.wgsl" with { type: "text" };
+import sampleSource from "../../kernels/sample_row.wgsl" with { type: "text" };
+import { grid, type Kernel } from "../gpu/mod.ts";
+import { STREAM_MAX_K, streamCapacity } from "../obrs/gpu/ops.ts";
+import { topkStreamKernel } from "../obrs/gpu/kernels.ts";
+import { empty, f32, params, runtime, type Tensor } from "../tensor/mod.ts";
+import { type SamplingSettings, validateSampling } from "./sampling_reference.ts";
+
+const sampleKernel: Kernel = { name: "sample_row", code: rngSource + sampleSource };
+
+/** Marks "no stop token" in {@link SampleStepArgs.stopId}. */
+export const NO_STOP = 0xffffffff;
+
+/** Largest top-k capture width on this device (topk_stream's streaming limit). */
+export function maxCaptureK(): number {
+  const gpu = runtime().gpu;
+  return Math.min(STREAM_MAX_K, streamCapacity(gpu) - 512);
+}
+
+/** GPU buffers of a rollout's sampling state (allocated once per engine, reused every batch). */
+export interface SampleBuffers {
+  /** Rows B. */
+  B: number;
+  /** Generated-token budget per row. */
+  maxNew: number;
+  /** Captured top-k width (0: none). */
+  captureK: number;
+  /** u32 `[B, 4]`: finished, generated count, flags, stopped by the stop token. */
+  state: Tensor;
+  /** i32 `[B]`: the model's input at the next step. */
+  nextTokens: Tensor;
+  /** u32 `[B, maxNew, 3]`: token, bits of the processed log-prob, bits of the raw log-prob. */
+  outMain: Tensor;
+  /** u32 `[B, maxNew, captureK, 2]` (one element when captureK = 0): id, bits of processed log-prob. */
+  outTop: Tensor;
+  /** Scratch of the capture: f32 `[B, K]` raw values, u32 `[B, K]` ids, f32 `[B, 4]` row info. */
+  capVals: Tensor;
+  capIds: Tensor;
+  capInfo: Tensor;
+  /** i32 `[1]` placeholder for topk_stream's unused token binding. */
+  noTokens: Tensor;
+}
+
+/** Allocates the sampling buffers (contents set by {@link resetSampleState} and the kernels). */
+export function allocSampleBuffers(B: number, maxNew: number, captureK: number): SampleBuffers {
+  const kMax = maxCaptureK();
+  if (!Number.isInteger(captureK) || captureK < 0 || captureK > kMax) {
+    throw new RangeError(
+      `rollout: top-k capture must be an integer in [0, ${kMax}], got ${captureK}`,
+    );
+  }
+  const K = Math.max(1, captureK);
+  return {
+    B,
+    maxNew,
+    captureK,
+    state: empty([B, 4], "u32", "sample state"),
+    nextTokens: empty([B], "i32", "next tokens"),
+    outMain: empty([B, maxNew, 3], "u32", "sample out"),
+    outTop: empty(captureK > 0 ? [B, maxNew, captureK, 2] : [1], "u32", "sample top"),
+    capVals: empty([B, K], "f32", "capture vals"),
+    capIds: empty([B, K], "u32", "capture ids"),
+    capInfo: empty([B, 4], "f32", "capture info"),
+    noTokens: empty([1], "i32", "no tokens"),
+  };
+}
+
+/** Frees every buffer of `b`. */
+export function disposeSampleBuffers(b: SampleBuffers): void {
+  for (
+    const t of [
+      b.state,
+      b.nextTokens,
+      b.outMain,
+      b.outTop,
+      b.capVals,
+      b.capIds,
+      b.capInfo,
+      b.noTokens,
+    ]
+  ) t.dispose();
+}
+
+/** Arguments of {@link recordSampleStep}. */
+export interface SampleStepArgs {
+  /** f32 `[rows, V]` contiguous: the model's output at position `step` (rows ≤ buffers.B). */
+  logits: Tensor;
+  /** Sampling buffers. */
+  buffers: SampleBuffers;
+  /** i32 `[rows + rows·promptCols]`: prompt lengths, then the prompts row-major (right-padded). */
+  prompt: Tensor;
+  /** Columns of the prompt block. */
+  promptCols: number;
+  /** Decode position of `logits`. */
+  step: number;
+  /** Sampling settings. */
+  settings: SamplingSettings;
+  /** RNG seed (u32). */
+  seed: number;
+  /** RNG stream of row 0 (row r draws from stream `stream0 + r`); default 0. */
+  stream0?: number;
+  /** Stop token, or {@link NO_STOP}. */
+  stopId: number;
+  /** Token fed to finished rows. */
+  padId: number;
+}
+
+/** Records the capture and the sampling kernel for one decode step. */
+export function recordSampleStep(a: SampleStepArgs): void {
+  const rt = runtime();
+  const b = a.buffers;
+  const [rows, V] = a.logits.shape;
+  validateSampling(a.settings, V);
+  if (rows > b.B) throw new RangeError(`rollout: ${rows} rows exceed the engine's batch ${b.B}`);
+  if (!a.logits.isContiguous) throw new Error("rollout: logits must be contiguous");
+  const K = b.captureK;
+  if (K > V) throw new RangeError(`rollout: top-k capture ${K} exceeds the vocabulary ${V}`);
+  if (K > 0) {
+    rt.dispatch({
+      kernel: topkStreamKernel,
+      constants: { WG: 256, PER: 2, K, CAP: streamCapacity(rt.gpu), WITH_LSE: 0, HAS_TOKENS: 0 },
+      bindings: [
+        a.logits.buffer,
+        b.noTokens.buffer,
+        b.capVals.buffer,
+        b.capIds.buffer,
+        b.capInfo.buffer,
+        new Uint32Array([V, rows, 0, 0]),
+      ],
+      workgroups: grid(rows),
+    });
+  }
+  const s = a.settings;
+  rt.dispatch({
+    kernel: sampleKernel,
+    constants: { WG: 256, CAPK: K },
+    bindings: [
+      a.logits.buffer,
+      b.capVals.buffer,
+      b.capIds.buffer,
+      a.prompt.buffer,
+      b.state.buffer,
+      b.nextTokens.buffer,
+      b.outMain.buffer,
+      b.outTop.buffer,
+      params([
+        rows,
+        V,
+        s.topK,
+        a.seed >>> 0,
+        f32(s.temperature),
+        f32(s.topP),
+        a.step,
+        a.promptCols,
+        b.maxNew,
+        a.stopId >>> 0,
+        a.padId,
+        (a.stream0 ?? 0) >>> 0,
+      ]),
+    ],
+    workgroups: grid(rows),
+  });
+}
+
+/** Decoded outputs of a finished sampling run (one readback of `state`, `outMain`, `outTop`). */
+export interface SampleOutputs {
+  /** i32 `[B, maxNew]` generated ids (pad beyond each row's length). */
+  tokens: Int32Array;
+  /** f32 `[B, maxNew]` log-probs under the processed (sampling) distribution. */
+  logProbs: Float32Array;
+  /** f32 `[B, maxNew]` log-probs under the raw model. */
+  rawLogProbs: Float32Array;
+  /** i32 `[B, maxNew, K]` captured top-k ids. */
+  topIds: Int32Array;
+  /** f32 `[B, maxNew, K]` their processed log-probs (-inf where truncated). */
+  topLogProbs: Float32Array;
+  /** Generated tokens per row (the stop token included). */
+  lengths: Int32Array;
+  /** 1 where the row ended with the stop token. */
+  stopped: Uint8Array;
+  /** Per-row flags: 1 non-finite logits, 2 a row of all -inf. */
+  flags: Uint32Array;
+}
+
+/** Unpacks the raw readback of {@link SampleBuffers} for `rows` rows (pads past each length). */
+export function unpackSampleOutputs(
+  b: SampleBuffers,
+  rows: number,
+  state: Uint32Array,
+  main: Uint32Array,
+  top: Uint32Array,
+  padId: number,
+): SampleOutputs {
+  const N = b.maxNew, K = b.captureK;
+  const tokens = new Int32Array(rows * N).fill(padId);
+  const logProbs = new Float32Array(rows * N);
+  const rawLogProbs = new Float32Array(rows * N);
+  const topIds = new Int32Array(rows * N * K).fill(padId);
+  const topLogProbs = new Float32Array(rows * N * K);
+  const lengths = new Int32Array(rows);
+  const stopped = new Uint8Array(rows);
+  const flags = new Uint32Array(rows);
+  const bits = new Float32Array(1);
+  const asU = new Uint32Array(bits.buffer);
+  const f = (u: number) => ((asU[0] = u), bits[0]);
+  for (let r = 0; r < rows; r++) {
+    lengths[r] = state[r * 4 + 1];
+    flags[r] = state[r * 4 + 2];
+    stopped[r] = state[r * 4 + 3];
+    for (let g = 0; g < lengths[r]; g++) {
+      const o = r * N + g;
+      tokens[o] = main[o * 3];
+      logProbs[o] = f(main[o * 3 + 1]);
+      rawLogProbs[o] = f(main[o * 3 + 2]);
+      for (let j = 0; j < K; j++) {
+        topIds[o * K + j] = top[(o * K + j) * 2];
+        topLogProbs[o * K + j] = f(top[(o * K + j) * 2 + 1]);
+      }
+    }
+  }
+  return { tokens, logProbs, rawLogProbs, topIds, topLogProbs, lengths, stopped, flags };
+}
+
+/** Clears the state for a new batch and sets each row's first input token (one upload each). */
+export function resetSampleState(b: SampleBuffers, firstTokens: Int32Array): void {
+  const rt = runtime();
+  rt.write(b.state.buffer, new Uint32Array(b.B * 4));
+  const first = new Int32Array(b.B);
+  first.set(firstTokens.subarray(0, b.B));
+  rt.write(b.nextTokens.buffer, first);
+}
