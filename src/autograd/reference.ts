@@ -346,3 +346,46 @@ export function finiteDiff(f: (xs: Arr[]) => Arr, inputs: Arr[], which: number, 
   }
   return g;
 }
+
+/** Options of {@link adamwRef}, as {@link AdamW}'s. */
+export interface AdamWRefOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  maxGradNorm: number;
+}
+
+/**
+ * One AdamW step in float64 over several parameters in place (moments `m`, `v` in place too), with
+ * global-norm clipping; `decay[i]` says whether parameter i decays; a parameter whose gradient is
+ * null is skipped (as PyTorch does). Returns [norm, clip scale].
+ */
+export function adamwRef(
+  ps: Float64Array[],
+  gs: (Float64Array | null)[],
+  m: Float64Array[],
+  v: Float64Array[],
+  decay: boolean[],
+  t: number,
+  o: AdamWRefOptions,
+): [number, number] {
+  let ss = 0;
+  for (const g of gs) for (const x of g ?? []) ss += x * x;
+  const norm = Math.sqrt(ss);
+  const scale = o.maxGradNorm > 0 ? Math.min(1, o.maxGradNorm / (norm + 1e-6)) : 1;
+  const bc1 = 1 - o.beta1 ** t, bc2 = 1 - o.beta2 ** t;
+  ps.forEach((p, i) => {
+    const gi = gs[i];
+    if (!gi) return;
+    for (let j = 0; j < p.length; j++) {
+      const g = gi[j] * scale;
+      m[i][j] = o.beta1 * m[i][j] + (1 - o.beta1) * g;
+      v[i][j] = o.beta2 * v[i][j] + (1 - o.beta2) * g * g;
+      const wd = decay[i] ? o.weightDecay : 0;
+      p[j] -= o.lr * (m[i][j] / bc1 / (Math.sqrt(v[i][j] / bc2) + o.eps) + wd * p[j]);
+    }
+  });
+  return [norm, scale];
+}

@@ -60,6 +60,10 @@ export function tidy<T>(fn: () => T): T {
   let result: T;
   try {
     result = fn();
+  } catch (e) {
+    // An error must not leak the scope's GPU memory.
+    for (const t of scope) t.dispose();
+    throw e;
   } finally {
     scopes.pop();
   }
