@@ -42,7 +42,10 @@ override RV: u32 = BK / 4u; // vec4 per tile row of an untransposed operand
 struct Params {
   M: u32, N: u32, K: u32,
   strideA: u32, strideB: u32, strideC: u32,
-  batchBase: u32, _pad: u32,
+  batchBase: u32,
+  // Split-K (when > 0): workgroup z is the split, covering k in [z·kChunk, (z+1)·kChunk); its
+  // partial product goes to batch item z of C (a scratch buffer that a reduction then sums).
+  kChunk: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
@@ -65,6 +68,7 @@ var<private> m0: u32;
 var<private> n0: u32;
 var<private> baseA: u32;
 var<private> baseB: u32;
+var<private> kEnd: u32;
 var<private> c00: vec4<f32>; var<private> c01: vec4<f32>;
 var<private> c10: vec4<f32>; var<private> c11: vec4<f32>;
 var<private> c20: vec4<f32>; var<private> c21: vec4<f32>;
@@ -84,11 +88,11 @@ fn loadA(k0: u32, e: u32) -> vec4<f32> {
   if (TRANS_A) {
     let k = k0 + (e >> 5u);
     let m = m0 + (e & 31u) * 4u;
-    if (k < K && m < M) { return a[(baseA + k * M + m) >> 2u]; }
+    if (k < kEnd && m < M) { return a[(baseA + k * M + m) >> 2u]; }
   } else {
     let m = m0 + e / RV;
     let k = k0 + (e % RV) * 4u;
-    if (m < M && k < K) { return a[(baseA + m * K + k) >> 2u]; }
+    if (m < M && k < kEnd) { return a[(baseA + m * K + k) >> 2u]; }
   }
   return vec4<f32>(0.0);
 }
@@ -99,11 +103,11 @@ fn loadB(k0: u32, e: u32) -> vec4<f32> {
   if (TRANS_B) {
     let n = n0 + e / RV;
     let k = k0 + (e % RV) * 4u;
-    if (n < N && k < K) { return b[(baseB + n * K + k) >> 2u]; }
+    if (n < N && k < kEnd) { return b[(baseB + n * K + k) >> 2u]; }
   } else {
     let k = k0 + (e >> 5u);
     let n = n0 + (e & 31u) * 4u;
-    if (k < K && n < N) { return b[(baseB + k * N + n) >> 2u]; }
+    if (k < kEnd && n < N) { return b[(baseB + k * N + n) >> 2u]; }
   }
   return vec4<f32>(0.0);
 }
@@ -169,9 +173,9 @@ fn multiply(which: u32, k: u32) {
 
 // Step s of the k loop on buffer `which` (a literal at both call sites): issue the next step's
 // global loads, multiply the current tiles, park the loads in the other buffer, synchronise.
-fn stage(which: u32, s: u32, steps: u32) {
+fn stage(which: u32, s: u32, steps: u32, kStart: u32) {
   let more = s + 1u < steps;
-  let k1 = (s + 1u) * BK;
+  let k1 = kStart + (s + 1u) * BK;
   var nextA0 = vec4<f32>(0.0);
   var nextB0 = vec4<f32>(0.0);
   var nextA1 = vec4<f32>(0.0);
@@ -227,7 +231,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let inGroup = pid % perGroup;
   m0 = (firstM + inGroup % groupRows) * BM;
   n0 = (inGroup / groupRows) * BN;
-  let batch = params.batchBase + wid.z;
+  var batch = params.batchBase + wid.z;
+  var kStart = 0u;
+  kEnd = params.K;
+  var baseC = batch * params.strideC;
+  if (params.kChunk > 0u) {
+    batch = params.batchBase;
+    kStart = wid.z * params.kChunk;
+    kEnd = min(params.K, kStart + params.kChunk);
+    baseC = wid.z * params.strideC;
+  }
   baseA = batch * params.strideA;
   baseB = batch * params.strideB;
   tx = lid.x;
@@ -235,20 +248,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   t = lindex;
 
   // Each invocation moves BK / 8 vec4 of each operand per step: slots t and, for BK = 16, t + 256.
-  storeA(0u, t, loadA(0u, t));
-  storeB(0u, t, loadB(0u, t));
+  storeA(0u, t, loadA(kStart, t));
+  storeB(0u, t, loadB(kStart, t));
   if (BK == 16u) {
-    storeA(0u, t + 256u, loadA(0u, t + 256u));
-    storeB(0u, t + 256u, loadB(0u, t + 256u));
+    storeA(0u, t + 256u, loadA(kStart, t + 256u));
+    storeB(0u, t + 256u, loadB(kStart, t + 256u));
   }
   workgroupBarrier();
-  let steps = (params.K + BK - 1u) / BK;
+  let steps = (kEnd - kStart + BK - 1u) / BK;
   for (var s = 0u; s < steps; s += 2u) {
-    stage(0u, s, steps);
-    if (s + 1u < steps) { stage(1u, s + 1u, steps); }
+    stage(0u, s, steps, kStart);
+    if (s + 1u < steps) { stage(1u, s + 1u, steps, kStart); }
   }
 
-  let baseC = batch * params.strideC;
   let r0 = m0 + ty * 4u;
   let r1 = r0 + 64u;
   let na = n0 + tx * 4u;

@@ -14,6 +14,7 @@ import { Rng } from "../src/util/rng.ts";
 import {
   checkMatmul,
   chooseMatmulVariant,
+  chooseSplits,
   encodeMatmul,
   type MatmulShape,
   type MatmulVariant,
@@ -26,6 +27,8 @@ interface Case extends MatmulShape {
   offsets?: [number, number, number];
   /** Put C in A's buffer, after A. */
   shareAC?: boolean;
+  /** Slices of K (vec4 only). */
+  splitK?: number;
 }
 
 const SENTINEL = 12345.5;
@@ -39,15 +42,21 @@ function roundUp(n: number, m: number) {
 }
 
 /** Runs every case in one batch, reads every C back at once, and checks each. */
-async function runCases(
-  gpu: GpuContext,
-  cases: Case[],
-  variant?: MatmulVariant,
-  seed = 1,
-  vec4Tuning?: Partial<Vec4Tuning>,
-) {
-  const rng = new Rng(seed);
+interface RunOptions {
+  variant?: MatmulVariant;
+  seed?: number;
+  vec4Tuning?: Partial<Vec4Tuning>;
+  /** Limits that encodeMatmul sees (smaller than the device's, to exercise grid splitting). */
+  limits?: Record<string, number>;
+  /** Called with the number of dispatches recorded. */
+  onRecorded?: (dispatches: number) => void;
+}
+
+async function runCases(gpu: GpuContext, cases: Case[], opts: RunOptions = {}) {
+  const { variant, vec4Tuning } = opts;
+  const rng = new Rng(opts.seed ?? 1);
   const batch = new ComputeBatch(gpu);
+  const encodeGpu = opts.limits ? { ...gpu, limits: { ...gpu.limits, ...opts.limits } } : gpu;
   const pending = cases.map((cs) => {
     const { M, N, K } = cs;
     const [oa, ob, oc] = cs.offsets ?? [0, 0, 0];
@@ -71,7 +80,7 @@ async function runCases(
     writeBuffer(gpu, aBuf, a, oa);
     writeBuffer(gpu, bBuf, b, ob);
     writeBuffer(gpu, cBuf, cBefore, cOff);
-    encodeMatmul(batch, gpu, {
+    encodeMatmul(batch, encodeGpu, {
       ...cs,
       a: { buffer: aBuf, offset: oa },
       b: { buffer: bBuf, offset: ob },
@@ -81,6 +90,7 @@ async function runCases(
     });
     return { cs, a, b, cBefore, cBuf, cOff, strideC, nC };
   });
+  opts.onRecorded?.(batch.length);
   batch.submit();
   const outs = await readBuffers(
     gpu,
@@ -112,6 +122,7 @@ function describe(c: Case): string {
     c.accumulate ? "acc" : "",
     c.offsets ? `off=${c.offsets.join("/")}` : "",
     c.shareAC ? "shareAC" : "",
+    c.splitK ? `splitK=${c.splitK}` : "",
   ].filter(Boolean).join(" ");
   return `${c.M}×${c.N}×${c.K} ${t} ${extra}`.trim();
 }
@@ -168,7 +179,7 @@ Deno.test("matmul: every variant matches the float64 reference", async () => {
   for (const v of variants) {
     report(
       `variant ${v ?? "auto"}`,
-      await runCases(gpu, [...transposeCases(SHAPES), ...LAYOUT_CASES], v),
+      await runCases(gpu, [...transposeCases(SHAPES), ...LAYOUT_CASES], { variant: v }),
     );
   }
 });
@@ -194,7 +205,7 @@ const ALIGNED_LAYOUT_CASES: Case[] = [
 Deno.test("matmul: the vec4 kernel matches the reference on aligned shapes", async () => {
   const gpu = await getGpu();
   const cases = [...transposeCases(ALIGNED_SHAPES), ...ALIGNED_LAYOUT_CASES];
-  report("variant vec4", await runCases(gpu, cases, "vec4", 3));
+  report("variant vec4", await runCases(gpu, cases, { variant: "vec4", seed: 3 }));
 });
 
 Deno.test("matmul: the vec4 kernel's tunings all give the same products", async () => {
@@ -209,7 +220,10 @@ Deno.test("matmul: the vec4 kernel's tunings all give the same products", async 
     { unrolled: false, BK: 16, PAD: 0 },
   ];
   for (const t of tunings) {
-    report(`vec4 ${JSON.stringify(t)}`, await runCases(gpu, cases, "vec4", 5, t));
+    report(
+      `vec4 ${JSON.stringify(t)}`,
+      await runCases(gpu, cases, { variant: "vec4", seed: 5, vec4Tuning: t }),
+    );
   }
   const batch = new ComputeBatch(gpu);
   const buf = { buffer: createStorageBuffer(gpu, 4096) };
@@ -241,6 +255,8 @@ Deno.test("matmul: the kernel is chosen by alignment and size", async () => {
   assert.equal(choose({ M: 1024, N: 1536, K: 63, transA: true }), "vec4");
   assert.equal(choose({ M: 128, N: 128, K: 4, batchCount: 96 }), "vec4");
   assert.equal(choose({ M: 128, N: 128, K: 4, batchCount: 96, strideA: 514 }), "tiled");
+  assert.equal(choose({ M: 256, N: 256, K: 4096 }), "vec4", "4 tiles, but K splits 16 ways");
+  assert.equal(choose({ M: 256, N: 256, K: 1020 }), "tiled", "K too short to split");
   // The automatic choice at vec4 size runs and is right.
   report(
     "auto (vec4) batch of 96",
@@ -258,6 +274,62 @@ Deno.test("matmul: the kernel is chosen by alignment and size", async () => {
         variant: "vec4",
       }),
     /vec4 kernel cannot run this shape: not a multiple of 4: N \(B is K×N\) = 6, N \(C is M×N\) = 6/,
+  );
+});
+
+Deno.test("matmul: grids beyond the per-dimension limit are split", async () => {
+  // With a limit of 4 workgroups per dimension: a batch of 9 takes three dispatches (batchBase
+  // 0, 4, 8), and the vec4 kernel's 2×5 = 10 tiles go on a 4×3 grid whose last two workgroups
+  // must do nothing.
+  const gpu = await getGpu();
+  const limits = { maxComputeWorkgroupsPerDimension: 4 };
+  for (const variant of ["naive", "tiled", "vec4"] as const) {
+    let dispatches = 0;
+    const results = await runCases(gpu, [{ M: 4, N: 8, K: 12, batchCount: 9, transA: true }], {
+      variant,
+      limits,
+      onRecorded: (n) => dispatches = n,
+    });
+    report(`${variant}, batch of 9 in chunks of 4`, results);
+    assert.equal(dispatches, 3);
+  }
+  const results = await runCases(gpu, [{ M: 256, N: 640, K: 8 }], { variant: "vec4", limits });
+  report("vec4, 10 tiles on a 4×3 grid", results);
+});
+
+Deno.test("matmul: split-K sums its partial products correctly", async () => {
+  const gpu = await getGpu();
+  // K = 100 in 3 slices of 48, 48, 4; K = 1000 in 7; every layout, accumulate, offsets, C
+  // sharing A's buffer.
+  const cases: Case[] = [
+    ...transposeCases([[36, 40, 100]]).map((c) => ({ ...c, splitK: 3 })),
+    { M: 132, N: 8, K: 1000, splitK: 7, accumulate: true, transB: true },
+    { M: 20, N: 24, K: 64, splitK: 2, accumulate: true, offsets: [256, 512, 768] },
+    { M: 8, N: 12, K: 48, splitK: 3, offsets: [256, 0, 256], shareAC: true },
+  ];
+  report("vec4 split-K", await runCases(gpu, cases, { variant: "vec4", seed: 11 }));
+  // Chosen automatically: one 8×8 tile with K = 1024 becomes 4 slices of 256 (product + sum).
+  let dispatches = 0;
+  const auto = await runCases(gpu, [{ M: 8, N: 8, K: 1024, accumulate: true }], {
+    onRecorded: (n) => dispatches = n,
+  });
+  report("auto split-K", auto);
+  assert.equal(chooseSplits(1, 1024), 4);
+  assert.equal(dispatches, 2);
+  const buf = { buffer: createStorageBuffer(gpu, 4096) };
+  const p = { a: buf, b: buf, c: { buffer: createStorageBuffer(gpu, 4096) }, M: 4, N: 4, K: 8 };
+  const batch = new ComputeBatch(gpu);
+  assert.throws(
+    () => encodeMatmul(batch, gpu, { ...p, splitK: 2, variant: "tiled" }),
+    /splitK needs the vec4 kernel/,
+  );
+  assert.throws(
+    () => encodeMatmul(batch, gpu, { ...p, splitK: 0.5, variant: "vec4" }),
+    /splitK must be a positive integer/,
+  );
+  assert.throws(
+    () => encodeMatmul(batch, gpu, { ...p, M: 2, K: 4, batchCount: 2, splitK: 2, variant: "vec4" }),
+    /splitK > 1 needs batchCount 1/,
   );
 });
 

@@ -7,6 +7,7 @@
 import { type BufferSlice, type ComputeBatch, grid } from "../../gpu/batch.ts";
 import type { GpuContext } from "../../gpu/device.ts";
 import { MATMUL_TILES, matmulKernel, type MatmulVariant } from "./kernels.ts";
+import { chooseSplits, encodeSplitK, type KSplit, splitK } from "./splitk.ts";
 import type { MatmulShape } from "./reference.ts";
 
 /** Arguments of {@link encodeMatmul}: the three buffers and the shape. */
@@ -19,6 +20,11 @@ export interface MatmulParams extends MatmulShape {
   c: BufferSlice;
   /** Force a kernel variant (tests and benchmarks); default: chosen by shape. */
   variant?: MatmulVariant;
+  /**
+   * Slices of K computed in parallel and summed (vec4 kernel only, unbatched; tests and
+   * benchmarks); default chosen by shape, 1 turns splitting off.
+   */
+  splitK?: number;
   /** Tuning of the `vec4` kernel (tests and benchmarks); default {@link DEFAULT_VEC4_TUNING}. */
   vec4Tuning?: Partial<Vec4Tuning>;
 }
@@ -217,11 +223,36 @@ export function vec4Obstacle(plan: MatmulPlan): string | undefined {
  */
 export const VEC4_MIN_TILES = 96;
 
-/** The variant {@link encodeMatmul} uses for a validated plan, by alignment and size. */
+function vec4Tiles(plan: MatmulPlan): number {
+  return Math.ceil(plan.M / 128) * Math.ceil(plan.N / 128) * plan.batchCount;
+}
+
+/**
+ * The variant {@link encodeMatmul} uses for a validated plan, by alignment and size: `vec4` when
+ * its 128×128 tiles fill the GPU, or when too few tiles can be made up by splitting a long K;
+ * otherwise `tiled`.
+ */
 export function chooseMatmulVariant(plan: MatmulPlan): MatmulVariant {
-  const tiles = Math.ceil(plan.M / 128) * Math.ceil(plan.N / 128) * plan.batchCount;
-  if (vec4Obstacle(plan) === undefined && tiles >= VEC4_MIN_TILES) return "vec4";
+  if (vec4Obstacle(plan) !== undefined) return "tiled";
+  const tiles = vec4Tiles(plan);
+  if (tiles >= VEC4_MIN_TILES) return "vec4";
+  if (plan.batchCount === 1 && chooseSplits(tiles, plan.K) > 1) return "vec4";
   return "tiled";
+}
+
+function resolveSplit(plan: MatmulPlan, tuning: Vec4Tuning, forced?: number): KSplit {
+  if (forced !== undefined) {
+    if (!Number.isInteger(forced) || forced < 1) {
+      throw new RangeError(`matmul: splitK must be a positive integer, got ${forced}`);
+    }
+    if (forced > 1 && (plan.batchCount > 1 || !tuning.unrolled)) {
+      throw new RangeError("matmul: splitK > 1 needs batchCount 1 and the unrolled vec4 kernel");
+    }
+    return forced > 1 ? splitK(plan.K, forced) : { splits: 1, chunk: 0 };
+  }
+  if (plan.batchCount > 1 || !tuning.unrolled) return { splits: 1, chunk: 0 };
+  const s = chooseSplits(vec4Tiles(plan), plan.K);
+  return s > 1 ? splitK(plan.K, s) : { splits: 1, chunk: 0 };
 }
 
 /** Floating-point operations of a matmul (2·M·N·K per batch item), for TFLOP/s figures. */
@@ -254,7 +285,10 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
     if (obstacle) {
       throw new RangeError(`matmul: the vec4 kernel cannot run this shape: ${obstacle}`);
     }
+  } else if (p.splitK !== undefined && p.splitK !== 1) {
+    throw new RangeError(`matmul: splitK needs the vec4 kernel, not ${variant}`);
   }
+  const split = tuning ? resolveSplit(plan, tuning, p.splitK) : { splits: 1, chunk: 0 };
   const aliased = p.c.buffer === p.a.buffer || p.c.buffer === p.b.buffer;
   const kernel = matmulKernel(variant, { aliased, pad: tuning?.PAD, unrolled: tuning?.unrolled });
   const constants = {
@@ -270,6 +304,12 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
     size: elements * 4,
   });
   const a = bind(p.a, plan.extentA), b = bind(p.b, plan.extentB), c = bind(p.c, plan.extentC);
+  if (split.splits > 1) {
+    // C is not bound by the product, so the plain (not aliased) kernel serves.
+    const plain = matmulKernel("vec4", { pad: tuning!.PAD, unrolled: true });
+    encodeSplitK(batch, gpu, { ...plan, kernel: plain, constants, a, b, c, split });
+    return;
+  }
   const [tileM, tileN] = MATMUL_TILES[variant];
   const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535;
   // vec4 orders its tiles itself (grouped for L2 reuse) from a flat index on a 2-D grid.

@@ -25,5 +25,14 @@ export {
   vec4WorkgroupBytes,
 } from "./encode.ts";
 export { type KernelForm, MATMUL_TILES, matmulKernel, type MatmulVariant } from "./kernels.ts";
+export {
+  chooseSplits,
+  type KSplit,
+  splitK,
+  SPLITK_MAX,
+  SPLITK_MIN_CHUNK,
+  SPLITK_MIN_K,
+  SPLITK_TARGET_WORKGROUPS,
+} from "./splitk.ts";
 export { matmulReference, type MatmulShape } from "./reference.ts";
 export { checkMatmul, type MatmulCheck } from "./check.ts";

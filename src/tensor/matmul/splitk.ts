@@ -1,0 +1,121 @@
+/**
+ * Split-K for products with few output tiles and a long K — above all weight gradients, whose K
+ * is the number of tokens (dW[512×1536] = xᵀ·dy over 8,192 tokens is only 48 tiles of 128², a
+ * third of an H100's 132 multiprocessors). The vec4 kernel computes S partial products over
+ * slices of K into a scratch buffer; a second kernel sums them into C.
+ *
+ * @module
+ */
+import { type BufferSlice, type ComputeBatch, grid } from "../../gpu/batch.ts";
+import type { GpuContext } from "../../gpu/device.ts";
+import type { Kernel, KernelConstants } from "../../gpu/pipelines.ts";
+import reduceSource from "../../../kernels/matmul_splitk_reduce.wgsl" with { type: "text" };
+
+/** Shortest K for which splitting is considered. */
+export const SPLITK_MIN_K = 1024;
+/** Fewest k per split (each split re-reads nothing, but the reduction costs S·M·N reads). */
+export const SPLITK_MIN_CHUNK = 256;
+/** Workgroups a split product aims for: about two per multiprocessor of a 132-SM GPU. */
+export const SPLITK_TARGET_WORKGROUPS = 256;
+/** Most splits. */
+export const SPLITK_MAX = 32;
+
+const reduceKernel: Kernel = { name: "matmul_splitk_reduce", code: reduceSource };
+
+/** A split of K: `splits` slices of `chunk` k each (the last may be shorter). */
+export interface KSplit {
+  splits: number;
+  chunk: number;
+}
+
+/**
+ * Splits K into slices that are multiples of 16 (so that every slice starts on a whole vec4 and
+ * on a whole step of either tile depth).
+ */
+export function splitK(K: number, wanted: number): KSplit {
+  const chunk = Math.ceil(K / wanted / 16) * 16;
+  return { splits: Math.ceil(K / chunk), chunk };
+}
+
+/**
+ * How many slices an unbatched product of `tiles` 128×128 tiles should use: 1 (no split) unless
+ * K is long and the tiles alone leave most of the GPU idle.
+ */
+export function chooseSplits(tiles: number, K: number): number {
+  if (K < SPLITK_MIN_K) return 1;
+  const s = Math.min(
+    Math.ceil(SPLITK_TARGET_WORKGROUPS / tiles),
+    Math.floor(K / SPLITK_MIN_CHUNK),
+    SPLITK_MAX,
+  );
+  return s < 2 ? 1 : splitK(K, s).splits;
+}
+
+const scratch = new WeakMap<GPUDevice, GPUBuffer>();
+
+// One scratch buffer per device, grown on demand. Every split product recorded anywhere reuses
+// it: dispatches run in order (in one pass and across submits), so each reduction has read its
+// partials before the next split product overwrites them. A smaller buffer is dropped, not
+// destroyed, since a batch recorded but not yet submitted may still refer to it.
+function scratchBuffer(gpu: GpuContext, bytes: number): GPUBuffer {
+  let buf = scratch.get(gpu.device);
+  if (!buf || buf.size < bytes) {
+    buf = gpu.device.createBuffer({
+      label: "jackpot matmul split-K scratch",
+      size: Math.max(bytes, 1 << 20),
+      usage: GPUBufferUsage.STORAGE,
+    });
+    scratch.set(gpu.device, buf);
+  }
+  return buf;
+}
+
+/** What {@link encodeSplitK} needs from the caller's plan. */
+export interface SplitKJob {
+  M: number;
+  N: number;
+  K: number;
+  strideA: number;
+  strideB: number;
+  accumulate: boolean;
+  /** The vec4 kernel (never the aliased twin: C is not bound here) and its constants. */
+  kernel: Kernel;
+  constants: KernelConstants;
+  a: BufferSlice;
+  b: BufferSlice;
+  c: BufferSlice;
+  split: KSplit;
+}
+
+/** Records the split product into scratch and the reduction into C. */
+export function encodeSplitK(batch: ComputeBatch, gpu: GpuContext, job: SplitKJob): void {
+  const { M, N, K, split } = job;
+  const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535;
+  const bytes = split.splits * M * N * 4;
+  const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;
+  if (bytes > maxBinding) {
+    throw new RangeError(
+      `matmul: ${split.splits} split-K partials of ${M}×${N} need ${bytes} bytes, over this ` +
+        `device's maxStorageBufferBindingSize of ${maxBinding}`,
+    );
+  }
+  if (split.splits > maxDim) {
+    throw new RangeError(`matmul: ${split.splits} splits exceed ${maxDim} workgroups along z`);
+  }
+  const partials: BufferSlice = { buffer: scratchBuffer(gpu, bytes), offset: 0, size: bytes };
+  const tiles = Math.ceil(M / 128) * Math.ceil(N / 128);
+  const params = [M, N, K, job.strideA, job.strideB, M * N, 0, split.chunk];
+  batch.dispatch({
+    kernel: job.kernel,
+    constants: { ...job.constants, ACCUMULATE: 0 },
+    bindings: [job.a, job.b, partials, new Uint32Array(params)],
+    workgroups: [...grid(tiles, maxDim), split.splits],
+  });
+  const count = (M * N) / 4;
+  batch.dispatch({
+    kernel: reduceKernel,
+    constants: { ACCUMULATE: job.accumulate ? 1 : 0 },
+    bindings: [partials, job.c, new Uint32Array([count, split.splits])],
+    workgroups: grid(Math.ceil(count / 256), maxDim),
+  });
+}
