@@ -1,0 +1,305 @@
+/**
+ * The decoder-only Qwen-style transformer: token embedding, L blocks of (RMSNorm → grouped-query
+ * attention with optional QK-norm and RoPE → residual, RMSNorm → SwiGLU MLP → residual), a final
+ * RMSNorm and the classifier (tied to the embedding or not). Every op is an autograd op from
+ * src/autograd, so `loss(...).backward()` gives every parameter's gradient.
+ *
+ * Weights use the Hugging Face layout (`nn.Linear`: `[out, in]`, `y = x·Wᵀ`) and names
+ * (`qwenLayerNames`), so a checkpoint written here loads in `transformers` and back.
+ *
+ * @module
+ */
+import { noGrad, ops } from "../autograd/mod.ts";
+import { keep, randn, readAll, type Tensor, tensor } from "../tensor/mod.ts";
+import {
+  type Checkpoint,
+  EMBED_TOKENS,
+  FINAL_NORM,
+  LM_HEAD,
+  type LoadedTensor,
+  type QwenConfig,
+  qwenLayerNames,
+} from "./checkpoint/mod.ts";
+import { fromQwenConfig, type ModelConfig, toQwenConfig, validateModelConfig } from "./config.ts";
+
+const {
+  add,
+  causalSelfAttention,
+  crossEntropy,
+  embedding,
+  matmul,
+  mul,
+  reshape,
+  rmsNorm,
+  rope,
+  silu,
+  transpose,
+} = ops;
+
+/** The parameters of one decoder block (HF layout). */
+export interface BlockParams {
+  /** RMSNorm before attention `[C]`. */
+  inputNorm: Tensor;
+  /** `[heads·D, C]`. */
+  wq: Tensor;
+  /** `[kvHeads·D, C]`. */
+  wk: Tensor;
+  /** `[kvHeads·D, C]`. */
+  wv: Tensor;
+  /** `[C, heads·D]`. */
+  wo: Tensor;
+  /** Per-head query RMSNorm `[D]` (qkNorm). */
+  qNorm: Tensor | null;
+  /** Per-head key RMSNorm `[D]` (qkNorm). */
+  kNorm: Tensor | null;
+  /** RMSNorm before the MLP `[C]`. */
+  postNorm: Tensor;
+  /** SwiGLU gate `[I, C]`. */
+  wGate: Tensor;
+  /** SwiGLU up `[I, C]`. */
+  wUp: Tensor;
+  /** SwiGLU down `[C, I]`. */
+  wDown: Tensor;
+}
+
+/** Options of {@link Transformer.init}. */
+export interface InitOptions {
+  /** Seed of the parameter draws. */
+  seed: number;
+  /** Std of the weight matrices; default 0.02 (output projections get std/√(2L), GPT-2 style). */
+  std?: number;
+}
+
+/** q, k, v of one block for `h` [B, T, C] at positions `offset..offset+T-1` (RoPE and QK-norm applied). */
+export interface Qkv {
+  /** `[B, T, heads, D]`. */
+  q: Tensor;
+  /** `[B, T, kvHeads, D]`. */
+  k: Tensor;
+  /** `[B, T, kvHeads, D]`. */
+  v: Tensor;
+}
+
+/**
+ * A Qwen-style decoder. Parameters are GPU tensors with `requiresGrad`.
+ *
+ * @example
+ * ```ts
+ * const model = Transformer.init(modelConfig("tiny", task.tokenizer.vocabSize), { seed: 1 });
+ * const loss = tidy(() => { const l = model.loss(tokens, targets); l.backward(); return l; });
+ * ```
+ */
+export class Transformer {
+  /** The configuration. */
+  readonly config: ModelConfig;
+  /** Token embedding `[V, C]`. */
+  readonly embed: Tensor;
+  /** Decoder blocks. */
+  readonly blocks: readonly BlockParams[];
+  /** Final RMSNorm `[C]`. */
+  readonly finalNorm: Tensor;
+  /** Classifier `[V, C]`, or null when tied to {@link embed}. */
+  readonly lmHead: Tensor | null;
+
+  private constructor(config: ModelConfig, named: Map<string, Tensor>) {
+    this.config = config;
+    const q = toQwenConfig(config);
+    const get = (n: string) => {
+      const t = named.get(n);
+      if (!t) throw new Error(`transformer: missing parameter ${n}`);
+      return t;
+    };
+    this.embed = get(EMBED_TOKENS);
+    this.finalNorm = get(FINAL_NORM);
+    this.lmHead = config.tiedEmbeddings ? null : get(LM_HEAD);
+    this.blocks = Array.from({ length: config.layers }, (_, i) => {
+      const n = qwenLayerNames(q, i);
+      return {
+        inputNorm: get(n.inputLayernorm),
+        wq: get(n.qProj),
+        wk: get(n.kProj),
+        wv: get(n.vProj),
+        wo: get(n.oProj),
+        qNorm: n.qNorm ? get(n.qNorm) : null,
+        kNorm: n.kNorm ? get(n.kNorm) : null,
+        postNorm: get(n.postAttentionLayernorm),
+        wGate: get(n.gateProj),
+        wUp: get(n.upProj),
+        wDown: get(n.downProj),
+      };
+    });
+    for (const t of named.values()) {
+      keep(t); // parameters outlive any tidy scope they were created in
+      t.requiresGrad = true;
+    }
+  }
+
+  /** The expected parameters: HF name → shape, in checkpoint order. */
+  static shapes(config: ModelConfig): Map<string, number[]> {
+    const c = validateModelConfig(config);
+    const q = toQwenConfig(c);
+    const { hidden: C, heads, kvHeads, headDim: D, intermediate: I, vocabSize: V } = c;
+    const m = new Map<string, number[]>([[EMBED_TOKENS, [V, C]]]);
+    for (let i = 0; i < c.layers; i++) {
+      const n = qwenLayerNames(q, i);
+      m.set(n.inputLayernorm, [C]);
+      m.set(n.qProj, [heads * D, C]);
+      m.set(n.kProj, [kvHeads * D, C]);
+      m.set(n.vProj, [kvHeads * D, C]);
+      m.set(n.oProj, [C, heads * D]);
+      if (n.qNorm) m.set(n.qNorm, [D]);
+      if (n.kNorm) m.set(n.kNorm, [D]);
+      m.set(n.postAttentionLayernorm, [C]);
+      m.set(n.gateProj, [I, C]);
+      m.set(n.upProj, [I, C]);
+      m.set(n.downProj, [C, I]);
+    }
+    m.set(FINAL_NORM, [C]);
+    if (!c.tiedEmbeddings) m.set(LM_HEAD, [V, C]);
+    return m;
+  }
+
+  /** A freshly initialised model: norms at 1, matrices N(0, std²) from `uniformAt(seed, i, ·)`. */
+  static init(config: ModelConfig, opts: InitOptions): Transformer {
+    const std = opts.std ?? 0.02;
+    const named = new Map<string, Tensor>();
+    let stream = 0;
+    const residualStd = std / Math.sqrt(2 * config.layers);
+    for (const [name, shape] of Transformer.shapes(config)) {
+      stream++;
+      if (shape.length === 1) {
+        named.set(name, tensor(new Float32Array(shape[0]).fill(1), shape));
+      } else {
+        const s = /o_proj|down_proj/.test(name) ? residualStd : std;
+        named.set(name, randn(shape, { seed: opts.seed, stream, std: s }));
+      }
+    }
+    return new Transformer(config, named);
+  }
+
+  /** A model from HF-named host tensors (a loaded checkpoint); shapes are checked. */
+  static fromTensors(
+    config: QwenConfig | ModelConfig,
+    tensors: ReadonlyMap<string, LoadedTensor | { shape: readonly number[]; data: Float32Array }>,
+  ): Transformer {
+    const c = "hidden_size" in config ? fromQwenConfig(config) : validateModelConfig(config);
+    const named = new Map<string, Tensor>();
+    for (const [name, shape] of Transformer.shapes(c)) {
+      const t = tensors.get(name);
+      if (!t) throw new Error(`checkpoint: tensor ${name} is missing`);
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+        throw new Error(`checkpoint: ${name} has shape [${t.shape}], the config needs [${shape}]`);
+      }
+      if (!(t.data instanceof Float32Array)) {
+        throw new Error(`checkpoint: ${name} is not floating point`);
+      }
+      named.set(name, tensor(t.data, shape));
+    }
+    return new Transformer(c, named);
+  }
+
+  /** Parameters by HF name, in checkpoint order. */
+  namedParameters(): Map<string, Tensor> {
+    const q = toQwenConfig(this.config);
+    const m = new Map<string, Tensor>([[EMBED_TOKENS, this.embed]]);
+    this.blocks.forEach((b, i) => {
+      const n = qwenLayerNames(q, i);
+      m.set(n.inputLayernorm, b.inputNorm);
+      m.set(n.qProj, b.wq);
+      m.set(n.kProj, b.wk);
+      m.set(n.vProj, b.wv);
+      m.set(n.oProj, b.wo);
+      if (n.qNorm && b.qNorm) m.set(n.qNorm, b.qNorm);
+      if (n.kNorm && b.kNorm) m.set(n.kNorm, b.kNorm);
+      m.set(n.postAttentionLayernorm, b.postNorm);
+      m.set(n.gateProj, b.wGate);
+      m.set(n.upProj, b.wUp);
+      m.set(n.downProj, b.wDown);
+    });
+    m.set(FINAL_NORM, this.finalNorm);
+    if (this.lmHead) m.set(LM_HEAD, this.lmHead);
+    return m;
+  }
+
+  /** Every parameter (for the optimizer). */
+  parameters(): Tensor[] {
+    return [...this.namedParameters().values()];
+  }
+
+  /** The projections, QK-norm and RoPE of block `b` for `h` [B, T, C] starting at position `offset`. */
+  qkv(b: BlockParams, h: Tensor, offset: number): Qkv {
+    const c = this.config;
+    const [B, T] = h.shape;
+    let q = reshape(matmul(h, transpose(b.wq)), [B, T, c.heads, c.headDim]);
+    let k = reshape(matmul(h, transpose(b.wk)), [B, T, c.kvHeads, c.headDim]);
+    const v = reshape(matmul(h, transpose(b.wv)), [B, T, c.kvHeads, c.headDim]);
+    if (b.qNorm && b.kNorm) {
+      q = rmsNorm(q, b.qNorm, c.normEps);
+      k = rmsNorm(k, b.kNorm, c.normEps);
+    }
+    q = rope(q, { offset, base: c.ropeTheta });
+    k = rope(k, { offset, base: c.ropeTheta });
+    return { q, k, v };
+  }
+
+  /** SwiGLU MLP of block `b`: `down(silu(gate·h) ⊙ up·h)`. */
+  mlp(b: BlockParams, h: Tensor): Tensor {
+    const gate = silu(matmul(h, transpose(b.wGate)));
+    return matmul(mul(gate, matmul(h, transpose(b.wUp))), transpose(b.wDown));
+  }
+
+  /** The classifier on the residual stream `x` [..., C] → logits [..., V]. */
+  head(x: Tensor): Tensor {
+    const h = rmsNorm(x, this.finalNorm, this.config.normEps);
+    return matmul(h, transpose(this.lmHead ?? this.embed));
+  }
+
+  /** Residual stream after every block for i32 `tokens` [B, T] (positions 0..T-1). */
+  hidden(tokens: Tensor): Tensor {
+    const c = this.config;
+    if (tokens.rank !== 2) {
+      throw new RangeError(`transformer: tokens must be [B, T], got ${tokens.describe()}`);
+    }
+    const [B, T] = tokens.shape;
+    if (T > c.maxSeqLen) {
+      throw new RangeError(`transformer: sequence length ${T} exceeds maxSeqLen ${c.maxSeqLen}`);
+    }
+    let x = embedding(this.embed, tokens);
+    for (const b of this.blocks) {
+      const { q, k, v } = this.qkv(b, rmsNorm(x, b.inputNorm, c.normEps), 0);
+      const att = reshape(causalSelfAttention(q, k, v), [B, T, c.heads * c.headDim]);
+      x = add(x, matmul(att, transpose(b.wo)));
+      x = add(x, this.mlp(b, rmsNorm(x, b.postNorm, c.normEps)));
+    }
+    return x;
+  }
+
+  /** Logits [B, T, V] for i32 `tokens` [B, T]. */
+  forward(tokens: Tensor): Tensor {
+    return this.head(this.hidden(tokens));
+  }
+
+  /**
+   * Mean next-token cross-entropy (fused: the probabilities are never stored) of `tokens` [B, T]
+   * against i32 `targets` [B, T]; targets equal to `ignoreIndex` (default -1) are skipped.
+   */
+  loss(tokens: Tensor, targets: Tensor, ignoreIndex = -1): Tensor {
+    return crossEntropy(this.forward(tokens), targets, { ignoreIndex });
+  }
+
+  /** The weights as host tensors with the HF config (one readback), ready for `saveCheckpoint`. */
+  async toCheckpoint(jackpot?: QwenConfig["jackpot"]): Promise<Checkpoint> {
+    const named = this.namedParameters();
+    const data = await noGrad(() => readAll([...named.values()]));
+    const tensors = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+    [...named.entries()].forEach(([name, t], i) =>
+      tensors.set(name, { shape: t.shape, data: data[i] as Float32Array })
+    );
+    return { config: { ...toQwenConfig(this.config), jackpot }, tensors };
+  }
+
+  /** Frees every parameter (and its gradient). */
+  dispose(): void {
+    for (const t of this.parameters()) t.dispose();
+  }
+}
