@@ -1,6 +1,6 @@
 // Elementwise binary ops with numpy broadcasting. `vec4_main`: both inputs contiguous with the
-// output's shape (vec4, memory-bound). `strided`: any shapes/strides (rank <= 8), the output is
-// contiguous. `accumulate`: out += b in place (gradient accumulation), vec4.
+// output's shape (vec4, memory-bound); `vec4_rows` and `vec4_scalar`: the same with b a broadcast
+// row (bias) or one element. `strided`: any shapes/strides (rank <= 8), the output is contiguous. `accumulate`: out += b in place (gradient accumulation), vec4.
 override WG: u32 = 256u;
 override OP: u32 = 0u;
 
@@ -61,6 +61,22 @@ fn vec4_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
              @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x) * WG + lid;
   if (i < p.count) { o4[i] = f(a4[i], b4[i]); }
+}
+
+// b broadcast along the leading axes of a (a bias row): b holds p.rank vec4, a and out are dense.
+@compute @workgroup_size(WG)
+fn vec4_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+             @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (i < p.count) { o4[i] = f(a4[i], b4[i % p.rank]); }
+}
+
+// b is one element.
+@compute @workgroup_size(WG)
+fn vec4_scalar(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+               @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (i < p.count) { o4[i] = f(a4[i], vec4f(b1[0])); }
 }
 
 @compute @workgroup_size(WG)

@@ -3,7 +3,7 @@
 // rows computed by one thread per column in row order (deterministic, no atomics).
 const WG: u32 = 256u;
 
-struct Params { rows: u32, c: u32, eps: f32, _p: u32 }
+struct Params { rows: u32, c: u32, eps: f32, chunk: u32 } // chunk: rows per partial column sum
 
 var<workgroup> sh: array<f32, WG>;
 
@@ -107,7 +107,9 @@ fn ln_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   }
 }
 
-// weight (and bias) gradients: one thread per column. x, dy, stats, dw, db, params
+// weight (and bias) gradients: one thread per (column, chunk of rows) writes a partial sum at
+// [chunk, column]; the caller sums the partials over chunks (fixed order, no atomics).
+// x, dy, stats, dw partials, db partials, params
 @group(0) @binding(0) var<storage, read> cx: array<f32>;
 @group(0) @binding(1) var<storage, read> cdy: array<f32>;
 @group(0) @binding(2) var<storage, read> cstats: array<f32>;
@@ -119,28 +121,30 @@ fn ln_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 @compute @workgroup_size(WG)
 fn rms_dw(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           @builtin(local_invocation_index) lid: u32) {
-  let col = (wid.x + wid.y * nwg.x) * WG + lid;
+  let col = wid.x * WG + lid;
   if (col >= pc4.c) { return; }
   var acc = 0.0;
-  for (var row = 0u; row < pc4.rows; row++) {
+  let end = min(pc4.rows, (wid.y + 1u) * pc4.chunk);
+  for (var row = wid.y * pc4.chunk; row < end; row++) {
     acc += cdy[row * pc4.c + col] * cx[row * pc4.c + col] * cstats[row];
   }
-  dw[col] = acc;
+  dw[wid.y * pc4.c + col] = acc;
 }
 
 @compute @workgroup_size(WG)
 fn ln_dwb(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           @builtin(local_invocation_index) lid: u32) {
-  let col = (wid.x + wid.y * nwg.x) * WG + lid;
+  let col = wid.x * WG + lid;
   if (col >= pc.c) { return; }
   var aw = 0.0;
   var ab = 0.0;
-  for (var row = 0u; row < pc.rows; row++) {
+  let end = min(pc.rows, (wid.y + 1u) * pc.chunk);
+  for (var row = wid.y * pc.chunk; row < end; row++) {
     let i = row * pc.c + col;
     let g = cdy[i];
     aw += g * (cx[i] - cstats[2u * row]) * cstats[2u * row + 1u];
     ab += g;
   }
-  dw[col] = aw;
-  db[col] = ab;
+  dw[wid.y * pc.c + col] = aw;
+  db[wid.y * pc.c + col] = ab;
 }

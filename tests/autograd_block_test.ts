@@ -1,7 +1,14 @@
 // Gradient check through a whole Qwen-style transformer block: RMSNorm → GQA attention with RoPE →
 // residual → RMSNorm → SwiGLU MLP → residual, against the float64 composition of the references.
 import { ops } from "../src/autograd/mod.ts";
-import { type Arr, attentionRef, mapN, matmulRef, rmsNormRef, ropeRef } from "../src/autograd/reference.ts";
+import {
+  type Arr,
+  attentionRef,
+  mapN,
+  matmulRef,
+  rmsNormRef,
+  ropeRef,
+} from "../src/autograd/reference.ts";
 import type { Tensor } from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
 import { checkOp, randArr, setup } from "./autograd_util.ts";
@@ -51,5 +58,12 @@ Deno.test("gradient check through a transformer block (RMSNorm, GQA attention wi
     randArr(rng, [C, F], s(C)),
     randArr(rng, [F, C], s(F)),
   ];
-  await checkOp({ name: "transformer block", inputs, gpu: blockGpu, ref: blockRef, fwd: [1e-4, 1e-4], bwd: [2e-4, 2e-3] });
+  await checkOp({
+    name: "transformer block",
+    inputs,
+    gpu: blockGpu,
+    ref: blockRef,
+    fwd: [1e-4, 1e-4],
+    bwd: [2e-4, 2e-3],
+  });
 });

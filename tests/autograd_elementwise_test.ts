@@ -24,18 +24,29 @@ Deno.test("unary ops: forward vs float64, backward vs finite differences (odd si
   ];
   for (const [name, a, b, scale, shift] of cases) {
     const shape = [1 + rng.int(4), 1 + rng.int(7)];
-    const fn = (ops as unknown as Record<string, (x: unknown, a?: number, b?: number) => never>)[name];
+    const fn =
+      (ops as unknown as Record<string, (x: unknown, a?: number, b?: number) => never>)[name];
     await checkOp({
       name,
       inputs: [randArr(rng, shape, scale, shift)],
-      gpu: ([x]) => (name === "affine" ? ops.affine(x, a, b) : name === "pow" ? ops.pow(x, a) : fn(x)),
+      gpu: (
+        [x],
+      ) => (name === "affine" ? ops.affine(x, a, b) : name === "pow" ? ops.pow(x, a) : fn(x)),
       ref: ([x]) => mapN((v) => unaryRef[name](v, a, b), x),
     });
   }
   // clamp and relu away from their kinks (finite differences are undefined there)
   const x = randArr(rng, [3, 5]);
-  x.data.forEach((v, i) => (x.data[i] = Math.abs(v) < 0.05 ? 0.3 : Math.abs(v - 0.5) < 0.05 ? 0.7 : v));
-  await checkOp({ name: "relu", inputs: [x], gpu: ([t]) => ops.relu(t), ref: ([t]) => mapN((v) => Math.max(v, 0), t) });
+  x.data.forEach((
+    v,
+    i,
+  ) => (x.data[i] = Math.abs(v) < 0.05 ? 0.3 : Math.abs(v - 0.5) < 0.05 ? 0.7 : v));
+  await checkOp({
+    name: "relu",
+    inputs: [x],
+    gpu: ([t]) => ops.relu(t),
+    ref: ([t]) => mapN((v) => Math.max(v, 0), t),
+  });
   await checkOp({
     name: "clamp",
     inputs: [x],
@@ -47,7 +58,16 @@ Deno.test("unary ops: forward vs float64, backward vs finite differences (odd si
 
 Deno.test("binary ops with broadcasting, strided views and ties", async () => {
   await setup();
-  const shapes: Array<[number[], number[]]> = [[[3, 5], [3, 5]], [[2, 3, 4], [3, 1]], [[4], [2, 3, 4]], [[2, 1, 3], [1, 5, 1]], [[], [3, 2]]];
+  const shapes: Array<[number[], number[]]> = [
+    [[3, 5], [3, 5]],
+    [[3, 8], [8]],
+    [[2, 3, 4], [1, 4]],
+    [[3, 5], [1]],
+    [[2, 3, 4], [3, 1]],
+    [[4], [2, 3, 4]],
+    [[2, 1, 3], [1, 5, 1]],
+    [[], [3, 2]],
+  ];
   for (const name of ["add", "sub", "mul", "div", "maximum", "minimum"]) {
     for (const [sa, sb] of shapes) {
       const a = randArr(rng, sa);
@@ -57,7 +77,13 @@ Deno.test("binary ops with broadcasting, strided views and ties", async () => {
         if (a.data.length === b.data.length) a.data[0] = b.data[0];
       }
       const fn = (ops as unknown as Record<string, (x: unknown, y: unknown) => never>)[name];
-      await checkOp({ name: `${name} ${JSON.stringify(sa)}·${JSON.stringify(sb)}`, inputs: [a, b], gpu: ([x, y]) => fn(x, y), ref: ([x, y]) => mapN(binaryRef[name], x, y), gpuH: name.endsWith("imum") ? 0 : 1e-2 });
+      await checkOp({
+        name: `${name} ${JSON.stringify(sa)}·${JSON.stringify(sb)}`,
+        inputs: [a, b],
+        gpu: ([x, y]) => fn(x, y),
+        ref: ([x, y]) => mapN(binaryRef[name], x, y),
+        gpuH: name.endsWith("imum") ? 0 : 1e-2,
+      });
     }
   }
   await checkOp({
@@ -70,7 +96,11 @@ Deno.test("binary ops with broadcasting, strided views and ties", async () => {
     name: "mul of transposed view",
     inputs: [randArr(rng, [3, 4]), randArr(rng, [4, 3])],
     gpu: ([x, y]) => ops.mul(ops.transpose(x), y),
-    ref: ([x, y]) => mapN((p, q) => p * q, { data: Float64Array.from({ length: 12 }, (_, i) => x.data[(i % 3) * 4 + Math.floor(i / 3)]), shape: [4, 3] }, y),
+    ref: ([x, y]) =>
+      mapN((p, q) => p * q, {
+        data: Float64Array.from({ length: 12 }, (_, i) => x.data[(i % 3) * 4 + Math.floor(i / 3)]),
+        shape: [4, 3],
+      }, y),
   });
 });
 
@@ -99,15 +129,40 @@ Deno.test("sum, mean, max over axes (keepDims, ties)", async () => {
   const x = randArr(rng, [3, 4, 5]);
   for (const axes of [undefined, [0], [1], [2], [0, 2], [-1]]) {
     for (const keep of [false, true]) {
-      await checkOp({ name: `sum ${axes} ${keep}`, inputs: [x], gpu: ([t]) => ops.sum(t, axes, keep), ref: ([t]) => reduceRef(t, axes, "sum", keep), fwd: [1e-5, 1e-5] });
-      await checkOp({ name: `mean ${axes} ${keep}`, inputs: [x], gpu: ([t]) => ops.mean(t, axes, keep), ref: ([t]) => reduceRef(t, axes, "mean", keep), fwd: [1e-5, 1e-5] });
+      await checkOp({
+        name: `sum ${axes} ${keep}`,
+        inputs: [x],
+        gpu: ([t]) => ops.sum(t, axes, keep),
+        ref: ([t]) => reduceRef(t, axes, "sum", keep),
+        fwd: [1e-5, 1e-5],
+      });
+      await checkOp({
+        name: `mean ${axes} ${keep}`,
+        inputs: [x],
+        gpu: ([t]) => ops.mean(t, axes, keep),
+        ref: ([t]) => reduceRef(t, axes, "mean", keep),
+        fwd: [1e-5, 1e-5],
+      });
     }
   }
   const y = randArr(rng, [4, 6]);
   y.data[7] = y.data[8] = 9; // a tie of two maxima in row 1
   for (const axes of [[1], [0], undefined]) {
-    await checkOp({ name: `max ${axes}`, inputs: [y], gpu: ([t]) => ops.max(t, axes), ref: ([t]) => reduceRef(t, axes, "max"), gpuH: 0 });
+    await checkOp({
+      name: `max ${axes}`,
+      inputs: [y],
+      gpu: ([t]) => ops.max(t, axes),
+      ref: ([t]) => reduceRef(t, axes, "max"),
+      gpuH: 0,
+    });
   }
   const big = randArr(rng, [1000]);
-  await checkOp({ name: "sum over 1000 (tree)", inputs: [big], gpu: ([t]) => ops.sum(t), ref: ([t]) => reduceRef(t, undefined, "sum"), fwd: [1e-4, 1e-5], gpuH: 0 });
+  await checkOp({
+    name: "sum over 1000 (tree)",
+    inputs: [big],
+    gpu: ([t]) => ops.sum(t),
+    ref: ([t]) => reduceRef(t, undefined, "sum"),
+    fwd: [1e-4, 1e-5],
+    gpuH: 0,
+  });
 });

@@ -41,7 +41,12 @@ export function up(a: Arr, requiresGrad = false): Tensor {
 }
 
 /** Max of |a - b| / (atol + rtol·|b|) over elements; NaN-aware (NaN must match NaN). */
-export function closeness(a: ArrayLike<number>, b: ArrayLike<number>, atol: number, rtol: number): number {
+export function closeness(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  atol: number,
+  rtol: number,
+): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
   let worst = 0;
   for (let i = 0; i < a.length; i++) {
@@ -58,12 +63,21 @@ export function closeness(a: ArrayLike<number>, b: ArrayLike<number>, atol: numb
   return worst;
 }
 
-export function assertClose(what: string, got: ArrayLike<number>, want: ArrayLike<number>, atol = 1e-5, rtol = 1e-4) {
+export function assertClose(
+  what: string,
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  atol = 1e-5,
+  rtol = 1e-4,
+) {
   const c = closeness(got, want, atol, rtol);
   if (!(c <= 1)) {
     const bad: string[] = [];
     for (let i = 0; i < want.length && bad.length < 6; i++) {
-      if (!(Math.abs(got[i] - want[i]) <= atol + rtol * Math.abs(want[i])) && !(Number.isNaN(got[i]) && Number.isNaN(want[i])) && got[i] !== want[i]) {
+      if (
+        !(Math.abs(got[i] - want[i]) <= atol + rtol * Math.abs(want[i])) &&
+        !(Number.isNaN(got[i]) && Number.isNaN(want[i])) && got[i] !== want[i]
+      ) {
         bad.push(`[${i}] got ${got[i]} want ${want[i]}`);
       }
     }
@@ -108,13 +122,26 @@ export async function checkOp(c: OpCase): Promise<void> {
   assertClose(`${c.name} forward`, got[0], refOut.data, fa, fr);
   const [ba, br] = c.bwd ?? [1e-4, 1e-3];
   which.forEach((wi, k) => {
-    const fd = finiteDiff(c.ref, c.inputs.map((a) => ({ data: a.data.slice(), shape: a.shape })), wi, w);
-    assertClose(`${c.name} backward (input ${wi}) vs reference finite differences`, got[k + 1], fd, ba, br);
+    const fd = finiteDiff(
+      c.ref,
+      c.inputs.map((a) => ({ data: a.data.slice(), shape: a.shape })),
+      wi,
+      w,
+    );
+    assertClose(
+      `${c.name} backward (input ${wi}) vs reference finite differences`,
+      got[k + 1],
+      fd,
+      ba,
+      br,
+    );
   });
   const h = c.gpuH ?? 1e-2;
   if (h > 0 && which.length) {
     // f32 finite differences of the GPU forward at a few coordinates of each input, one readback.
-    const coords = which.flatMap((wi) => [0, 1, 2].map(() => [wi, rng.int(c.inputs[wi].data.length)]));
+    const coords = which.flatMap((wi) =>
+      [0, 1, 2].map(() => [wi, rng.int(c.inputs[wi].data.length)])
+    );
     const wT = up(wArr);
     const sums = noGrad(() =>
       tidy(() =>
@@ -139,7 +166,9 @@ export async function checkOp(c: OpCase): Promise<void> {
       const an = got[which.indexOf(wi) + 1][j];
       const tol = 2e-2 * (1 + Math.abs(an)) + 5e-2 * Math.abs(an);
       if (!(Math.abs(fd - an) <= tol)) {
-        throw new Error(`${c.name}: GPU backward ${an} vs GPU finite difference ${fd} at input ${wi}[${j}]`);
+        throw new Error(
+          `${c.name}: GPU backward ${an} vs GPU finite difference ${fd} at input ${wi}[${j}]`,
+        );
       }
     });
   }

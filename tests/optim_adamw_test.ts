@@ -38,10 +38,16 @@ Deno.test("AdamW with global-norm clipping matches a float64 reference over seve
     }
     const got = await readAll([...params, opt.gradNorm]);
     assertNoGpuErrors();
-    ref.forEach((r, i) => assertClose(`param ${i} (maxGradNorm ${maxGradNorm})`, got[i], r, 1e-5, 1e-4));
+    ref.forEach((r, i) =>
+      assertClose(`param ${i} (maxGradNorm ${maxGradNorm})`, got[i], r, 1e-5, 1e-4)
+    );
     assertClose("grad norm and clip scale", got[3], refNorm, 1e-5, 1e-5);
     if (maxGradNorm > 0) assert.ok(refNorm[1] < 1, "clipping was active");
-    assert.deepEqual([...got[2]], [...init[2].data].map(Math.fround), "no gradient: the parameter stays (no decay step)");
+    assert.deepEqual(
+      [...got[2]],
+      [...init[2].data].map(Math.fround),
+      "no gradient: the parameter stays (no decay step)",
+    );
     opt.dispose();
     params.forEach((p: Tensor) => p.dispose());
   }

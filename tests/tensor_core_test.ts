@@ -41,7 +41,10 @@ Deno.test("creation: from arrays (f32/i32/u32), zeros, ones, full", async () => 
 Deno.test("GPU random draws mirror hash3 of src/util/rng.ts", async () => {
   await setup();
   const n = 1001;
-  const [u, g] = await readAll([randu([n], { seed: 5, stream: 3, lo: -1, hi: 2 }), randn([n], { seed: 5, mean: 1, std: 2 })]);
+  const [u, g] = await readAll([
+    randu([n], { seed: 5, stream: 3, lo: -1, hi: 2 }),
+    randn([n], { seed: 5, mean: 1, std: 2 }),
+  ]);
   const wantU = Float64Array.from({ length: n }, (_, i) => -1 + 3 * uniformAt(5, 3, i));
   const wantN = Float64Array.from({ length: n }, (_, i) => 1 + 2 * normalAtRef(5, 0, i));
   assertClose("randu", u, wantU, 1e-6, 1e-6);
@@ -113,13 +116,28 @@ Deno.test("bad input: shape mismatches name the op and both shapes; wrong dtypes
   const ids = tensor(new Int32Array([1, 2]));
   assert.throws(() => a.add(b), /add: shapes \[2,3\] and \[4,3\] cannot be broadcast together/);
   assert.throws(() => a.matmul(b), /matmul: shapes \[2,3\] and \[4,3\] do not multiply/);
-  assert.throws(() => ops.concat([a, zeros([2, 2])], 0), /concat: shapes \[2,3\] and \[2,2\] differ outside axis 0/);
-  assert.throws(() => ops.rmsNorm(a, zeros([4])), /rmsNorm: x \[2,3\] needs weight of shape \[3\], got \[4\]/);
-  assert.throws(() => ops.crossEntropy(a, tensor(new Int32Array([1, 2, 3]))), /crossEntropy: logits \[2,3\] need targets of shape \[2\], got \[3\]/);
+  assert.throws(
+    () => ops.concat([a, zeros([2, 2])], 0),
+    /concat: shapes \[2,3\] and \[2,2\] differ outside axis 0/,
+  );
+  assert.throws(
+    () => ops.rmsNorm(a, zeros([4])),
+    /rmsNorm: x \[2,3\] needs weight of shape \[3\], got \[4\]/,
+  );
+  assert.throws(
+    () => ops.crossEntropy(a, tensor(new Int32Array([1, 2, 3]))),
+    /crossEntropy: logits \[2,3\] need targets of shape \[2\], got \[3\]/,
+  );
   assert.throws(() => ids.exp(), /exp: expected a f32 tensor, got Tensor i32 \[2\]/);
-  assert.throws(() => ops.crossEntropy(a, zeros([2])), /crossEntropy: expected a i32 tensor, got Tensor f32 \[2\]/);
+  assert.throws(
+    () => ops.crossEntropy(a, zeros([2])),
+    /crossEntropy: expected a i32 tensor, got Tensor f32 \[2\]/,
+  );
   assert.throws(() => ops.embedding(a, zeros([2])), /embedding: expected a i32 tensor/);
-  assert.throws(() => a.reshape([4, 2]), /reshape: cannot reshape \[2,3\] \(6 elements\) to \[4,2\]/);
+  assert.throws(
+    () => a.reshape([4, 2]),
+    /reshape: cannot reshape \[2,3\] \(6 elements\) to \[4,2\]/,
+  );
   assert.throws(() => a.slice(1, 2, 5), /slice: range 2\.\.5 is outside axis 1 \(size 3\)/);
   assert.throws(() => empty([2, -1]), /non-negative integers/);
 });
@@ -141,7 +159,10 @@ Deno.test("autograd: accumulation across backward calls, noGrad, detach, non-sca
   const d = w.detach();
   assert.equal(d.node, null);
   assert.equal(d.requiresGrad, false);
-  assert.throws(() => backward(w.mul(2)), /is not a scalar; pass an output gradient of shape \[3\]/);
+  assert.throws(
+    () => backward(w.mul(2)),
+    /is not a scalar; pass an output gradient of shape \[3\]/,
+  );
   const y = w.mul(3);
   backward(y, ones([3]));
   assert.deepEqual([...(await read(w.grad!))], [11, 15, 19]);

@@ -3,7 +3,16 @@
 // memory where it was after the first ones.
 import assert from "node:assert/strict";
 import { AdamW, ops } from "../src/autograd/mod.ts";
-import { item, randn, readAll, runtime, type Tensor, tensor, tidy, zeros } from "../src/tensor/mod.ts";
+import {
+  item,
+  randn,
+  readAll,
+  runtime,
+  type Tensor,
+  tensor,
+  tidy,
+  zeros,
+} from "../src/tensor/mod.ts";
 import { assertNoGpuErrors, setup } from "./autograd_util.ts";
 
 interface Mlp {
@@ -14,7 +23,11 @@ interface Mlp {
 function mlp(sizes: number[], seed: number): Mlp {
   const params: Tensor[] = [];
   for (let i = 0; i + 1 < sizes.length; i++) {
-    const w = randn([sizes[i], sizes[i + 1]], { seed, stream: 2 * i, std: 1 / Math.sqrt(sizes[i]) });
+    const w = randn([sizes[i], sizes[i + 1]], {
+      seed,
+      stream: 2 * i,
+      std: 1 / Math.sqrt(sizes[i]),
+    });
     const b = zeros([sizes[i + 1]]);
     w.requiresGrad = b.requiresGrad = true;
     params.push(w, b);
@@ -122,7 +135,9 @@ Deno.test("two models with their own parameters train at once exactly as they tr
   const untouched = await run("a");
   const init = mlp([2, 8, 1], 6);
   const initVals = await readAll(init.params);
-  untouched.slice(4).forEach((p, i) => assert.deepEqual([...p], [...initVals[i]], "b untouched when only a trains"));
+  untouched.slice(4).forEach((p, i) =>
+    assert.deepEqual([...p], [...initVals[i]], "b untouched when only a trains")
+  );
   assertNoGpuErrors();
 });
 
@@ -148,12 +163,18 @@ Deno.test("200 training steps: the pool's live and total bytes stop growing afte
     if (i % 50 === 0) samples.push(rt.pool.stats().totalBytes);
   }
   const last = rt.pool.stats();
-  assert.equal(last.liveBytes, first.liveBytes, "live bytes after step 200 equal those after step 1");
+  assert.equal(
+    last.liveBytes,
+    first.liveBytes,
+    "live bytes after step 200 equal those after step 1",
+  );
   assert.equal(last.totalBytes, first.totalBytes, "no new allocation after step 1");
   assert.equal(last.created, first.created, "no buffer created after step 1");
   assert.ok(samples.every((s) => s === first.totalBytes));
   const loss = await item(tidy(() => ops.crossEntropy(net.forward(x), y)));
   assert.ok(Number.isFinite(loss) && loss < Math.log(4), `loss ${loss} went down from ln 4`);
-  console.log(`pool after 200 steps: live ${last.liveBytes} B, total ${last.totalBytes} B, ${last.created} buffers created`);
+  console.log(
+    `pool after 200 steps: live ${last.liveBytes} B, total ${last.totalBytes} B, ${last.created} buffers created`,
+  );
   assertNoGpuErrors();
 });

@@ -44,17 +44,26 @@ export interface AttentionOptions {
  * const o = causalSelfAttention(rope(q), rope(k), v); // q [B,T,8,64], k/v [B,T,2,64]
  * ```
  */
-export function causalSelfAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+export function causalSelfAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: AttentionOptions = {},
+): Tensor {
   const bad = (why: string) =>
     new RangeError(
-      `causalSelfAttention: q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}: ${why}`,
+      `causalSelfAttention: q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${
+        fmtShape(v.shape)
+      }: ${why}`,
     );
   if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) throw bad("expected [B, T, H, D] tensors");
   const [B, T, Hq, D] = q.shape;
   const Hkv = k.shape[2];
   if (k.shape[0] !== B || k.shape[1] !== T || k.shape[3] !== D) throw bad("k does not match q");
   if (v.shape.some((d, i) => d !== k.shape[i])) throw bad("v does not match k");
-  if (Hkv === 0 || Hq % Hkv !== 0) throw bad(`${Hq} query heads are not a multiple of ${Hkv} key/value heads`);
+  if (Hkv === 0 || Hq % Hkv !== 0) {
+    throw bad(`${Hq} query heads are not a multiple of ${Hkv} key/value heads`);
+  }
   const G = Hq / Hkv;
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   const qh = reshape(transpose(q, 1, 2), [B, Hkv, G * T, D]); // query heads of a group stacked

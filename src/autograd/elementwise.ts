@@ -30,9 +30,33 @@ const binaryKernel: Kernel = { name: "ops_binary", code: binarySource };
 const whereKernel: Kernel = { name: "ops_where", code: whereSource };
 
 /** Unary op codes of kernels/ops_unary.wgsl. */
-const U = { neg: 0, exp: 1, log: 2, sqrt: 3, pow: 4, affine: 5, clamp: 6, silu: 7, gelu: 8, relu: 9, sigmoid: 10 } as const;
+const U = {
+  neg: 0,
+  exp: 1,
+  log: 2,
+  sqrt: 3,
+  pow: 4,
+  affine: 5,
+  clamp: 6,
+  silu: 7,
+  gelu: 8,
+  relu: 9,
+  sigmoid: 10,
+} as const;
 /** Binary op codes of kernels/ops_binary.wgsl. */
-const B = { add: 0, sub: 1, mul: 2, div: 3, pow: 4, max: 5, min: 6, maxmask: 7, eq: 8, gt: 9, lt: 10 } as const;
+const B = {
+  add: 0,
+  sub: 1,
+  mul: 2,
+  div: 3,
+  pow: 4,
+  max: 5,
+  min: 6,
+  maxmask: 7,
+  eq: 8,
+  gt: 9,
+  lt: 10,
+} as const;
 
 /** A tensor or a number (broadcast as a scalar). */
 export type Operand = Tensor | number;
@@ -43,7 +67,14 @@ function unaryRaw(x: Tensor, code: number, name: string, a = 0, b = 0): Tensor {
   const out = empty(x.shape, "f32", name);
   const n4 = Math.ceil(x.size / 4);
   if (n4 > 0) {
-    launch1d(runtime(), unaryKernel, "forward", [xs.buffer, out.buffer, params([n4, 0, f32(a), f32(b)])], n4, { OP: code });
+    launch1d(
+      runtime(),
+      unaryKernel,
+      "forward",
+      [xs.buffer, out.buffer, params([n4, 0, f32(a), f32(b)])],
+      n4,
+      { OP: code },
+    );
   }
   return out;
 }
@@ -88,7 +119,8 @@ export const relu = (x: Tensor): Tensor => unary("relu", x);
 /** 1 / (1 + e^-x) */
 export const sigmoid = (x: Tensor): Tensor => unary("sigmoid", x);
 /** scale·x + shift in one pass. */
-export const affine = (x: Tensor, scale: number, shift = 0): Tensor => unary("affine", x, scale, shift);
+export const affine = (x: Tensor, scale: number, shift = 0): Tensor =>
+  unary("affine", x, scale, shift);
 
 /** clamp(x, lo, hi); the gradient passes where lo <= x <= hi. */
 export function clamp(x: Tensor, lo: number, hi: number): Tensor {
@@ -107,6 +139,16 @@ function binaryRaw(a: Tensor, b: Tensor, code: number, name: string): Tensor {
     const n4 = Math.ceil(out.size / 4);
     const p = params([n4, 0, 0, 0], [], [], []);
     launch1d(rt, binaryKernel, "vec4_main", [a.buffer, b.buffer, out.buffer, p], n4, { OP: code });
+  } else if (a.isContiguous && b.isContiguous && sameShape(a.shape, shape) && b.size === 1) {
+    const n4 = Math.ceil(out.size / 4);
+    const p = params([n4, 0, 0, 0], [], [], []);
+    launch1d(rt, binaryKernel, "vec4_scalar", [a.buffer, b.buffer, out.buffer, p], n4, {
+      OP: code,
+    });
+  } else if (isRowBroadcast(a, b, shape)) {
+    const n4 = Math.ceil(out.size / 4);
+    const p = params([n4, b.size / 4, 0, 0], [], [], []);
+    launch1d(rt, binaryKernel, "vec4_rows", [a.buffer, b.buffer, out.buffer, p], n4, { OP: code });
   } else {
     const p = params(
       [out.size, shape.length, a.offset, b.offset],
@@ -114,9 +156,22 @@ function binaryRaw(a: Tensor, b: Tensor, code: number, name: string): Tensor {
       broadcastStrides(a.shape, a.strides, shape),
       broadcastStrides(b.shape, b.strides, shape),
     );
-    launch1d(rt, binaryKernel, "strided", [a.buffer, b.buffer, out.buffer, p], out.size, { OP: code });
+    launch1d(rt, binaryKernel, "strided", [a.buffer, b.buffer, out.buffer, p], out.size, {
+      OP: code,
+    });
   }
   return out;
+}
+
+// b (contiguous, size a multiple of 4) equals the trailing axes of a dense a: a bias row.
+function isRowBroadcast(a: Tensor, b: Tensor, shape: readonly number[]): boolean {
+  if (!a.isContiguous || !b.isContiguous || !sameShape(a.shape, shape) || b.size % 4 !== 0) {
+    return false;
+  }
+  const bs = [...b.shape];
+  while (bs.length && bs[0] === 1) bs.shift();
+  const tail = shape.slice(shape.length - bs.length);
+  return bs.length > 0 && sameShape(bs, tail) && b.size > 0;
 }
 
 function scalar(v: number): Tensor {
@@ -209,7 +264,10 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   const out = whereRaw(cond, at, bt, shape);
   return record(out, "where", [at, bt], (g) => {
     const zero = scalar(0);
-    return [sumTo(whereRaw(cond, g, zero, shape), at.shape), sumTo(whereRaw(cond, zero, g, shape), bt.shape)];
+    return [
+      sumTo(whereRaw(cond, g, zero, shape), at.shape),
+      sumTo(whereRaw(cond, zero, g, shape), bt.shape),
+    ];
   });
 }
 
@@ -223,9 +281,16 @@ function whereRaw(cond: Tensor, a: Tensor, b: Tensor, shape: number[]): Tensor {
     broadcastStrides(a.shape, a.strides, shape),
     broadcastStrides(b.shape, b.strides, shape),
   );
-  launch1d(runtime(), whereKernel, "main", [cond.buffer, a.buffer, b.buffer, out.buffer, p], out.size, {
-    COND_F32: cond.dtype === "f32" ? 1 : 0,
-  });
+  launch1d(
+    runtime(),
+    whereKernel,
+    "main",
+    [cond.buffer, a.buffer, b.buffer, out.buffer, p],
+    out.size,
+    {
+      COND_F32: cond.dtype === "f32" ? 1 : 0,
+    },
+  );
   return out;
 }
 
@@ -233,11 +298,17 @@ function whereRaw(cond: Tensor, a: Tensor, b: Tensor, shape: number[]): Tensor {
 export function accumulateInto(target: Tensor, src: Tensor): void {
   if (!sameShape(target.shape, src.shape) || !target.isContiguous || !src.isContiguous) {
     throw new RangeError(
-      `accumulate: ${fmtShape(src.shape)} into ${fmtShape(target.shape)} needs equal contiguous shapes`,
+      `accumulate: ${fmtShape(src.shape)} into ${
+        fmtShape(target.shape)
+      } needs equal contiguous shapes`,
     );
   }
   const n4 = Math.ceil(target.size / 4);
   if (n4 > 0) {
-    launch1d(runtime(), binaryKernel, "accumulate", [src.buffer, target.buffer, params([n4, 0, 0, 0], [], [], [])], n4);
+    launch1d(runtime(), binaryKernel, "accumulate", [
+      src.buffer,
+      target.buffer,
+      params([n4, 0, 0, 0], [], [], []),
+    ], n4);
   }
 }

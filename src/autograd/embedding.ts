@@ -7,7 +7,15 @@
  */
 import embeddingSource from "../../kernels/ops_embedding.wgsl" with { type: "text" };
 import type { Kernel } from "../gpu/mod.ts";
-import { empty, launch1d, materialize, params, runtime, type Tensor, zeros } from "../tensor/mod.ts";
+import {
+  empty,
+  launch1d,
+  materialize,
+  params,
+  runtime,
+  type Tensor,
+  zeros,
+} from "../tensor/mod.ts";
 import { record } from "./tape.ts";
 
 const embeddingKernel: Kernel = { name: "ops_embedding", code: embeddingSource };
@@ -24,7 +32,9 @@ const embeddingKernel: Kernel = { name: "ops_embedding", code: embeddingSource }
 export function embedding(table: Tensor, ids: Tensor): Tensor {
   table.expectDtype("embedding", "f32");
   ids.expectDtype("embedding", "i32");
-  if (table.rank !== 2) throw new RangeError(`embedding: table must be [V, C], got ${table.describe()}`);
+  if (table.rank !== 2) {
+    throw new RangeError(`embedding: table must be [V, C], got ${table.describe()}`);
+  }
   const [V, C] = table.shape;
   const N = ids.size;
   const tb = materialize(table);
@@ -32,14 +42,22 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   const out = empty([...ids.shape, C], "f32", "embedding");
   const p = params([N, C, V, 0]);
   const rt = runtime();
-  if (out.size > 0) launch1d(rt, embeddingKernel, "lookup", [tb.buffer, is.buffer, out.buffer, p], out.size);
+  if (out.size > 0) {
+    launch1d(rt, embeddingKernel, "lookup", [tb.buffer, is.buffer, out.buffer, p], out.size);
+  }
   return record(out, "embedding", [table], (g) => {
     const gs = materialize(g);
     const dtable = zeros([V, C]);
     if (N > 0 && C > 0) {
       const perm = empty([N], "u32", "perm");
       launch1d(rt, embeddingKernel, "rank", [is.buffer, perm.buffer, p], N);
-      launch1d(rt, embeddingKernel, "scatter", [gs.buffer, is.buffer, perm.buffer, dtable.buffer, p], N * C);
+      launch1d(rt, embeddingKernel, "scatter", [
+        gs.buffer,
+        is.buffer,
+        perm.buffer,
+        dtable.buffer,
+        p,
+      ], N * C);
     }
     return [dtable];
   });

@@ -37,7 +37,16 @@ function flip(o: Operand): Operand {
 }
 
 // C[batch, M, N] = op(A)·op(B) with the given stored operands.
-function mm(a: Operand, b: Operand, M: number, N: number, K: number, batch: number, strideB: number, shape: number[]): Tensor {
+function mm(
+  a: Operand,
+  b: Operand,
+  M: number,
+  N: number,
+  K: number,
+  batch: number,
+  strideB: number,
+  shape: number[],
+): Tensor {
   const c = empty(shape, "f32", "matmul");
   if (c.size === 0) return c;
   if (K === 0) return fillInPlace(c, 0);

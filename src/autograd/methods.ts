@@ -45,33 +45,93 @@ declare module "../tensor/tensor.ts" {
 }
 
 const P = Tensor.prototype;
-P.add = function (b) { return ops.add(this, b); };
-P.sub = function (b) { return ops.sub(this, b); };
-P.mul = function (b) { return ops.mul(this, b); };
-P.div = function (b) { return ops.div(this, b); };
-P.pow = function (b) { return ops.pow(this, b); };
-P.maximum = function (b) { return ops.maximum(this, b); };
-P.minimum = function (b) { return ops.minimum(this, b); };
-P.neg = function () { return ops.neg(this); };
-P.exp = function () { return ops.exp(this); };
-P.log = function () { return ops.log(this); };
-P.sqrt = function () { return ops.sqrt(this); };
-P.silu = function () { return ops.silu(this); };
-P.gelu = function () { return ops.gelu(this); };
-P.relu = function () { return ops.relu(this); };
-P.sigmoid = function () { return ops.sigmoid(this); };
-P.clamp = function (lo, hi) { return ops.clamp(this, lo, hi); };
-P.sum = function (axes, keepDims) { return ops.sum(this, axes, keepDims); };
-P.mean = function (axes, keepDims) { return ops.mean(this, axes, keepDims); };
-P.max = function (axes, keepDims) { return ops.max(this, axes, keepDims); };
-P.matmul = function (b) { return ops.matmul(this, b); };
-P.reshape = function (shape) { return ops.reshape(this, shape); };
-P.transpose = function (a, b) { return ops.transpose(this, a, b); };
-P.permute = function (perm) { return ops.permute(this, perm); };
-P.slice = function (axis, start, end) { return ops.slice(this, axis, start, end); };
-P.expand = function (shape) { return ops.expand(this, shape); };
-P.contiguous = function () { return ops.contiguous(this); };
-P.detach = function () { return ops.detach(this); };
-P.softmax = function (axis) { return ops.softmax(this, axis); };
-P.logSoftmax = function (axis) { return ops.logSoftmax(this, axis); };
-P.backward = function (grad) { backward(this, grad); };
+P.add = function (b) {
+  return ops.add(this, b);
+};
+P.sub = function (b) {
+  return ops.sub(this, b);
+};
+P.mul = function (b) {
+  return ops.mul(this, b);
+};
+P.div = function (b) {
+  return ops.div(this, b);
+};
+P.pow = function (b) {
+  return ops.pow(this, b);
+};
+P.maximum = function (b) {
+  return ops.maximum(this, b);
+};
+P.minimum = function (b) {
+  return ops.minimum(this, b);
+};
+P.neg = function () {
+  return ops.neg(this);
+};
+P.exp = function () {
+  return ops.exp(this);
+};
+P.log = function () {
+  return ops.log(this);
+};
+P.sqrt = function () {
+  return ops.sqrt(this);
+};
+P.silu = function () {
+  return ops.silu(this);
+};
+P.gelu = function () {
+  return ops.gelu(this);
+};
+P.relu = function () {
+  return ops.relu(this);
+};
+P.sigmoid = function () {
+  return ops.sigmoid(this);
+};
+P.clamp = function (lo, hi) {
+  return ops.clamp(this, lo, hi);
+};
+P.sum = function (axes, keepDims) {
+  return ops.sum(this, axes, keepDims);
+};
+P.mean = function (axes, keepDims) {
+  return ops.mean(this, axes, keepDims);
+};
+P.max = function (axes, keepDims) {
+  return ops.max(this, axes, keepDims);
+};
+P.matmul = function (b) {
+  return ops.matmul(this, b);
+};
+P.reshape = function (shape) {
+  return ops.reshape(this, shape);
+};
+P.transpose = function (a, b) {
+  return ops.transpose(this, a, b);
+};
+P.permute = function (perm) {
+  return ops.permute(this, perm);
+};
+P.slice = function (axis, start, end) {
+  return ops.slice(this, axis, start, end);
+};
+P.expand = function (shape) {
+  return ops.expand(this, shape);
+};
+P.contiguous = function () {
+  return ops.contiguous(this);
+};
+P.detach = function () {
+  return ops.detach(this);
+};
+P.softmax = function (axis) {
+  return ops.softmax(this, axis);
+};
+P.logSoftmax = function (axis) {
+  return ops.logSoftmax(this, axis);
+};
+P.backward = function (grad) {
+  backward(this, grad);
+};

@@ -9,6 +9,11 @@ import { grid, type Kernel } from "../gpu/mod.ts";
 import { empty, f32, launch1d, materialize, params, runtime, type Tensor } from "../tensor/mod.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { record } from "./tape.ts";
+import { sum } from "./reduce.ts";
+import { reshape } from "./views.ts";
+
+// Rows per partial column sum of the weight gradients: enough chunks to fill a large GPU.
+const CHUNK = 64;
 
 const normKernel: Kernel = { name: "ops_norm", code: normSource };
 const ropeKernel: Kernel = { name: "ops_rope", code: ropeSource };
@@ -20,7 +25,9 @@ function checkNorm(op: string, x: Tensor, w: Tensor, b?: Tensor): [number, numbe
   const C = x.shape[x.rank - 1];
   if (x.rank < 1 || w.rank !== 1 || w.shape[0] !== C || (b && (b.rank !== 1 || b.shape[0] !== C))) {
     throw new RangeError(
-      `${op}: x ${fmtShape(x.shape)} needs weight${b ? " and bias" : ""} of shape [${C}], got ${fmtShape(w.shape)}${b ? ` and ${fmtShape(b.shape)}` : ""}`,
+      `${op}: x ${fmtShape(x.shape)} needs weight${b ? " and bias" : ""} of shape [${C}], got ${
+        fmtShape(w.shape)
+      }${b ? ` and ${fmtShape(b.shape)}` : ""}`,
     );
   }
   return [C === 0 ? 0 : x.size / C, C];
@@ -40,7 +47,8 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   const ws = materialize(weight);
   const y = empty(x.shape, "f32", "rmsNorm");
   const rstd = empty([rows], "f32", "rstd");
-  const p = params([rows, C, f32(eps), 0]);
+  const p = params([rows, C, f32(eps), CHUNK]);
+  const chunks = Math.max(1, Math.ceil(rows / CHUNK));
   const rt = runtime();
   if (rows > 0) {
     rt.dispatch({
@@ -53,15 +61,20 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   return record(y, "rmsNorm", [x, weight], (g) => {
     const gs = materialize(g);
     const dx = empty(x.shape, "f32", "grad");
-    const dw = empty([C], "f32", "grad");
+    const dwParts = empty([chunks, C], "f32", "grad");
     rt.dispatch({
       kernel: normKernel,
       entryPoint: "rms_bwd",
       bindings: [xs.buffer, ws.buffer, gs.buffer, rstd.buffer, dx.buffer, p],
       workgroups: grid(rows),
     });
-    launch1d(rt, normKernel, "rms_dw", [xs.buffer, gs.buffer, rstd.buffer, dw.buffer, p], C);
-    return [dx, dw];
+    rt.dispatch({
+      kernel: normKernel,
+      entryPoint: "rms_dw",
+      bindings: [xs.buffer, gs.buffer, rstd.buffer, dwParts.buffer, p],
+      workgroups: [Math.ceil(C / 256), chunks],
+    });
+    return [dx, chunks === 1 ? reshape(dwParts, [C]) : sum(dwParts, 0)];
   });
 }
 
@@ -73,7 +86,8 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   const bs = materialize(bias);
   const y = empty(x.shape, "f32", "layerNorm");
   const st = empty([2 * rows], "f32", "stats");
-  const p = params([rows, C, f32(eps), 0]);
+  const p = params([rows, C, f32(eps), CHUNK]);
+  const chunks = Math.max(1, Math.ceil(rows / CHUNK));
   const rt = runtime();
   if (rows > 0) {
     rt.dispatch({
@@ -86,16 +100,22 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   return record(y, "layerNorm", [x, weight, bias], (g) => {
     const gs = materialize(g);
     const dx = empty(x.shape, "f32", "grad");
-    const dw = empty([C], "f32", "grad");
-    const db = empty([C], "f32", "grad");
+    const dw = empty([chunks, C], "f32", "grad");
+    const db = empty([chunks, C], "f32", "grad");
     rt.dispatch({
       kernel: normKernel,
       entryPoint: "ln_bwd",
       bindings: [xs.buffer, ws.buffer, gs.buffer, st.buffer, dx.buffer, p],
       workgroups: grid(rows),
     });
-    launch1d(rt, normKernel, "ln_dwb", [xs.buffer, gs.buffer, st.buffer, dw.buffer, db.buffer, p], C);
-    return [dx, dw, db];
+    rt.dispatch({
+      kernel: normKernel,
+      entryPoint: "ln_dwb",
+      bindings: [xs.buffer, gs.buffer, st.buffer, dw.buffer, db.buffer, p],
+      workgroups: [Math.ceil(C / 256), chunks],
+    });
+    const fold = (t: Tensor) => (chunks === 1 ? reshape(t, [C]) : sum(t, 0));
+    return [dx, fold(dw), fold(db)];
   });
 }
 
@@ -116,7 +136,9 @@ export interface RopeOptions {
 export function rope(x: Tensor, opts: RopeOptions = {}): Tensor {
   x.expectDtype("rope", "f32");
   const layout = opts.layout ?? "bthd";
-  if (x.rank < 3) throw new RangeError(`rope: needs [..., T, H, D] or [..., H, T, D], got ${x.describe()}`);
+  if (x.rank < 3) {
+    throw new RangeError(`rope: needs [..., T, H, D] or [..., H, T, D], got ${x.describe()}`);
+  }
   const D = x.shape[x.rank - 1];
   if (D % 2 !== 0) throw new RangeError(`rope: head size ${D} of ${x.describe()} must be even`);
   const [T, tDiv] = layout === "bthd"

@@ -29,7 +29,13 @@ export {
 } from "./elementwise.ts";
 export { max, mean, sum, sumTo } from "./reduce.ts";
 export { concat, contiguous, detach, expand, permute, reshape, slice, transpose } from "./views.ts";
-export { type CrossEntropyOptions, crossEntropy, gatherLast, logSoftmax, softmax } from "./softmax.ts";
+export {
+  crossEntropy,
+  type CrossEntropyOptions,
+  gatherLast,
+  logSoftmax,
+  softmax,
+} from "./softmax.ts";
 export { embedding } from "./embedding.ts";
 export { layerNorm, rmsNorm, rope, type RopeOptions } from "./norm.ts";
 export { matmul } from "./matmul.ts";

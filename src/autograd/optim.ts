@@ -8,7 +8,16 @@
  */
 import adamSource from "../../kernels/optim_adamw.wgsl" with { type: "text" };
 import { grid, type Kernel } from "../gpu/mod.ts";
-import { empty, f32, fillInPlace, keep, params, runtime, type Tensor, zeros } from "../tensor/mod.ts";
+import {
+  empty,
+  f32,
+  fillInPlace,
+  keep,
+  params,
+  runtime,
+  type Tensor,
+  zeros,
+} from "../tensor/mod.ts";
 
 const adamKernel: Kernel = { name: "optim_adamw", code: adamSource };
 const WG = 256;
@@ -21,7 +30,12 @@ function partialsOf(n: number): number {
  * Records the global L2 norm of the parameters' gradients and the clip scale
  * `min(1, maxNorm / (norm + 1e-6))` (1 when `maxNorm` <= 0) into `out` [2]. Missing gradients count 0.
  */
-export function recordGradNorm(parameters: readonly Tensor[], maxNorm: number, out: Tensor, partial: Tensor): void {
+export function recordGradNorm(
+  parameters: readonly Tensor[],
+  maxNorm: number,
+  out: Tensor,
+  partial: Tensor,
+): void {
   const rt = runtime();
   fillInPlace(partial, 0); // slots of parameters without a gradient count 0
   let base = 0;
@@ -92,7 +106,9 @@ export class AdamW {
     for (const p of parameters) {
       p.expectDtype("AdamW", "f32");
       if (!p.requiresGrad || !p.isContiguous) {
-        throw new Error(`AdamW: ${p.describe()} must be a contiguous tensor with requiresGrad = true`);
+        throw new Error(
+          `AdamW: ${p.describe()} must be a contiguous tensor with requiresGrad = true`,
+        );
       }
     }
     this.parameters = [...parameters];
@@ -122,7 +138,9 @@ export class AdamW {
   step(): void {
     const o = this.#opts;
     const lr = this.lrAt(this.stepCount);
-    if (!Number.isFinite(lr) || lr < 0) throw new RangeError(`AdamW: learning rate ${lr} at step ${this.stepCount}`);
+    if (!Number.isFinite(lr) || lr < 0) {
+      throw new RangeError(`AdamW: learning rate ${lr} at step ${this.stepCount}`);
+    }
     this.stepCount++;
     const t = this.stepCount;
     recordGradNorm(this.parameters, o.maxGradNorm, this.gradNorm, this.#partial);
@@ -142,7 +160,16 @@ export class AdamW {
           this.#m[i].buffer,
           this.#v[i].buffer,
           this.gradNorm.buffer,
-          params([n4, f32(lr), f32(o.beta1), f32(o.beta2), f32(o.eps), f32(wd), f32(bc1), f32(bc2)]),
+          params([
+            n4,
+            f32(lr),
+            f32(o.beta1),
+            f32(o.beta2),
+            f32(o.eps),
+            f32(wd),
+            f32(bc1),
+            f32(bc2),
+          ]),
         ],
         workgroups: grid(Math.ceil(n4 / WG)),
       });
@@ -170,7 +197,9 @@ export class AdamW {
  * lr(0); // 1e-5
  * ```
  */
-export function warmupCosine(o: { lr: number; warmup: number; total: number; minLr?: number }): (step: number) => number {
+export function warmupCosine(
+  o: { lr: number; warmup: number; total: number; minLr?: number },
+): (step: number) => number {
   const minLr = o.minLr ?? 0;
   if (!(o.warmup >= 0 && o.total >= o.warmup)) {
     throw new RangeError(`warmupCosine: need 0 <= warmup (${o.warmup}) <= total (${o.total})`);

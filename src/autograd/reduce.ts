@@ -13,17 +13,37 @@ import { expand, reshape } from "./views.ts";
 
 const reduceKernel: Kernel = { name: "ops_reduce", code: reduceSource };
 
-function reduceRaw(x: Tensor, axes: number[], keepDims: boolean, op: 0 | 1, scale: number, name: string): Tensor {
+function reduceRaw(
+  x: Tensor,
+  axes: number[],
+  keepDims: boolean,
+  op: 0 | 1,
+  scale: number,
+  name: string,
+): Tensor {
   x.expectDtype(name, "f32");
   const red = new Set(axes);
   const kept = x.shape.map((_, i) => i).filter((i) => !red.has(i));
-  const outShape = keepDims ? x.shape.map((d, i) => (red.has(i) ? 1 : d)) : kept.map((i) => x.shape[i]);
+  const outShape = keepDims
+    ? x.shape.map((d, i) => (red.has(i) ? 1 : d))
+    : kept.map((i) => x.shape[i]);
   const out = empty(outShape, "f32", name);
   const redCount = axes.reduce((p, a) => p * x.shape[a], 1);
-  if (op === 1 && redCount === 0) throw new RangeError(`${name}: cannot take the max over an empty axis of ${x.describe()}`);
+  if (op === 1 && redCount === 0) {
+    throw new RangeError(`${name}: cannot take the max over an empty axis of ${x.describe()}`);
+  }
   if (out.size === 0) return out;
   const p = params(
-    [out.size, kept.length, axes.length, redCount, x.offset, f32(scale), 0, f32(op === 1 ? -Infinity : 0)],
+    [
+      out.size,
+      kept.length,
+      axes.length,
+      redCount,
+      x.offset,
+      f32(scale),
+      0,
+      f32(op === 1 ? -Infinity : 0),
+    ],
     kept.map((i) => x.shape[i]),
     kept.map((i) => x.strides[i]),
     axes.map((i) => x.shape[i]),
@@ -55,7 +75,12 @@ export function mean(x: Tensor, axes?: number | number[], keepDims = false): Ten
   const count = ax.reduce((p, a) => p * x.shape[a], 1);
   if (count === 0) throw new RangeError(`mean: empty reduction over ${x.describe()}`);
   const out = reduceRaw(x, ax, keepDims, 0, 1 / count, "mean");
-  return record(out, "mean", [x], (g) => [expand(reshape(mul(g, 1 / count), keptShape(x.shape, ax)), x.shape)]);
+  return record(
+    out,
+    "mean",
+    [x],
+    (g) => [expand(reshape(mul(g, 1 / count), keptShape(x.shape, ax)), x.shape)],
+  );
 }
 
 /** Max over `axes` (default all); the gradient is shared equally among tied maxima. */
@@ -74,7 +99,9 @@ export function max(x: Tensor, axes?: number | number[], keepDims = false): Tens
 export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
   if (sameShape(g.shape, shape)) return g;
   const lead = g.rank - shape.length;
-  if (lead < 0) throw new RangeError(`sumTo: ${fmtShape(g.shape)} has fewer axes than ${fmtShape(shape)}`);
+  if (lead < 0) {
+    throw new RangeError(`sumTo: ${fmtShape(g.shape)} has fewer axes than ${fmtShape(shape)}`);
+  }
   const axes: number[] = [];
   for (let i = 0; i < g.rank; i++) {
     if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);

@@ -107,7 +107,12 @@ export const binaryRef: Record<string, (a: number, b: number) => number> = {
 };
 
 /** Sum or max over `axes` (all when undefined). */
-export function reduceRef(x: Arr, axes: number[] | undefined, op: "sum" | "mean" | "max", keepDims = false): Arr {
+export function reduceRef(
+  x: Arr,
+  axes: number[] | undefined,
+  op: "sum" | "mean" | "max",
+  keepDims = false,
+): Arr {
   const ax = (axes ?? x.shape.map((_, i) => i)).map((a) => (a < 0 ? a + x.shape.length : a));
   const kshape = x.shape.map((d, i) => (ax.includes(i) ? 1 : d));
   const n = kshape.reduce((p, d) => p * d, 1);
@@ -120,7 +125,7 @@ export function reduceRef(x: Arr, axes: number[] | undefined, op: "sum" | "mean"
     for (let k = 0; k < idx.length; k++) o += (ax.includes(k) ? 0 : idx[k]) * ks[k];
     out[o] = op === "max" ? Math.max(out[o], x.data[i]) : out[o] + x.data[i];
   }
-  if (op === "mean") for (let i = 0; i < n; i++) out[i] /= count;
+  if (op === "mean") { for (let i = 0; i < n; i++) out[i] /= count; }
   return { data: out, shape: keepDims ? kshape : x.shape.filter((_, i) => !ax.includes(i)) };
 }
 
@@ -142,7 +147,12 @@ export function softmaxRef(x: Arr, log = false): Arr {
 }
 
 /** Cross-entropy per row (0 where ignored) and its mean over valid rows or sum. */
-export function crossEntropyRef(x: Arr, targets: ArrayLike<number>, ignore: number, reduction: "mean" | "sum" | "none"): Arr {
+export function crossEntropyRef(
+  x: Arr,
+  targets: ArrayLike<number>,
+  ignore: number,
+  reduction: "mean" | "sum" | "none",
+): Arr {
   const ls = softmaxRef(x, true);
   const V = x.shape[x.shape.length - 1];
   const rows = targets.length;
@@ -161,14 +171,19 @@ export function crossEntropyRef(x: Arr, targets: ArrayLike<number>, ignore: numb
 /** x[..., ids[...]] along the last axis. */
 export function gatherLastRef(x: Arr, ids: ArrayLike<number>): Arr {
   const V = x.shape[x.shape.length - 1];
-  return { data: Float64Array.from({ length: ids.length }, (_, r) => x.data[r * V + ids[r]]), shape: x.shape.slice(0, -1) };
+  return {
+    data: Float64Array.from({ length: ids.length }, (_, r) => x.data[r * V + ids[r]]),
+    shape: x.shape.slice(0, -1),
+  };
 }
 
 /** Rows of `table` [V, C] at `ids`. */
 export function embeddingRef(table: Arr, ids: ArrayLike<number>, idsShape: number[]): Arr {
   const C = table.shape[1];
   const out = new Float64Array(ids.length * C);
-  for (let n = 0; n < ids.length; n++) for (let c = 0; c < C; c++) out[n * C + c] = table.data[ids[n] * C + c];
+  for (let n = 0; n < ids.length; n++) {
+    for (let c = 0; c < C; c++) out[n * C + c] = table.data[ids[n] * C + c];
+  }
   return { data: out, shape: [...idsShape, C] };
 }
 
@@ -196,7 +211,9 @@ export function layerNormRef(x: Arr, w: Arr, b: Arr, eps: number): Arr {
     let v = 0;
     for (let i = 0; i < C; i++) v += (x.data[r * C + i] - m) ** 2;
     const rs = 1 / Math.sqrt(v / C + eps);
-    for (let i = 0; i < C; i++) out[r * C + i] = (x.data[r * C + i] - m) * rs * w.data[i] + b.data[i];
+    for (let i = 0; i < C; i++) {
+      out[r * C + i] = (x.data[r * C + i] - m) * rs * w.data[i] + b.data[i];
+    }
   }
   return { data: out, shape: [...x.shape] };
 }
@@ -302,7 +319,8 @@ export function attentionRef(q: Arr, k: Arr, v: Arr, scale?: number): Arr {
   const G = Hq / Hkv;
   const sc = scale ?? 1 / Math.sqrt(D);
   const out = new Float64Array(q.data.length);
-  const at = (x: Arr, H: number, b: number, t: number, h: number, d: number) => x.data[((b * T + t) * H + h) * D + d];
+  const at = (x: Arr, H: number, b: number, t: number, h: number, d: number) =>
+    x.data[((b * T + t) * H + h) * D + d];
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < Hq; h++) {
       const kh = Math.floor(h / G);
@@ -331,7 +349,13 @@ export function attentionRef(q: Arr, k: Arr, v: Arr, scale?: number): Arr {
 /**
  * Central finite differences of `Σ f(inputs) ⊙ w` with respect to every element of `inputs[which]`.
  */
-export function finiteDiff(f: (xs: Arr[]) => Arr, inputs: Arr[], which: number, w: Float64Array, h = 1e-5): Float64Array {
+export function finiteDiff(
+  f: (xs: Arr[]) => Arr,
+  inputs: Arr[],
+  which: number,
+  w: Float64Array,
+  h = 1e-5,
+): Float64Array {
   const x = inputs[which];
   const g = new Float64Array(x.data.length);
   const dot = (a: Arr) => a.data.reduce((s, v, i) => s + v * w[i], 0);

@@ -86,14 +86,20 @@ export interface CrossEntropyOptions {
  * const loss = crossEntropy(logits, targets, { ignoreIndex: -1 });
  * ```
  */
-export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+export function crossEntropy(
+  logits: Tensor,
+  targets: Tensor,
+  opts: CrossEntropyOptions = {},
+): Tensor {
   logits.expectDtype("crossEntropy", "f32");
   targets.expectDtype("crossEntropy", "i32");
   const ignore = opts.ignoreIndex ?? -100;
   const reduction = opts.reduction ?? "mean";
   if (logits.rank < 1 || !sameShape(logits.shape.slice(0, -1), targets.shape)) {
     throw new RangeError(
-      `crossEntropy: logits ${fmtShape(logits.shape)} need targets of shape ${fmtShape(logits.shape.slice(0, -1))}, got ${fmtShape(targets.shape)}`,
+      `crossEntropy: logits ${fmtShape(logits.shape)} need targets of shape ${
+        fmtShape(logits.shape.slice(0, -1))
+      }, got ${fmtShape(targets.shape)}`,
     );
   }
   const V = logits.shape[logits.rank - 1];
@@ -149,7 +155,9 @@ export function gatherLast(x: Tensor, ids: Tensor): Tensor {
   ids.expectDtype("gatherLast", "i32");
   if (x.rank < 1 || !sameShape(x.shape.slice(0, -1), ids.shape)) {
     throw new RangeError(
-      `gatherLast: x ${fmtShape(x.shape)} needs ids of shape ${fmtShape(x.shape.slice(0, -1))}, got ${fmtShape(ids.shape)}`,
+      `gatherLast: x ${fmtShape(x.shape)} needs ids of shape ${
+        fmtShape(x.shape.slice(0, -1))
+      }, got ${fmtShape(ids.shape)}`,
     );
   }
   const V = x.shape[x.rank - 1];
@@ -158,11 +166,15 @@ export function gatherLast(x: Tensor, ids: Tensor): Tensor {
   const is = materialize(ids);
   const out = empty(ids.shape, "f32", "gatherLast");
   const p = params([rows, V, 0, 0]);
-  if (rows > 0) launch1d(runtime(), xentKernel, "gather_fwd", [xs.buffer, is.buffer, out.buffer, p], rows);
+  if (rows > 0) {
+    launch1d(runtime(), xentKernel, "gather_fwd", [xs.buffer, is.buffer, out.buffer, p], rows);
+  }
   return record(out, "gatherLast", [x], (g) => {
     const dx = empty(x.shape, "f32", "grad");
     const gs = materialize(g);
-    if (dx.size > 0) launch1d(runtime(), xentKernel, "gather_bwd", [gs.buffer, is.buffer, dx.buffer, p], dx.size);
+    if (dx.size > 0) {
+      launch1d(runtime(), xentKernel, "gather_bwd", [gs.buffer, is.buffer, dx.buffer, p], dx.size);
+    }
     return [dx];
   });
 }

@@ -111,12 +111,16 @@ export function backward(root: Tensor, grad?: Tensor): void {
   }
   if (!grad && root.size !== 1) {
     throw new Error(
-      `backward: ${root.describe()} is not a scalar; pass an output gradient of shape ${fmtShape(root.shape)}`,
+      `backward: ${root.describe()} is not a scalar; pass an output gradient of shape ${
+        fmtShape(root.shape)
+      }`,
     );
   }
   if (grad && !sameShape(grad.shape, root.shape)) {
     throw new RangeError(
-      `backward: gradient shape ${fmtShape(grad.shape)} does not match output shape ${fmtShape(root.shape)}`,
+      `backward: gradient shape ${fmtShape(grad.shape)} does not match output shape ${
+        fmtShape(root.shape)
+      }`,
     );
   }
   noGrad(() => {

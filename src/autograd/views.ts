@@ -55,7 +55,9 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
   const n = x.shape[a];
   const e = end ?? n;
   if (!Number.isInteger(start) || !Number.isInteger(e) || start < 0 || e > n || start > e) {
-    throw new RangeError(`slice: range ${start}..${e} is outside axis ${axis} (size ${n}) of ${x.describe()}`);
+    throw new RangeError(
+      `slice: range ${start}..${e} is outside axis ${axis} (size ${n}) of ${x.describe()}`,
+    );
   }
   const shape = [...x.shape];
   shape[a] = e - start;
@@ -72,7 +74,9 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   checkShape(shape, "expand");
   const lead = shape.length - x.rank;
   const ok = lead >= 0 && x.shape.every((d, i) => d === shape[lead + i] || d === 1);
-  if (!ok) throw new RangeError(`expand: cannot broadcast ${fmtShape(x.shape)} to ${fmtShape(shape)}`);
+  if (!ok) {
+    throw new RangeError(`expand: cannot broadcast ${fmtShape(x.shape)} to ${fmtShape(shape)}`);
+  }
   if (sameShape(x.shape, shape)) return x;
   const strides = shape.map((d, i) => {
     const j = i - lead;
@@ -103,7 +107,9 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
     const ok = t.rank === xs[0].rank && t.shape.every((d, i) => i === a || d === xs[0].shape[i]);
     if (!ok) {
       throw new RangeError(
-        `concat: shapes ${fmtShape(xs[0].shape)} and ${fmtShape(t.shape)} differ outside axis ${axis}`,
+        `concat: shapes ${fmtShape(xs[0].shape)} and ${
+          fmtShape(t.shape)
+        } differ outside axis ${axis}`,
       );
     }
   }
@@ -117,5 +123,10 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
     copyInto(t, out, out.strides, at * out.strides[a]);
     at += t.shape[a];
   }
-  return record(out, "concat", [...xs], (g) => xs.map((t, i) => slice(g, a, starts[i], starts[i] + t.shape[a])));
+  return record(
+    out,
+    "concat",
+    [...xs],
+    (g) => xs.map((t, i) => slice(g, a, starts[i], starts[i] + t.shape[a])),
+  );
 }

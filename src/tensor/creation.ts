@@ -44,14 +44,22 @@ export function empty(shape: readonly number[], dtype: DType = "f32", op = "empt
 
 function fillBits(t: Tensor, bits: number): Tensor {
   if (t.size > 0) {
-    launch1d(runtime(), fillKernel, "fill", [t.buffer, params([t.size, 0, 0, bits, 0, 0, 0, 0])], t.size);
+    launch1d(
+      runtime(),
+      fillKernel,
+      "fill",
+      [t.buffer, params([t.size, 0, 0, bits, 0, 0, 0, 0])],
+      t.size,
+    );
   }
   return t;
 }
 
 function bitsOf(value: number, dtype: DType): number {
   if (dtype === "f32") return new Uint32Array(new Float32Array([value]).buffer)[0];
-  if (!Number.isInteger(value)) throw new TypeError(`full: ${value} is not an integer for ${dtype}`);
+  if (!Number.isInteger(value)) {
+    throw new TypeError(`full: ${value} is not an integer for ${dtype}`);
+  }
   return value >>> 0;
 }
 
@@ -128,7 +136,16 @@ export function randn(
   opts: RandomOptions & { mean?: number; std?: number },
 ): Tensor {
   const t = empty(shape, "f32", "randn");
-  const p = params([t.size, opts.seed, opts.stream ?? 0, 0, f32(opts.mean ?? 0), f32(opts.std ?? 1), 0, 0]);
+  const p = params([
+    t.size,
+    opts.seed,
+    opts.stream ?? 0,
+    0,
+    f32(opts.mean ?? 0),
+    f32(opts.std ?? 1),
+    0,
+    0,
+  ]);
   if (t.size > 0) launch1d(runtime(), fillKernel, "rand_normal", [t.buffer, p], t.size);
   return t;
 }
@@ -139,7 +156,16 @@ export function randu(
   opts: RandomOptions & { lo?: number; hi?: number },
 ): Tensor {
   const t = empty(shape, "f32", "randu");
-  const p = params([t.size, opts.seed, opts.stream ?? 0, 0, f32(opts.lo ?? 0), f32(opts.hi ?? 1), 0, 0]);
+  const p = params([
+    t.size,
+    opts.seed,
+    opts.stream ?? 0,
+    0,
+    f32(opts.lo ?? 0),
+    f32(opts.hi ?? 1),
+    0,
+    0,
+  ]);
   if (t.size > 0) launch1d(runtime(), fillKernel, "rand_uniform", [t.buffer, p], t.size);
   return t;
 }
@@ -187,7 +213,11 @@ export async function readAll(tensors: readonly Tensor[]): Promise<HostArray[]> 
   dense.forEach((d, i) => d !== tensors[i] && d.dispose());
   return bytes.map((b, i) => {
     const dt = tensors[i].dtype;
-    return dt === "f32" ? new Float32Array(b) : dt === "i32" ? new Int32Array(b) : new Uint32Array(b);
+    return dt === "f32"
+      ? new Float32Array(b)
+      : dt === "i32"
+      ? new Int32Array(b)
+      : new Uint32Array(b);
   });
 }
 

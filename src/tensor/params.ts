@@ -18,7 +18,10 @@ export function f32(v: number): F32 {
 }
 
 /** Packs `head` (padded to a multiple of 4 words) followed by each array padded to 8 words. */
-export function params(head: ReadonlyArray<number | F32>, ...arrays: readonly number[][]): Uint32Array {
+export function params(
+  head: ReadonlyArray<number | F32>,
+  ...arrays: readonly number[][]
+): Uint32Array {
   const headLen = Math.ceil(head.length / 4) * 4;
   const out = new Uint32Array(headLen + arrays.length * MAX_RANK);
   const asF32 = new Float32Array(out.buffer);

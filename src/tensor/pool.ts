@@ -78,7 +78,9 @@ export class BufferPool {
 
   /** Returns `buf` to its free list. Releasing a buffer twice or a foreign buffer throws. */
   release(buf: GPUBuffer): void {
-    if (!this.#live.delete(buf)) throw new Error("BufferPool.release: buffer is not live in this pool");
+    if (!this.#live.delete(buf)) {
+      throw new Error("BufferPool.release: buffer is not live in this pool");
+    }
     const cls = buf.size;
     this.#liveBytes -= cls;
     this.#freeBytes += cls;

@@ -65,6 +65,20 @@ export class TensorRuntime {
     if (this.#batch.length >= MAX_BATCH) this.flush();
   }
 
+  /**
+   * Records everything `fn` dispatches into `batch` instead of the open batch (benchmarks hand in
+   * the batches `timeBatches` submits). `fn` must not read back or upload.
+   */
+  recordInto<T>(batch: ComputeBatch, fn: () => T): T {
+    const saved = this.#batch;
+    this.#batch = batch;
+    try {
+      return fn();
+    } finally {
+      this.#batch = saved;
+    }
+  }
+
   /** Submits the open batch (a no-op when nothing is recorded). */
   flush(): void {
     const b = this.#batch;
@@ -112,6 +126,8 @@ export async function initTensors(gpu?: GpuContext): Promise<TensorRuntime> {
 
 /** The default runtime; throws when {@link initTensors} has not been awaited. */
 export function runtime(): TensorRuntime {
-  if (!current) throw new Error("no tensor runtime: call `await initTensors()` before creating tensors");
+  if (!current) {
+    throw new Error("no tensor runtime: call `await initTensors()` before creating tensors");
+  }
   return current;
 }

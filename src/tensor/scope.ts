@@ -33,7 +33,7 @@ function collect(value: unknown, out: Set<Disposable>): void {
     out.add(value as Disposable);
     return;
   }
-  if (Array.isArray(value)) for (const v of value) collect(v, out);
+  if (Array.isArray(value)) { for (const v of value) collect(v, out); }
   else if (Object.getPrototypeOf(value) === Object.prototype) {
     for (const v of Object.values(value)) collect(v, out);
   }

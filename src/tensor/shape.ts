@@ -109,7 +109,9 @@ export function resolveReshape(from: readonly number[], to: readonly number[]): 
   const out = to.map((d) => (d === -1 ? (known === 0 ? 0 : n / known) : d));
   checkShape(out, "reshape target");
   if (sizeOf(out) !== n) {
-    throw new RangeError(`reshape: cannot reshape ${fmtShape(from)} (${n} elements) to ${fmtShape(to)}`);
+    throw new RangeError(
+      `reshape: cannot reshape ${fmtShape(from)} (${n} elements) to ${fmtShape(to)}`,
+    );
   }
   return out;
 }

@@ -154,7 +154,9 @@ export class Tensor {
   /** Throws unless the dtype is one of `allowed`; names the op. */
   expectDtype(op: string, ...allowed: DType[]): this {
     if (!allowed.includes(this.dtype)) {
-      throw new TypeError(`${op}: expected a ${allowed.join(" or ")} tensor, got ${this.describe()}`);
+      throw new TypeError(
+        `${op}: expected a ${allowed.join(" or ")} tensor, got ${this.describe()}`,
+      );
     }
     if (this.#disposed) throw new Error(`${op}: ${this.describe()} was used after release`);
     return this;

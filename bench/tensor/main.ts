@@ -1,0 +1,154 @@
+/**
+ * Tensor op benchmark: GPU time of the memory-bound kernels (elementwise, softmax, norms,
+ * cross-entropy, AdamW) against the copy kernel's bandwidth, the limit they are measured against.
+ * Each row reports the minimum bytes the op must move, the achieved GB/s and the fraction of copy
+ * bandwidth. Timed with `timeBatches` (GPU timestamps; wall-clock on adapters without them, which
+ * then includes a ~10 ms wait per repeat and says so in `method`).
+ *
+ * ```sh
+ * deno run -A bench/tensor/main.ts           # GPU shapes (16M elements)
+ * deno run -A bench/tensor/main.ts --small   # CPU fallback shapes (256K elements)
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { AdamW, ops } from "../../src/autograd/mod.ts";
+import { copyKernel, type GpuContext, grid, timeBatches } from "../../src/gpu/mod.ts";
+import { initTensors, keep, ones, randn, type Tensor, tensor, tidy } from "../../src/tensor/mod.ts";
+
+/** Options of {@link benchTensorOps}. */
+export interface TensorBenchOptions {
+  /** CPU-fallback shapes (rows × C = 256 × 1024) instead of GPU shapes (4096 × 4096). */
+  small?: boolean;
+  /** Timed repeats per op; default 10 (3 when small). */
+  repeats?: number;
+  /** Rows and columns of the [rows, C] operands; default by `small`. */
+  rows?: number;
+  /** Columns (also the vocabulary of the cross-entropy row). */
+  cols?: number;
+}
+
+/** One measured op. */
+export interface TensorBenchRow {
+  /** Op and direction. */
+  op: string;
+  /** Operand shape. */
+  shape: number[];
+  /** Median milliseconds. */
+  ms: number;
+  /** Minimum bytes the op must read and write. */
+  bytes: number;
+  /** bytes / time, GB/s (1e9). */
+  gbPerSecond: number;
+  /** gbPerSecond / the copy kernel's GB/s at the same size. */
+  ofCopy: number;
+  /** "gpu-timestamps" or "wall-clock". */
+  method: string;
+}
+
+/**
+ * Times each kernel at one shape and compares it with a copy of the same size.
+ *
+ * @example
+ * ```ts
+ * const rows = await benchTensorOps({ small: true });
+ * console.table(rows);
+ * ```
+ */
+export async function benchTensorOps(
+  opts: TensorBenchOptions = {},
+  gpu?: GpuContext,
+): Promise<TensorBenchRow[]> {
+  const rt = await initTensors(gpu);
+  const R = opts.rows ?? (opts.small ? 256 : 4096);
+  const C = opts.cols ?? (opts.small ? 1024 : 4096);
+  const repeats = opts.repeats ?? (opts.small ? 3 : 10);
+  const n = R * C;
+  const x = keep(randn([R, C], { seed: 1 }));
+  const y = keep(randn([R, C], { seed: 2 }));
+  const w = keep(ones([C]));
+  const b = keep(randn([C], { seed: 3 }));
+  const ids = keep(tensor(new Int32Array(R).map((_, i) => (i * 7919) % C)));
+  const p = keep(randn([R, C], { seed: 4 }));
+  p.requiresGrad = true;
+  p.grad = keep(randn([R, C], { seed: 5 }));
+  const opt = new AdamW([p], { lr: 1e-3, maxGradNorm: 1 });
+  // saved activations for the backward rows
+  const wg = keep(w.detach());
+  wg.requiresGrad = true;
+  const normOut = keep(ops.rmsNorm(x, wg));
+  rt.flush();
+  const time = async (record: () => void) =>
+    await timeBatches(rt.gpu, (batch) => rt.recordInto(batch, () => tidy(record)), { repeats });
+  const copyVec4 = Math.ceil(n / 4);
+  const copyT = await timeBatches(rt.gpu, (batch) =>
+    batch.dispatch({
+      kernel: copyKernel,
+      bindings: [x.buffer, y.buffer, new Uint32Array([copyVec4])],
+      workgroups: grid(Math.ceil(copyVec4 / 256)),
+    }), { repeats });
+  const copyGbs = (8 * n) / (copyT.medianMs * 1e6);
+  const rows: TensorBenchRow[] = [{
+    op: "copy (yardstick)",
+    shape: [R, C],
+    ms: copyT.medianMs,
+    bytes: 8 * n,
+    gbPerSecond: copyGbs,
+    ofCopy: 1,
+    method: copyT.method,
+  }];
+  const cases: Array<[string, number, () => void]> = [
+    ["silu forward (vec4)", 8 * n, () => void ops.silu(x)],
+    ["add same shape (vec4)", 12 * n, () => void ops.add(x, y)],
+    ["add row bias (broadcast)", 8 * n, () => void ops.add(x, b)],
+    ["mul by scalar (affine)", 8 * n, () => void ops.mul(x, 0.5)],
+    ["sum over last axis", 4 * n, () => void ops.sum(x, -1)],
+    ["softmax forward", 8 * n, () => void ops.softmax(x)],
+    ["rmsNorm forward", 8 * n, () => void ops.rmsNorm(x, w)],
+    ["rmsNorm backward (dx, dw)", 12 * n, () => void normOut.node!.backward(y)],
+    ["layerNorm forward", 8 * n, () => void ops.layerNorm(x, w, b)],
+    ["crossEntropy forward", 4 * n, () => void ops.crossEntropy(x, ids)],
+    ["AdamW step (+ grad norm)", 32 * n, () => opt.step()],
+  ];
+  for (const [op, bytes, record] of cases) {
+    const t = await time(record);
+    const gbs = bytes / (t.medianMs * 1e6);
+    rows.push({
+      op,
+      shape: [R, C],
+      ms: t.medianMs,
+      bytes,
+      gbPerSecond: gbs,
+      ofCopy: gbs / copyGbs,
+      method: t.method,
+    });
+  }
+  for (const t of [x, y, w, wg, b, ids, p, normOut]) t.dispose();
+  opt.dispose();
+  return rows;
+}
+
+/** Prints rows as an aligned table. */
+export function formatTensorBench(rows: TensorBenchRow[]): string {
+  return rows.map((r) =>
+    `${r.op.padEnd(28)} [${r.shape.join("×")}] ${r.ms.toFixed(3).padStart(9)} ms ` +
+    `${r.gbPerSecond.toFixed(1).padStart(8)} GB/s ${
+      (100 * r.ofCopy).toFixed(0).padStart(4)
+    }% of copy (${r.method})`
+  ).join("\n");
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { small: { type: "boolean", default: false } },
+  });
+  const rt = await initTensors();
+  console.log(
+    `adapter: ${rt.gpu.adapter.description}${rt.gpu.isFallback ? " (CPU fallback)" : ""}`,
+  );
+  console.log(formatTensorBench(await benchTensorOps({ small: values.small })));
+}
+
+export type { Tensor };
