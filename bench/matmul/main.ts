@@ -4,7 +4,7 @@
  * sampled rows against the float64 reference.
  *
  * ```sh
- * deno run -A bench/matmul/main.ts                  # 1024³, 2048³, 4096³, 8192×1536×512 (GPU)
+ * deno run -A bench/matmul/main.ts                  # 1024³ .. 4096³, 8192×1536×512 (GPU)
  * deno run -A bench/matmul/main.ts --small          # 128³ .. 512³ (CPU fallback adapter)
  * deno run -A bench/matmul/main.ts --versions=v4,v5 --repeats=20 --json=matmul.json \
  *   --torch=torch_matmul.json                        # with bench/torch/matmul.py's output beside
@@ -64,7 +64,10 @@ export interface MatmulBenchRow {
   skipped?: string;
 }
 
-/** The GPU shapes: squares and a transformer projection (8192 tokens × 512 → 1536) three ways. */
+/**
+ * The GPU shapes: squares, a transformer projection (8192 tokens × 512 → 1536) three ways, and a
+ * weight gradient of it.
+ */
 export const GPU_SHAPES: MatmulBenchShape[] = [
   { M: 1024, N: 1024, K: 1024 },
   { M: 2048, N: 2048, K: 2048 },
@@ -72,6 +75,8 @@ export const GPU_SHAPES: MatmulBenchShape[] = [
   { M: 8192, N: 1536, K: 512 },
   { M: 8192, N: 1536, K: 512, transB: true },
   { M: 8192, N: 1536, K: 512, transA: true },
+  // A weight gradient, dW = xᵀ·dy over 8,192 tokens: 48 tiles of 128², so split-K.
+  { M: 512, N: 1536, K: 8192, transA: true },
 ];
 
 /** The CPU-fallback shapes (llvmpipe runs ~1 GFLOP/s). */
@@ -81,6 +86,7 @@ export const SMALL_SHAPES: MatmulBenchShape[] = [
   { M: 512, N: 512, K: 512 },
   { M: 512, N: 384, K: 128 },
   { M: 512, N: 384, K: 128, transB: true },
+  { M: 64, N: 96, K: 2048, transA: true },
 ];
 
 function layoutOf(s: MatmulBenchShape): string {

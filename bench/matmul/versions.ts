@@ -41,7 +41,12 @@ function params(p: MatmulParams): Uint32Array {
   return new Uint32Array([p.M, p.N, p.K, 0, 0, 0, 0, 0]);
 }
 
-function vec4Version(id: string, note: string, tuning: Partial<Vec4Tuning>): MatmulVersion {
+function vec4Version(
+  id: string,
+  note: string,
+  tuning: Partial<Vec4Tuning>,
+  splitK?: number,
+): MatmulVersion {
   return {
     id,
     note,
@@ -52,7 +57,7 @@ function vec4Version(id: string, note: string, tuning: Partial<Vec4Tuning>): Mat
       return vec4Obstacle(planMatmul(gpu, p));
     },
     encode: (batch, gpu, p) =>
-      encodeMatmul(batch, gpu, { ...p, variant: "vec4", vec4Tuning: tuning }),
+      encodeMatmul(batch, gpu, { ...p, variant: "vec4", vec4Tuning: tuning, splitK }),
   };
 }
 
@@ -117,4 +122,10 @@ export const MATMUL_VERSIONS: MatmulVersion[] = [
   vec4Version("v8", "v5 with GROUP_M = 1 (row-major tile order): what the grouping buys", {
     GROUP_M: 1,
   }),
+  vec4Version(
+    "v9",
+    "v5 without split-K (splitK: 1): what splitting a long K buys when tiles are few",
+    {},
+    1,
+  ),
 ];
