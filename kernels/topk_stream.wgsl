@@ -6,6 +6,8 @@
 // so after the first chunks almost nothing is appended. When the buffer could overflow on the
 // next chunk it is sorted (bitonic, in workgroup memory: naga compiles dynamically indexed private
 // arrays badly) and cut back to K, which raises the threshold. Host guarantees K <= CAP - WG*PER.
+// Compaction of <= 512 candidates ranks them by counting (3 barriers) instead of sorting.
+// Version history and timings: bench/obrs/versions.ts.
 //
 // Row flags (info.z, as a float): 1 = NaN or +Inf in the row, 2 = every entry -Inf,
 // 4 = sampled token id out of range.
@@ -86,13 +88,60 @@ fn next_pow2(n: u32) -> u32 {
   return p;
 }
 
+// Up to this many candidates, compaction ranks each candidate by counting the candidates better
+// than it (n²/WG compares per thread, 2 barriers) instead of a bitonic sort (~45 barriers).
+const RANK_MAX: u32 = 512u;
+const RANK_SLOTS: u32 = 2u; // RANK_MAX / WG for WG = 256; checked in rank_compact
+
+// Keeps the best K of the n candidates, sorted, by rank counting (n <= RANK_MAX).
+fn rank_compact(lid: u32, n: u32) {
+  var keep_key: array<u32, RANK_SLOTS>;
+  var keep_id: array<u32, RANK_SLOTS>;
+  var keep_rank: array<u32, RANK_SLOTS>;
+  for (var s = 0u; s < RANK_SLOTS; s++) {
+    let t = lid + s * WG;
+    keep_rank[s] = EMPTY_ID;
+    if (t < n) {
+      let kt = ckey[t];
+      let it = cid[t];
+      var rank = 0u;
+      for (var j = 0u; j < n; j++) {
+        if (better(ckey[j], cid[j], kt, it)) { rank++; }
+      }
+      keep_key[s] = kt;
+      keep_id[s] = it;
+      keep_rank[s] = rank;
+    }
+  }
+  workgroupBarrier();
+  for (var s = 0u; s < RANK_SLOTS; s++) {
+    let t = lid + s * WG;
+    if (t >= K && t < n) {
+      ckey[t] = 0u;
+      cid[t] = EMPTY_ID;
+    }
+  }
+  workgroupBarrier();
+  for (var s = 0u; s < RANK_SLOTS; s++) {
+    if (keep_rank[s] < K) {
+      ckey[keep_rank[s]] = keep_key[s];
+      cid[keep_rank[s]] = keep_id[s];
+    }
+  }
+  workgroupBarrier();
+}
+
 // Sorts the n candidates and keeps the best K; raises the threshold once K are known.
 fn compact(lid: u32, n: u32) {
-  let size = next_pow2(n);
-  sort_candidates(lid, size);
-  for (var t = K + lid; t < size; t += WG) {
-    ckey[t] = 0u;
-    cid[t] = EMPTY_ID;
+  if (n <= RANK_MAX && WG * RANK_SLOTS >= RANK_MAX) {
+    rank_compact(lid, n);
+  } else {
+    let size = next_pow2(n);
+    sort_candidates(lid, size);
+    for (var t = K + lid; t < size; t += WG) {
+      ckey[t] = 0u;
+      cid[t] = EMPTY_ID;
+    }
   }
   if (lid == 0u) {
     atomicStore(&count, min(n, K));
@@ -127,13 +176,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   var m = -bitcast<f32>(0x7f800000u);
   var s = 0.0;
   var bad = 0u;
-  let chunk = WG * PER;
-  let nchunks = (vocab + chunk - 1u) / chunk;
-  for (var c = 0u; c < nchunks; c++) {
+  // The first chunk is one element per thread: everything in it is a candidate (no threshold yet),
+  // so it is compacted at once, and small, which sets a threshold for a cheap 256-entry sort;
+  // later chunks load PER elements per thread between barriers so that many loads are in flight.
+  var start = 0u;
+  var per = 1u;
+  loop {
+    if (start >= vocab) { break; }
     let tk = thr_key;
     let ti = thr_id;
-    for (var e = 0u; e < PER; e++) {
-      let i = c * chunk + e * WG + lid;
+    for (var e = 0u; e < per; e++) {
+      let i = start + e * WG + lid;
       if (i < vocab) {
         let x = logits[base + i];
         let bits = bitcast<u32>(x);
@@ -157,10 +210,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         }
       }
     }
+    let first = per == 1u && start == 0u;
+    start += per * WG;
+    per = PER;
     workgroupBarrier();
     if (lid == 0u) { n_seen = atomicLoad(&count); }
     let n = workgroupUniformLoad(&n_seen);
-    if (n > CAP - chunk) { compact(lid, n); }
+    if (first || n > CAP - WG * PER) { compact(lid, n); }
   }
   if (lid == 0u) { n_seen = atomicLoad(&count); }
   let n = workgroupUniformLoad(&n_seen);

@@ -127,6 +127,53 @@ export async function jackpotWeights(
   batch: JackpotBatch,
   params: JackpotParams,
 ): Promise<JackpotResult> {
+  const cb = new ComputeBatch(gpu);
+  const rec = recordJackpot(gpu, cb, batch, params);
+  try {
+    cb.submit();
+    const [raw] = await readBuffers(gpu, [{ buffer: rec.stats }]);
+    const stats = decodeStats(new Float32Array(raw), rec.exactZ);
+    rec.releaseScratch();
+    if (stats.nonFinite.count > 0 && (params.onNonFinite ?? "throw") === "throw") {
+      throw new NonFiniteInputError(stats.nonFinite.count, stats.nonFinite.firstRow!);
+    }
+    const { rows, mask, w, rho, baseline, rowData, destroy } = rec;
+    return { rows, mask, w, rho, baseline, rowData, stats, destroy };
+  } catch (e) {
+    rec.releaseScratch();
+    rec.destroy();
+    throw e;
+  }
+}
+
+/** What {@link recordJackpot} recorded: output buffers, the raw statistics buffer, cleanup. */
+export interface JackpotRecording extends Omit<JackpotResult, "stats"> {
+  /** `[32]` f32 raw sums; {@link decodeStats} turns them into {@link JackpotStats}. */
+  stats: GPUBuffer;
+  /** Whether exact Z was computed (for {@link decodeStats}). */
+  exactZ: boolean;
+  /** Frees the scratch buffers (uploads, top-k, gathers); call once the batch has been submitted. */
+  releaseScratch(): void;
+}
+
+/**
+ * Records the whole computation into `cb` without submitting or reading anything: for a trainer
+ * that records its step into one batch, and for benchmarks. Input checks run here, eagerly.
+ *
+ * @example
+ * ```ts
+ * const cb = new ComputeBatch(gpu);
+ * const rec = recordJackpot(gpu, cb, batch, { seed: 1 });
+ * cb.submit();
+ * rec.releaseScratch(); // rec.mask / rec.rho stay valid until rec.destroy()
+ * ```
+ */
+export function recordJackpot(
+  gpu: GpuContext,
+  cb: ComputeBatch,
+  batch: JackpotBatch,
+  params: JackpotParams,
+): JackpotRecording {
   const [rows, vocab] = batch.newLogits.shape;
   if (!Number.isInteger(rows) || rows < 1 || !Number.isInteger(vocab) || vocab < 1) {
     throw new RangeError(`p_new logits shape must be [N >= 1, V >= 1], got [${rows}, ${vocab}]`);
@@ -186,7 +233,6 @@ export async function jackpotWeights(
     const info = buf(4 * n * INFO_COLS * 4, "info");
     const newVals = buf(n * kn * 4, "p_new top-k");
     const newIds = buf(n * kn * 4, "p_new top-k ids");
-    const cb = new ComputeBatch(gpu);
     const common = { rows: n, vocab, info, maxBindingBytes: p.maxBindingBytes, tokens };
     const method = p.topkMethod;
     temps.push(...recordRowTopk(gpu, cb, {
@@ -326,7 +372,7 @@ export async function jackpotWeights(
     const w = buf(n * 4, "obrs w", true);
     const rho = buf(n * 4, "obrs rho", true);
     const baselineOut = p.baseline ? buf(n * 16, "baseline weights", true) : undefined;
-    const statsBuf = buf(32 * 4, "obrs stats");
+    const statsBuf = buf(32 * 4, "obrs stats", true);
     recordObrsBatch(gpu, cb, {
       rows: n,
       lambda: p.lambda,
@@ -341,14 +387,6 @@ export async function jackpotWeights(
       baselineOut,
       stats: statsBuf,
     });
-    cb.submit();
-    const [raw] = await readBuffers(gpu, [{ buffer: statsBuf }]);
-    const stats = decodeStats(new Float32Array(raw), p.exactZ);
-    for (const b of temps) b.destroy();
-    temps.length = 0;
-    if (stats.nonFinite.count > 0 && p.onNonFinite === "throw") {
-      throw new NonFiniteInputError(stats.nonFinite.count, stats.nonFinite.firstRow!);
-    }
     return {
       rows: n,
       mask,
@@ -356,7 +394,12 @@ export async function jackpotWeights(
       rho,
       baseline: baselineOut,
       rowData,
-      stats,
+      stats: statsBuf,
+      exactZ: p.exactZ,
+      releaseScratch: () => {
+        for (const b of temps) b.destroy();
+        temps.length = 0;
+      },
       destroy: () => outputs.forEach((b) => b.destroy()),
     };
   } catch (e) {

@@ -20,11 +20,18 @@ import {
 } from "./kernels.ts";
 import { rowTiles } from "./tiles.ts";
 
-/** Threads per workgroup and elements per thread per chunk of topk_stream. */
+/** Threads per workgroup of topk_stream. */
 const STREAM_WG = 256;
-const STREAM_PER = 2;
 /** Largest k that topk_stream handles at full speed; larger k goes to the bitonic sort. */
 export const STREAM_MAX_K = 256;
+
+/**
+ * Elements per thread per chunk of topk_stream: as many independent loads in flight between two
+ * barriers as the candidate buffer allows (a chunk must fit beside the k kept candidates).
+ */
+export function streamPer(cap: number, k: number): number {
+  return Math.max(1, Math.min(8, Math.floor((cap - k) / STREAM_WG)));
+}
 
 function u32s(...values: number[]): Uint32Array {
   return new Uint32Array(values);
@@ -93,7 +100,7 @@ export function recordRowTopk(gpu: GpuContext, batch: ComputeBatch, a: RowTopkAr
   const withLse = a.withLse ?? true;
   const infoRow0 = a.infoRow0 ?? 0;
   const cap = streamCapacity(gpu);
-  const streamK = Math.min(STREAM_MAX_K, cap - STREAM_WG * STREAM_PER);
+  const streamK = Math.min(STREAM_MAX_K, cap - STREAM_WG);
   const method = a.method === "auto" || a.method === undefined
     ? (k <= streamK ? "stream" : "sort")
     : a.method;
@@ -111,7 +118,7 @@ export function recordRowTopk(gpu: GpuContext, batch: ComputeBatch, a: RowTopkAr
       kernel: topkStreamKernel,
       constants: {
         WG: STREAM_WG,
-        PER: STREAM_PER,
+        PER: streamPer(cap, kStream),
         K: kStream,
         CAP: cap,
         WITH_LSE: withLse ? 1 : 0,

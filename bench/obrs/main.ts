@@ -1,0 +1,242 @@
+/**
+ * OBRS benchmark: the top-k versions (versions.ts), the fused row pass, and the whole Jackpot
+ * weight computation (`recordJackpot`), timed with GPU timestamps (medians), each next to the copy
+ * bandwidth measured on the same device and the read-each-matrix-once limit derived from it.
+ *
+ * ```sh
+ * deno run -A bench/obrs/main.ts                 # 4096 × 151,936 and 16,384 × 151,936, k = 20
+ * deno run -A bench/obrs/main.ts --small         # 256 × 4,096 (CPU fallback adapter)
+ * deno run -A bench/obrs/main.ts --rows 4096 --vocab 151936 --k 20 --repeats 20 --out obrs.json
+ * ```
+ *
+ * Targets on an H100 (issue 3): whole weight computation ≤ 2.5 ms at 4096 rows (PyTorch 21.4 ms
+ * eager, 19.9 ms compiled, bench/torch/obrs_pipeline.py), top-k alone ≤ 1.2 ms (torch.topk 7.3).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { ComputeBatch, grid } from "../../src/gpu/batch.ts";
+import { createStorageBuffer, uploadBuffer } from "../../src/gpu/buffers.ts";
+import { getGpu, type GpuContext } from "../../src/gpu/device.ts";
+import { timeBatches } from "../../src/gpu/timing.ts";
+import type { Kernel } from "../../src/gpu/pipelines.ts";
+import {
+  type JackpotBatch,
+  jackpotWeights,
+  recordJackpot,
+  recordLogSoftmax,
+  recordRowTopk,
+  rowTiles,
+} from "../../src/obrs/gpu/mod.ts";
+import { Rng } from "../../src/util/rng.ts";
+import { benchCopy } from "../copy.ts";
+import { TOPK_VERSIONS } from "./versions.ts";
+import rngSource from "../../kernels/rng.wgsl" with { type: "text" };
+import fillSource from "./fill.wgsl" with { type: "text" };
+
+const fillKernel: Kernel = { name: "obrs_bench_fill", code: rngSource + fillSource };
+
+/** One timed case. */
+export interface ObrsBenchRow {
+  /** What was timed. */
+  name: string;
+  /** Median GPU time of one pass, ms. */
+  medianMs: number;
+  /** Logits bytes the case must read at least once. */
+  bytesRead: number;
+  /** bytesRead / time, TB/s. */
+  tbPerSecond: number;
+  /** bytesRead at the measured copy bandwidth, ms: the floor for this case. */
+  limitMs: number;
+}
+
+/** Everything one shape produced. */
+export interface ObrsBenchResult {
+  adapter: string;
+  fallback: boolean;
+  rows: number;
+  vocab: number;
+  k: number;
+  /** Copy bandwidth (read + write bytes per second), GB/s. */
+  copyGbPerSecond: number;
+  results: ObrsBenchRow[];
+  /** Statistics of one real run (a sanity check that the timed pipeline computes something). */
+  stats?: { acceptRate: number; kappa: number; meanZApprox: number; zApproxOverZ: number | null };
+  /** Why a shape or case was skipped. */
+  skipped: string[];
+}
+
+function fill(gpu: GpuContext, buffer: GPUBuffer, rows: number, vocab: number, mode: number) {
+  const batch = new ComputeBatch(gpu);
+  for (const t of rowTiles(gpu, rows, vocab)) {
+    const count = t.rows * vocab;
+    batch.dispatch({
+      kernel: fillKernel,
+      bindings: [
+        { buffer, offset: t.offset, size: t.size },
+        new Uint32Array([count, t.row0 * vocab, 1234, mode]),
+      ],
+      workgroups: grid(Math.ceil(count / 256)),
+    });
+  }
+  batch.submit();
+}
+
+/**
+ * Runs the OBRS benchmark at one shape.
+ *
+ * @example
+ * ```ts
+ * const r = await benchObrs({ rows: 256, vocab: 4096, k: 20, repeats: 5 });
+ * ```
+ */
+export async function benchObrs(
+  opts: { rows: number; vocab: number; k: number; repeats: number; out?: string },
+): Promise<ObrsBenchResult> {
+  const { rows, vocab, k, repeats } = opts;
+  const gpu = await getGpu();
+  const result: ObrsBenchResult = {
+    adapter: gpu.adapter.description,
+    fallback: gpu.isFallback,
+    rows,
+    vocab,
+    k,
+    copyGbPerSecond: 0,
+    results: [],
+    skipped: [],
+  };
+  const bytes = rows * vocab * 4;
+  const maxBuffer = gpu.limits.maxBufferSize ?? 2 ** 31;
+  if (bytes > maxBuffer) {
+    result.skipped.push(`[${rows}, ${vocab}] f32 is ${bytes} bytes > maxBufferSize ${maxBuffer}`);
+    return result;
+  }
+  const copyMb = Math.min(1024, Math.max(4, bytes / 2 ** 20));
+  const [copy] = await benchCopy(gpu, { megabytes: [copyMb], repeats });
+  result.copyGbPerSecond = copy.gbPerSecond;
+  // Copy moves 2 bytes (read + write) per byte of buffer; a reader of B bytes needs B / (copy / 2).
+  const readLimitMs = (b: number) => b / ((copy.gbPerSecond / 2) * 1e6);
+  const add = (name: string, ms: number, bytesRead: number) =>
+    result.results.push({
+      name,
+      medianMs: ms,
+      bytesRead,
+      tbPerSecond: bytesRead / (ms * 1e9),
+      limitMs: readLimitMs(bytesRead),
+    });
+
+  const inf = createStorageBuffer(gpu, bytes, "bench p_inf");
+  const nw = createStorageBuffer(gpu, bytes, "bench p_new");
+  fill(gpu, inf, rows, vocab, 0);
+  fill(gpu, nw, rows, vocab, 1);
+  const rng = new Rng(5);
+  const tokens = uploadBuffer(gpu, Uint32Array.from({ length: rows }, () => rng.int(vocab)));
+  const refSampled = uploadBuffer(gpu, new Float32Array(rows).fill(-2));
+  const vals = createStorageBuffer(gpu, rows * k * 4), ids = createStorageBuffer(gpu, rows * k * 4);
+  const info = createStorageBuffer(gpu, rows * 16), placeholder = createStorageBuffer(gpu, 16);
+  const scratch: GPUBuffer[] = [];
+  const time = (record: (b: ComputeBatch) => void) =>
+    timeBatches(gpu, record, { warmup: 2, repeats });
+
+  const maxBindingBytes = gpu.limits.maxStorageBufferBindingSize ?? 134217728;
+  const tb = { logits: inf, rows, vocab, k, vals, ids, info, placeholder, maxBindingBytes };
+  for (const v of TOPK_VERSIONS) {
+    const why = v.skip(tb);
+    if (why) {
+      result.skipped.push(`top-k ${v.id}: ${why}`);
+      continue;
+    }
+    const t = await time((b) => scratch.push(...v.record(gpu, b, tb)));
+    add(`top-k ${v.id} (${v.note})`, t.medianMs, bytes);
+  }
+  const lse = createStorageBuffer(gpu, rows * 4, "bench lse");
+  scratch.push(lse);
+  const lseTime = await time((b) => recordLogSoftmax(gpu, b, { x: inf, rows, vocab, lse }));
+  add("log-sum-exp alone (logsoftmax.wgsl `lse`, one matrix)", lseTime.medianMs, bytes);
+  const fused = await time((b) =>
+    scratch.push(
+      ...recordRowTopk(gpu, b, { ...tb, maxBindingBytes: undefined, tokens, withLse: true }),
+    )
+  );
+  add("fused row pass: lse + top-k + sampled log-prob (one matrix)", fused.medianMs, bytes);
+
+  const batch: JackpotBatch = {
+    tokens,
+    inf: { logits: { data: inf, shape: [rows, vocab] } },
+    newLogits: { data: nw, shape: [rows, vocab] },
+    ref: { sampledLogp: refSampled },
+  };
+  for (const exactZ of [false, true]) {
+    const recs: Array<ReturnType<typeof recordJackpot>> = [];
+    const t = await time((b) => recs.push(recordJackpot(gpu, b, batch, { k, seed: 1, exactZ })));
+    add(
+      `jackpot weights, target new${exactZ ? " + exact Z" : ""} (p_inf, p_new logits)`,
+      t.medianMs,
+      (exactZ ? 4 : 2) * bytes,
+    );
+    await gpu.device.queue.onSubmittedWorkDone();
+    for (const r of recs) {
+      r.releaseScratch();
+      r.destroy();
+    }
+  }
+  const run = await jackpotWeights(gpu, batch, { k, seed: 1, exactZ: true });
+  const s = run.stats;
+  result.stats = {
+    acceptRate: s.acceptRate,
+    kappa: s.kappa,
+    meanZApprox: s.meanZApprox,
+    zApproxOverZ: s.zApproxOverZ,
+  };
+  run.destroy();
+  for (const b of [inf, nw, tokens, refSampled, vals, ids, info, placeholder, ...scratch]) {
+    b.destroy();
+  }
+  if (opts.out) await Deno.writeTextFile(opts.out, JSON.stringify(result, null, 2) + "\n");
+  return result;
+}
+
+/** Prints one shape's results as a table. */
+export function printObrs(r: ObrsBenchResult): void {
+  const tag = r.fallback ? " (CPU fallback: not GPU speed)" : "";
+  console.log(`\nOBRS [${r.rows} × ${r.vocab}], k = ${r.k} on ${r.adapter}${tag}`);
+  console.log(`copy bandwidth ${r.copyGbPerSecond.toFixed(1)} GB/s (read + write)`);
+  for (const x of r.results) {
+    console.log(
+      `${x.medianMs.toFixed(3).padStart(10)} ms  ${
+        (x.tbPerSecond * 1000).toPrecision(3).padStart(7)
+      } ` +
+        `GB/s read  (limit ${x.limitMs.toFixed(3)} ms)  ${x.name}`,
+    );
+  }
+  if (r.stats) console.log(`sanity: ${JSON.stringify(r.stats)}`);
+  for (const s of r.skipped) console.log(`skipped: ${s}`);
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      small: { type: "boolean", default: false },
+      rows: { type: "string" },
+      vocab: { type: "string" },
+      k: { type: "string", default: "20" },
+      repeats: { type: "string", default: "10" },
+      out: { type: "string" },
+    },
+  });
+  const vocab = Number(values.vocab ?? (values.small ? 4096 : 151936));
+  const rowsList = values.rows ? [Number(values.rows)] : values.small ? [256] : [4096, 16384];
+  const all: ObrsBenchResult[] = [];
+  for (const rows of rowsList) {
+    const r = await benchObrs({
+      rows,
+      vocab,
+      k: Number(values.k),
+      repeats: Number(values.repeats),
+    });
+    printObrs(r);
+    all.push(r);
+  }
+  if (values.out) await Deno.writeTextFile(values.out, JSON.stringify(all, null, 2) + "\n");
+}

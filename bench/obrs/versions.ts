@@ -1,0 +1,109 @@
+/**
+ * The numbered row top-k versions, llm.c style: what each changed and how fast it ran. The promoted
+ * one is kernels/topk_stream.wgsl (recordRowTopk, method "stream"); the sort survives as the
+ * any-k fallback (method "sort").
+ *
+ * Figures: "llvmpipe" is the CPU fallback adapter (Mesa llvmpipe, 2 cores shared with other jobs, so
+ * ±30% run to run), median of GPU timestamps, `deno run -A bench/obrs/main.ts --small` (256 × 4,096,
+ * k = 20, top-k alone, no lse). It only shows that a version runs and how the versions rank on a CPU,
+ * where barriers are very expensive; H100 figures come from the same command without --small on the
+ * device host (not measured yet: no GPU in this task).
+ *
+ * - v1 bitonic sort of each whole row in global scratch (topk_sort.wgsl): O(V log² V) traffic,
+ *   171 dispatches at V = 151,936. llvmpipe 470–630 ms. Kept as the any-k fallback.
+ * - v2 streaming selection (topk_stream.wgsl), one element per thread between barriers: each row
+ *   read once; elements that beat the running k-th best go to a candidate buffer in workgroup
+ *   memory, bitonic-sorted and cut to k when it could overflow. llvmpipe 214 ms.
+ * - v3 = v2 with PER = ⌊(CAP − k) / WG⌋ elements per thread between barriers (7 with 32 KiB of
+ *   workgroup memory): more loads in flight. llvmpipe 205 ms; on llvmpipe the cost was the
+ *   compactions (without insertions the pass takes 14 ms): the second chunk inserted up to 1,792
+ *   candidates before any threshold existed, and a 2,048-entry bitonic sort is 66 barriers.
+ * - v4 = v3 with a 256-element first chunk compacted at once (a threshold from the start), and
+ *   compaction of ≤ 512 candidates by rank counting (n²/WG compares per thread, 3 barriers) instead
+ *   of bitonic sorting. llvmpipe 72 ms. Promoted (kernels/topk_stream.wgsl).
+ *
+ * Runnable here: v1, v4 with PER pinned to 1 (the v2 → v3 step as an ablation), and v4.
+ *
+ * @module
+ */
+import type { ComputeBatch } from "../../src/gpu/batch.ts";
+import type { GpuContext } from "../../src/gpu/device.ts";
+import { recordRowTopk, streamCapacity, topkStreamKernel } from "../../src/obrs/gpu/mod.ts";
+import { grid } from "../../src/gpu/batch.ts";
+
+/** What a top-k version needs: one logits matrix and its outputs. */
+export interface TopkBuffers {
+  logits: GPUBuffer;
+  rows: number;
+  vocab: number;
+  k: number;
+  vals: GPUBuffer;
+  ids: GPUBuffer;
+  info: GPUBuffer;
+  /** A small read-only buffer for unused bindings. */
+  placeholder: GPUBuffer;
+  /** The device's maxStorageBufferBindingSize. */
+  maxBindingBytes: number;
+}
+
+/** One numbered version. */
+export interface TopkVersion {
+  id: string;
+  note: string;
+  /** Why it is skipped for this shape, or undefined. */
+  skip(b: TopkBuffers): string | undefined;
+  /** Records one top-k (values only, no lse); returns scratch to free after the timing. */
+  record(gpu: GpuContext, batch: ComputeBatch, b: TopkBuffers): GPUBuffer[];
+}
+
+/** Every version, oldest first. */
+export const TOPK_VERSIONS: TopkVersion[] = [
+  {
+    id: "v1",
+    note: "bitonic sort of the whole row in global scratch",
+    skip: (b) => (b.rows * b.vocab > 1 << 24 ? "too slow beyond 2^24 elements" : undefined),
+    record: (gpu, batch, b) =>
+      recordRowTopk(gpu, batch, {
+        ...b,
+        maxBindingBytes: undefined,
+        withLse: false,
+        method: "sort",
+      }),
+  },
+  {
+    id: "v4-per1",
+    note: "v4 with PER pinned to 1 (ablation of the v3 change)",
+    skip: (b) =>
+      b.rows * b.vocab * 4 > b.maxBindingBytes ? "needs the matrix in one binding" : undefined,
+    record: (gpu, batch, b) => {
+      // The promoted kernel with PER pinned to 1 (no row tiling: needs the matrix in one binding).
+      const cap = streamCapacity(gpu);
+      batch.dispatch({
+        kernel: topkStreamKernel,
+        constants: { WG: 256, PER: 1, K: b.k, CAP: cap, WITH_LSE: 0, HAS_TOKENS: 0 },
+        bindings: [
+          b.logits,
+          b.placeholder,
+          b.vals,
+          b.ids,
+          b.info,
+          new Uint32Array([b.vocab, b.rows, 0, 0]),
+        ],
+        workgroups: grid(b.rows),
+      });
+      return [];
+    },
+  },
+  {
+    id: "v4",
+    note: "streaming selection, PER = (CAP - k) / WG, rank-count compaction (promoted)",
+    skip: () => undefined,
+    record: (gpu, batch, b) =>
+      recordRowTopk(gpu, batch, {
+        ...b,
+        maxBindingBytes: undefined,
+        withLse: false,
+        method: "stream",
+      }),
+  },
+];
