@@ -11,7 +11,7 @@ import sampleSource from "../../kernels/sample_row.wgsl" with { type: "text" };
 import { grid, type Kernel } from "../gpu/mod.ts";
 import { STREAM_MAX_K, streamCapacity } from "../obrs/gpu/ops.ts";
 import { topkStreamKernel } from "../obrs/gpu/kernels.ts";
-import { empty, f32, params, runtime, type Tensor } from "../tensor/mod.ts";
+import { empty, f32, keep, params, runtime, type Tensor } from "../tensor/mod.ts";
 import { type SamplingSettings, validateSampling } from "./sampling_reference.ts";
 
 const sampleKernel: Kernel = { name: "sample_row", code: rngSource + sampleSource };
@@ -58,18 +58,19 @@ export function allocSampleBuffers(B: number, maxNew: number, captureK: number):
     );
   }
   const K = Math.max(1, captureK);
+  // Kept: the buffers live as long as the engine, whatever scope allocates them.
   return {
     B,
     maxNew,
     captureK,
-    state: empty([B, 4], "u32", "sample state"),
-    nextTokens: empty([B], "i32", "next tokens"),
-    outMain: empty([B, maxNew, 3], "u32", "sample out"),
-    outTop: empty(captureK > 0 ? [B, maxNew, captureK, 2] : [1], "u32", "sample top"),
-    capVals: empty([B, K], "f32", "capture vals"),
-    capIds: empty([B, K], "u32", "capture ids"),
-    capInfo: empty([B, 4], "f32", "capture info"),
-    noTokens: empty([1], "i32", "no tokens"),
+    state: keep(empty([B, 4], "u32", "sample state")),
+    nextTokens: keep(empty([B], "i32", "next tokens")),
+    outMain: keep(empty([B, maxNew, 3], "u32", "sample out")),
+    outTop: keep(empty(captureK > 0 ? [B, maxNew, captureK, 2] : [1], "u32", "sample top")),
+    capVals: keep(empty([B, K], "f32", "capture vals")),
+    capIds: keep(empty([B, K], "u32", "capture ids")),
+    capInfo: keep(empty([B, 4], "f32", "capture info")),
+    noTokens: keep(empty([1], "i32", "no tokens")),
   };
 }
 

@@ -1,0 +1,97 @@
+/**
+ * The KV cache and one incremental decode step. The cache is allocated once, `[B, kvHeads, Tmax, D]`
+ * per layer for keys and for values, and every step writes position `pos` of every row, so every
+ * row of a batch sits at the same position (prompts are teacher-forced token by token, see
+ * rollout.ts) and attention needs no padding mask.
+ *
+ * @module
+ */
+import { ops } from "../autograd/mod.ts";
+import { copyInto, empty, keep, type Tensor } from "../tensor/mod.ts";
+import type { Transformer } from "./transformer.ts";
+
+const { add, matmul, mul, reshape, rmsNorm, slice, softmax, transpose, embedding } = ops;
+
+/** Preallocated keys and values of every layer. */
+export class KVCache {
+  /** Rows. */
+  readonly B: number;
+  /** Positions. */
+  readonly Tmax: number;
+  /** Keys per layer, `[B, kvHeads, Tmax, D]`. */
+  readonly k: readonly Tensor[];
+  /** Values per layer, `[B, kvHeads, Tmax, D]`. */
+  readonly v: readonly Tensor[];
+
+  /** Allocates the cache for `model` (contents undefined until written). */
+  constructor(model: Transformer, B: number, Tmax: number) {
+    const c = model.config;
+    if (Tmax > c.maxSeqLen) {
+      throw new RangeError(
+        `KV cache: ${Tmax} positions exceed the model's maxSeqLen ${c.maxSeqLen}`,
+      );
+    }
+    this.B = B;
+    this.Tmax = Tmax;
+    const shape = [B, c.kvHeads, Tmax, c.headDim];
+    this.k = Array.from({ length: c.layers }, () => keep(empty(shape, "f32", "kv cache k")));
+    this.v = Array.from({ length: c.layers }, () => keep(empty(shape, "f32", "kv cache v")));
+  }
+
+  /** Bytes held. */
+  get bytes(): number {
+    return this.k.reduce((s, t) => s + t.size * 8, 0);
+  }
+
+  /** Frees the cache. */
+  dispose(): void {
+    for (const t of [...this.k, ...this.v]) t.dispose();
+  }
+}
+
+/**
+ * Logits `[B, V]` at position `pos` for i32 `tokens` `[B]` (the input at `pos`), writing the keys
+ * and values of `pos` into `cache` and attending over positions `0..pos`. Call inside `noGrad` and
+ * `tidy`.
+ *
+ * @example
+ * ```ts
+ * const logits = noGrad(() => tidy(() => decodeStep(model, next, cache, s)));
+ * ```
+ */
+export function decodeStep(
+  model: Transformer,
+  tokens: Tensor,
+  cache: KVCache,
+  pos: number,
+): Tensor {
+  const c = model.config;
+  const B = tokens.shape[0];
+  if (tokens.rank !== 1 || B > cache.B) {
+    throw new RangeError(
+      `decodeStep: tokens must be [B] with B <= ${cache.B}, got ${tokens.describe()}`,
+    );
+  }
+  if (!Number.isInteger(pos) || pos < 0 || pos >= cache.Tmax) {
+    throw new RangeError(`decodeStep: position ${pos} is outside the cache's [0, ${cache.Tmax})`);
+  }
+  const { kvHeads: Hkv, headDim: D, heads: Hq } = c;
+  const G = Hq / Hkv;
+  const len = pos + 1;
+  const rowStride = Hkv * cache.Tmax * D;
+  const dstStrides = [rowStride, D, cache.Tmax * D, 1]; // [B, 1, Hkv, D] into [B, Hkv, Tmax, D]
+  let x = embedding(model.embed, reshape(tokens, [B, 1]));
+  model.blocks.forEach((b, l) => {
+    const { q, k, v } = model.qkv(b, rmsNorm(x, b.inputNorm, c.normEps), pos);
+    copyInto(k, cache.k[l], dstStrides, pos * D);
+    copyInto(v, cache.v[l], dstStrides, pos * D);
+    const kc = slice(slice(cache.k[l], 0, 0, B), 2, 0, len); // [B, Hkv, len, D]
+    const vc = slice(slice(cache.v[l], 0, 0, B), 2, 0, len);
+    const qg = reshape(q, [B, Hkv, G, D]);
+    const scores = mul(matmul(qg, transpose(kc, -2, -1)), 1 / Math.sqrt(D)); // [B, Hkv, G, len]
+    const att = reshape(matmul(softmax(scores), vc), [B, 1, Hq * D]);
+    x = add(x, matmul(att, transpose(b.wo)));
+    x = add(x, model.mlp(b, rmsNorm(x, b.postNorm, c.normEps)));
+  });
+  return reshape(model.head(x), [B, c.vocabSize]);
+}

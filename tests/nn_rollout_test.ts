@@ -1,0 +1,146 @@
+import assert from "node:assert/strict";
+import { noGrad } from "../src/autograd/mod.ts";
+import { initTensors, readAll, runtime, tensor, tidy } from "../src/tensor/mod.ts";
+import { type ModelConfig, validateModelConfig } from "../src/nn/config.ts";
+import { completion, RolloutEngine } from "../src/nn/rollout.ts";
+import {
+  logSoftmaxRef,
+  processedLogProbs,
+  sampleStepRef,
+  type SamplingSettings,
+  topKIds,
+} from "../src/nn/sampling_reference.ts";
+import { Transformer } from "../src/nn/transformer.ts";
+import { Rng, uniformAt } from "../src/util/rng.ts";
+
+const CFG: ModelConfig = validateModelConfig({
+  vocabSize: 13,
+  hidden: 16,
+  layers: 2,
+  heads: 4,
+  kvHeads: 2,
+  headDim: 4,
+  intermediate: 24,
+  maxSeqLen: 32,
+  ropeTheta: 10000,
+  normEps: 1e-6,
+  tiedEmbeddings: true,
+  qkNorm: true,
+});
+
+function prompts(rng: Rng, B: number, maxLen: number): Int32Array[] {
+  return Array.from(
+    { length: B },
+    () => Int32Array.from({ length: 1 + rng.int(maxLen) }, () => 3 + rng.int(10)),
+  );
+}
+
+const SETTINGS: SamplingSettings[] = [
+  { temperature: 1, topK: 0, topP: 1 },
+  { temperature: 0.7, topK: 6, topP: 0.9 },
+  { temperature: 0, topK: 0, topP: 1 },
+];
+
+Deno.test("rollout: captured log-probs equal a training-mode forward over the finished sequences", async () => {
+  await initTensors();
+  const model = Transformer.init(CFG, { seed: 21, std: 0.4 });
+  const rng = new Rng(4);
+  const B = 6, maxPrompt = 4, maxNew = 6, K = 4;
+  const engine = new RolloutEngine(model, {
+    maxBatch: 8,
+    maxPromptLength: maxPrompt,
+    maxNewTokens: maxNew,
+    captureK: K,
+  });
+  for (const s of SETTINGS) {
+    const ps = prompts(rng, B, maxPrompt);
+    const reads = RolloutEngine.readCount();
+    const r = await engine.generate(ps, { ...s, seed: 77, stream0: 3, stopId: 2, padId: 0 });
+    assert.equal(RolloutEngine.readCount() - reads, 1, "one readback per batch");
+    // Training-mode forward over prompt + completion, right-padded.
+    const T = maxPrompt + maxNew;
+    const flat = new Int32Array(B * T);
+    ps.forEach((p, b) => {
+      flat.set(p, b * T);
+      flat.set(completion(r, b), b * T + p.length);
+    });
+    const logits = tidy(() => model.forward(tensor(flat, [B, T])));
+    const [host] = await readAll([logits]);
+    logits.dispose();
+    let maxDiff = 0, drawsChecked = 0;
+    for (let b = 0; b < B; b++) {
+      const c = completion(r, b);
+      assert.ok(c.length >= 1 && c.length <= maxNew);
+      if (r.stopped[b]) assert.equal(c[c.length - 1], 2);
+      else assert.equal(c.length, maxNew);
+      for (let g = 0; g < c.length; g++) {
+        const pos = ps[b].length - 1 + g;
+        const row = host.subarray((b * T + pos) * CFG.vocabSize, (b * T + pos + 1) * CFG.vocabSize);
+        const o = b * maxNew + g;
+        const raw = logSoftmaxRef(row)[c[g]];
+        const lp = processedLogProbs(row, s)[c[g]];
+        maxDiff = Math.max(maxDiff, Math.abs(raw - r.rawLogProbs[o]), Math.abs(lp - r.logProbs[o]));
+        const ids = topKIds(row, K);
+        const plp = processedLogProbs(row, s);
+        for (let j = 0; j < K; j++) {
+          assert.equal(r.topIds[o * K + j], ids[j]);
+          const want = plp[ids[j]], got = r.topLogProbs[o * K + j];
+          if (want === -Infinity) assert.equal(got, -Infinity);
+          else maxDiff = Math.max(maxDiff, Math.abs(want - got));
+        }
+        const ref = sampleStepRef(row, s, uniformAt(77, 3 + b, g), K);
+        if (ref.margin > 1e-4) {
+          assert.equal(c[g], ref.token, `row ${b} token ${g}: the draw differs from the reference`);
+          drawsChecked++;
+        }
+      }
+      for (let g = c.length; g < maxNew; g++) assert.equal(r.tokens[b * maxNew + g], 0);
+    }
+    assert.ok(maxDiff <= 1e-4, `max |Δ log-prob| ${maxDiff} with ${JSON.stringify(s)}`);
+    assert.ok(drawsChecked > B, "too few unambiguous draws");
+  }
+  engine.dispose();
+  model.dispose();
+});
+
+Deno.test("rollout: seeded (same seed, same tokens), and GPU memory is flat across batches", async () => {
+  await initTensors();
+  const model = Transformer.init(CFG, { seed: 5, std: 0.4 });
+  const engine = new RolloutEngine(model, {
+    maxBatch: 4,
+    maxPromptLength: 3,
+    maxNewTokens: 5,
+    captureK: 2,
+  });
+  const ps = prompts(new Rng(1), 4, 3);
+  const a = await engine.generate(ps, { seed: 9 });
+  const after1 = runtime().pool.stats();
+  const b = await engine.generate(ps, { seed: 9 });
+  const after2 = runtime().pool.stats();
+  const c = await engine.generate(ps, { seed: 10 });
+  const after3 = runtime().pool.stats();
+  assert.deepEqual(b.tokens, a.tokens);
+  assert.deepEqual(b.logProbs, a.logProbs);
+  assert.notDeepEqual(c.tokens, a.tokens);
+  assert.equal(after2.liveBytes, after1.liveBytes);
+  assert.equal(after3.liveBytes, after1.liveBytes);
+  assert.equal(after3.created, after2.created, "a steady-state batch creates no GPU buffers");
+  engine.dispose();
+  model.dispose();
+});
+
+Deno.test("rollout: bad requests are refused with clear errors", async () => {
+  await initTensors();
+  const model = Transformer.init(CFG, { seed: 5 });
+  assert.throws(
+    () => new RolloutEngine(model, { maxBatch: 2, maxPromptLength: 30, maxNewTokens: 10 }),
+    /maxSeqLen/,
+  );
+  const engine = new RolloutEngine(model, { maxBatch: 2, maxPromptLength: 3, maxNewTokens: 2 });
+  await assert.rejects(() => engine.generate([[1, 2, 3, 4]], { seed: 1 }), /4 tokens/);
+  await assert.rejects(() => engine.generate([[1, 99]], { seed: 1 }), /outside \[0, 13\)/);
+  await assert.rejects(() => engine.generate([[1]], { seed: 1, topP: 0 }), /topP/);
+  await assert.rejects(() => engine.generate([[1], [1], [1]], { seed: 1 }), /batch of 3/);
+  engine.dispose();
+  noGrad(() => model.dispose());
+});
