@@ -195,6 +195,8 @@ const ALIGNED_SHAPES: Array<[number, number, number]> = [
 ];
 
 const ALIGNED_LAYOUT_CASES: Case[] = [
+  // A stored K×M and B K×N: K is no row length, so any K is aligned.
+  { M: 12, N: 8, K: 37, transA: true },
   { M: 12, N: 8, K: 16, batchCount: 3, accumulate: true, transB: true },
   { M: 8, N: 12, K: 20, batchCount: 3, strideA: 176, strideB: 260, strideC: 100, transA: true },
   { M: 16, N: 136, K: 12, batchCount: 2, strideB: 0 },
@@ -306,6 +308,7 @@ Deno.test("matmul: split-K sums its partial products correctly", async () => {
     { M: 132, N: 8, K: 1000, splitK: 7, accumulate: true, transB: true },
     { M: 20, N: 24, K: 64, splitK: 2, accumulate: true, offsets: [256, 512, 768] },
     { M: 8, N: 12, K: 48, splitK: 3, offsets: [256, 0, 256], shareAC: true },
+    { M: 8, N: 8, K: 1001, splitK: 3, transA: true },
   ];
   report("vec4 split-K", await runCases(gpu, cases, { variant: "vec4", seed: 11 }));
   // Chosen automatically: one 8×8 tile with K = 1024 becomes 4 slices of 256 (product + sum).
