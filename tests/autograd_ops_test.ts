@@ -247,6 +247,17 @@ Deno.test("causal self-attention with grouped-query heads", async () => {
       gpuH: 0,
     });
   }
+  // queries as the last positions of a longer key sequence (KV-cache decoding: Tq = 1 and Tq = 2)
+  for (const Tq of [1, 2]) {
+    await checkOp({
+      name: `attention Tq=${Tq} Tk=5`,
+      inputs: [randArr(rng, [1, Tq, 4, 4]), randArr(rng, [1, 5, 2, 4]), randArr(rng, [1, 5, 2, 4])],
+      gpu: ([q, k, v]) => ops.causalSelfAttention(q, k, v),
+      ref: ([q, k, v]) => attentionRef(q, k, v),
+      fwd: [1e-4, 1e-4],
+      gpuH: 0,
+    });
+  }
   // the first query row sees only itself: its output is v at t = 0
   const q = randArr(rng, [1, 3, 1, 2]),
     k = randArr(rng, [1, 3, 1, 2]),

@@ -15,14 +15,15 @@ import { reshape, transpose } from "./views.ts";
 
 const masks = new Map<string, Tensor>();
 
-// [T, T] with 0 on and below the diagonal and -inf above; built once per T and kept.
-function causalMask(T: number): Tensor {
-  const key = `${T}`;
+// [Tq, Tk]: 0 where key j is visible to query i (j <= i + Tk - Tq), -inf elsewhere; built once per
+// shape and kept (an upload, so the first call submits the open batch).
+function causalMask(Tq: number, Tk: number): Tensor {
+  const key = `${Tq}x${Tk}`;
   let m = masks.get(key);
   if (!m || m.isDisposed) {
-    const host = new Float32Array(T * T);
-    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) host[i * T + j] = -Infinity;
-    m = keep(tensor(host, [T, T]));
+    const host = new Float32Array(Tq * Tk);
+    for (let i = 0; i < Tq; i++) for (let j = i + Tk - Tq + 1; j < Tk; j++) host[i * Tk + j] = -Infinity;
+    m = keep(tensor(host, [Tq, Tk]));
     masks.set(key, m);
   }
   return m;
@@ -35,9 +36,10 @@ export interface AttentionOptions {
 }
 
 /**
- * softmax(q·kᵀ·scale + causal mask)·v per head. `q` is [B, T, Hq, D]; `k` and `v` are
- * [B, T, Hkv, D] with Hq a multiple of Hkv (query head h reads key/value head ⌊h / (Hq/Hkv)⌋).
- * Returns [B, T, Hq, D].
+ * softmax(q·kᵀ·scale + causal mask)·v per head. `q` is [B, Tq, Hq, D]; `k` and `v` are
+ * [B, Tk, Hkv, D] with Hq a multiple of Hkv (query head h reads key/value head ⌊h / (Hq/Hkv)⌋)
+ * and Tk >= Tq: the queries are the last Tq positions, so query i sees keys 0..i + Tk − Tq (with a
+ * KV cache, Tq = 1 sees every cached key). Returns [B, Tq, Hq, D].
  *
  * @example
  * ```ts
@@ -58,8 +60,9 @@ export function causalSelfAttention(
     );
   if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) throw bad("expected [B, T, H, D] tensors");
   const [B, T, Hq, D] = q.shape;
-  const Hkv = k.shape[2];
-  if (k.shape[0] !== B || k.shape[1] !== T || k.shape[3] !== D) throw bad("k does not match q");
+  const [, Tk, Hkv] = k.shape;
+  if (k.shape[0] !== B || k.shape[3] !== D) throw bad("k does not match q");
+  if (Tk < T) throw bad(`fewer keys (${Tk}) than queries (${T})`);
   if (v.shape.some((d, i) => d !== k.shape[i])) throw bad("v does not match k");
   if (Hkv === 0 || Hq % Hkv !== 0) {
     throw bad(`${Hq} query heads are not a multiple of ${Hkv} key/value heads`);
@@ -67,11 +70,12 @@ export function causalSelfAttention(
   const G = Hq / Hkv;
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   const qh = reshape(transpose(q, 1, 2), [B, Hkv, G * T, D]); // query heads of a group stacked
-  const kh = transpose(k, 1, 2); // [B, Hkv, T, D]
+  const kh = transpose(k, 1, 2); // [B, Hkv, Tk, D]
   const vh = transpose(v, 1, 2);
-  const scores = mul(matmul(qh, transpose(kh, -2, -1)), scale); // [B, Hkv, G·T, T]
-  const masked = add(reshape(scores, [B, Hkv, G, T, T]), T > 0 ? causalMask(T) : full([0, 0], 0));
-  const probs = reshape(softmax(masked), [B, Hkv, G * T, T]);
+  const scores = mul(matmul(qh, transpose(kh, -2, -1)), scale); // [B, Hkv, G·T, Tk]
+  const mask = T > 0 ? causalMask(T, Tk) : full([0, Tk], 0);
+  const masked = add(reshape(scores, [B, Hkv, G, T, Tk]), mask);
+  const probs = reshape(softmax(masked), [B, Hkv, G * T, Tk]);
   const out = matmul(probs, vh); // [B, Hkv, G·T, D]
   return transpose(reshape(out, [B, Hq, T, D]), 1, 2);
 }

@@ -36,6 +36,7 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
     throw new RangeError(`embedding: table must be [V, C], got ${table.describe()}`);
   }
   const [V, C] = table.shape;
+  ids.checkIds("embedding", V);
   const N = ids.size;
   const tb = materialize(table);
   const is = materialize(ids);

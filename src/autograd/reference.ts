@@ -312,32 +312,36 @@ export function concatRef(xs: Arr[], axis: number): Arr {
   return { data: out, shape };
 }
 
-/** Causal grouped-query attention: q [B,T,Hq,D], k/v [B,T,Hkv,D] → [B,T,Hq,D]. */
+/**
+ * Causal grouped-query attention: q [B,Tq,Hq,D], k/v [B,Tk,Hkv,D] (Tk >= Tq; query i sees keys
+ * 0..i + Tk − Tq) → [B,Tq,Hq,D].
+ */
 export function attentionRef(q: Arr, k: Arr, v: Arr, scale?: number): Arr {
   const [B, T, Hq, D] = q.shape;
-  const Hkv = k.shape[2];
+  const [, Tk, Hkv] = k.shape;
   const G = Hq / Hkv;
   const sc = scale ?? 1 / Math.sqrt(D);
   const out = new Float64Array(q.data.length);
-  const at = (x: Arr, H: number, b: number, t: number, h: number, d: number) =>
-    x.data[((b * T + t) * H + h) * D + d];
+  const at = (x: Arr, TT: number, H: number, b: number, t: number, h: number, d: number) =>
+    x.data[((b * TT + t) * H + h) * D + d];
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < Hq; h++) {
       const kh = Math.floor(h / G);
       for (let t = 0; t < T; t++) {
-        const s = new Float64Array(t + 1);
+        const last = t + Tk - T;
+        const s = new Float64Array(last + 1);
         let m = -Infinity;
-        for (let u = 0; u <= t; u++) {
+        for (let u = 0; u <= last; u++) {
           let dot = 0;
-          for (let d = 0; d < D; d++) dot += at(q, Hq, b, t, h, d) * at(k, Hkv, b, u, kh, d);
+          for (let d = 0; d < D; d++) dot += at(q, T, Hq, b, t, h, d) * at(k, Tk, Hkv, b, u, kh, d);
           s[u] = dot * sc;
           m = Math.max(m, s[u]);
         }
         let z = 0;
-        for (let u = 0; u <= t; u++) z += s[u] = Math.exp(s[u] - m);
+        for (let u = 0; u <= last; u++) z += s[u] = Math.exp(s[u] - m);
         for (let d = 0; d < D; d++) {
           let acc = 0;
-          for (let u = 0; u <= t; u++) acc += (s[u] / z) * at(v, Hkv, b, u, kh, d);
+          for (let u = 0; u <= last; u++) acc += (s[u] / z) * at(v, Tk, Hkv, b, u, kh, d);
           out[((b * T + t) * Hq + h) * D + d] = acc;
         }
       }

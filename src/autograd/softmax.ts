@@ -103,6 +103,7 @@ export function crossEntropy(
     );
   }
   const V = logits.shape[logits.rank - 1];
+  targets.checkIds("crossEntropy", V, ignore);
   const rows = targets.size;
   const x = materialize(logits);
   const t = materialize(targets);
@@ -161,6 +162,7 @@ export function gatherLast(x: Tensor, ids: Tensor): Tensor {
     );
   }
   const V = x.shape[x.rank - 1];
+  ids.checkIds("gatherLast", V);
   const rows = ids.size;
   const xs = materialize(x);
   const is = materialize(ids);

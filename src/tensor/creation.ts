@@ -116,6 +116,7 @@ export function tensor(
   }
   const t = empty(s, dt, "input");
   runtime().write(t.buffer, host);
+  if (!(host instanceof Float32Array)) t.hostValues = host;
   return t;
 }
 

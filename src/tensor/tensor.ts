@@ -90,6 +90,11 @@ export class Tensor {
   readonly storage: Storage;
   /** Name of the op that produced it ("input", "randn", "add", ...), used in error messages. */
   readonly op: string;
+  /**
+   * For i32/u32 tensors made from host arrays: the values, so that ops taking ids (cross-entropy,
+   * embedding, gather) can reject an out-of-range id with an error instead of a NaN.
+   */
+  hostValues: Int32Array | Uint32Array | null = null;
   /** Gradients are tracked for this leaf (parameters). */
   requiresGrad = false;
   /** Accumulated gradient of a leaf with `requiresGrad` after `backward()`. */
@@ -160,6 +165,21 @@ export class Tensor {
     }
     if (this.#disposed) throw new Error(`${op}: ${this.describe()} was used after release`);
     return this;
+  }
+
+  /**
+   * Throws a RangeError naming `op` when host-known ids fall outside [0, limit) (except `ignore`).
+   * Ids computed on the GPU are not checked here; the kernels turn them into NaN.
+   */
+  checkIds(op: string, limit: number, ignore?: number): void {
+    const ids = this.hostValues;
+    if (!ids) return;
+    for (let i = 0; i < ids.length; i++) {
+      const v = ids[i];
+      if (v !== ignore && !(v >= 0 && v < limit)) {
+        throw new RangeError(`${op}: id ${v} at position ${i} is outside [0, ${limit})`);
+      }
+    }
   }
 
   /** Releases this tensor's reference to its storage (idempotent). Its gradient is disposed too. */
