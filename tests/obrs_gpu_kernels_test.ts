@@ -5,12 +5,8 @@
 import assert from "node:assert/strict";
 import { hash3, Rng, uniformAt } from "../src/util/rng.ts";
 import { logSoftmax, topkIds } from "../src/obrs/reference/mod.ts";
-import {
-  recordGather,
-  recordLogSoftmax,
-  recordRowTopk,
-  rngCheckKernel,
-} from "../src/obrs/gpu/mod.ts";
+import { recordGather, recordLogSoftmax, recordRowTopk } from "../src/obrs/gpu/mod.ts";
+import { rngCheckKernel } from "../src/obrs/gpu/kernels.ts";
 import {
   f64,
   gpu,

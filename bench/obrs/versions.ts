@@ -28,7 +28,9 @@
  */
 import type { ComputeBatch } from "../../src/gpu/batch.ts";
 import type { GpuContext } from "../../src/gpu/device.ts";
-import { recordRowTopk, streamCapacity, topkStreamKernel } from "../../src/obrs/gpu/mod.ts";
+import { recordRowTopk } from "../../src/obrs/gpu/mod.ts";
+import { streamCapacity } from "../../src/obrs/gpu/ops.ts";
+import { topkStreamKernel } from "../../src/obrs/gpu/kernels.ts";
 import { grid } from "../../src/gpu/batch.ts";
 
 /** What a top-k version needs: one logits matrix and its outputs. */
