@@ -23,3 +23,4 @@ export * from "./src/sim/mod.ts";
 export * from "./src/report/mod.ts";
 export * from "./src/tasks/mod.ts";
 export * from "./src/nn/checkpoint/mod.ts";
+export * from "./src/obrs/gpu/mod.ts";
