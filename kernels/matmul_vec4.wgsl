@@ -231,16 +231,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let inGroup = pid % perGroup;
   m0 = (firstM + inGroup % groupRows) * BM;
   n0 = (inGroup / groupRows) * BN;
-  var batch = params.batchBase + wid.z;
-  var kStart = 0u;
-  kEnd = params.K;
-  var baseC = batch * params.strideC;
-  if (params.kChunk > 0u) {
-    batch = params.batchBase;
-    kStart = wid.z * params.kChunk;
-    kEnd = min(params.K, kStart + params.kChunk);
-    baseC = wid.z * params.strideC;
-  }
+  // Values that decide control flow around barriers are `let`s of uniform inputs, so that they
+  // are provably uniform (a read of a private variable is not).
+  let split = params.kChunk > 0u;
+  let batch = select(params.batchBase + wid.z, params.batchBase, split);
+  let kStart = select(0u, wid.z * params.kChunk, split);
+  let kStop = select(params.K, min(params.K, kStart + params.kChunk), split);
+  let baseC = select(batch, wid.z, split) * params.strideC;
+  kEnd = kStop;
   baseA = batch * params.strideA;
   baseB = batch * params.strideB;
   tx = lid.x;
@@ -255,7 +253,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     storeB(0u, t + 256u, loadB(kStart, t + 256u));
   }
   workgroupBarrier();
-  let steps = (kEnd - kStart + BK - 1u) / BK;
+  let steps = (kStop - kStart + BK - 1u) / BK;
   for (var s = 0u; s < steps; s += 2u) {
     stage(0u, s, steps, kStart);
     if (s + 1u < steps) { stage(1u, s + 1u, steps, kStart); }

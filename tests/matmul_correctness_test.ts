@@ -259,6 +259,9 @@ Deno.test("matmul: the kernel is chosen by alignment and size", async () => {
   assert.equal(choose({ M: 128, N: 128, K: 4, batchCount: 96, strideA: 514 }), "tiled");
   assert.equal(choose({ M: 256, N: 256, K: 4096 }), "vec4", "4 tiles, but K splits 16 ways");
   assert.equal(choose({ M: 256, N: 256, K: 1020 }), "tiled", "K too short to split");
+  // Attention-sized items: 64×64 would fill a quarter of each 128×128 tile.
+  assert.equal(choose({ M: 64, N: 64, K: 32, batchCount: 256 }), "tiled");
+  assert.equal(choose({ M: 192, N: 192, K: 32, batchCount: 48 }), "vec4");
   // The automatic choice at vec4 size runs and is right.
   report(
     "auto (vec4) batch of 96",

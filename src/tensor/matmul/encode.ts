@@ -227,17 +227,26 @@ function vec4Tiles(plan: MatmulPlan): number {
   return Math.ceil(plan.M / 128) * Math.ceil(plan.N / 128) * plan.batchCount;
 }
 
+// Fraction of a tiling's outputs that are inside C (the rest is computed and thrown away).
+function tileUse(M: number, N: number, tile: number): number {
+  return (M * N) / (Math.ceil(M / tile) * tile * Math.ceil(N / tile) * tile);
+}
+
 /**
  * The variant {@link encodeMatmul} uses for a validated plan, by alignment and size: `vec4` when
- * its 128×128 tiles fill the GPU, or when too few tiles can be made up by splitting a long K;
- * otherwise `tiled`.
+ * its 128×128 tiles fill the GPU without wasting much more of themselves than 64×64 tiles would
+ * (it does about twice the work per workgroup-second, so up to half as well used still wins), or
+ * when too few tiles can be made up by splitting a long K (which beats any tile shape); otherwise
+ * `tiled`.
  */
 export function chooseMatmulVariant(plan: MatmulPlan): MatmulVariant {
   if (vec4Obstacle(plan) !== undefined) return "tiled";
   const tiles = vec4Tiles(plan);
-  if (tiles >= VEC4_MIN_TILES) return "vec4";
-  if (plan.batchCount === 1 && chooseSplits(tiles, plan.K) > 1) return "vec4";
-  return "tiled";
+  const few = tiles < VEC4_MIN_TILES;
+  // A long K over few tiles: splitting K beats any tile shape (only vec4 splits).
+  if (few && plan.batchCount === 1 && chooseSplits(tiles, plan.K) > 1) return "vec4";
+  if (few || 2 * tileUse(plan.M, plan.N, 128) < tileUse(plan.M, plan.N, 64)) return "tiled";
+  return "vec4";
 }
 
 function resolveSplit(plan: MatmulPlan, tuning: Vec4Tuning, forced?: number): KSplit {
