@@ -51,3 +51,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
   if (lid == 0u) { out[o] = select(sh[0], sh[0] * p.scale, OP == 0u); }
 }
+
+// Column sums of a contiguous [rows, cols] tensor (a reduction over leading axes, e.g. a bias
+// gradient): one thread per (column, chunk of rows), so neighbouring threads read neighbouring
+// addresses; out[chunk, col] = scale · Σ rows of the chunk. The caller folds the chunks.
+struct ColParams { rows: u32, cols: u32, chunk: u32, scale: f32 }
+@group(0) @binding(0) var<storage, read> cx: array<f32>;
+@group(0) @binding(1) var<storage, read_write> cout: array<f32>;
+@group(0) @binding(2) var<uniform> cp: ColParams;
+
+@compute @workgroup_size(WG)
+fn colsum(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let col = wid.x * WG + lid;
+  if (col >= cp.cols) { return; }
+  let end = min(cp.rows, (wid.y + 1u) * cp.chunk);
+  var acc = 0.0;
+  for (var r = wid.y * cp.chunk; r < end; r++) { acc += cx[r * cp.cols + col]; }
+  cout[wid.y * cp.cols + col] = acc * cp.scale;
+}

@@ -156,6 +156,24 @@ Deno.test("sum, mean, max over axes (keepDims, ties)", async () => {
       gpuH: 0,
     });
   }
+  // leading-axis sums take the chunked column path (here 3 rounds: 9000 → 141 → 3 → 1 rows)
+  const tall = randArr(rng, [9000, 3]);
+  await checkOp({
+    name: "sum over 9000 rows",
+    inputs: [tall],
+    grads: [],
+    gpu: ([t]) => ops.sum(t, 0),
+    ref: ([t]) => reduceRef(t, [0], "sum"),
+    fwd: [1e-3, 1e-4],
+    gpuH: 0,
+  });
+  await checkOp({
+    name: "mean over leading axes",
+    inputs: [randArr(rng, [70, 3, 5])],
+    gpu: ([t]) => ops.mean(t, [0, 1]),
+    ref: ([t]) => reduceRef(t, [0, 1], "mean"),
+    gpuH: 0,
+  });
   const big = randArr(rng, [1000]);
   await checkOp({
     name: "sum over 1000 (tree)",

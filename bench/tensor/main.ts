@@ -104,6 +104,7 @@ export async function benchTensorOps(
     ["add row bias (broadcast)", 8 * n, () => void ops.add(x, b)],
     ["mul by scalar (affine)", 8 * n, () => void ops.mul(x, 0.5)],
     ["sum over last axis", 4 * n, () => void ops.sum(x, -1)],
+    ["sum over rows (bias grad)", 4 * n, () => void ops.sum(x, 0)],
     ["softmax forward", 8 * n, () => void ops.softmax(x)],
     ["rmsNorm forward", 8 * n, () => void ops.rmsNorm(x, w)],
     ["rmsNorm backward (dx, dw)", 12 * n, () => void normOut.node!.backward(y)],

@@ -22,7 +22,9 @@ function causalMask(Tq: number, Tk: number): Tensor {
   let m = masks.get(key);
   if (!m || m.isDisposed) {
     const host = new Float32Array(Tq * Tk);
-    for (let i = 0; i < Tq; i++) for (let j = i + Tk - Tq + 1; j < Tk; j++) host[i * Tk + j] = -Infinity;
+    for (let i = 0; i < Tq; i++) {
+      for (let j = i + Tk - Tq + 1; j < Tk; j++) host[i * Tk + j] = -Infinity;
+    }
     m = keep(tensor(host, [Tq, Tk]));
     masks.set(key, m);
   }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Tensor } from "../tensor/mod.ts";
+import { type HostArray, item, read, Tensor } from "../tensor/mod.ts";
 import * as ops from "./ops.ts";
 import { backward } from "./tape.ts";
 
@@ -41,6 +41,8 @@ declare module "../tensor/tensor.ts" {
     /** See {@link ops.softmax}. */ softmax(axis?: number): Tensor;
     /** See {@link ops.logSoftmax}. */ logSoftmax(axis?: number): Tensor;
     /** Backpropagates from this tensor (see tape.ts `backward`). */ backward(grad?: Tensor): void;
+    /** Reads the values back (one wait; see creation.ts `read`). */ read(): Promise<HostArray>;
+    /** Reads a one-element tensor as a number. */ item(): Promise<number>;
   }
 }
 
@@ -131,6 +133,12 @@ P.softmax = function (axis) {
 };
 P.logSoftmax = function (axis) {
   return ops.logSoftmax(this, axis);
+};
+P.read = function () {
+  return read(this);
+};
+P.item = function () {
+  return item(this);
 };
 P.backward = function (grad) {
   backward(this, grad);

@@ -33,6 +33,10 @@ function reduceRaw(
     throw new RangeError(`${name}: cannot take the max over an empty axis of ${x.describe()}`);
   }
   if (out.size === 0) return out;
+  if (op === 0 && x.isContiguous && redCount > 1 && out.size > 1 && axes.every((a, i) => a === i)) {
+    columnSums(x.buffer, redCount, out.size, scale, out); // leading axes: coalesced column sums
+    return out;
+  }
   const p = params(
     [
       out.size,
@@ -56,6 +60,32 @@ function reduceRaw(
     workgroups: grid(out.size),
   });
   return out;
+}
+
+const CHUNK = 64;
+
+// Sums the rows of a contiguous [rows, cols] buffer into `out` [cols], in chunks of CHUNK rows
+// folded again until one chunk is left (coalesced reads; fixed order, so deterministic).
+function columnSums(src: GPUBuffer, rows: number, cols: number, scale: number, out: Tensor): void {
+  const rt = runtime();
+  let buffer = src;
+  let n = rows;
+  const temps: Tensor[] = [];
+  while (n > 0) {
+    const chunks = Math.ceil(n / CHUNK);
+    const dst = chunks === 1 ? out : empty([chunks, cols], "f32", "partialSums");
+    if (dst !== out) temps.push(dst);
+    rt.dispatch({
+      kernel: reduceKernel,
+      entryPoint: "colsum",
+      bindings: [buffer, dst.buffer, params([n, cols, CHUNK, f32(chunks === 1 ? scale : 1)])],
+      workgroups: [Math.ceil(cols / 256), chunks],
+    });
+    if (chunks === 1) break;
+    buffer = dst.buffer;
+    n = chunks;
+  }
+  for (const t of temps) t.dispose();
 }
 
 function keptShape(shape: readonly number[], axes: number[]): number[] {
