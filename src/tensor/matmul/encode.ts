@@ -249,7 +249,12 @@ export function chooseMatmulVariant(plan: MatmulPlan): MatmulVariant {
   return "vec4";
 }
 
-function resolveSplit(plan: MatmulPlan, tuning: Vec4Tuning, forced?: number): KSplit {
+function resolveSplit(
+  plan: MatmulPlan,
+  tuning: Vec4Tuning,
+  maxBindingBytes: number,
+  forced?: number,
+): KSplit {
   if (forced !== undefined) {
     if (!Number.isInteger(forced) || forced < 1) {
       throw new RangeError(`matmul: splitK must be a positive integer, got ${forced}`);
@@ -260,8 +265,12 @@ function resolveSplit(plan: MatmulPlan, tuning: Vec4Tuning, forced?: number): KS
     return forced > 1 ? splitK(plan.K, forced) : { splits: 1, chunk: 0 };
   }
   if (plan.batchCount > 1 || !tuning.unrolled) return { splits: 1, chunk: 0 };
-  const s = chooseSplits(vec4Tiles(plan), plan.K);
-  return s > 1 ? splitK(plan.K, s) : { splits: 1, chunk: 0 };
+  // The partials must fit one binding; fewer splits than wished for is still a split.
+  const fit = Math.floor(maxBindingBytes / (plan.M * plan.N * 4));
+  const s = Math.min(chooseSplits(vec4Tiles(plan), plan.K), fit);
+  if (s < 2) return { splits: 1, chunk: 0 };
+  const split = splitK(plan.K, s);
+  return split.splits <= fit ? split : { splits: 1, chunk: 0 };
 }
 
 /** Floating-point operations of a matmul (2·M·N·K per batch item), for TFLOP/s figures. */
@@ -297,7 +306,9 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
   } else if (p.splitK !== undefined && p.splitK !== 1) {
     throw new RangeError(`matmul: splitK needs the vec4 kernel, not ${variant}`);
   }
-  const split = tuning ? resolveSplit(plan, tuning, p.splitK) : { splits: 1, chunk: 0 };
+  const split = tuning
+    ? resolveSplit(plan, tuning, gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27, p.splitK)
+    : { splits: 1, chunk: 0 };
   const aliased = p.c.buffer === p.a.buffer || p.c.buffer === p.b.buffer;
   const kernel = matmulKernel(variant, { aliased, pad: tuning?.PAD, unrolled: tuning?.unrolled });
   const constants = {
