@@ -141,8 +141,14 @@ Deno.test("bad input: shape mismatches name the op and both shapes; wrong dtypes
   assert.throws(() => a.slice(1, 2, 5), /slice: range 2\.\.5 is outside axis 1 \(size 3\)/);
   assert.throws(() => empty([2, -1]), /non-negative integers/);
   // ids known on the host are range-checked (the ignore index is allowed)
-  assert.throws(() => ops.crossEntropy(a, tensor(new Int32Array([1, 3]))), /crossEntropy: id 3 at position 1 is outside \[0, 3\)/);
-  assert.throws(() => ops.embedding(a, tensor(new Int32Array([1, -1]))), /embedding: id -1 at position 1 is outside \[0, 2\)/);
+  assert.throws(
+    () => ops.crossEntropy(a, tensor(new Int32Array([1, 3]))),
+    /crossEntropy: id 3 at position 1 is outside \[0, 3\)/,
+  );
+  assert.throws(
+    () => ops.embedding(a, tensor(new Int32Array([1, -1]))),
+    /embedding: id -1 at position 1 is outside \[0, 2\)/,
+  );
   assert.throws(() => ops.gatherLast(a, tensor(new Int32Array([0, 7]))), /gatherLast: id 7/);
   ops.crossEntropy(a, tensor(new Int32Array([1, -100]))).dispose();
 });
