@@ -21,13 +21,15 @@ import { checkMatmul, matmulFlops, type MatmulParams } from "../../src/tensor/ma
 import { Rng } from "../../src/util/rng.ts";
 import { MATMUL_VERSIONS } from "./versions.ts";
 
-/** One product to time: C[M×N] = op(A)·op(B) with the contraction K. */
+/** One product to time: C[M×N] = op(A)·op(B) with the contraction K, `batchCount` times. */
 export interface MatmulBenchShape {
   M: number;
   N: number;
   K: number;
   transA?: boolean;
   transB?: boolean;
+  /** Independent dense products (attention heads); default 1. */
+  batchCount?: number;
 }
 
 /** Options of {@link benchMatmul}. */
@@ -52,6 +54,8 @@ export interface MatmulBenchRow {
   K: number;
   /** "NN", "NT", "TN" or "TT": whether A, B are stored transposed. */
   layout: string;
+  /** Batch items. */
+  batch: number;
   /** Median milliseconds per product (a pass may hold several products; see `perPass`). */
   ms: number;
   /** 2·M·N·K / time. */
@@ -77,6 +81,9 @@ export const GPU_SHAPES: MatmulBenchShape[] = [
   { M: 8192, N: 1536, K: 512, transA: true },
   // A weight gradient, dW = xᵀ·dy over 8,192 tokens: 48 tiles of 128², so split-K.
   { M: 512, N: 1536, K: 8192, transA: true },
+  // Attention over T = 256 with 64-wide heads, 128 (batch × head) items: Q·Kᵀ, then P·V.
+  { M: 256, N: 256, K: 64, transB: true, batchCount: 128 },
+  { M: 256, N: 64, K: 256, batchCount: 128 },
 ];
 
 /** The CPU-fallback shapes (llvmpipe runs ~1 GFLOP/s). */
@@ -87,6 +94,7 @@ export const SMALL_SHAPES: MatmulBenchShape[] = [
   { M: 512, N: 384, K: 128 },
   { M: 512, N: 384, K: 128, transB: true },
   { M: 64, N: 96, K: 2048, transA: true },
+  { M: 64, N: 64, K: 32, transB: true, batchCount: 16 },
 ];
 
 function layoutOf(s: MatmulBenchShape): string {
@@ -141,20 +149,21 @@ export async function benchMatmul(opts: MatmulBenchOptions = {}): Promise<Matmul
   const rng = new Rng(2026);
   for (const s of shapes) {
     const { M, N, K } = s;
-    const a = Float32Array.from({ length: M * K }, () => rng.uniform() * 2 - 1);
-    const b = Float32Array.from({ length: K * N }, () => rng.uniform() * 2 - 1);
+    const count = s.batchCount ?? 1;
+    const a = Float32Array.from({ length: count * M * K }, () => rng.uniform() * 2 - 1);
+    const b = Float32Array.from({ length: count * K * N }, () => rng.uniform() * 2 - 1);
     const bufA = createStorageBuffer(gpu, a.byteLength, "bench A");
     const bufB = createStorageBuffer(gpu, b.byteLength, "bench B");
-    const bufC = createStorageBuffer(gpu, M * N * 4, "bench C");
+    const bufC = createStorageBuffer(gpu, count * M * N * 4, "bench C");
     writeBuffer(gpu, bufA, a);
     writeBuffer(gpu, bufB, b);
     const p: MatmulParams = { ...s, a: { buffer: bufA }, b: { buffer: bufB }, c: { buffer: bufC } };
-    const flops = matmulFlops(M, N, K);
+    const flops = matmulFlops(M, N, K, count);
     // On a real GPU a 1024³ product takes ~0.1 ms: several per pass keep the pass's fixed cost
     // out of the figure (each still waits for the previous one, as they share C).
     const perPass = gpu.isFallback ? 1 : Math.min(50, Math.max(1, Math.ceil(2e10 / flops)));
     for (const v of versions) {
-      const base = { version: v.id, M, N, K, layout: layoutOf(s), perPass };
+      const base = { version: v.id, M, N, K, layout: layoutOf(s), batch: count, perPass };
       const skipped = v.obstacle(gpu, p);
       if (skipped) {
         rows.push({ ...base, ms: NaN, tflops: NaN, maxRatio: null, skipped });
@@ -166,8 +175,9 @@ export async function benchMatmul(opts: MatmulBenchOptions = {}): Promise<Matmul
       const t = await timeBatches(gpu, record, { warmup: small ? 1 : 2, repeats });
       let maxRatio: number | null = null;
       if (opts.validate ?? true) {
-        const [bytes] = await readBuffers(gpu, [{ buffer: bufC }]);
-        maxRatio = validate(new Float32Array(bytes), a, b, s);
+        // Batch items are alike; the first stands for all.
+        const [bytes] = await readBuffers(gpu, [{ buffer: bufC, size: M * N * 4 }]);
+        maxRatio = validate(new Float32Array(bytes), a.subarray(0, M * K), b.subarray(0, K * N), s);
       }
       const ms = t.medianMs / perPass;
       rows.push({ ...base, ms, tflops: flops / (ms * 1e-3) / 1e12, maxRatio });
@@ -183,6 +193,7 @@ interface TorchRow {
   N: number;
   K: number;
   layout: string;
+  batch?: number;
   tflops: number;
 }
 
@@ -194,13 +205,14 @@ function printTable(gpu: GpuContext, rows: MatmulBenchRow[], torch: TorchRow[]) 
       (gpu.isFallback ? " (CPU fallback adapter: not a GPU figure)" : ""),
   );
   for (const r of rows) {
-    const shape = `${r.M}×${r.N}×${r.K} ${r.layout}`.padEnd(20);
+    const shape = `${r.batch > 1 ? `${r.batch}×` : ""}${r.M}×${r.N}×${r.K} ${r.layout}`.padEnd(24);
     if (r.skipped) {
-      console.log(`${r.version}  ${shape} skipped: ${r.skipped}`);
+      console.log(`${r.version.padEnd(4)}  ${shape} skipped: ${r.skipped}`);
       continue;
     }
     const ref = torch.find((t) =>
-      t.M === r.M && t.N === r.N && t.K === r.K && t.layout === r.layout
+      t.M === r.M && t.N === r.N && t.K === r.K && t.layout === r.layout &&
+      (t.batch ?? 1) === r.batch
     );
     const vs = ref
       ? `  ${((r.tflops / ref.tflops) * 100).toFixed(0)}% of torch ${ref.tflops.toFixed(1)}`
@@ -209,7 +221,7 @@ function printTable(gpu: GpuContext, rows: MatmulBenchRow[], torch: TorchRow[]) 
       ? ""
       : `  err/bound ${r.maxRatio.toFixed(3)}${r.maxRatio <= 1 ? "" : " FAIL"}`;
     console.log(
-      `${r.version}  ${shape} ${r.ms.toFixed(3).padStart(9)} ms ` +
+      `${r.version.padEnd(4)}  ${shape} ${r.ms.toFixed(3).padStart(9)} ms ` +
         `${(r.tflops * scale).toFixed(2).padStart(8)} ${unit}${check}${vs}`,
     );
   }

@@ -128,4 +128,10 @@ export const MATMUL_VERSIONS: MatmulVersion[] = [
     {},
     1,
   ),
+  {
+    id: "auto",
+    note: "whatever encodeMatmul picks for the shape (the figure the library delivers)",
+    obstacle: () => undefined,
+    encode: (batch, gpu, p) => encodeMatmul(batch, gpu, p),
+  },
 ];

@@ -28,6 +28,8 @@ GPU_SHAPES = [
     (8192, 1536, 512, "NT"),
     (8192, 1536, 512, "TN"),
     (512, 1536, 8192, "TN"),
+    (256, 256, 64, "NT", 128),
+    (256, 64, 256, "NN", 128),
 ]
 SMALL_SHAPES = [
     (128, 128, 128, "NN"),
@@ -36,21 +38,26 @@ SMALL_SHAPES = [
     (512, 384, 128, "NN"),
     (512, 384, 128, "NT"),
     (64, 96, 2048, "TN"),
+    (64, 64, 32, "NT", 16),
 ]
 
 
-def operands(m, n, k, layout, device, gen):
-    """A and B stored as the layout says; returns the two views whose product is M×N."""
-    a = torch.rand((k, m) if layout[0] == "T" else (m, k), device=device, generator=gen) * 2 - 1
-    b = torch.rand((n, k) if layout[1] == "T" else (k, n), device=device, generator=gen) * 2 - 1
-    return (a.t() if layout[0] == "T" else a), (b.t() if layout[1] == "T" else b)
+def operands(m, n, k, layout, batch, device, gen):
+    """A and B stored as the layout says (batch × ...); returns the views whose product is M×N."""
+    a = torch.rand((batch,) + ((k, m) if layout[0] == "T" else (m, k)), device=device,
+                   generator=gen) * 2 - 1
+    b = torch.rand((batch,) + ((n, k) if layout[1] == "T" else (k, n)), device=device,
+                   generator=gen) * 2 - 1
+    a = a.transpose(1, 2) if layout[0] == "T" else a
+    b = b.transpose(1, 2) if layout[1] == "T" else b
+    return (a[0], b[0]) if batch == 1 else (a, b)
 
 
-def time_shape(m, n, k, layout, device, repeats, warmup):
+def time_shape(m, n, k, layout, batch, device, repeats, warmup):
     gen = torch.Generator(device=device).manual_seed(2026)
-    a, b = operands(m, n, k, layout, device, gen)
-    c = torch.empty((m, n), device=device)
-    flops = 2 * m * n * k
+    a, b = operands(m, n, k, layout, batch, device, gen)
+    c = torch.empty((m, n) if batch == 1 else (batch, m, n), device=device)
+    flops = 2 * m * n * k * batch
     per_pass = 1 if device == "cpu" else min(50, max(1, -(-int(2e10) // flops)))
     for _ in range(warmup):
         torch.matmul(a, b, out=c)
@@ -70,12 +77,13 @@ def time_shape(m, n, k, layout, device, repeats, warmup):
             torch.matmul(a, b, out=c)
             samples.append((time.perf_counter() - t0) * 1e3)
     # Check the timed product against float64 on a few rows: a fast wrong answer is no yardstick.
+    a0, b0, c0 = (a, b, c) if batch == 1 else (a[0], b[0], c[0])
     rows = sorted({0, m // 2, m - 1})
-    ref = a[rows].double() @ b.double()
-    err = (c[rows].double() - ref).abs().max().item()
+    ref = a0[rows].double() @ b0.double()
+    err = (c0[rows].double() - ref).abs().max().item()
     ms = statistics.median(samples)
     return {
-        "M": m, "N": n, "K": k, "layout": layout, "ms": ms,
+        "M": m, "N": n, "K": k, "layout": layout, "batch": batch, "ms": ms,
         "tflops": flops / (ms * 1e-3) / 1e12, "per_pass": per_pass,
         "max_abs_err_sampled_rows": err,
     }
@@ -93,7 +101,8 @@ def main():
     torch.set_float32_matmul_precision("highest")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     shapes = SMALL_SHAPES if args.small else GPU_SHAPES
-    rows = [time_shape(*s, device, args.repeats, args.warmup) for s in shapes]
+    rows = [time_shape(*s[:4], s[4] if len(s) > 4 else 1, device, args.repeats, args.warmup)
+            for s in shapes]
     out = {
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "torch": torch.__version__,
@@ -103,7 +112,7 @@ def main():
         "rows": rows,
     }
     for r in rows:
-        print(f"torch {r['M']}×{r['N']}×{r['K']} {r['layout']}: {r['ms']:.3f} ms "
+        print(f"torch {r['batch']}×{r['M']}×{r['N']}×{r['K']} {r['layout']}: {r['ms']:.3f} ms "
               f"{r['tflops']:.2f} TFLOP/s", file=sys.stderr)
     text = json.dumps(out, indent=2) + "\n"
     if args.out:
