@@ -178,6 +178,20 @@ Deno.test("autograd: accumulation across backward calls, noGrad, detach, non-sca
   backward(y, ones([3]));
   assert.deepEqual([...(await read(w.grad!))], [11, 15, 19]);
   assert.throws(() => backward(y, ones([3])), /already consumed/);
+  // a saved activation released before the backward: the error names the op
+  const z = tidy(() => {
+    const h = w.silu();
+    const out = h.mul(2).sum();
+    h.dispose();
+    return out;
+  });
+  assert.throws(
+    () => z.backward(),
+    /backward of 'affine': Tensor f32 \[3\] \(from silu\) was used after release/,
+  );
+  // a forward built in one tidy and backpropagated outside it fails loudly, never silently
+  const loss = tidy(() => w.exp().mul(w).sum());
+  assert.throws(() => loss.backward(), /backward of 'mul': .* was used after release/);
   assertNoGpuErrors();
 });
 

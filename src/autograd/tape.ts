@@ -126,39 +126,54 @@ export function backward(root: Tensor, grad?: Tensor): void {
   noGrad(() => {
     const order = topo(root);
     const grads = new Map<Tensor, Tensor>([[root, grad ? own(grad) : keepIn(ones(root.shape))]]);
-    for (let i = order.length - 1; i >= 0; i--) {
-      const t = order[i];
-      const g = grads.get(t);
-      if (!g) continue;
-      grads.delete(t);
-      const node = t.node;
-      if (node) {
-        const pgs = tidy(() => node.backward(g));
-        node.parents.forEach((p, j) => {
-          const pg = pgs[j];
-          if (!pg || !needsGrad(p)) return;
-          if (!sameShape(pg.shape, p.shape)) {
-            throw new Error(
-              `backward of '${node.op}': gradient ${fmtShape(pg.shape)} for input ${p.describe()}`,
-            );
+    try {
+      for (let i = order.length - 1; i >= 0; i--) {
+        const t = order[i];
+        const g = grads.get(t);
+        if (!g) continue;
+        grads.delete(t);
+        const node = t.node;
+        if (node) {
+          let pgs: (Tensor | null)[];
+          try {
+            pgs = tidy(() => node.backward(g));
+          } catch (e) {
+            // Name the op whose backward failed: "used after release" alone does not say where.
+            if (e instanceof Error && !e.message.startsWith("backward")) {
+              e.message = `backward of '${node.op}': ${e.message}`;
+            }
+            throw e;
           }
-          const prev = grads.get(p);
-          if (prev) {
-            grads.set(p, keepIn(add(prev, pg)));
-            prev.dispose();
-          } else grads.set(p, keepIn(own(pg)));
-        });
-        for (const pg of pgs) pg?.dispose();
-        t.node = freed(node.op);
-      } else if (t.requiresGrad) {
-        if (!t.grad) t.grad = keep(zeros(t.shape));
-        const dense = materialize(g);
-        accumulateInto(t.grad, dense);
-        if (dense !== g) dense.dispose();
+          node.parents.forEach((p, j) => {
+            const pg = pgs[j];
+            if (!pg || !needsGrad(p)) return;
+            if (!sameShape(pg.shape, p.shape)) {
+              throw new Error(
+                `backward of '${node.op}': gradient ${
+                  fmtShape(pg.shape)
+                } for input ${p.describe()}`,
+              );
+            }
+            const prev = grads.get(p);
+            if (prev) {
+              grads.set(p, keepIn(add(prev, pg)));
+              prev.dispose();
+            } else grads.set(p, keepIn(own(pg)));
+          });
+          for (const pg of pgs) pg?.dispose();
+          t.node = freed(node.op);
+        } else if (t.requiresGrad) {
+          if (!t.grad) t.grad = keep(zeros(t.shape));
+          const dense = materialize(g);
+          accumulateInto(t.grad, dense);
+          if (dense !== g) dense.dispose();
+        }
+        g.dispose();
       }
-      g.dispose();
+    } finally {
+      // also on error: in-flight gradients must not leak out of the pool
+      for (const g of grads.values()) g.dispose();
     }
-    for (const g of grads.values()) g.dispose();
   });
 }
 

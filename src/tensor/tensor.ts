@@ -186,7 +186,8 @@ export class Tensor {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.node = null;
+    // The tape node stays: a backward through this tensor must still reach its inputs, and fails
+    // with a clear error if its closure needs a released tensor (never a silently cut graph).
     this.grad?.dispose();
     this.grad = null;
     this.storage.releaseRef();
