@@ -26,18 +26,28 @@ fn lookup(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 @group(0) @binding(1) var<storage, read_write> perm: array<u32>;
 @group(0) @binding(2) var<uniform> pr: Params;
 
+var<workgroup> tile: array<i32, WG>;
+
+// rank of position n = #{m : (ids[m], m) < (ids[n], n)}; the ids are streamed through workgroup
+// memory in tiles so each is read from global memory once per workgroup, not once per thread.
 @compute @workgroup_size(WG)
 fn rank(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let n = (wid.x + wid.y * nwg.x) * WG + lid;
-  if (n >= pr.n) { return; }
-  let id = rids[n];
+  let valid = n < pr.n;
+  let id = rids[min(n, pr.n - 1u)];
   var r = 0u;
-  for (var m = 0u; m < pr.n; m++) {
-    let o = rids[m];
-    r += select(0u, 1u, o < id || (o == id && m < n));
+  for (var base = 0u; base < pr.n; base += WG) {
+    tile[lid] = rids[min(base + lid, pr.n - 1u)];
+    workgroupBarrier();
+    let count = min(WG, pr.n - base);
+    for (var j = 0u; j < count; j++) {
+      let o = tile[j];
+      r += select(0u, 1u, o < id || (o == id && base + j < n));
+    }
+    workgroupBarrier();
   }
-  perm[r] = n;
+  if (valid) { perm[r] = n; }
 }
 
 @group(0) @binding(0) var<storage, read> g: array<f32>;      // [n, c]

@@ -15,9 +15,10 @@ import {
   softmaxRef,
   transposeRef,
 } from "../src/autograd/reference.ts";
-import { readAll, tensor } from "../src/tensor/mod.ts";
+import assert from "node:assert/strict";
+import { readAll, tensor, tidy } from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
-import { assertClose, assertNoGpuErrors, checkOp, randArr, setup } from "./autograd_util.ts";
+import { assertClose, assertNoGpuErrors, checkOp, randArr, setup, up } from "./autograd_util.ts";
 
 const rng = new Rng(7);
 
@@ -100,6 +101,24 @@ Deno.test("embedding: repeated ids, deterministic scatter-add backward", async (
     gpu: ([w]) => ops.embedding(w, it),
     ref: ([w]) => embeddingRef(w, ids, [7]),
   });
+  // more positions than one workgroup (the rank kernel streams ids in tiles) and a frequent id
+  const many = Array.from({ length: 600 }, (_, i) => (i % 3 === 0 ? 7 : rng.int(50)));
+  const im = tensor(new Int32Array(many), [600]);
+  await checkOp({
+    name: "embedding 600 ids",
+    inputs: [randArr(rng, [50, 3])],
+    gpu: ([w]) => ops.embedding(w, im),
+    ref: ([w]) => embeddingRef(w, many, [600]),
+    gpuH: 0,
+  });
+  const grads = [];
+  for (let run = 0; run < 2; run++) {
+    const w = up(randArr(new Rng(5), [50, 3]), true);
+    tidy(() => ops.embedding(w, im).mul(ops.embedding(w, im)).sum().backward());
+    grads.push([...(await readAll([w.grad!]))[0]]);
+    w.dispose();
+  }
+  assert.deepEqual(grads[0], grads[1], "bit-identical gradients across runs");
   const ids2 = [[0, 3], [3, 3]];
   const it2 = tensor(new Int32Array(ids2.flat()), [2, 2]);
   await checkOp({
@@ -262,7 +281,6 @@ Deno.test("causal self-attention with grouped-query heads", async () => {
   const q = randArr(rng, [1, 3, 1, 2]),
     k = randArr(rng, [1, 3, 1, 2]),
     v = randArr(rng, [1, 3, 1, 2]);
-  const { up } = await import("./autograd_util.ts");
   const [o] = await readAll([ops.causalSelfAttention(up(q), up(k), up(v))]);
   assertNoGpuErrors();
   assertClose("attention row 0", o.slice(0, 2), v.data.slice(0, 2), 1e-6, 1e-6);
