@@ -79,20 +79,12 @@ function vec4Tuned(gpu: GpuContext, partial: Partial<Vec4Tuning> = {}): Vec4Tuni
 }
 
 /** The validated arguments with every default filled in. */
-export interface MatmulPlan {
-  M: number;
-  N: number;
-  K: number;
-  batchCount: number;
-  strideA: number;
-  strideB: number;
-  strideC: number;
-  transA: boolean;
-  transB: boolean;
-  accumulate: boolean;
-  /** Elements of A, B and C the product touches (from each slice's offset). */
+export interface MatmulPlan extends Required<MatmulShape> {
+  /** Elements of A the product touches, from its slice's offset. */
   extentA: number;
+  /** Elements of B the product touches, from its slice's offset. */
   extentB: number;
+  /** Elements of C the product touches, from its slice's offset. */
   extentC: number;
 }
 
