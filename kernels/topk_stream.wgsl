@@ -17,6 +17,9 @@ override K: u32 = 20u;
 override CAP: u32 = 2048u; // power of two
 override WITH_LSE: bool = true;
 override HAS_TOKENS: bool = true;
+// Read the row as vec4 after the first chunk (needs V % 4 == 0; `logits4` is the same tile as
+// `logits`). Four elements per load: a quarter of the load and index instructions.
+override VEC4: bool = false;
 
 struct Params {
   vocab: u32,
@@ -31,6 +34,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> ids: array<u32>;  // [N, K]
 @group(0) @binding(4) var<storage, read_write> info: array<f32>; // [regions*N, 4]: lse, sampled, flags, max
 @group(0) @binding(5) var<uniform> params: Params;
+@group(0) @binding(6) var<storage, read> logits4: array<vec4<f32>>;
 
 const EMPTY_ID: u32 = 0xffffffffu;
 const NEG_INF_BITS: u32 = 0xff800000u;
@@ -153,6 +157,36 @@ fn compact(lid: u32, n: u32) {
   workgroupBarrier();
 }
 
+// Per-thread state of the pass: online (max, Σexp) and whether a NaN/+Inf was seen.
+struct Stream {
+  m: f32,
+  s: f32,
+  bad: u32,
+}
+
+// One element: online softmax update, then a candidate if it beats the threshold (tk, ti).
+fn consider(x: f32, i: u32, tk: u32, ti: u32, st: ptr<function, Stream>) {
+  let bits = bitcast<u32>(x);
+  if ((bits & 0x7fffffffu) > 0x7f800000u || bits == 0x7f800000u) {
+    (*st).bad = 1u; // NaN or +Inf: reported, never ranked or summed
+    return;
+  }
+  if (WITH_LSE && bits != NEG_INF_BITS) {
+    if (x > (*st).m) {
+      (*st).s = (*st).s * exp((*st).m - x) + 1.0;
+      (*st).m = x;
+    } else {
+      (*st).s += exp(x - (*st).m);
+    }
+  }
+  let key = order_key(x);
+  if (better(key, i, tk, ti)) {
+    let slot = atomicAdd(&count, 1u);
+    ckey[slot] = key;
+    cid[slot] = i;
+  }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
@@ -173,61 +207,57 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
   workgroupBarrier();
 
-  var m = -bitcast<f32>(0x7f800000u);
-  var s = 0.0;
-  var bad = 0u;
+  var st = Stream(bitcast<f32>(NEG_INF_BITS), 0.0, 0u);
   // The first chunk is one element per thread: everything in it is a candidate (no threshold yet),
   // so it is compacted at once, and small, which sets a threshold for a cheap 256-entry sort;
-  // later chunks load PER elements per thread between barriers so that many loads are in flight.
+  // later chunks load PER elements (PER vec4 with VEC4) per thread between barriers so that many
+  // loads are in flight.
+  let next_chunk = select(WG * PER, 4u * WG * PER, VEC4);
   var start = 0u;
-  var per = 1u;
   loop {
     if (start >= vocab) { break; }
     let tk = thr_key;
     let ti = thr_id;
-    for (var e = 0u; e < per; e++) {
-      let i = start + e * WG + lid;
-      if (i < vocab) {
-        let x = logits[base + i];
-        let bits = bitcast<u32>(x);
-        if ((bits & 0x7fffffffu) > 0x7f800000u || bits == 0x7f800000u) {
-          bad = 1u; // NaN or +Inf: reported, never ranked or summed
-          continue;
-        }
-        if (WITH_LSE && bits != NEG_INF_BITS) {
-          if (x > m) {
-            s = s * exp(m - x) + 1.0;
-            m = x;
-          } else {
-            s += exp(x - m);
-          }
-        }
-        let key = order_key(x);
-        if (better(key, i, tk, ti)) {
-          let slot = atomicAdd(&count, 1u);
-          ckey[slot] = key;
-          cid[slot] = i;
+    let first = start == 0u;
+    if (first) {
+      let i = lid;
+      if (i < vocab) { consider(logits[base + i], i, tk, ti, &st); }
+      start = WG;
+    } else if (VEC4) {
+      let q0 = (base + start) / 4u; // base and start are multiples of 4
+      for (var e = 0u; e < PER; e++) {
+        let i = start + 4u * (e * WG + lid);
+        if (i < vocab) {
+          let v = logits4[q0 + e * WG + lid];
+          consider(v.x, i, tk, ti, &st);
+          consider(v.y, i + 1u, tk, ti, &st);
+          consider(v.z, i + 2u, tk, ti, &st);
+          consider(v.w, i + 3u, tk, ti, &st);
         }
       }
+      start += next_chunk;
+    } else {
+      for (var e = 0u; e < PER; e++) {
+        let i = start + e * WG + lid;
+        if (i < vocab) { consider(logits[base + i], i, tk, ti, &st); }
+      }
+      start += next_chunk;
     }
-    let first = per == 1u && start == 0u;
-    start += per * WG;
-    per = PER;
     workgroupBarrier();
     if (lid == 0u) { n_seen = atomicLoad(&count); }
     let n = workgroupUniformLoad(&n_seen);
-    if (first || n > CAP - WG * PER) { compact(lid, n); }
+    if (first || n > CAP - next_chunk) { compact(lid, n); }
   }
   if (lid == 0u) { n_seen = atomicLoad(&count); }
   let n = workgroupUniformLoad(&n_seen);
   compact(lid, n);
-  if (bad != 0u) { atomicOr(&flags, 1u); }
+  if (st.bad != 0u) { atomicOr(&flags, 1u); }
 
   var lse = 0.0;
   var mmax = 0.0;
   if (WITH_LSE) {
-    red_m[lid] = m;
-    red_s[lid] = s;
+    red_m[lid] = st.m;
+    red_s[lid] = st.s;
     workgroupBarrier();
     for (var half = WG >> 1u; half > 0u; half >>= 1u) {
       if (lid < half) {

@@ -80,6 +80,7 @@ async function checkTopk(
   k: number,
   method: "stream" | "sort",
   maxBindingBytes?: number,
+  vec4?: boolean,
 ) {
   const rng = new Rng(seed);
   const x = logitMatrix(rng, rows, vocab, KINDS);
@@ -98,6 +99,7 @@ async function checkTopk(
       withLse: false,
       method,
       maxBindingBytes,
+      vec4,
     });
   }, [vals, ids]);
   const gotVals = new Float32Array(vb), gotIds = new Uint32Array(ib);
@@ -122,6 +124,10 @@ Deno.test("top-k (stream) equals the reference exactly: ties to lower id, -Inf l
   await checkTopk(15, 6, 100, 100, "stream"); // k = V
   await checkTopk(16, 19, 777, 20, "stream", 777 * 4 * 9); // tiles of 8 rows
   await checkTopk(17, 6, 5000, 200, "stream");
+  // V % 4 == 0 reads vec4 by default; the scalar path on the same shapes:
+  await checkTopk(13, 12, 1000, 20, "stream", undefined, false);
+  await checkTopk(17, 6, 5000, 200, "stream", undefined, false);
+  await checkTopk(16, 19, 776, 20, "stream", 776 * 4 * 9); // vec4 with tiles
 });
 
 Deno.test("top-k (sort, any k) equals the reference exactly", async () => {

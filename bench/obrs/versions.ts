@@ -20,9 +20,13 @@
  *   candidates before any threshold existed, and a 2,048-entry bitonic sort is 66 barriers.
  * - v4 = v3 with a 256-element first chunk compacted at once (a threshold from the start), and
  *   compaction of ≤ 512 candidates by rank counting (n²/WG compares per thread, 3 barriers) instead
- *   of bitonic sorting. llvmpipe 72 ms. Promoted (kernels/topk_stream.wgsl).
+ *   of bitonic sorting. llvmpipe 72 ms.
+ * - v5 = v4 reading the row as vec4 after the first chunk when V % 4 == 0 (V = 151,936 is): a
+ *   quarter of the load and index instructions, which matters once the pass is near bandwidth.
+ *   llvmpipe: 0.6–0.8× v4's time in interleaved A/B runs (the machine was shared and loaded, so
+ *   absolute times varied 4× between runs). Promoted (kernels/topk_stream.wgsl, VEC4 = true).
  *
- * Runnable here: v1, v4 with PER pinned to 1 (the v2 → v3 step as an ablation), and v4.
+ * Runnable here: v1, v4 with PER pinned to 1 (ablation of the v2 → v3 step), v4 and v5.
  *
  * @module
  */
@@ -82,7 +86,7 @@ export const TOPK_VERSIONS: TopkVersion[] = [
       const cap = streamCapacity(gpu);
       batch.dispatch({
         kernel: topkStreamKernel,
-        constants: { WG: 256, PER: 1, K: b.k, CAP: cap, WITH_LSE: 0, HAS_TOKENS: 0 },
+        constants: { WG: 256, PER: 1, K: b.k, CAP: cap, WITH_LSE: 0, HAS_TOKENS: 0, VEC4: 0 },
         bindings: [
           b.logits,
           b.placeholder,
@@ -90,6 +94,7 @@ export const TOPK_VERSIONS: TopkVersion[] = [
           b.ids,
           b.info,
           new Uint32Array([b.vocab, b.rows, 0, 0]),
+          b.placeholder,
         ],
         workgroups: grid(b.rows),
       });
@@ -98,8 +103,21 @@ export const TOPK_VERSIONS: TopkVersion[] = [
   },
   {
     id: "v4",
-    note: "streaming selection, PER = (CAP - k) / WG, rank-count compaction (promoted)",
+    note: "streaming selection, PER = (CAP - k) / WG, rank-count compaction",
     skip: () => undefined,
+    record: (gpu, batch, b) =>
+      recordRowTopk(gpu, batch, {
+        ...b,
+        maxBindingBytes: undefined,
+        withLse: false,
+        method: "stream",
+        vec4: false,
+      }),
+  },
+  {
+    id: "v5",
+    note: "v4 reading vec4 after the first chunk (promoted)",
+    skip: (b) => (b.vocab % 4 ? "needs V % 4 == 0" : undefined),
     record: (gpu, batch, b) =>
       recordRowTopk(gpu, batch, {
         ...b,

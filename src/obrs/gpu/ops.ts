@@ -29,8 +29,14 @@ export const STREAM_MAX_K = 256;
  * Elements per thread per chunk of topk_stream: as many independent loads in flight between two
  * barriers as the candidate buffer allows (a chunk must fit beside the k kept candidates).
  */
-export function streamPer(cap: number, k: number): number {
-  return Math.max(1, Math.min(8, Math.floor((cap - k) / STREAM_WG)));
+export function streamPer(cap: number, k: number, vec4 = false): number {
+  const lanes = vec4 ? 4 * STREAM_WG : STREAM_WG;
+  return Math.max(1, Math.min(8, Math.floor((cap - k) / lanes)));
+}
+
+/** Whether topk_stream can read rows as vec4: V % 4 == 0 and a vec4 chunk fits beside k. */
+export function streamVec4(cap: number, k: number, vocab: number): boolean {
+  return vocab % 4 === 0 && cap - k >= 4 * STREAM_WG;
 }
 
 function u32s(...values: number[]): Uint32Array {
@@ -79,6 +85,8 @@ export interface RowTopkArgs {
   withLse?: boolean;
   /** "stream" (k ≤ {@link STREAM_MAX_K}), "sort" (any k) or "auto" (default). */
   method?: "auto" | "stream" | "sort";
+  /** Let topk_stream read vec4 when V % 4 == 0 (default true; false gives the scalar version). */
+  vec4?: boolean;
   /** Binding limit below the device's (tests use it to force row tiles). */
   maxBindingBytes?: number;
 }
@@ -113,24 +121,28 @@ export function recordRowTopk(gpu: GpuContext, batch: ComputeBatch, a: RowTopkAr
   const streamIds = method === "stream" ? a.ids : createStorageBuffer(gpu, rows * 4, "topk k1 ids");
   const temps = method === "stream" ? [] : [streamVals, streamIds];
   const tiles = rowTiles(gpu, rows, vocab, a.maxBindingBytes);
+  const vec4 = (a.vec4 ?? true) && streamVec4(cap, kStream, vocab);
   for (const t of tiles) {
+    const tile = { buffer: a.logits, offset: t.offset, size: t.size };
     batch.dispatch({
       kernel: topkStreamKernel,
       constants: {
         WG: STREAM_WG,
-        PER: streamPer(cap, kStream),
+        PER: streamPer(cap, kStream, vec4),
         K: kStream,
         CAP: cap,
         WITH_LSE: withLse ? 1 : 0,
         HAS_TOKENS: a.tokens ? 1 : 0,
+        VEC4: vec4 ? 1 : 0,
       },
       bindings: [
-        { buffer: a.logits, offset: t.offset, size: t.size },
+        tile,
         a.tokens ?? dummy(gpu),
         streamVals,
         streamIds,
         a.info,
         u32s(vocab, t.rows, t.row0, infoRow0),
+        vec4 ? tile : dummy(gpu, 2),
       ],
       workgroups: grid(t.rows),
     });
