@@ -253,13 +253,19 @@ Deno.test("the mask depends on (seed, row) only, not on tiles, top-k method or b
   };
   const params: JackpotParams = { seed: 99, lambda: 1.5, k: 20 };
   const masks: Uint32Array[] = [];
+  const rhos: Float32Array[] = [];
   for (
     const extra of [{}, { maxBindingBytes: 600 * 4 * 9 }, { topkMethod: "sort" as const }]
   ) {
     const r = await jackpotWeights(gpu, base, { ...params, ...extra });
-    masks.push((await readResult(r)).mask);
+    const got = await readResult(r);
+    masks.push(got.mask);
+    rhos.push(got.rho);
     r.destroy();
   }
+  // Row tiles and the top-k method change no arithmetic: the weights are identical too.
+  assert.deepEqual(rhos[1], rhos[0]);
+  assert.deepEqual(rhos[2], rhos[0]);
   // The first 10 rows alone: same rows, same seed, same mask bits.
   const n = 10, v = b.vocab;
   const head = (x: Float32Array) => ({ data: x.slice(0, n * v), shape: [n, v] as const });
