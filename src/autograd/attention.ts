@@ -21,6 +21,10 @@ function causalMask(Tq: number, Tk: number): Tensor {
   const key = `${Tq}x${Tk}`;
   let m = masks.get(key);
   if (!m || m.isDisposed) {
+    if (masks.size >= 16) { // bounded: decoding with a growing Tk must not grow the cache forever
+      for (const old of masks.values()) old.dispose();
+      masks.clear();
+    }
     const host = new Float32Array(Tq * Tk);
     for (let i = 0; i < Tq; i++) {
       for (let j = i + Tk - Tq + 1; j < Tk; j++) host[i * Tk + j] = -Infinity;
@@ -75,8 +79,10 @@ export function causalSelfAttention(
   const kh = transpose(k, 1, 2); // [B, Hkv, Tk, D]
   const vh = transpose(v, 1, 2);
   const scores = mul(matmul(qh, transpose(kh, -2, -1)), scale); // [B, Hkv, G·T, Tk]
-  const mask = T > 0 ? causalMask(T, Tk) : full([0, Tk], 0);
-  const masked = add(reshape(scores, [B, Hkv, G, T, Tk]), mask);
+  // one query row (decoding with a KV cache) sees every key: no mask needed
+  const masked = T === 1
+    ? scores
+    : add(reshape(scores, [B, Hkv, G, T, Tk]), T > 0 ? causalMask(T, Tk) : full([0, Tk], 0));
   const probs = reshape(softmax(masked), [B, Hkv, G * T, Tk]);
   const out = matmul(probs, vh); // [B, Hkv, G·T, D]
   return transpose(reshape(out, [B, Hq, T, D]), 1, 2);
