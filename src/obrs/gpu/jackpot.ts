@@ -184,7 +184,7 @@ export function recordJackpot(
   checkIds("tokens", batch.tokens, vocab);
   if (batch.valid) checkRowValues("valid", batch.valid, rows, "[N]");
   const inf = batch.inf;
-  const infFull: Logits | undefined = isTopK(inf) ? inf.logits : inf.logits;
+  const infFull: Logits | undefined = inf.logits;
   if (infFull) checkLogits("p_inf", infFull, rows, vocab);
   let ki = p.k;
   if (isTopK(inf)) {
