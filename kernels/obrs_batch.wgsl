@@ -10,7 +10,7 @@ struct Params {
   rows: u32,
   target_is_new: u32,
   has_baseline: u32,
-  _pad: u32,
+  has_exact: u32,
   lambda: f32,
   log_lambda: f32,
   c1: f32,
@@ -27,12 +27,14 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> baseline: array<f32>;  // [N, 4]: is, tis, icepop, icepop mask
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;     // [32]
 @group(0) @binding(6) var<uniform> params: Params;
+@group(0) @binding(7) var<storage, read> kl: array<f32>;             // [N, 2] (obrs_zexact.wgsl)
 
 // Phase 1 slots: 0 valid, 1 accepted, 2 Σa, 3 ΣZ_approx, 4 ΣZ_exact, 5 Σk1, 6 Σk3, 7 flagged,
-// 8 first flagged row (min), 9 Σ|Δlog p|, 10 max|Δlog p|, 11 Σ Z_approx/Z_exact (0/0 = 1).
-// Phase 2 slots (stats[12..19]) over accepted rows: Σw, Σw², max w, Σρ, w > c1, p_ref/p_new > c2,
-// either clip, max ρ. stats[20] = κ. The reduction array is reused so it fits 16 KiB.
-const NSTAT1: u32 = 12u;
+// 8 first flagged row (min), 9 Σ|Δlog p|, 10 max|Δlog p|, 11 Σ Z_approx/Z_exact (0/0 = 1),
+// 12 Σ KL(p_inf ‖ p_target), 13 Σ KL(p_target ‖ p_inf) over the vocabulary (with exact Z).
+// Phase 2 slots (stats[14..21]) over accepted rows: Σw, Σw², max w, Σρ, w > c1, p_ref/p_new > c2,
+// either clip, max ρ. stats[22] = κ. The reduction array is reused so it fits 16 KiB.
+const NSTAT1: u32 = 14u;
 const NSTAT2: u32 = 8u;
 var<workgroup> red: array<f32, NSTAT1 * WG>;
 var<workgroup> kappa_shared: f32;
@@ -85,6 +87,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     acc[3] += za;
     acc[4] += ze;
     acc[11] += select(1.0, za / ze, ze > 0.0);
+    if (params.has_exact != 0u) {
+      acc[12] += kl[r * 2u];
+      acc[13] += kl[r * 2u + 1u];
+    }
     let d = log_ratio(row_data[o + 3u], row_data[o]); // log p_new/p_inf at the sampled token
     acc[5] += -d;
     acc[6] += exp(d) - 1.0 - d;

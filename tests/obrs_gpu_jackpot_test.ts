@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { uniformAt } from "../src/util/rng.ts";
 import {
   baselineWeights,
+  klDivergence,
   obrsBatch,
   type ObrsBatchResult,
   obrsBatchTopK,
@@ -145,6 +146,19 @@ Deno.test("jackpotWeights (full logits) matches obrsBatch for both targets", asy
     const result = await jackpotWeights(gpu, input, { ...opts, exactZ: true, maxBindingBytes });
     const got = await readResult(result);
     compare(`seed ${seed} ${target} k ${k}`, b, want, got, result.stats, opts.seed);
+    // Full-vocabulary KLs of the exact-Z pass, against the reference's klDivergence.
+    const lpTarget = target === "new" ? b.logpNew : b.logpRef;
+    let klIT = 0, klTI = 0, count = 0;
+    for (let r = 0; r < rows; r++) {
+      if (!b.valid[r]) continue;
+      const row = (x: Float64Array) => x.subarray(r * vocab, (r + 1) * vocab).map(Math.exp);
+      klIT += klDivergence(row(b.logpInf), row(lpTarget));
+      klTI += klDivergence(row(lpTarget), row(b.logpInf));
+      count++;
+    }
+    const { klInfTarget, klTargetInf } = result.stats;
+    assert.ok(Math.abs(klInfTarget! - klIT / count) < 1e-5 + 1e-4 * klIT / count, `KL ${klIT}`);
+    assert.ok(Math.abs(klTargetInf! - klTI / count) < 1e-5 + 1e-4 * klTI / count, `KL ${klTI}`);
     result.destroy();
   }
 });

@@ -51,6 +51,10 @@ export interface JackpotStats {
   meanZExact: number | null;
   /** Mean of Z_approx / Z per token (0/0 counts 1); null unless `exactZ`. */
   zApproxOverZ: number | null;
+  /** Mean over valid tokens of KL(p_inf ‖ p_target) over the whole vocabulary; null unless `exactZ`. */
+  klInfTarget: number | null;
+  /** Mean over valid tokens of KL(p_target ‖ p_inf) over the whole vocabulary; null unless `exactZ`. */
+  klTargetInf: number | null;
   /** Mean w over accepted tokens. */
   weightMean: number;
   /** Max w over accepted tokens. */
@@ -336,7 +340,8 @@ export function recordJackpot(
 
     const rowData = buf(n * 8 * 4, "obrs row data", true);
     const mask = buf(n * 4, "obrs mask", true);
-    if (p.exactZ) {
+    const kl = p.exactZ ? buf(n * 8, "full-vocabulary KL") : undefined;
+    if (kl) {
       recordZExact(gpu, cb, {
         infLogits: infData!,
         tgtLogits: tgtData,
@@ -347,6 +352,7 @@ export function recordJackpot(
         info,
         infRegion,
         rowData,
+        kl,
         maxBindingBytes: p.maxBindingBytes,
       });
     }
@@ -386,6 +392,7 @@ export function recordJackpot(
       rho,
       baselineOut,
       stats: statsBuf,
+      kl,
     });
     return {
       rows: n,
@@ -418,22 +425,24 @@ export function decodeStats(s: Float32Array, exactZ: boolean): JackpotStats {
     acceptedCount: accepted,
     acceptRate: perValid(accepted),
     expectedAcceptRate: perValid(s[2]),
-    kappa: s[20],
+    kappa: s[22],
     meanZApprox: perValid(s[3]),
     meanZExact: exactZ ? perValid(s[4]) : null,
     zApproxOverZ: exactZ ? (valid > 0 ? s[11] / valid : 1) : null,
+    klInfTarget: exactZ ? perValid(s[12]) : null,
+    klTargetInf: exactZ ? perValid(s[13]) : null,
     k1: perValid(s[5]),
     k3: perValid(s[6]),
     absLogRatioMean: perValid(s[9]),
     absLogRatioMax: s[10],
-    weightMean: perAccepted(s[12]),
-    weightMax: s[14],
-    rhoMean: perAccepted(s[15]),
-    rhoMax: s[19],
-    clipFractionC1: perAccepted(s[16]),
-    clipFractionC2: perAccepted(s[17]),
-    clippedFraction: perAccepted(s[18]),
-    ess: s[13] > 0 ? (s[12] * s[12]) / s[13] : 0,
+    weightMean: perAccepted(s[14]),
+    weightMax: s[16],
+    rhoMean: perAccepted(s[17]),
+    rhoMax: s[21],
+    clipFractionC1: perAccepted(s[18]),
+    clipFractionC2: perAccepted(s[19]),
+    clippedFraction: perAccepted(s[20]),
+    ess: s[15] > 0 ? (s[14] * s[14]) / s[15] : 0,
     nonFinite: { count: s[7], firstRow: s[7] > 0 ? s[8] : null },
   };
 }

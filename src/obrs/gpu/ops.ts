@@ -400,6 +400,8 @@ export function recordZExact(
     /** Region of `info` with p_inf's lse; default 0. */
     infRegion?: number;
     rowData: GPUBuffer;
+    /** Output `[N, 2]` f32: KL(p_inf ‖ p_target), KL(p_target ‖ p_inf) over the vocabulary. */
+    kl: GPUBuffer;
     maxBindingBytes?: number;
   },
 ): void {
@@ -418,6 +420,7 @@ export function recordZExact(
         a.info,
         a.rowData,
         new Uint8Array(p.buffer),
+        a.kl,
       ],
       workgroups: grid(t.rows),
     });
@@ -440,12 +443,14 @@ export interface ObrsBatchArgs {
   baselineOut?: GPUBuffer;
   /** `[32]` f32 raw sums (see kernels/obrs_batch.wgsl). */
   stats: GPUBuffer;
+  /** `[N, 2]` full-vocabulary KLs from {@link recordZExact}; only with exact Z. */
+  kl?: GPUBuffer;
 }
 
 /** Records the one-workgroup batch kernel: κ, weights, baselines and statistics. */
 export function recordObrsBatch(gpu: GpuContext, batch: ComputeBatch, a: ObrsBatchArgs): void {
   const p = new DataView(new ArrayBuffer(48));
-  [a.rows, a.target === "new" ? 1 : 0, a.baseline ? 1 : 0, 0].forEach((v, i) =>
+  [a.rows, a.target === "new" ? 1 : 0, a.baseline ? 1 : 0, a.kl ? 1 : 0].forEach((v, i) =>
     p.setUint32(i * 4, v, true)
   );
   const b = a.baseline ?? { tisCap: 0, icepopLow: 0, icepopHigh: 0 };
@@ -462,6 +467,7 @@ export function recordObrsBatch(gpu: GpuContext, batch: ComputeBatch, a: ObrsBat
       a.baselineOut ?? dummy(gpu),
       a.stats,
       new Uint8Array(p.buffer),
+      a.kl ?? dummy(gpu, 3),
     ],
     workgroups: [1],
   });
