@@ -94,3 +94,39 @@ fn logsoftmax_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   s = reduce_sum(s, lid);
   for (var i = lid; i < pb.n; i += WG) { dx[base + i] = gb[base + i] - exp(yb[base + i]) * s; }
 }
+
+// vec4 variants of the forward for n % 4 == 0.
+@group(0) @binding(0) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(1) var<storage, read_write> y4: array<vec4f>;
+
+fn row_stats4(row: u32, n4: u32, lid: u32) -> vec2f {
+  let base = row * n4;
+  var m = vec4f(-3.0e38);
+  for (var i = lid; i < n4; i += WG) { m = max(m, x4[base + i]); }
+  let mx = reduce_max(max(max(m.x, m.y), max(m.z, m.w)), lid);
+  var s = 0.0;
+  for (var i = lid; i < n4; i += WG) { let e = exp(x4[base + i] - mx); s += e.x + e.y + e.z + e.w; }
+  return vec2f(mx, reduce_sum(s, lid));
+}
+
+@compute @workgroup_size(WG)
+fn softmax_fwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let n4 = p.n / 4u;
+  let st = row_stats4(row, n4, lid);
+  let inv = 1.0 / st.y;
+  for (var i = lid; i < n4; i += WG) { y4[row * n4 + i] = exp(x4[row * n4 + i] - st.x) * inv; }
+}
+
+@compute @workgroup_size(WG)
+fn logsoftmax_fwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                   @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let n4 = p.n / 4u;
+  let st = row_stats4(row, n4, lid);
+  let lse = st.x + log(st.y);
+  for (var i = lid; i < n4; i += WG) { y4[row * n4 + i] = x4[row * n4 + i] - lse; }
+}

@@ -50,6 +50,27 @@ Deno.test("softmax and log-softmax: peaked, flat and odd-length rows, other axes
     ref: ([t]) => softmaxRef(t),
     gpuH: 0,
   });
+  // rows of a multiple of 4 take the vec4 kernels: flat, peaked and -inf rows there too
+  const v4 = randArr(rng, [3, 8]);
+  for (let i = 0; i < 8; i++) v4.data[i] = -1.5;
+  v4.data[9] = 25;
+  for (const log of [false, true]) {
+    await checkOp({
+      name: `vec4 ${log}`,
+      inputs: [v4],
+      gpu: ([t]) => (log ? ops.logSoftmax(t) : ops.softmax(t)),
+      ref: ([t]) => softmaxRef(t, log),
+    });
+  }
+  const v4m = randArr(rng, [2, 4]);
+  v4m.data[1] = v4m.data[6] = -Infinity;
+  await checkOp({
+    name: "vec4 -inf",
+    inputs: [v4m],
+    grads: [],
+    gpu: ([t]) => ops.softmax(t),
+    ref: ([t]) => softmaxRef(t),
+  });
   const m = randArr(rng, [2, 5]);
   m.data[1] = m.data[3] = m.data[9] = -Infinity;
   await checkOp({

@@ -53,7 +53,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   if (rows > 0) {
     rt.dispatch({
       kernel: normKernel,
-      entryPoint: "rms_fwd",
+      entryPoint: C % 4 === 0 ? "rms_fwd4" : "rms_fwd",
       bindings: [xs.buffer, ws.buffer, y.buffer, rstd.buffer, p],
       workgroups: grid(rows),
     });
@@ -64,7 +64,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
     const dwParts = empty([chunks, C], "f32", "grad");
     rt.dispatch({
       kernel: normKernel,
-      entryPoint: "rms_bwd",
+      entryPoint: C % 4 === 0 ? "rms_bwd4" : "rms_bwd",
       bindings: [xs.buffer, ws.buffer, gs.buffer, rstd.buffer, dx.buffer, p],
       workgroups: grid(rows),
     });

@@ -41,7 +41,7 @@ function softmaxLast(x: Tensor, log: boolean): Tensor {
   if (rows > 0) {
     runtime().dispatch({
       kernel: softmaxKernel,
-      entryPoint: log ? "logsoftmax_fwd" : "softmax_fwd",
+      entryPoint: (log ? "logsoftmax_fwd" : "softmax_fwd") + (n % 4 === 0 ? "4" : ""),
       bindings: [xs.buffer, y.buffer, params([rows, n, 0, 0])],
       workgroups: grid(rows),
     });
