@@ -58,12 +58,12 @@ const BASE: Omit<
 export const MODEL_PRESETS: Readonly<Record<string, Readonly<ModelSizes>>> = {
   tiny: {
     ...BASE,
-    hidden: 32,
+    hidden: 64,
     layers: 1,
-    heads: 2,
-    kvHeads: 1,
+    heads: 4,
+    kvHeads: 2,
     headDim: 16,
-    intermediate: 64,
+    intermediate: 128,
     maxSeqLen: 64,
   },
   actor: { ...BASE, hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediate: 128 },

@@ -1,0 +1,190 @@
+/**
+ * Supervised pretraining of a transformer on a task: next-token cross-entropy on the answer and
+ * stop tokens of `prompt + answer + stop` sequences, AdamW with warm-up and cosine decay, and
+ * greedy exact-match evaluation through the rollout engine until a target accuracy is reached.
+ * No file I/O here: the `pretrain` command writes the run folder from the callbacks.
+ *
+ * @module
+ */
+import { AdamW, warmupCosine } from "../autograd/mod.ts";
+import { evaluateExactMatch, type Example, maxSequenceLength, type Task } from "../tasks/mod.ts";
+import { readAll, tensor, tidy } from "../tensor/mod.ts";
+import { Rng } from "../util/rng.ts";
+import type { ModelConfig } from "./config.ts";
+import { completion, RolloutEngine } from "./rollout.ts";
+import { Transformer } from "./transformer.ts";
+import { buildSupervisedBatch } from "../tasks/mod.ts";
+
+/** Options of {@link pretrain}. */
+export interface PretrainOptions {
+  /** The task. */
+  task: Task;
+  /** The model to train (ignored when `init` is given). */
+  model: ModelConfig;
+  /** Start from these weights instead of a fresh model. */
+  init?: Transformer;
+  /** Most optimizer steps. */
+  steps: number;
+  /** Sequences per step. */
+  batchSize: number;
+  /** Peak learning rate. */
+  lr: number;
+  /** Warm-up steps; default 5% of `steps`. */
+  warmup?: number;
+  /** AdamW weight decay; default 0.01. */
+  weightDecay?: number;
+  /** Clip the global gradient norm; default 1. */
+  maxGradNorm?: number;
+  /** Seed of the initialisation, the data order and the evaluation set. */
+  seed: number;
+  /** Evaluate every this many steps (and at the end). */
+  evalEvery: number;
+  /** Prompts in the evaluation set (greedy decoding, exact match). */
+  evalSize: number;
+  /** Stop once the evaluation accuracy reaches this (1.01: never stop early). */
+  targetAccuracy: number;
+  /** Called after every step. */
+  onStep?: (log: StepLog) => void;
+  /** Called after every evaluation (the command saves a checkpoint here). */
+  onEval?: (log: EvalLog, model: Transformer) => Promise<void> | void;
+  /** Aborting stops between two steps. */
+  signal?: AbortSignal;
+}
+
+/** One optimizer step. */
+export interface StepLog {
+  /** 1-based step. */
+  step: number;
+  /** Mean cross-entropy of the batch (nats per answer token). */
+  loss: number;
+  /** Learning rate used. */
+  lr: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Seconds since the start. */
+  seconds: number;
+}
+
+/** One evaluation. */
+export interface EvalLog {
+  /** Steps taken. */
+  step: number;
+  /** Exact-match accuracy of greedy completions. */
+  accuracy: number;
+  /** Prompts evaluated. */
+  n: number;
+  /** Seconds since the start. */
+  seconds: number;
+}
+
+/** What {@link pretrain} returns. */
+export interface PretrainResult {
+  /** The trained model (the caller disposes it). */
+  model: Transformer;
+  /** Every step. */
+  steps: StepLog[];
+  /** Every evaluation. */
+  evals: EvalLog[];
+  /** Whether the target accuracy was reached. */
+  reached: boolean;
+  /** Wall-clock seconds. */
+  seconds: number;
+}
+
+/** Greedy exact-match accuracy of `model` on `examples` through a rollout engine. */
+export async function evaluateGreedy(
+  engine: RolloutEngine,
+  task: Task,
+  examples: readonly Example[],
+): Promise<number> {
+  const prompts = examples.map((e) => e.prompt);
+  const r = await engine.generate(prompts, {
+    seed: 0,
+    temperature: 0,
+    stopId: task.tokenizer.eosId,
+    padId: task.tokenizer.padId,
+  });
+  const completions = prompts.map((_, b) => completion(r, b));
+  return evaluateExactMatch(task, prompts, completions).accuracy;
+}
+
+/**
+ * Trains until `targetAccuracy` or `steps`, whichever comes first.
+ *
+ * @example
+ * ```ts
+ * const task = createTaskFromSpec("arithmetic:maxDigits=1");
+ * const r = await pretrain({ task, model: modelConfig("tiny", task.tokenizer.vocabSize), steps: 300,
+ *   batchSize: 64, lr: 1e-2, seed: 1, evalEvery: 50, evalSize: 128, targetAccuracy: 0.95 });
+ * ```
+ */
+export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
+  const { task } = o;
+  const started = performance.now();
+  const seconds = () => (performance.now() - started) / 1000;
+  const model = o.init ?? Transformer.init(o.model, { seed: o.seed });
+  const T = maxSequenceLength(task);
+  if (T > model.config.maxSeqLen) {
+    throw new RangeError(
+      `pretrain: the task needs ${T} positions, the model has maxSeqLen ${model.config.maxSeqLen}`,
+    );
+  }
+  if (task.tokenizer.vocabSize > model.config.vocabSize) {
+    throw new RangeError(
+      `pretrain: the task's vocabulary (${task.tokenizer.vocabSize}) exceeds the model's (${model.config.vocabSize})`,
+    );
+  }
+  const warmup = o.warmup ?? Math.max(1, Math.round(o.steps * 0.05));
+  const opt = new AdamW(model.parameters(), {
+    lr: warmupCosine({ lr: o.lr, warmup, total: o.steps, minLr: o.lr / 10 }),
+    weightDecay: o.weightDecay ?? 0.01,
+    maxGradNorm: o.maxGradNorm ?? 1,
+  });
+  const dataRng = new Rng(o.seed, 1);
+  const evalSet = task.sample(new Rng(o.seed, 2), o.evalSize);
+  const engine = new RolloutEngine(model, {
+    maxBatch: o.evalSize,
+    maxPromptLength: task.maxPromptLength,
+    maxNewTokens: task.maxAnswerLength + 1,
+  });
+  const steps: StepLog[] = [];
+  const evals: EvalLog[] = [];
+  let reached = false;
+  try {
+    for (let step = 1; step <= o.steps; step++) {
+      o.signal?.throwIfAborted();
+      const batch = buildSupervisedBatch(task, task.sample(dataRng, o.batchSize), T);
+      const targets = Int32Array.from(batch.targets, (y, i) => (batch.targetMask[i] > 0 ? y : -1));
+      const lr = opt.lrAt(opt.stepCount);
+      const loss = tidy(() => {
+        const l = model.loss(tensor(batch.tokens, [batch.B, T]), tensor(targets, [batch.B, T]));
+        l.backward();
+        opt.step();
+        opt.zeroGrad();
+        return l;
+      });
+      const [lv, gn] = await readAll([loss, opt.gradNorm]);
+      loss.dispose();
+      if (!Number.isFinite(lv[0])) {
+        throw new Error(`pretrain: the loss is ${lv[0]} at step ${step}; lower --lr`);
+      }
+      const log = { step, loss: lv[0], lr, gradNorm: gn[0], seconds: seconds() };
+      steps.push(log);
+      o.onStep?.(log);
+      if (step % o.evalEvery === 0 || step === o.steps) {
+        const accuracy = await evaluateGreedy(engine, task, evalSet);
+        const e = { step, accuracy, n: evalSet.length, seconds: seconds() };
+        evals.push(e);
+        await o.onEval?.(e, model);
+        if (accuracy >= o.targetAccuracy) {
+          reached = true;
+          break;
+        }
+      }
+    }
+  } finally {
+    engine.dispose();
+    opt.dispose();
+  }
+  return { model, steps, evals, reached, seconds: seconds() };
+}
