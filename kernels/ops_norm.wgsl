@@ -7,13 +7,23 @@ struct Params { rows: u32, c: u32, eps: f32, chunk: u32 } // chunk: rows per par
 
 var<workgroup> sh: array<f32, WG>;
 
+// Workgroup sum in three barriers (256 → 32 partials of 8 → 1) rather than a log2(256)-deep tree:
+// barriers dominate row kernels on CPU adapters and the serial tails are short on GPUs.
 fn reduce_sum(v: f32, lid: u32) -> f32 {
   sh[lid] = v;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { sh[lid] += sh[lid + s]; }
-    workgroupBarrier();
+  if (lid < 32u) {
+    var s = 0.0;
+    for (var k = 0u; k < 8u; k++) { s += sh[lid * 8u + k]; }
+    sh[lid * 8u] = s;
   }
+  workgroupBarrier();
+  if (lid == 0u) {
+    var s = 0.0;
+    for (var k = 0u; k < 32u; k++) { s += sh[k * 8u]; }
+    sh[0] = s;
+  }
+  workgroupBarrier();
   let r = sh[0];
   workgroupBarrier();
   return r;

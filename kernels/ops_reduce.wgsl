@@ -43,13 +43,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
     acc = combine(acc, x[off]);
   }
+  // 256 → 32 partials of 8 → 1: three barriers instead of a log2(256)-deep tree
   sh[lid] = acc;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { sh[lid] = combine(sh[lid], sh[lid + s]); }
-    workgroupBarrier();
+  if (lid < 32u) {
+    var t = sh[lid * 8u];
+    for (var k = 1u; k < 8u; k++) { t = combine(t, sh[lid * 8u + k]); }
+    sh[lid * 8u] = t;
   }
-  if (lid == 0u) { out[o] = select(sh[0], sh[0] * p.scale, OP == 0u); }
+  workgroupBarrier();
+  if (lid == 0u) {
+    var t = sh[0];
+    for (var k = 1u; k < 32u; k++) { t = combine(t, sh[k * 8u]); }
+    out[o] = select(t, t * p.scale, OP == 0u);
+  }
 }
 
 // Column sums of a contiguous [rows, cols] tensor (a reduction over leading axes, e.g. a bias

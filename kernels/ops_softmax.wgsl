@@ -16,13 +16,22 @@ struct Params { rows: u32, n: u32, _p0: u32, _p1: u32 }
 
 var<workgroup> sh: array<f32, WG>;
 
+// Workgroup max/sum in three barriers (256 → 32 partials of 8 → 1), see ops_norm.wgsl.
 fn reduce_max(v: f32, lid: u32) -> f32 {
   sh[lid] = v;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { sh[lid] = max(sh[lid], sh[lid + s]); }
-    workgroupBarrier();
+  if (lid < 32u) {
+    var s = sh[lid * 8u];
+    for (var k = 1u; k < 8u; k++) { s = max(s, sh[lid * 8u + k]); }
+    sh[lid * 8u] = s;
   }
+  workgroupBarrier();
+  if (lid == 0u) {
+    var s = sh[0];
+    for (var k = 1u; k < 32u; k++) { s = max(s, sh[k * 8u]); }
+    sh[0] = s;
+  }
+  workgroupBarrier();
   let r = sh[0];
   workgroupBarrier();
   return r;
@@ -31,10 +40,18 @@ fn reduce_max(v: f32, lid: u32) -> f32 {
 fn reduce_sum(v: f32, lid: u32) -> f32 {
   sh[lid] = v;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { sh[lid] += sh[lid + s]; }
-    workgroupBarrier();
+  if (lid < 32u) {
+    var s = sh[lid * 8u];
+    for (var k = 1u; k < 8u; k++) { s = s + sh[lid * 8u + k]; }
+    sh[lid * 8u] = s;
   }
+  workgroupBarrier();
+  if (lid == 0u) {
+    var s = sh[0];
+    for (var k = 1u; k < 32u; k++) { s = s + sh[k * 8u]; }
+    sh[0] = s;
+  }
+  workgroupBarrier();
   let r = sh[0];
   workgroupBarrier();
   return r;

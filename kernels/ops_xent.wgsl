@@ -15,12 +15,27 @@ struct Params { rows: u32, v: u32, ignore: i32, mean: u32 }
 
 var<workgroup> sh: array<f32, WG>;
 
+// Reduces sh[0..256) (already written) in three barriers: 256 → 32 partials of 8 → 1.
 fn tree(lid: u32, is_max: bool) -> f32 {
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { sh[lid] = select(sh[lid] + sh[lid + s], max(sh[lid], sh[lid + s]), is_max); }
-    workgroupBarrier();
+  if (lid < 32u) {
+    var s = sh[lid * 8u];
+    for (var k = 1u; k < 8u; k++) {
+      let o = sh[lid * 8u + k];
+      s = select(s + o, max(s, o), is_max);
+    }
+    sh[lid * 8u] = s;
   }
+  workgroupBarrier();
+  if (lid == 0u) {
+    var s = sh[0];
+    for (var k = 1u; k < 32u; k++) {
+      let o = sh[k * 8u];
+      s = select(s + o, max(s, o), is_max);
+    }
+    sh[0] = s;
+  }
+  workgroupBarrier();
   let r = sh[0];
   workgroupBarrier();
   return r;

@@ -5,13 +5,22 @@ const WG: u32 = 256u;
 
 var<workgroup> sh: array<f32, WG>;
 
+// 256 → 32 partials of 8 → 1 (three barriers; fixed order, so the norm is deterministic).
 fn tree_sum(v: f32, lid: u32) -> f32 {
   sh[lid] = v;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { sh[lid] += sh[lid + s]; }
-    workgroupBarrier();
+  if (lid < 32u) {
+    var s = sh[lid * 8u];
+    for (var k = 1u; k < 8u; k++) { s += sh[lid * 8u + k]; }
+    sh[lid * 8u] = s;
   }
+  workgroupBarrier();
+  if (lid == 0u) {
+    var s = sh[0];
+    for (var k = 1u; k < 32u; k++) { s += sh[k * 8u]; }
+    sh[0] = s;
+  }
+  workgroupBarrier();
   return sh[0];
 }
 
