@@ -19,7 +19,10 @@ const TILE = BK * PITCH;
 struct Params {
   M: u32, N: u32, K: u32,
   strideA: u32, strideB: u32, strideC: u32,
-  batchBase: u32, _pad: u32,
+  batchBase: u32,
+  // Split-K (when > 0): workgroup z is the split, covering k in [z·kChunk, (z+1)·kChunk); its
+  // partial product goes to batch item z of C (a scratch buffer that a reduction then sums).
+  kChunk: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
@@ -30,6 +33,8 @@ struct Params {
 var<workgroup> As: array<vec4<f32>, 2u * TILE>; // [buffer][k][m/4]
 var<workgroup> Bs: array<vec4<f32>, 2u * TILE>; // [buffer][k][n/4]
 
+var<private> kEnd: u32; // end of this workgroup's k range
+
 // Element i (0..3) that invocation t loads from a 64×16 (or 16×64) tile: consecutive invocations
 // take consecutive addresses of the stored layout. Returns (row-of-tile, k-of-tile).
 fn spotAlongK(t: u32, i: u32) -> vec2u { return vec2u((t >> 4u) + 16u * i, t & 15u); }
@@ -39,7 +44,7 @@ fn elemA(base: u32, m0: u32, k0: u32, t: u32, i: u32) -> f32 {
   let s = select(spotAlongK(t, i), spotAlongRow(t, i), TRANS_A);
   let m = m0 + s.x;
   let k = k0 + s.y;
-  if (m >= params.M || k >= params.K) { return 0.0; }
+  if (m >= params.M || k >= kEnd) { return 0.0; }
   return a[base + select(m * params.K + k, k * params.M + m, TRANS_A)];
 }
 
@@ -47,7 +52,7 @@ fn elemB(base: u32, n0: u32, k0: u32, t: u32, i: u32) -> f32 {
   let s = select(spotAlongRow(t, i), spotAlongK(t, i), TRANS_B);
   let n = n0 + s.x;
   let k = k0 + s.y;
-  if (n >= params.N || k >= params.K) { return 0.0; }
+  if (n >= params.N || k >= kEnd) { return 0.0; }
   return b[base + select(k * params.N + n, n * params.K + k, TRANS_B)];
 }
 
@@ -103,7 +108,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
         @builtin(local_invocation_index) t: u32) {
   let n0 = wid.x * BN;
   let m0 = wid.y * BM;
-  let batch = params.batchBase + wid.z;
+  // `let`s of uniform inputs, so that the loop around the barriers is provably uniform.
+  let split = params.kChunk > 0u;
+  let batch = select(params.batchBase + wid.z, params.batchBase, split);
+  let kStart = select(0u, wid.z * params.kChunk, split);
+  let kStop = select(params.K, min(params.K, kStart + params.kChunk), split);
+  let baseC = select(batch, wid.z, split) * params.strideC;
+  kEnd = kStop;
   let baseA = batch * params.strideA;
   let baseB = batch * params.strideB;
   let tx = lid.x;
@@ -114,9 +125,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   var c2 = vec4<f32>(0.0);
   var c3 = vec4<f32>(0.0);
 
-  let steps = (params.K + BK - 1u) / BK;
-  storeA(0u, t, loadA(baseA, m0, 0u, t));
-  storeB(0u, t, loadB(baseB, n0, 0u, t));
+  let steps = (kStop - kStart + BK - 1u) / BK;
+  storeA(0u, t, loadA(baseA, m0, kStart, t));
+  storeB(0u, t, loadB(baseB, n0, kStart, t));
   workgroupBarrier();
 
   for (var s = 0u; s < steps; s++) {
@@ -125,8 +136,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     var nextA = vec4<f32>(0.0);
     var nextB = vec4<f32>(0.0);
     if (more) {
-      nextA = loadA(baseA, m0, (s + 1u) * BK, t);
-      nextB = loadB(baseB, n0, (s + 1u) * BK, t);
+      nextA = loadA(baseA, m0, kStart + (s + 1u) * BK, t);
+      nextB = loadB(baseB, n0, kStart + (s + 1u) * BK, t);
     }
     for (var k = 0u; k < BK; k++) {
       let av = As[cur + k * PITCH + ty];
@@ -143,7 +154,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     workgroupBarrier();
   }
 
-  let baseC = batch * params.strideC;
   let m = m0 + ty * 4u;
   let n = n0 + tx * 4u;
   storeRow(baseC, m, n, c0);

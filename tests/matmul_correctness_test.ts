@@ -325,12 +325,29 @@ Deno.test("matmul: split-K sums its partial products correctly", async () => {
   report("auto split-K", auto);
   assert.equal(chooseSplits(1, 1024), 4);
   assert.equal(dispatches, 2);
+  // The any-shape kernel splits too: forced on odd shapes, and chosen for an unaligned weight
+  // gradient (67 rows of a char vocabulary over 2,048 tokens: 2 tiles of 64², 8 slices).
+  const odd: Case[] = [
+    ...transposeCases([[33, 17, 101]]).map((c) => ({ ...c, splitK: 4 })),
+    { M: 5, N: 70, K: 300, splitK: 2, accumulate: true, offsets: [256, 512, 768] },
+    { M: 9, N: 7, K: 40, splitK: 3, offsets: [256, 0, 256], shareAC: true },
+  ];
+  report("tiled split-K", await runCases(gpu, odd, { variant: "tiled", seed: 13 }));
+  const unaligned = await runCases(
+    gpu,
+    [{ M: 67, N: 8, K: 2048, transA: true, accumulate: true }],
+    {
+      onRecorded: (n) => dispatches = n,
+    },
+  );
+  report("auto split-K, tiled", unaligned);
+  assert.equal(dispatches, 2);
   const buf = { buffer: createStorageBuffer(gpu, 4096) };
   const p = { a: buf, b: buf, c: { buffer: createStorageBuffer(gpu, 4096) }, M: 4, N: 4, K: 8 };
   const batch = new ComputeBatch(gpu);
   assert.throws(
-    () => encodeMatmul(batch, gpu, { ...p, splitK: 2, variant: "tiled" }),
-    /splitK needs the vec4 kernel/,
+    () => encodeMatmul(batch, gpu, { ...p, splitK: 2, variant: "naive" }),
+    /splitK > 1 needs batchCount 1 and the tiled or unrolled vec4 kernel/,
   );
   assert.throws(
     () => encodeMatmul(batch, gpu, { ...p, splitK: 0.5, variant: "vec4" }),

@@ -241,28 +241,37 @@ export function chooseMatmulVariant(plan: MatmulPlan): MatmulVariant {
   return "vec4";
 }
 
+// The split of K for this product: forced (tests, benchmarks) or chosen by shape. The tiled and
+// the unrolled vec4 kernels can split, unbatched.
 function resolveSplit(
   plan: MatmulPlan,
-  tuning: Vec4Tuning,
+  variant: MatmulVariant,
+  tuning: Vec4Tuning | undefined,
   maxBindingBytes: number,
   forced?: number,
 ): KSplit {
+  const none = { splits: 1, chunk: 0 };
+  const can = variant === "tiled" || (variant === "vec4" && tuning?.unrolled === true);
   if (forced !== undefined) {
     if (!Number.isInteger(forced) || forced < 1) {
       throw new RangeError(`matmul: splitK must be a positive integer, got ${forced}`);
     }
-    if (forced > 1 && (plan.batchCount > 1 || !tuning.unrolled)) {
-      throw new RangeError("matmul: splitK > 1 needs batchCount 1 and the unrolled vec4 kernel");
+    if (forced > 1 && (plan.batchCount > 1 || !can)) {
+      throw new RangeError(
+        "matmul: splitK > 1 needs batchCount 1 and the tiled or unrolled vec4 kernel",
+      );
     }
-    return forced > 1 ? splitK(plan.K, forced) : { splits: 1, chunk: 0 };
+    return forced > 1 ? splitK(plan.K, forced) : none;
   }
-  if (plan.batchCount > 1 || !tuning.unrolled) return { splits: 1, chunk: 0 };
+  if (plan.batchCount > 1 || !can) return none;
+  const [tileM, tileN] = MATMUL_TILES[variant];
+  const tiles = Math.ceil(plan.M / tileM) * Math.ceil(plan.N / tileN);
   // The partials must fit one binding; fewer splits than wished for is still a split.
   const fit = Math.floor(maxBindingBytes / (plan.M * plan.N * 4));
-  const s = Math.min(chooseSplits(vec4Tiles(plan), plan.K), fit);
-  if (s < 2) return { splits: 1, chunk: 0 };
+  const s = Math.min(chooseSplits(tiles, plan.K), fit);
+  if (s < 2) return none;
   const split = splitK(plan.K, s);
-  return split.splits <= fit ? split : { splits: 1, chunk: 0 };
+  return split.splits <= fit ? split : none;
 }
 
 /** Floating-point operations of a matmul (2·M·N·K per batch item), for TFLOP/s figures. */
@@ -295,14 +304,11 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
     if (obstacle) {
       throw new RangeError(`matmul: the vec4 kernel cannot run this shape: ${obstacle}`);
     }
-  } else if (p.splitK !== undefined && p.splitK !== 1) {
-    throw new RangeError(`matmul: splitK needs the vec4 kernel, not ${variant}`);
   }
-  const split = tuning
-    ? resolveSplit(plan, tuning, gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27, p.splitK)
-    : { splits: 1, chunk: 0 };
+  const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;
+  const split = resolveSplit(plan, variant, tuning, maxBinding, p.splitK);
   const aliased = p.c.buffer === p.a.buffer || p.c.buffer === p.b.buffer;
-  const kernel = matmulKernel(variant, { aliased, pad: tuning?.PAD, unrolled: tuning?.unrolled });
+  const form = { pad: tuning?.PAD, unrolled: tuning?.unrolled };
   const constants = {
     TRANS_A: plan.transA ? 1 : 0,
     TRANS_B: plan.transB ? 1 : 0,
@@ -316,12 +322,6 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
     size: elements * 4,
   });
   const a = bind(p.a, plan.extentA), b = bind(p.b, plan.extentB), c = bind(p.c, plan.extentC);
-  if (split.splits > 1) {
-    // C is not bound by the product, so the plain (not aliased) kernel serves.
-    const plain = matmulKernel("vec4", { pad: tuning!.PAD, unrolled: true });
-    encodeSplitK(batch, gpu, { ...plan, kernel: plain, constants, a, b, c, split });
-    return;
-  }
   const [tileM, tileN] = MATMUL_TILES[variant];
   const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535;
   // vec4 orders its tiles itself (grouped for L2 reuse) from a flat index on a 2-D grid.
@@ -332,6 +332,13 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
       `matmul: M=${plan.M} N=${plan.N} needs a ${gx}×${gy} grid, over ${maxDim} per dimension`,
     );
   }
+  if (split.splits > 1) {
+    // C is not bound by the product, so the plain (not aliased) kernel serves.
+    const kernel = matmulKernel(variant, form);
+    encodeSplitK(batch, gpu, { ...plan, kernel, constants, grid: [gx, gy], a, b, c, split });
+    return;
+  }
+  const kernel = matmulKernel(variant, { ...form, aliased });
   // The batch runs along z; more items than one dimension holds go in several dispatches.
   for (let base = 0; base < plan.batchCount; base += maxDim) {
     const count = Math.min(maxDim, plan.batchCount - base);

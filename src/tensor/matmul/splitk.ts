@@ -1,8 +1,8 @@
 /**
  * Split-K for products with few output tiles and a long K — above all weight gradients, whose K
  * is the number of tokens (dW[512×1536] = xᵀ·dy over 8,192 tokens is only 48 tiles of 128², a
- * third of an H100's 132 multiprocessors). The vec4 kernel computes S partial products over
- * slices of K into a scratch buffer; a second kernel sums them into C.
+ * third of an H100's 132 multiprocessors). The vec4 or tiled kernel computes S partial products
+ * over slices of K into a scratch buffer; a second kernel sums them into C.
  *
  * @module
  */
@@ -38,8 +38,8 @@ export function splitK(K: number, wanted: number): KSplit {
 }
 
 /**
- * How many slices an unbatched product of `tiles` 128×128 tiles should use: 1 (no split) unless
- * K is long and the tiles alone leave most of the GPU idle.
+ * How many slices an unbatched product of `tiles` output tiles (one workgroup each) should use:
+ * 1 (no split) unless K is long and the tiles alone leave most of the GPU idle.
  */
 export function chooseSplits(tiles: number, K: number): number {
   if (K < SPLITK_MIN_K) return 1;
@@ -78,9 +78,11 @@ export interface SplitKJob {
   strideA: number;
   strideB: number;
   accumulate: boolean;
-  /** The vec4 kernel (never the aliased twin: C is not bound here) and its constants. */
+  /** The product kernel (never the aliased twin: C is not bound here) and its constants. */
   kernel: Kernel;
   constants: KernelConstants;
+  /** The product's workgroup grid for one slice (x, y); the slices run along z. */
+  grid: readonly [number, number];
   a: BufferSlice;
   b: BufferSlice;
   c: BufferSlice;
@@ -103,15 +105,14 @@ export function encodeSplitK(batch: ComputeBatch, gpu: GpuContext, job: SplitKJo
     throw new RangeError(`matmul: ${split.splits} splits exceed ${maxDim} workgroups along z`);
   }
   const partials: BufferSlice = { buffer: scratchBuffer(gpu, bytes), offset: 0, size: bytes };
-  const tiles = Math.ceil(M / 128) * Math.ceil(N / 128);
   const params = [M, N, K, job.strideA, job.strideB, M * N, 0, split.chunk];
   batch.dispatch({
     kernel: job.kernel,
     constants: { ...job.constants, ACCUMULATE: 0 },
     bindings: [job.a, job.b, partials, new Uint32Array(params)],
-    workgroups: [...grid(tiles, maxDim), split.splits],
+    workgroups: [job.grid[0], job.grid[1], split.splits],
   });
-  const count = (M * N) / 4;
+  const count = M * N;
   batch.dispatch({
     kernel: reduceKernel,
     constants: { ACCUMULATE: job.accumulate ? 1 : 0 },
