@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { qwenParameterCount } from "../src/nn/checkpoint/mod.ts";
+import { anchor, ANCHORS } from "../src/nn/anchors.ts";
+import {
+  fromQwenConfig,
+  MODEL_PRESETS,
+  modelConfig,
+  ModelConfigError,
+  parameterCount,
+  parseModelSpec,
+  toQwenConfig,
+  validateModelConfig,
+} from "../src/nn/config.ts";
+import { Transformer } from "../src/nn/transformer.ts";
+
+Deno.test("config: Qwen round trip and parameter counts agree with the checkpoint layer", () => {
+  for (const name of Object.keys(MODEL_PRESETS)) {
+    for (const over of [{}, { tiedEmbeddings: false }, { qkNorm: false }]) {
+      const c = modelConfig(name, 37, over);
+      assert.deepEqual(fromQwenConfig(toQwenConfig(c)), c);
+      assert.equal(parameterCount(c), qwenParameterCount(toQwenConfig(c)));
+      const shapes = Transformer.shapes(c);
+      assert.equal(
+        [...shapes.values()].reduce((s, sh) => s + sh.reduce((p, d) => p * d, 1), 0),
+        parameterCount(c),
+      );
+    }
+  }
+});
+
+Deno.test("config: the anchors have the sizes the torch scripts mirror", () => {
+  const want: Record<string, [number, number]> = {
+    "0.8M": [0.75e6, 0.9e6],
+    "5M": [4.5e6, 5.5e6],
+    "29M": [27e6, 31e6],
+  };
+  for (const a of ANCHORS) {
+    const n = parameterCount(validateModelConfig(a.config));
+    assert.ok(n >= want[a.name][0] && n <= want[a.name][1], `${a.name}: ${n}`);
+  }
+  // bench/torch/*.py hold the same numbers; a drift in either is caught here.
+  const py = Deno.readTextFileSync(new URL("../bench/torch/anchors.py", import.meta.url));
+  for (const a of ANCHORS) {
+    const c = a.config;
+    const line =
+      `"${a.name}": dict(vocab=${c.vocabSize}, hidden=${c.hidden}, layers=${c.layers}, heads=${c.heads}, ` +
+      `kv_heads=${c.kvHeads}, head_dim=${c.headDim}, intermediate=${c.intermediate}, B=${a.B}, T=${a.T})`;
+    assert.ok(py.includes(line), `bench/torch/anchors.py lacks: ${line}`);
+  }
+  assert.throws(() => anchor("7B"), /unknown anchor '7B'/);
+});
+
+Deno.test("config: bad configs and specs are refused with one clear sentence", () => {
+  const c = modelConfig("tiny", 18);
+  assert.throws(
+    () => validateModelConfig({ ...c, kvHeads: 3 }),
+    /kvHeads \(3\) must divide heads \(4\)/,
+  );
+  assert.throws(() => validateModelConfig({ ...c, headDim: 15 }), /headDim must be even/);
+  assert.throws(
+    () => validateModelConfig({ ...c, layers: 0 }),
+    /layers must be a positive integer/,
+  );
+  assert.throws(() => validateModelConfig({ ...c, normEps: 0 }), /normEps/);
+  assert.throws(
+    () => modelConfig("huge", 18),
+    /unknown model size 'huge'; known: tiny, actor, policy/,
+  );
+  assert.throws(() => parseModelSpec("tiny:layers", 18), ModelConfigError);
+  assert.throws(() => parseModelSpec("tiny:depth=3", 18), /'depth=3' is not key=value/);
+  assert.throws(() => parseModelSpec("tiny:qkNorm=yes", 18), /qkNorm must be true or false/);
+  assert.equal(parseModelSpec("actor:layers=3,qkNorm=false", 18).layers, 3);
+  assert.throws(
+    () => fromQwenConfig({ ...toQwenConfig(c), attention_bias: true }),
+    /attention_bias/,
+  );
+});
