@@ -1,0 +1,191 @@
+/**
+ * Transformer benchmark: the training step (forward, backward, clipping, AdamW) and sampling
+ * throughput of the rollout engine at the anchor sizes of src/nn/anchors.ts, the same shapes that
+ * bench/torch/train_step.py and bench/torch/generate.py time in PyTorch (the yardstick).
+ *
+ * Training is reported two ways: GPU time of one recorded step (`timeBatches`: GPU timestamps where
+ * the adapter has them, else wall clock including one ~10 ms wait) and wall-clock time per step
+ * over several steps with one readback at the end (what a training loop sees, JavaScript recording
+ * included). Sampling is wall clock of `RolloutEngine.generate` (one readback per batch), as
+ * generate.py measures Hugging Face's `generate`.
+ *
+ * ```sh
+ * deno run -A bench/nn/main.ts            # the anchors at their issue shapes (an H100)
+ * deno run -A bench/nn/main.ts --small    # 0.8M anchor at CPU-fallback shapes
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { AdamW } from "../../src/autograd/mod.ts";
+import { timeBatches } from "../../src/gpu/mod.ts";
+import { initTensors, readAll, tensor, tidy } from "../../src/tensor/mod.ts";
+import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
+import { forwardFlopsPerToken, parameterCount } from "../../src/nn/config.ts";
+import { RolloutEngine } from "../../src/nn/rollout.ts";
+import { Transformer } from "../../src/nn/transformer.ts";
+import { Rng } from "../../src/util/rng.ts";
+
+/** Options of {@link benchTransformer}. */
+export interface TransformerBenchOptions {
+  /** CPU-fallback shapes: the 0.8M anchor at B=4, T=32; sampling 8 rows × 16 new tokens. */
+  small?: boolean;
+  /** Anchors to run (names of src/nn/anchors.ts); default all (only 0.8M when small). */
+  anchors?: string[];
+  /** Timed repeats; default 5 (2 when small). */
+  repeats?: number;
+}
+
+/** One measured anchor. */
+export interface TransformerBenchRow {
+  /** Anchor name. */
+  anchor: string;
+  /** Parameters. */
+  params: number;
+  /** Training batch rows and length. */
+  B: number;
+  T: number;
+  /** Median GPU milliseconds of one recorded training step. */
+  stepGpuMs: number;
+  /** How stepGpuMs was measured. */
+  method: string;
+  /** Wall-clock milliseconds per training step (recording included). */
+  stepWallMs: number;
+  /** Training tokens per second (wall clock). */
+  trainTokensPerS: number;
+  /** Achieved training GFLOP/s (≈ 3 × forward FLOPs, wall clock). */
+  trainGflops: number;
+  /** Sampling batch and new tokens per row. */
+  genBatch: number;
+  genTokens: number;
+  /** Generated tokens per second (wall clock of `generate`, one readback). */
+  genTokensPerS: number;
+}
+
+/**
+ * Times the training step and sampling of each anchor.
+ *
+ * @example
+ * ```ts
+ * const rows = await benchTransformer({ small: true });
+ * console.log(formatTransformerBench(rows));
+ * ```
+ */
+export async function benchTransformer(
+  opts: TransformerBenchOptions = {},
+): Promise<TransformerBenchRow[]> {
+  const rt = await initTensors();
+  const small = opts.small ?? false;
+  const repeats = opts.repeats ?? (small ? 2 : 5);
+  const names = opts.anchors ?? (small ? ["0.8M"] : ANCHORS.map((a) => a.name));
+  const rows: TransformerBenchRow[] = [];
+  for (const name of names) {
+    const a = ANCHORS.find((x) => x.name === name);
+    if (!a) throw new RangeError(`bench: unknown anchor '${name}'`);
+    const B = small ? 4 : a.B, T = small ? 32 : a.T;
+    const genBatch = small ? 8 : GENERATE_BENCH.batch;
+    const genTokens = small ? 16 : GENERATE_BENCH.newTokens;
+    const c = a.config;
+    const model = Transformer.init(c, { seed: 1 });
+    const opt = new AdamW(model.parameters(), { lr: 1e-3, maxGradNorm: 1 });
+    const rng = new Rng(7);
+    const ids = () => Int32Array.from({ length: B * T }, () => rng.int(c.vocabSize));
+    const tokens = tensor(ids(), [B, T]);
+    const targets = tensor(ids(), [B, T]);
+    const step = () =>
+      tidy(() => {
+        model.loss(tokens, targets).backward();
+        opt.step();
+        opt.zeroGrad();
+      });
+    // Warm-up: compiles every pipeline and fills the pool.
+    step();
+    await readAll([opt.gradNorm]);
+    const gpu = await timeBatches(rt.gpu, (batch) => rt.recordInto(batch, step), {
+      warmup: 1,
+      repeats,
+    });
+    const t0 = performance.now();
+    for (let i = 0; i < repeats; i++) step();
+    await readAll([opt.gradNorm]);
+    const stepWallMs = (performance.now() - t0) / repeats;
+    opt.dispose();
+    tokens.dispose();
+    targets.dispose();
+
+    const prompts = Array.from(
+      { length: genBatch },
+      () =>
+        Int32Array.from(
+          { length: GENERATE_BENCH.promptLength },
+          () => 3 + rng.int(c.vocabSize - 3),
+        ),
+    );
+    const engine = new RolloutEngine(model, {
+      maxBatch: genBatch,
+      maxPromptLength: GENERATE_BENCH.promptLength,
+      maxNewTokens: genTokens,
+    });
+    await engine.generate(prompts, { seed: 0 }); // warm-up
+    const genMs: number[] = [];
+    for (let i = 0; i < Math.max(1, Math.min(repeats, 3)); i++) {
+      const g0 = performance.now();
+      await engine.generate(prompts, { seed: i + 1 });
+      genMs.push(performance.now() - g0);
+    }
+    engine.dispose();
+    model.dispose();
+    const genMedian = genMs.sort((x, y) => x - y)[Math.floor(genMs.length / 2)];
+    rows.push({
+      anchor: name,
+      params: parameterCount(c),
+      B,
+      T,
+      stepGpuMs: gpu.medianMs,
+      method: gpu.method,
+      stepWallMs,
+      trainTokensPerS: (B * T) / (stepWallMs / 1000),
+      trainGflops: (3 * forwardFlopsPerToken(c, T) * B * T) / (stepWallMs * 1e6),
+      genBatch,
+      genTokens,
+      genTokensPerS: (genBatch * genTokens) / (genMedian / 1000),
+    });
+  }
+  return rows;
+}
+
+/** Aligned text table of the rows. */
+export function formatTransformerBench(rows: TransformerBenchRow[]): string {
+  return rows.map((r) =>
+    `${r.anchor.padStart(5)} ${(r.params / 1e6).toFixed(2)}M  train B=${r.B} T=${r.T}: ` +
+    `${r.stepGpuMs.toFixed(1)} ms GPU (${r.method}), ${r.stepWallMs.toFixed(1)} ms wall, ` +
+    `${r.trainTokensPerS.toFixed(0)} tok/s, ${r.trainGflops.toFixed(2)} GFLOP/s | ` +
+    `sample ${r.genBatch}×${r.genTokens}: ${r.genTokensPerS.toFixed(1)} tok/s`
+  ).join("\n");
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      small: { type: "boolean", default: false },
+      anchors: { type: "string" },
+      json: { type: "string" },
+    },
+  });
+  const rt = await initTensors();
+  const fallback = rt.gpu.isFallback;
+  console.log(`adapter: ${rt.gpu.adapter.description}${fallback ? " (CPU fallback)" : ""}`);
+  const rows = await benchTransformer({ small: values.small, anchors: values.anchors?.split(",") });
+  console.log(formatTransformerBench(rows));
+  if (values.json) {
+    await Deno.writeTextFile(
+      values.json,
+      JSON.stringify(
+        { adapter: rt.gpu.adapter.description, fallback, small: values.small, rows },
+        null,
+        2,
+      ) + "\n",
+    );
+  }
+}
