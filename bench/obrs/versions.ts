@@ -23,8 +23,10 @@
  *   of bitonic sorting. llvmpipe 72 ms.
  * - v5 = v4 reading the row as vec4 after the first chunk when V % 4 == 0 (V = 151,936 is): a
  *   quarter of the load and index instructions, which matters once the pass is near bandwidth.
- *   llvmpipe: 0.6–0.8× v4's time in interleaved A/B runs (the machine was shared and loaded, so
- *   absolute times varied 4× between runs). Promoted (kernels/topk_stream.wgsl, VEC4 = true).
+ *   llvmpipe at 256 × 4,096: 0.6–0.8× v4's time in interleaved A/B runs (the machine was shared
+ *   and loaded, so absolute times varied 4× between runs); at 16 × 151,936 (only 16 workgroups
+ *   on 2 cores) v5 47 ms against v4 35 ms. Promoted provisionally (VEC4 = true by default;
+ *   `recordRowTopk(..., { vec4: false })` gives v4): the H100 run of this bench decides.
  *
  * Runnable here: v1, v4 with PER pinned to 1 (ablation of the v2 → v3 step), v4 and v5.
  *
