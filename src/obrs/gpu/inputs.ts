@@ -82,6 +82,8 @@ export interface JackpotParams {
   onNonFinite?: "throw" | "report";
   /** Top-k method; default "auto". */
   topkMethod?: "auto" | "stream" | "sort";
+  /** Let the streaming top-k read vec4 rows when V % 4 == 0; default true (bench/obrs v5 vs v4). */
+  topkVec4?: boolean;
   /** Binding limit below the device's (tests use it to force row tiles). */
   maxBindingBytes?: number;
 }
@@ -127,6 +129,7 @@ export function resolveParams(p: JackpotParams, vocab: number): ResolvedParams {
     exactZ: p.exactZ ?? false,
     onNonFinite: p.onNonFinite ?? "throw",
     topkMethod: p.topkMethod ?? "auto",
+    topkVec4: p.topkVec4 ?? true,
     baseline: p.baseline,
     maxBindingBytes: p.maxBindingBytes,
   };

@@ -237,7 +237,14 @@ export function recordJackpot(
     const info = buf(4 * n * INFO_COLS * 4, "info");
     const newVals = buf(n * kn * 4, "p_new top-k");
     const newIds = buf(n * kn * 4, "p_new top-k ids");
-    const common = { rows: n, vocab, info, maxBindingBytes: p.maxBindingBytes, tokens };
+    const common = {
+      rows: n,
+      vocab,
+      info,
+      maxBindingBytes: p.maxBindingBytes,
+      tokens,
+      vec4: p.topkVec4,
+    };
     const method = p.topkMethod;
     temps.push(...recordRowTopk(gpu, cb, {
       ...common,
