@@ -26,17 +26,18 @@ const STREAM_WG = 256;
 export const STREAM_MAX_K = 256;
 
 /**
- * Elements per thread per chunk of topk_stream: as many independent loads in flight between two
- * barriers as the candidate buffer allows (a chunk must fit beside the k kept candidates).
+ * Elements (vec4s with `vec4`) per thread per chunk of topk_stream: as many independent loads in
+ * flight between two barriers as the candidate buffer allows beside the largest k it serves. It
+ * does not depend on k, so neither does the order in which a row's log-sum-exp is summed.
  */
-export function streamPer(cap: number, k: number, vec4 = false): number {
+export function streamPer(cap: number, vec4 = false): number {
   const lanes = vec4 ? 4 * STREAM_WG : STREAM_WG;
-  return Math.max(1, Math.min(8, Math.floor((cap - k) / lanes)));
+  return Math.max(1, Math.min(8, Math.floor((cap - STREAM_MAX_K) / lanes)));
 }
 
 /** Whether topk_stream can read rows as vec4: V % 4 == 0 and a vec4 chunk fits beside k. */
-export function streamVec4(cap: number, k: number, vocab: number): boolean {
-  return vocab % 4 === 0 && cap - k >= 4 * STREAM_WG;
+export function streamVec4(cap: number, vocab: number): boolean {
+  return vocab % 4 === 0 && cap - STREAM_MAX_K >= 4 * STREAM_WG;
 }
 
 function u32s(...values: number[]): Uint32Array {
@@ -108,7 +109,7 @@ export function recordRowTopk(gpu: GpuContext, batch: ComputeBatch, a: RowTopkAr
   const withLse = a.withLse ?? true;
   const infoRow0 = a.infoRow0 ?? 0;
   const cap = streamCapacity(gpu);
-  const streamK = Math.min(STREAM_MAX_K, cap - STREAM_WG);
+  const streamK = Math.min(STREAM_MAX_K, cap - STREAM_WG * streamPer(cap));
   const method = a.method === "auto" || a.method === undefined
     ? (k <= streamK ? "stream" : "sort")
     : a.method;
@@ -121,14 +122,14 @@ export function recordRowTopk(gpu: GpuContext, batch: ComputeBatch, a: RowTopkAr
   const streamIds = method === "stream" ? a.ids : createStorageBuffer(gpu, rows * 4, "topk k1 ids");
   const temps = method === "stream" ? [] : [streamVals, streamIds];
   const tiles = rowTiles(gpu, rows, vocab, a.maxBindingBytes);
-  const vec4 = (a.vec4 ?? true) && streamVec4(cap, kStream, vocab);
+  const vec4 = (a.vec4 ?? true) && streamVec4(cap, vocab);
   for (const t of tiles) {
     const tile = { buffer: a.logits, offset: t.offset, size: t.size };
     batch.dispatch({
       kernel: topkStreamKernel,
       constants: {
         WG: STREAM_WG,
-        PER: streamPer(cap, kStream, vec4),
+        PER: streamPer(cap, vec4),
         K: kStream,
         CAP: cap,
         WITH_LSE: withLse ? 1 : 0,
