@@ -14,7 +14,7 @@
  * - v2 streaming selection (topk_stream.wgsl), one element per thread between barriers: each row
  *   read once; elements that beat the running k-th best go to a candidate buffer in workgroup
  *   memory, bitonic-sorted and cut to k when it could overflow. llvmpipe 214 ms.
- * - v3 = v2 with PER = ⌊(CAP − k) / WG⌋ elements per thread between barriers (7 with 32 KiB of
+ * - v3 = v2 with PER = ⌊(CAP − k_max) / WG⌋ elements per thread between barriers (7 with 32 KiB of
  *   workgroup memory): more loads in flight. llvmpipe 205 ms; on llvmpipe the cost was the
  *   compactions (without insertions the pass takes 14 ms): the second chunk inserted up to 1,792
  *   candidates before any threshold existed, and a 2,048-entry bitonic sort is 66 barriers.
@@ -105,7 +105,7 @@ export const TOPK_VERSIONS: TopkVersion[] = [
   },
   {
     id: "v4",
-    note: "streaming selection, PER = (CAP - k) / WG, rank-count compaction",
+    note: "streaming selection, PER = (CAP - 256) / WG, rank-count compaction",
     skip: () => undefined,
     record: (gpu, batch, b) =>
       recordRowTopk(gpu, batch, {
