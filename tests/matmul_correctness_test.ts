@@ -317,16 +317,18 @@ Deno.test("matmul: split-K sums its partial products correctly", async () => {
     { M: 8, N: 8, K: 1001, splitK: 3, transA: true },
   ];
   report("vec4 split-K", await runCases(gpu, cases, { variant: "vec4", seed: 11 }));
-  // Chosen automatically: one 8×8 tile with K = 1024 becomes 4 slices of 256 (product + sum).
+  // Chosen automatically: one 8×8 tile with K = 1024 becomes 8 slices of 128 (product + sum).
   let dispatches = 0;
   const auto = await runCases(gpu, [{ M: 8, N: 8, K: 1024, accumulate: true }], {
     onRecorded: (n) => dispatches = n,
   });
   report("auto split-K", auto);
-  assert.equal(chooseSplits(1, 1024), 4);
+  assert.equal(chooseSplits(1, 1024), 8);
+  assert.equal(chooseSplits(3, 4096), 32, "dW of a 128×384 layer over 4,096 tokens");
+  assert.equal(chooseSplits(300, 8192), 1, "enough tiles already");
   assert.equal(dispatches, 2);
   // The any-shape kernel splits too: forced on odd shapes, and chosen for an unaligned weight
-  // gradient (67 rows of a char vocabulary over 2,048 tokens: 2 tiles of 64², 8 slices).
+  // gradient (67 rows of a char vocabulary over 2,048 tokens: 2 tiles of 64², 16 slices).
   const odd: Case[] = [
     ...transposeCases([[33, 17, 101]]).map((c) => ({ ...c, splitK: 4 })),
     { M: 5, N: 70, K: 300, splitK: 2, accumulate: true, offsets: [256, 512, 768] },

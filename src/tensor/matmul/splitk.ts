@@ -13,12 +13,15 @@ import reduceSource from "../../../kernels/matmul_splitk_reduce.wgsl" with { typ
 
 /** Shortest K for which splitting is considered. */
 export const SPLITK_MIN_K = 1024;
-/** Fewest k per split (each split re-reads nothing, but the reduction costs S·M·N reads). */
-export const SPLITK_MIN_CHUNK = 256;
+/**
+ * Fewest k per split: each slice still streams its whole A and B panels, and the reduction reads
+ * S·M·N partials (at most ~(256 + tiles)·16K floats, tens of MB, microseconds on a GPU).
+ */
+export const SPLITK_MIN_CHUNK = 128;
 /** Workgroups a split product aims for: about two per multiprocessor of a 132-SM GPU. */
 export const SPLITK_TARGET_WORKGROUPS = 256;
 /** Most splits. */
-export const SPLITK_MAX = 32;
+export const SPLITK_MAX = 64;
 
 const reduceKernel: Kernel = { name: "matmul_splitk_reduce", code: reduceSource };
 
