@@ -21,7 +21,7 @@ export interface MatmulParams extends MatmulShape {
   /** Force a kernel variant (tests and benchmarks); default: chosen by shape. */
   variant?: MatmulVariant;
   /**
-   * Slices of K computed in parallel and summed (vec4 kernel only, unbatched; tests and
+   * Slices of K computed in parallel and summed (tiled or unrolled vec4 kernel, unbatched; tests and
    * benchmarks); default chosen by shape, 1 turns splitting off.
    */
   splitK?: number;
