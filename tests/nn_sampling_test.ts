@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { initTensors, readAll, tensor } from "../src/tensor/mod.ts";
+import { ComputeBatch } from "../src/gpu/mod.ts";
+import { initTensors, readAll, runtime, tensor } from "../src/tensor/mod.ts";
 import {
   allocSampleBuffers,
   disposeSampleBuffers,
@@ -46,8 +47,10 @@ async function runSteps(
   const prompt = tensor(new Int32Array([...new Array(B).fill(1), ...new Array(B).fill(1)]));
   resetSampleState(buffers, new Int32Array(B).fill(1));
   const logits = logitsPerStep.map((l) => tensor(l, [B, V]));
-  logits.forEach((l, step) =>
-    recordSampleStep({
+  runtime().flush();
+  logits.forEach((l, step) => {
+    const batch = new ComputeBatch(runtime().gpu);
+    const temps = recordSampleStep(batch, {
       logits: l,
       buffers,
       prompt,
@@ -57,8 +60,10 @@ async function runSteps(
       seed,
       stopId,
       padId: 0,
-    })
-  );
+    });
+    batch.submit();
+    for (const t of temps) t.destroy();
+  });
   const [st, main, top] = await readAll([buffers.state, buffers.outMain, buffers.outTop]);
   logits.forEach((l) => l.dispose());
   prompt.dispose();

@@ -19,6 +19,7 @@
  * @module
  */
 import { noGrad, ops } from "../autograd/mod.ts";
+import { ComputeBatch } from "../gpu/mod.ts";
 import { readAll, runtime, tensor, tidy } from "../tensor/mod.ts";
 import { decodeStep, KVCache } from "./kv_cache.ts";
 import {
@@ -56,6 +57,8 @@ export interface GenerateOptions extends Partial<SamplingSettings> {
   stopId?: number;
   /** Token fed to finished rows and written past each row's end; default 0. */
   padId?: number;
+  /** Which weights produced the batch (e.g. the optimizer step); recorded as given (SPEC §10). */
+  modelVersion?: string | number;
 }
 
 /** A finished batch of rollouts, everything on the host. */
@@ -78,6 +81,8 @@ export interface RolloutBatch extends SampleOutputs {
   stopId: number;
   /** Decode steps run. */
   steps: number;
+  /** `GenerateOptions.modelVersion`, or null. */
+  modelVersion: string | number | null;
 }
 
 /**
@@ -169,28 +174,42 @@ export class RolloutEngine {
     const prompt = tensor(block);
     resetSampleState(buffers, Int32Array.from(prompts, (p) => p[0]));
     const steps = cols + o.maxNewTokens - 1;
+    // One pass and one submit per step, never a wait: every op of the step records into `batch`
+    // (the OBRS top-k pass takes its batch as an argument). Buffers a step releases are reused
+    // only by later steps, which run later in queue order.
+    const rt = runtime();
+    rt.flush();
+    // A validation error (a kernel whose bindings drifted) would otherwise only be logged by the
+    // device while the outputs stay zero: catch it and fail the batch.
+    rt.gpu.device.pushErrorScope("validation");
     noGrad(() => {
       for (let s = 0; s < steps; s++) {
-        tidy(() => {
-          const input = ops.slice(buffers.nextTokens, 0, 0, B);
-          const logits = decodeStep(this.model, input, this.cache, s);
-          recordSampleStep({
-            logits,
-            buffers,
-            prompt,
-            promptCols: cols,
-            step: s,
-            settings,
-            seed,
-            stream0,
-            stopId,
-            padId,
-          });
-        });
+        const batch = new ComputeBatch(rt.gpu);
+        const temps = rt.recordInto(batch, () =>
+          tidy(() => {
+            const input = ops.slice(buffers.nextTokens, 0, 0, B);
+            const logits = decodeStep(this.model, input, this.cache, s);
+            return recordSampleStep(batch, {
+              logits,
+              buffers,
+              prompt,
+              promptCols: cols,
+              step: s,
+              settings,
+              seed,
+              stream0,
+              stopId,
+              padId,
+            });
+          }));
+        batch.submit();
+        for (const t of temps) t.destroy();
       }
     });
     const [state, main, top] = await readAll([buffers.state, buffers.outMain, buffers.outTop]);
+    const gpuError = await rt.gpu.device.popErrorScope();
     prompt.dispose();
+    if (gpuError) throw new Error(`rollout: the GPU rejected a sampling step: ${gpuError.message}`);
     const out = unpackSampleOutputs(
       buffers,
       B,
@@ -218,6 +237,7 @@ export class RolloutEngine {
       stream0,
       stopId: stopId === NO_STOP ? -1 : stopId,
       steps,
+      modelVersion: opts.modelVersion ?? null,
     };
   }
 

@@ -1,6 +1,6 @@
 /**
- * Recording one sampling step of the rollout engine into the tensor runtime's open batch: the
- * top-k capture (topk_stream from src/obrs/gpu, raw values) and kernels/sample_row.wgsl, which
+ * Recording one sampling step of the rollout engine into a batch: the top-k capture (the OBRS
+ * fused row pass, `recordRowTopk` from src/obrs/gpu, raw values) and kernels/sample_row.wgsl, which
  * teacher-forces prompts, samples, and writes the token, its processed and raw log-probs and the
  * captured top-k into preallocated `[B, maxNew, …]` outputs on the GPU. Nothing is read back here.
  *
@@ -8,9 +8,8 @@
  */
 import rngSource from "../../kernels/rng.wgsl" with { type: "text" };
 import sampleSource from "../../kernels/sample_row.wgsl" with { type: "text" };
-import { grid, type Kernel } from "../gpu/mod.ts";
-import { STREAM_MAX_K, streamCapacity } from "../obrs/gpu/ops.ts";
-import { topkStreamKernel } from "../obrs/gpu/kernels.ts";
+import { type ComputeBatch, grid, type Kernel } from "../gpu/mod.ts";
+import { recordRowTopk } from "../obrs/gpu/ops.ts";
 import { empty, f32, keep, params, runtime, type Tensor } from "../tensor/mod.ts";
 import { type SamplingSettings, validateSampling } from "./sampling_reference.ts";
 
@@ -18,12 +17,6 @@ const sampleKernel: Kernel = { name: "sample_row", code: rngSource + sampleSourc
 
 /** Marks "no stop token" in {@link SampleStepArgs.stopId}. */
 export const NO_STOP = 0xffffffff;
-
-/** Largest top-k capture width on this device (topk_stream's streaming limit). */
-export function maxCaptureK(): number {
-  const gpu = runtime().gpu;
-  return Math.min(STREAM_MAX_K, streamCapacity(gpu) - 512);
-}
 
 /** GPU buffers of a rollout's sampling state (allocated once per engine, reused every batch). */
 export interface SampleBuffers {
@@ -45,17 +38,12 @@ export interface SampleBuffers {
   capVals: Tensor;
   capIds: Tensor;
   capInfo: Tensor;
-  /** i32 `[1]` placeholder for topk_stream's unused token binding. */
-  noTokens: Tensor;
 }
 
 /** Allocates the sampling buffers (contents set by {@link resetSampleState} and the kernels). */
 export function allocSampleBuffers(B: number, maxNew: number, captureK: number): SampleBuffers {
-  const kMax = maxCaptureK();
-  if (!Number.isInteger(captureK) || captureK < 0 || captureK > kMax) {
-    throw new RangeError(
-      `rollout: top-k capture must be an integer in [0, ${kMax}], got ${captureK}`,
-    );
+  if (!Number.isInteger(captureK) || captureK < 0) {
+    throw new RangeError(`rollout: top-k capture must be an integer >= 0, got ${captureK}`);
   }
   const K = Math.max(1, captureK);
   // Kept: the buffers live as long as the engine, whatever scope allocates them.
@@ -70,24 +58,14 @@ export function allocSampleBuffers(B: number, maxNew: number, captureK: number):
     capVals: keep(empty([B, K], "f32", "capture vals")),
     capIds: keep(empty([B, K], "u32", "capture ids")),
     capInfo: keep(empty([B, 4], "f32", "capture info")),
-    noTokens: keep(empty([1], "i32", "no tokens")),
   };
 }
 
 /** Frees every buffer of `b`. */
 export function disposeSampleBuffers(b: SampleBuffers): void {
-  for (
-    const t of [
-      b.state,
-      b.nextTokens,
-      b.outMain,
-      b.outTop,
-      b.capVals,
-      b.capIds,
-      b.capInfo,
-      b.noTokens,
-    ]
-  ) t.dispose();
+  for (const t of [b.state, b.nextTokens, b.outMain, b.outTop, b.capVals, b.capIds, b.capInfo]) {
+    t.dispose();
+  }
 }
 
 /** Arguments of {@link recordSampleStep}. */
@@ -114,8 +92,11 @@ export interface SampleStepArgs {
   padId: number;
 }
 
-/** Records the capture and the sampling kernel for one decode step. */
-export function recordSampleStep(a: SampleStepArgs): void {
+/**
+ * Records the capture (the OBRS row pass, `recordRowTopk`, raw values) and the sampling kernel
+ * for one decode step into `batch`. Returns scratch buffers to destroy after `batch` is submitted.
+ */
+export function recordSampleStep(batch: ComputeBatch, a: SampleStepArgs): GPUBuffer[] {
   const rt = runtime();
   const b = a.buffers;
   const [rows, V] = a.logits.shape;
@@ -124,23 +105,20 @@ export function recordSampleStep(a: SampleStepArgs): void {
   if (!a.logits.isContiguous) throw new Error("rollout: logits must be contiguous");
   const K = b.captureK;
   if (K > V) throw new RangeError(`rollout: top-k capture ${K} exceeds the vocabulary ${V}`);
-  if (K > 0) {
-    rt.dispatch({
-      kernel: topkStreamKernel,
-      constants: { WG: 256, PER: 2, K, CAP: streamCapacity(rt.gpu), WITH_LSE: 0, HAS_TOKENS: 0 },
-      bindings: [
-        a.logits.buffer,
-        b.noTokens.buffer,
-        b.capVals.buffer,
-        b.capIds.buffer,
-        b.capInfo.buffer,
-        new Uint32Array([V, rows, 0, 0]),
-      ],
-      workgroups: grid(rows),
-    });
-  }
+  const temps = K > 0
+    ? recordRowTopk(rt.gpu, batch, {
+      logits: a.logits.buffer,
+      rows,
+      vocab: V,
+      k: K,
+      vals: b.capVals.buffer,
+      ids: b.capIds.buffer,
+      info: b.capInfo.buffer,
+      withLse: false,
+    })
+    : [];
   const s = a.settings;
-  rt.dispatch({
+  batch.dispatch({
     kernel: sampleKernel,
     constants: { WG: 256, CAPK: K },
     bindings: [
@@ -169,6 +147,7 @@ export function recordSampleStep(a: SampleStepArgs): void {
     ],
     workgroups: grid(rows),
   });
+  return temps;
 }
 
 /** Decoded outputs of a finished sampling run (one readback of `state`, `outMain`, `outTop`). */

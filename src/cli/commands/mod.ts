@@ -7,6 +7,7 @@ import type { Command } from "../command.ts";
 import { command as info } from "./info.ts";
 import { command as simulate } from "./simulate.ts";
 import { command as pretrain } from "./pretrain.ts";
+import { command as sample } from "./sample.ts";
 
 /** The commands in the order `jackpot --help` lists them. */
-export const commands: readonly Command[] = [simulate, pretrain, info];
+export const commands: readonly Command[] = [simulate, pretrain, sample, info];

@@ -1,0 +1,183 @@
+/**
+ * `jackpot sample`: load a checkpoint, sample completions of a task's prompts with the rollout
+ * engine, and print them with their rewards and log-probs (optionally the whole rollout as JSON).
+ *
+ * @module
+ */
+import {
+  type Command,
+  integerOption,
+  numberOption,
+  type ParsedValues,
+  UsageError,
+} from "../command.ts";
+import { createTaskFromSpec, type Task } from "../../tasks/mod.ts";
+import { initTensors } from "../../tensor/mod.ts";
+import { CheckpointError, loadCheckpoint } from "../../nn/checkpoint/mod.ts";
+import { describeModel } from "../../nn/config.ts";
+import { completion, type RolloutBatch, RolloutEngine } from "../../nn/rollout.ts";
+import { Transformer } from "../../nn/transformer.ts";
+import { Rng } from "../../util/rng.ts";
+import { writeJsonAtomic } from "../../report/mod.ts";
+
+/** A rollout batch as plain JSON (typed arrays become arrays; -inf log-probs become null). */
+export function rolloutToJson(r: RolloutBatch, task: Task): Record<string, unknown> {
+  const num = (x: number) => (Number.isFinite(x) ? x : null);
+  const rows = r.prompts.map((prompt, b) => {
+    const c = completion(r, b);
+    const span = (a: ArrayLike<number>, k = 1) =>
+      Array.from(a).slice(b * r.maxNew * k, (b * r.maxNew + c.length) * k);
+    return {
+      prompt: Array.from(prompt),
+      promptText: task.tokenizer.decode(prompt, { skipSpecial: true }),
+      completion: Array.from(c),
+      completionText: task.tokenizer.decode(c),
+      reward: task.reward(prompt, c),
+      stopped: r.stopped[b] === 1,
+      logProbs: span(r.logProbs).map(num),
+      rawLogProbs: span(r.rawLogProbs).map(num),
+      topIds: span(r.topIds, r.captureK),
+      topLogProbs: span(r.topLogProbs, r.captureK).map(num),
+    };
+  });
+  return {
+    settings: r.settings,
+    seed: r.seed,
+    stream0: r.stream0,
+    stopId: r.stopId,
+    captureK: r.captureK,
+    rows,
+  };
+}
+
+/** `jackpot sample`. */
+export const command: Command = {
+  name: "sample",
+  summary: "Sample completions of task prompts from a checkpoint (tokens, log-probs, rewards)",
+  description:
+    "Loads a checkpoint folder (config.json + model.safetensors, e.g. the model/ folder " +
+    "of a pretrain run), draws --n prompts of the task (by default the task recorded in the " +
+    "checkpoint) and samples one completion per prompt with the GPU rollout engine (KV cache, " +
+    "one readback). Prints each completion with its reward and its summed log-probability under " +
+    "the sampling distribution and under the raw model, then the mean reward. --json writes every " +
+    "token's processed and raw log-prob and the captured top-k.",
+  options: {
+    checkpoint: { type: "string", valueName: "DIR", description: "Checkpoint folder (required)" },
+    task: {
+      type: "string",
+      valueName: "SPEC",
+      description: "Task spec (default: the checkpoint's)",
+    },
+    n: { type: "string", valueName: "N", default: "8", description: "Prompts" },
+    temperature: {
+      type: "string",
+      valueName: "X",
+      default: "1",
+      description: "Temperature (0: greedy)",
+    },
+    "top-k": {
+      type: "string",
+      valueName: "K",
+      default: "0",
+      description: "Top-k truncation (0: off)",
+    },
+    "top-p": { type: "string", valueName: "P", default: "1", description: "Nucleus mass (1: off)" },
+    "capture-k": {
+      type: "string",
+      valueName: "K",
+      default: "0",
+      description: "Top-k (ids, log-probs) recorded per token",
+    },
+    seed: {
+      type: "string",
+      valueName: "N",
+      default: "1",
+      description: "Seed of the prompts and the draws",
+    },
+    json: { type: "string", valueName: "FILE", description: "Write the rollout as JSON" },
+  },
+  async run(values: ParsedValues): Promise<number> {
+    if (typeof values.checkpoint !== "string" || values.checkpoint === "") {
+      throw new UsageError(
+        "--checkpoint DIR is required (a folder with config.json and model.safetensors)",
+      );
+    }
+    const n = integerOption(values, "n", { min: 1, max: 4096 });
+    const temperature = numberOption(values, "temperature", { min: 0 });
+    const topK = integerOption(values, "top-k", { min: 0 });
+    const topP = numberOption(values, "top-p", { min: 0, exclusiveMin: true, max: 1 });
+    const captureK = integerOption(values, "capture-k", { min: 0, max: 256 });
+    const seed = integerOption(values, "seed", { min: 0, max: 2 ** 32 - 1 });
+    let ckpt;
+    try {
+      ckpt = await loadCheckpoint(values.checkpoint);
+    } catch (e) {
+      if (e instanceof CheckpointError) throw new UsageError(e.message);
+      throw e;
+    }
+    const spec = typeof values.task === "string" && values.task !== ""
+      ? values.task
+      : ckpt.config.jackpot?.task;
+    if (typeof spec !== "string") {
+      throw new UsageError("the checkpoint records no task; pass --task");
+    }
+    let task: Task;
+    try {
+      task = createTaskFromSpec(spec);
+    } catch (e) {
+      throw new UsageError(`--task: ${e instanceof Error ? e.message : e}`);
+    }
+    await initTensors();
+    const model = Transformer.fromTensors(ckpt.config, ckpt.tensors);
+    if (task.tokenizer.vocabSize > model.config.vocabSize) {
+      throw new UsageError(
+        `the task's vocabulary (${task.tokenizer.vocabSize}) exceeds the model's (${model.config.vocabSize})`,
+      );
+    }
+    if (topK > model.config.vocabSize) {
+      throw new UsageError(`--top-k ${topK} exceeds the vocabulary ${model.config.vocabSize}`);
+    }
+    const examples = task.sample(new Rng(seed, 3), n);
+    const engine = new RolloutEngine(model, {
+      maxBatch: n,
+      maxPromptLength: task.maxPromptLength,
+      maxNewTokens: Math.min(
+        task.maxAnswerLength + 1,
+        model.config.maxSeqLen - task.maxPromptLength + 1,
+      ),
+      captureK: Math.min(captureK, model.config.vocabSize),
+    });
+    const r = await engine.generate(examples.map((e) => e.prompt), {
+      seed,
+      temperature,
+      topK,
+      topP,
+      stopId: task.tokenizer.eosId,
+      padId: task.tokenizer.padId,
+    });
+    engine.dispose();
+    model.dispose();
+    console.log(`Model: ${describeModel(model.config)}; task ${spec}`);
+    let total = 0;
+    examples.forEach((e, b) => {
+      const c = completion(r, b);
+      const reward = task.reward(e.prompt, c);
+      total += reward;
+      const lp = r.logProbs.slice(b * r.maxNew, b * r.maxNew + c.length).reduce((s, x) => s + x, 0);
+      const raw = r.rawLogProbs.slice(b * r.maxNew, b * r.maxNew + c.length).reduce(
+        (s, x) => s + x,
+        0,
+      );
+      console.log(
+        `${task.tokenizer.decode(e.prompt, { skipSpecial: true })} ${task.tokenizer.decode(c)}  ` +
+          `reward ${reward}  log p ${lp.toFixed(3)} (raw ${raw.toFixed(3)})`,
+      );
+    });
+    console.log(`Mean reward ${(total / n).toFixed(3)} over ${n} prompts`);
+    if (typeof values.json === "string" && values.json !== "") {
+      await writeJsonAtomic(values.json, rolloutToJson(r, task));
+      console.log(`Wrote ${values.json}`);
+    }
+    return 0;
+  },
+};
