@@ -24,3 +24,6 @@ export * from "./src/report/mod.ts";
 export * from "./src/tasks/mod.ts";
 export * from "./src/nn/checkpoint/mod.ts";
 export * from "./src/obrs/gpu/mod.ts";
+export * from "./src/tensor/mod.ts";
+export * from "./src/tensor/matmul/mod.ts";
+export * from "./src/autograd/mod.ts";

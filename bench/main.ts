@@ -1,53 +1,99 @@
 /**
- * `deno task bench`: the benchmark suites, timed with GPU timestamp queries (medians), each figure
- * next to the limit it is measured against. `--small` uses shapes a CPU fallback adapter finishes
- * in seconds; the default shapes are the issue targets for an H100.
+ * `deno task bench`: every benchmark suite, each timed with GPU timestamp queries (medians) and
+ * printed next to the limit it is measured against. Default shapes are the issue targets for an
+ * H100; `--small` uses shapes a CPU fallback adapter finishes in seconds.
  *
- * Usage: deno task bench [--suite copy,...] [--small] [--json FILE]
+ * Usage: deno task bench [--suite copy,obrs,matmul,tensor] [--small] [--out DIR] [--torch DIR]
+ *
+ * Each suite also runs alone (`deno run -A bench/<suite>/main.ts --help`); this runner starts
+ * each in its own process so that one suite's failure or memory does not affect the next, and
+ * collects their JSON into `--out` (default runs/bench-<UTC time>/). With `--torch DIR` holding
+ * the PyTorch scripts' JSON (bench/torch/*.py), suites that compare print the ratio too.
  *
  * @module
  */
 import { parseArgs } from "node:util";
+import { join } from "node:path";
 import { createGpu } from "../src/gpu/mod.ts";
+import { timestamp } from "../src/report/mod.ts";
 import { benchCopy } from "./copy.ts";
 
-const SUITES = ["copy"] as const;
+/** A suite run in its own process: its script and how it is told where to write JSON. */
+interface Suite {
+  script: string;
+  jsonArgs: (file: string) => string[];
+  torchArgs?: (dir: string) => string[];
+}
+
+const SUITES: Record<string, Suite | "in-process"> = {
+  copy: "in-process",
+  obrs: { script: "bench/obrs/main.ts", jsonArgs: (f) => ["--out", f] },
+  matmul: {
+    script: "bench/matmul/main.ts",
+    jsonArgs: (f) => [`--json=${f}`],
+    torchArgs: (d) => [`--torch=${join(d, "matmul.json")}`],
+  },
+  tensor: { script: "bench/tensor/main.ts", jsonArgs: (f) => ["--json", f] },
+};
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
-    suite: { type: "string", default: SUITES.join(",") },
+    suite: { type: "string", default: Object.keys(SUITES).join(",") },
     small: { type: "boolean", default: false },
-    json: { type: "string" },
+    out: { type: "string" },
+    torch: { type: "string" },
+    help: { type: "boolean", default: false },
   },
 });
+if (values.help) {
+  console.log(
+    "Usage: deno task bench [--suite " + Object.keys(SUITES).join(",") +
+      "] [--small] [--out DIR] [--torch DIR]",
+  );
+  Deno.exit(0);
+}
 const suites = values.suite!.split(",").map((s) => s.trim());
 for (const s of suites) {
-  if (!(SUITES as readonly string[]).includes(s)) {
-    console.error(`bench: unknown suite '${s}'; the suites are ${SUITES.join(", ")}`);
+  if (!(s in SUITES)) {
+    console.error(`bench: unknown suite '${s}'; the suites are ${Object.keys(SUITES).join(", ")}`);
     Deno.exit(2);
   }
 }
+const out = values.out ?? join("runs", `bench-${timestamp()}`);
+await Deno.mkdir(out, { recursive: true });
 
-const gpu = await createGpu();
-const report: Record<string, unknown> = {
-  adapter: gpu.adapter.description,
-  fallback: gpu.isFallback,
-  timing: gpu.hasTimestamps ? "gpu-timestamps" : "wall-clock",
-  small: values.small,
-};
-console.log(`adapter: ${gpu.adapter.description}${gpu.isFallback ? " (CPU fallback)" : ""}`);
-
-if (suites.includes("copy")) {
-  const copy = await benchCopy(gpu, { megabytes: values.small ? [4, 16] : [64, 256, 1024] });
-  report.copy = copy;
-  for (const r of copy) {
-    console.log(
-      `copy ${(r.bytes / 2 ** 20).toFixed(0).padStart(5)} MiB  ${r.medianMs.toFixed(3)} ms  ` +
-        `${r.gbPerSecond.toFixed(1)} GB/s (read+write)`,
-    );
+let failed = 0;
+for (const name of suites) {
+  const suite = SUITES[name];
+  console.log(`\n== ${name} ==`);
+  if (suite === "in-process") {
+    const gpu = await createGpu();
+    console.log(`adapter: ${gpu.adapter.description}${gpu.isFallback ? " (CPU fallback)" : ""}`);
+    const rows = await benchCopy(gpu, { megabytes: values.small ? [4, 16] : [64, 256, 1024] });
+    for (const r of rows) {
+      console.log(
+        `copy ${(r.bytes / 2 ** 20).toFixed(0).padStart(5)} MiB  ${r.medianMs.toFixed(3)} ms  ` +
+          `${r.gbPerSecond.toFixed(1)} GB/s (read+write)`,
+      );
+    }
+    await Deno.writeTextFile(join(out, "copy.json"), JSON.stringify(rows, null, 2) + "\n");
+    gpu.device.destroy();
+    continue;
+  }
+  const args = ["run", "--allow-all", suite.script, ...suite.jsonArgs(join(out, `${name}.json`))];
+  if (values.small) args.push("--small");
+  if (values.torch && suite.torchArgs) args.push(...suite.torchArgs(values.torch));
+  const status = await new Deno.Command(Deno.execPath(), {
+    args,
+    stdout: "inherit",
+    stderr: "inherit",
+  })
+    .spawn().status;
+  if (!status.success) {
+    console.error(`bench: suite ${name} failed with exit code ${status.code}`);
+    failed++;
   }
 }
-
-if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(report, null, 2) + "\n");
-gpu.device.destroy();
+console.log(`\nresults: ${out}`);
+Deno.exit(failed ? 1 : 0);

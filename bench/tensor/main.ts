@@ -143,13 +143,15 @@ export function formatTensorBench(rows: TensorBenchRow[]): string {
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { small: { type: "boolean", default: false } },
+    options: { small: { type: "boolean", default: false }, json: { type: "string" } },
   });
   const rt = await initTensors();
   console.log(
     `adapter: ${rt.gpu.adapter.description}${rt.gpu.isFallback ? " (CPU fallback)" : ""}`,
   );
-  console.log(formatTensorBench(await benchTensorOps({ small: values.small })));
+  const rows = await benchTensorOps({ small: values.small });
+  console.log(formatTensorBench(rows));
+  if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(rows, null, 2) + "\n");
 }
 
 export type { Tensor };
