@@ -3,6 +3,7 @@ import { noGrad } from "../src/autograd/mod.ts";
 import { initTensors, readAll, runtime, tensor, tidy } from "../src/tensor/mod.ts";
 import { type ModelConfig, validateModelConfig } from "../src/nn/config.ts";
 import { completion, RolloutEngine } from "../src/nn/rollout.ts";
+import { decodeStep, KVCache } from "../src/nn/kv_cache.ts";
 import {
   logSoftmaxRef,
   processedLogProbs,
@@ -143,4 +144,40 @@ Deno.test("rollout: bad requests are refused with clear errors", async () => {
   await assert.rejects(() => engine.generate([[1], [1], [1]], { seed: 1 }), /batch of 3/);
   engine.dispose();
   noGrad(() => model.dispose());
+});
+
+Deno.test("fused decode attention equals the composed path, step by step (cache writes included)", async () => {
+  await initTensors();
+  for (const kvHeads of [1, 2, 4]) {
+    const model = Transformer.init({ ...CFG, kvHeads }, { seed: 8, std: 0.4 });
+    const B = 3, steps = 6;
+    const fused = new KVCache(model, B, 8), composed = new KVCache(model, B, 8);
+    const rng = new Rng(kvHeads);
+    let maxDiff = 0;
+    for (let s = 0; s < steps; s++) {
+      const ids = tensor(Int32Array.from({ length: B }, () => rng.int(CFG.vocabSize)));
+      const [a, b] = await readAll(
+        noGrad(
+          () => [
+            decodeStep(model, ids, fused, s, true),
+            decodeStep(model, ids, composed, s, false),
+          ],
+        ),
+      );
+      for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+    }
+    // Layer 0's keys and values do not depend on attention: the caches must agree bit for bit.
+    const [kf, kc, vf, vc] = await readAll([fused.k[0], composed.k[0], fused.v[0], composed.v[0]]);
+    const D = CFG.headDim, T = 8;
+    for (let r = 0; r < B * kvHeads; r++) {
+      for (let i = 0; i < steps * D; i++) {
+        assert.equal(kf[r * T * D + i], kc[r * T * D + i]);
+        assert.equal(vf[r * T * D + i], vc[r * T * D + i]);
+      }
+    }
+    assert.ok(maxDiff < 1e-5, `kvHeads ${kvHeads}: max |Δ logit| ${maxDiff}`);
+    fused.dispose();
+    composed.dispose();
+    model.dispose();
+  }
 });

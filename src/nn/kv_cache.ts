@@ -6,11 +6,24 @@
  *
  * @module
  */
+import decodeSource from "../../kernels/nn_decode_attention.wgsl" with { type: "text" };
 import { ops } from "../autograd/mod.ts";
-import { copyInto, empty, keep, type Tensor } from "../tensor/mod.ts";
+import { grid, type Kernel } from "../gpu/mod.ts";
+import {
+  copyInto,
+  empty,
+  f32,
+  keep,
+  materialize,
+  params,
+  runtime,
+  type Tensor,
+} from "../tensor/mod.ts";
 import type { Transformer } from "./transformer.ts";
 
 const { add, matmul, mul, reshape, rmsNorm, slice, softmax, transpose, embedding } = ops;
+
+const decodeKernel: Kernel = { name: "nn_decode_attention", code: decodeSource };
 
 /** Preallocated keys and values of every layer. */
 export class KVCache {
@@ -49,10 +62,74 @@ export class KVCache {
   }
 }
 
+/** Largest cache length and head size of the fused decode kernel (its workgroup arrays). */
+export const FUSED_DECODE_LIMITS = { positions: 2048, headDim: 256 } as const;
+
+/**
+ * Attention output `[B, 1, heads·D]` of position `pos` for q `[B, 1, heads, D]` and the new k, v
+ * `[B, 1, kvHeads, D]`, writing k, v into layer `l` of the cache: one fused dispatch
+ * (kernels/nn_decode_attention.wgsl). No gradient (decoding only).
+ */
+export function decodeAttentionFused(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  cache: KVCache,
+  l: number,
+  pos: number,
+): Tensor {
+  const [B, , Hq, D] = q.shape;
+  const Hkv = k.shape[2];
+  const qs = materialize(q), ks = materialize(k), vs = materialize(v);
+  const out = empty([B, 1, Hq * D], "f32", "decodeAttention");
+  runtime().dispatch({
+    kernel: decodeKernel,
+    constants: { WG: 64, MAXT: FUSED_DECODE_LIMITS.positions, MAXD: FUSED_DECODE_LIMITS.headDim },
+    bindings: [
+      qs.buffer,
+      ks.buffer,
+      vs.buffer,
+      cache.k[l].buffer,
+      cache.v[l].buffer,
+      out.buffer,
+      params([B, Hq, Hkv, D, cache.Tmax, pos, f32(1 / Math.sqrt(D)), 0]),
+    ],
+    workgroups: grid(B * Hq),
+  });
+  return out;
+}
+
+/**
+ * The same as {@link decodeAttentionFused} composed from autograd ops (strided cache writes,
+ * slices, matmul, softmax, matmul): the reference of the fused kernel and the path for caches
+ * longer than {@link FUSED_DECODE_LIMITS}.
+ */
+export function decodeAttentionComposed(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  cache: KVCache,
+  l: number,
+  pos: number,
+): Tensor {
+  const [B, , Hq, D] = q.shape;
+  const Hkv = k.shape[2];
+  const G = Hq / Hkv;
+  const len = pos + 1;
+  const dstStrides = [Hkv * cache.Tmax * D, D, cache.Tmax * D, 1]; // [B, 1, Hkv, D] into [B, Hkv, Tmax, D]
+  copyInto(k, cache.k[l], dstStrides, pos * D);
+  copyInto(v, cache.v[l], dstStrides, pos * D);
+  const kc = slice(slice(cache.k[l], 0, 0, B), 2, 0, len); // [B, Hkv, len, D]
+  const vc = slice(slice(cache.v[l], 0, 0, B), 2, 0, len);
+  const qg = reshape(q, [B, Hkv, G, D]);
+  const scores = mul(matmul(qg, transpose(kc, -2, -1)), 1 / Math.sqrt(D)); // [B, Hkv, G, len]
+  return reshape(matmul(softmax(scores), vc), [B, 1, Hq * D]);
+}
+
 /**
  * Logits `[B, V]` at position `pos` for i32 `tokens` `[B]` (the input at `pos`), writing the keys
  * and values of `pos` into `cache` and attending over positions `0..pos`. Call inside `noGrad` and
- * `tidy`.
+ * `tidy`. `fused` (default: when the cache fits the kernel) picks the one-dispatch attention.
  *
  * @example
  * ```ts
@@ -64,6 +141,8 @@ export function decodeStep(
   tokens: Tensor,
   cache: KVCache,
   pos: number,
+  fused = cache.Tmax <= FUSED_DECODE_LIMITS.positions &&
+    model.config.headDim <= FUSED_DECODE_LIMITS.headDim,
 ): Tensor {
   const c = model.config;
   const B = tokens.shape[0];
@@ -75,21 +154,11 @@ export function decodeStep(
   if (!Number.isInteger(pos) || pos < 0 || pos >= cache.Tmax) {
     throw new RangeError(`decodeStep: position ${pos} is outside the cache's [0, ${cache.Tmax})`);
   }
-  const { kvHeads: Hkv, headDim: D, heads: Hq } = c;
-  const G = Hq / Hkv;
-  const len = pos + 1;
-  const rowStride = Hkv * cache.Tmax * D;
-  const dstStrides = [rowStride, D, cache.Tmax * D, 1]; // [B, 1, Hkv, D] into [B, Hkv, Tmax, D]
+  const attend = fused ? decodeAttentionFused : decodeAttentionComposed;
   let x = embedding(model.embed, reshape(tokens, [B, 1]));
   model.blocks.forEach((b, l) => {
     const { q, k, v } = model.qkv(b, rmsNorm(x, b.inputNorm, c.normEps), pos);
-    copyInto(k, cache.k[l], dstStrides, pos * D);
-    copyInto(v, cache.v[l], dstStrides, pos * D);
-    const kc = slice(slice(cache.k[l], 0, 0, B), 2, 0, len); // [B, Hkv, len, D]
-    const vc = slice(slice(cache.v[l], 0, 0, B), 2, 0, len);
-    const qg = reshape(q, [B, Hkv, G, D]);
-    const scores = mul(matmul(qg, transpose(kc, -2, -1)), 1 / Math.sqrt(D)); // [B, Hkv, G, len]
-    const att = reshape(matmul(softmax(scores), vc), [B, 1, Hq * D]);
+    const att = attend(q, k, v, cache, l, pos);
     x = add(x, matmul(att, transpose(b.wo)));
     x = add(x, model.mlp(b, rmsNorm(x, b.postNorm, c.normEps)));
   });
