@@ -12,6 +12,7 @@
  * ```sh
  * deno run -A bench/nn/main.ts            # the anchors at their issue shapes (an H100)
  * deno run -A bench/nn/main.ts --small    # 0.8M anchor at CPU-fallback shapes
+ * deno run -A bench/nn/main.ts --torch torch   # ratios to bench/torch/{train_step,generate}.py --out torch/…
  * ```
  *
  * @module
@@ -164,6 +165,53 @@ export function formatTransformerBench(rows: TransformerBenchRow[]): string {
   ).join("\n");
 }
 
+interface TorchRow {
+  anchor: string;
+  tokens_per_s: number;
+}
+
+async function readTorch(path: string): Promise<TorchRow[] | null> {
+  try {
+    return (JSON.parse(await Deno.readTextFile(path)) as { rows: TorchRow[] }).rows;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+/**
+ * Lines comparing `rows` with `DIR/train_step.json` and `DIR/generate.json` written by
+ * bench/torch/train_step.py and generate.py (`--out`): our tokens/s over PyTorch's, per anchor.
+ */
+export async function compareWithTorch(
+  rows: TransformerBenchRow[],
+  dir: string,
+): Promise<string[]> {
+  const train = await readTorch(`${dir}/train_step.json`);
+  const gen = await readTorch(`${dir}/generate.json`);
+  const lines: string[] = [];
+  for (const r of rows) {
+    const t = train?.find((x) => x.anchor === r.anchor);
+    const g = gen?.find((x) => x.anchor === r.anchor);
+    if (t) {
+      lines.push(
+        `${r.anchor} train: ${
+          (r.trainTokensPerS / t.tokens_per_s).toFixed(3)
+        }× PyTorch eager fp32 tokens/s`,
+      );
+    }
+    if (g) {
+      lines.push(
+        `${r.anchor} sample: ${
+          (r.genTokensPerS / g.tokens_per_s).toFixed(3)
+        }× HF generate tokens/s`,
+      );
+    }
+  }
+  if (lines.length === 0) lines.push(`no PyTorch results for these anchors in ${dir}`);
+  return lines;
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
@@ -171,6 +219,7 @@ if (import.meta.main) {
       small: { type: "boolean", default: false },
       anchors: { type: "string" },
       json: { type: "string" },
+      torch: { type: "string" },
     },
   });
   const rt = await initTensors();
@@ -178,6 +227,9 @@ if (import.meta.main) {
   console.log(`adapter: ${rt.gpu.adapter.description}${fallback ? " (CPU fallback)" : ""}`);
   const rows = await benchTransformer({ small: values.small, anchors: values.anchors?.split(",") });
   console.log(formatTransformerBench(rows));
+  if (values.torch) {
+    for (const line of await compareWithTorch(rows, values.torch)) console.log(line);
+  }
   if (values.json) {
     await Deno.writeTextFile(
       values.json,

@@ -5,7 +5,7 @@ anchor's sizes (src/nn/anchors.ts, mirrored in anchors.py), fp32, KV cache on, b
 top-k/top-p). Reports tokens/s = batch × new tokens / wall time of `generate` (CUDA synchronised),
 the median over `repeats` after one warm-up call.
 
-    python bench/torch/generate.py --out torch_generate.json
+    python bench/torch/generate.py --out torch/generate.json
     python bench/torch/generate.py --anchors 0.8M --device cpu --new-tokens 16
 """
 

@@ -8,7 +8,7 @@ RMSNorm, classifier tied to the embedding; mean cross-entropy over every positio
 fp32 throughout, TF32 off, no torch.compile (eager). Attention is written out (matmul, mask,
 softmax, matmul) as ours is; `--sdpa` uses F.scaled_dot_product_attention instead.
 
-    python bench/torch/train_step.py --out torch_train.json            # CUDA, the three anchors
+    python bench/torch/train_step.py --out torch/train_step.json       # CUDA, the three anchors
     python bench/torch/train_step.py --anchors 0.8M --device cpu       # anywhere
 
 Each step (forward, backward, clip, optimizer) is timed with CUDA events (wall clock on CPU),
