@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Everything a GPU host measures, in stages that each fit one 10-minute device command:
+#   tests   the GPU kernels against their float64 references, on the real adapter
+#   torch   the PyTorch reference scripts (bench/torch/*.py), eager and torch.compile
+#   ours    deno task bench at the issue shapes, with the PyTorch JSON for ratios
+#   all     the three in order
+# Usage (from the repository root, after `source .device/enter.sh` on a host without network):
+#   bash bench/device/run.sh STAGE [OUT_DIR]
+# Results go to OUT_DIR (default $OUT, else device-out/): a log per stage and results.tar.gz with
+# every JSON file (one archive, because a device call returns at most 8 files).
+set -uo pipefail
+stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|all [OUT_DIR]}
+out=${2:-${OUT:-device-out}}
+work=$(mktemp -d)
+mkdir -p "$out" "$work/torch" "$work/bench"
+[ -f "$out/results.tar.gz" ] && tar xzf "$out/results.tar.gz" -C "$work"
+export PYTHONUNBUFFERED=1 NO_COLOR=1
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
+status=0
+
+run_tests() {
+  { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
+    deno task jackpot info
+    deno test --allow-all tests/gpu_layer_test.ts tests/obrs_gpu_kernels_test.ts \
+      tests/obrs_gpu_jackpot_test.ts tests/obrs_gpu_errors_test.ts tests/matmul_correctness_test.ts \
+      tests/autograd_ops_test.ts tests/autograd_elementwise_test.ts tests/autograd_block_test.ts \
+      tests/training_mlp_test.ts
+  } 2>&1 | tee "$out/tests.log" || status=1
+}
+
+run_torch() {
+  {
+    python3 bench/torch/obrs_pipeline.py --out "$work/torch/obrs.json"
+    python3 bench/torch/matmul.py --out "$work/torch/matmul.json"
+    python3 bench/torch/train_step.py --out "$work/torch/train_step.json"
+    python3 bench/torch/generate.py --out "$work/torch/generate.json"
+  } 2>&1 | tee "$out/torch.log" || status=1
+}
+
+run_ours() {
+  deno task bench --out "$work/bench" --torch "$work/torch" 2>&1 | tee "$out/ours.log" || status=1
+}
+
+case "$stage" in
+  tests) run_tests ;;
+  torch) run_torch ;;
+  ours) run_ours ;;
+  all) run_tests; run_torch; run_ours ;;
+  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, all)" >&2; exit 2 ;;
+esac
+tar czf "$out/results.tar.gz" -C "$work" .
+exit "$status"
