@@ -94,5 +94,15 @@ Deno.test("runPretrain writes the run folder; its checkpoint reloads to the same
   }
   model.dispose();
   again.dispose();
+  // --init continues from the saved weights: its first loss is well below a fresh model's.
+  const resumed = await runPretrain(
+    { ...config, init: `${dir}/model`, steps: 1 },
+    `${dir}/resumed`,
+    { quiet: true },
+  );
+  assert.ok(
+    resumed.result.steps[0].loss < run.result.steps[0].loss - 0.1,
+    `resumed ${resumed.result.steps[0].loss} vs fresh ${run.result.steps[0].loss}`,
+  );
   await Deno.remove(dir, { recursive: true });
 });
