@@ -60,7 +60,7 @@ export interface PretrainConfig {
   seed: number;
   /** Steps between evaluations (and checkpoints). */
   evalEvery: number;
-  /** Held-out prompts per evaluation. */
+  /** Prompts per evaluation. */
   evalSize: number;
   /** Target exact-match accuracy. */
   target: number;
@@ -207,7 +207,8 @@ export async function runPretrain(
     },
     {
       name: "accuracy",
-      caption: `Greedy exact-match accuracy on ${config.evalSize} held-out prompts.`,
+      caption:
+        `Greedy exact-match accuracy on ${config.evalSize} evaluation prompts (their own RNG stream; a small task such as 1-digit addition has only 100 distinct prompts, so they also occur in training).`,
       spec: lineChartSpec({
         title: "exact-match accuracy",
         data: evalRows,
@@ -269,7 +270,7 @@ export async function runPretrain(
 export function summaryLine(r: Omit<PretrainResult, "model">, config: PretrainConfig): string {
   const e = r.evals[r.evals.length - 1];
   if (!e) return "No evaluation was run.";
-  const acc = `${(100 * e.accuracy).toFixed(1)}% exact match (greedy, ${e.n} held-out prompts)`;
+  const acc = `${(100 * e.accuracy).toFixed(1)}% exact match (greedy, ${e.n} evaluation prompts)`;
   return r.reached
     ? `Reached ${acc} at step ${e.step} in ${r.seconds.toFixed(1)} s (target ${
       (100 * config.target).toFixed(0)
@@ -288,7 +289,7 @@ export const command: Command = {
     "Trains a Qwen-style decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU) with " +
     "next-token cross-entropy on the answer and stop tokens of the task's prompt + answer " +
     "sequences (AdamW, warm-up then cosine decay, gradient clipping at 1), evaluating greedy " +
-    "exact-match accuracy on held-out prompts every --eval-every steps and stopping at --target. " +
+    "exact-match accuracy on --eval-size prompts drawn from their own RNG stream (not held out: small tasks have few distinct prompts) every --eval-every steps and stopping at --target. " +
     "--model is a preset (tiny, actor, policy) optionally followed by :key=value overrides " +
     "(e.g. actor:layers=3). Writes losses.csv, evals.csv, loss/accuracy charts, a Hugging Face " +
     "Qwen checkpoint per evaluation (checkpoints/step-N/) and the final one (model/), index.html " +
@@ -321,7 +322,7 @@ export const command: Command = {
       type: "string",
       valueName: "N",
       default: "128",
-      description: "Held-out prompts per evaluation",
+      description: "Prompts per evaluation",
     },
     target: {
       type: "string",
