@@ -7,7 +7,8 @@
 // order-preserving key k* with count(key(z) >= k*) >= top_k, and the top-p threshold the largest key
 // whose kept mass reaches top_p of the top-k mass, both found by bisection over the 32 key bits
 // (each probe is one strided pass over the row and a workgroup reduction). The draw is the inverse
-// CDF in id order with u = uniformAt(seed, stream0 + row, generated index) (rng.wgsl, prepended):
+// CDF in id order with u = uniformAt(seed, stream0 + row, generated index) (rng.wgsl and
+// sample_common.wgsl, with the thresholds, are prepended):
 // per-thread contiguous chunk sums, then thread 0 walks chunks and the one chunk that holds u.
 //
 // Writes, for a sampling row, at generated index g = step + 1 - prompt length:
@@ -15,7 +16,6 @@
 //   out_top[(row, g, j)] = id, bits(processed log-prob) of the j-th largest logit (from topk_stream)
 // and updates state[row] = finished, generated count, flags (1: NaN/+Inf logits, 2: all -Inf),
 // stopped-by-stop-token; next_tok[row] is the model's input at step + 1 (pad once finished).
-override WG: u32 = 256u;
 override CAPK: u32 = 0u;
 
 struct Params {
@@ -43,96 +43,9 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> out_top: array<u32>;  // [B, max_new, CAPK, 2]
 @group(0) @binding(8) var<uniform> params: Params;
 
-const NEG_INF_BITS: u32 = 0xff800000u;
-
-var<workgroup> red_f: array<f32, WG>;
-var<workgroup> red_u: array<u32, WG>;
 var<workgroup> parts: array<f32, WG>;
 var<workgroup> wg_mode: u32;
 var<workgroup> wg_token: u32;
-
-// Order-preserving map of f32 to u32 (larger float, larger key); -0 maps with +0 (equal values).
-fn key_of(f: f32) -> u32 {
-  var b = bitcast<u32>(f);
-  if (b == 0x80000000u) { b = 0u; }
-  if ((b & 0x80000000u) != 0u) { return ~b; }
-  return b | 0x80000000u;
-}
-
-fn reduce_sum_f(v: f32, lid: u32) -> f32 {
-  red_f[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red_f[lid] += red_f[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = red_f[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduce_max_f(v: f32, lid: u32) -> f32 {
-  red_f[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red_f[lid] = max(red_f[lid], red_f[lid + s]); }
-    workgroupBarrier();
-  }
-  let r = red_f[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduce_sum_u(v: u32, lid: u32) -> u32 {
-  red_u[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red_u[lid] += red_u[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = red_u[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduce_max_u(v: u32, lid: u32) -> u32 {
-  red_u[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red_u[lid] = max(red_u[lid], red_u[lid + s]); }
-    workgroupBarrier();
-  }
-  let r = red_u[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduce_min_u(v: u32, lid: u32) -> u32 {
-  red_u[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red_u[lid] = min(red_u[lid], red_u[lid + s]); }
-    workgroupBarrier();
-  }
-  let r = red_u[0];
-  workgroupBarrier();
-  return r;
-}
-
-// Processed logit z_i (only called when temperature > 0).
-fn z_at(base: u32, i: u32) -> f32 {
-  return logits[base + i] / params.temperature;
-}
-
-// Sum of exp(z - mz) over z with key >= th.
-fn kept_mass(base: u32, th: u32, mz: f32, lid: u32) -> f32 {
-  var acc = 0.0;
-  for (var i = lid; i < params.vocab; i += WG) {
-    let z = z_at(base, i);
-    if (key_of(z) >= th) { acc += exp(z - mz); }
-  }
-  return reduce_sum_f(acc, lid);
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -190,28 +103,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     if (token >= V) { token = 0u; }
   } else {
     let mz = m / params.temperature;
-    var thk = 0u;
-    if (params.top_k > 0u && params.top_k < V) {
-      for (var bit = 31i; bit >= 0i; bit--) {
-        let cand = thk | (1u << u32(bit));
-        var c = 0u;
-        for (var i = lid; i < V; i += WG) {
-          if (key_of(z_at(base, i)) >= cand) { c++; }
-        }
-        if (reduce_sum_u(c, lid) >= params.top_k) { thk = cand; }
-      }
-    }
-    let mass_k = kept_mass(base, thk, mz, lid);
-    th = thk;
-    if (params.top_p < 1.0) {
-      var thp = 0u;
-      let need = params.top_p * mass_k;
-      for (var bit = 31i; bit >= 0i; bit--) {
-        let cand = thp | (1u << u32(bit));
-        if (kept_mass(base, max(cand, thk), mz, lid) >= need) { thp = cand; }
-      }
-      th = max(thp, thk);
-    }
+    th = truncation_threshold(base, mz, lid);
     // Chunk sums of the kept weights in id order, and the last kept id (fallback of the walk).
     let chunk = (V + WG - 1u) / WG;
     let lo = min(V, lid * chunk);

@@ -7,13 +7,14 @@
  * @module
  */
 import rngSource from "../../kernels/rng.wgsl" with { type: "text" };
+import commonSource from "../../kernels/sample_common.wgsl" with { type: "text" };
 import sampleSource from "../../kernels/sample_row.wgsl" with { type: "text" };
 import { type ComputeBatch, grid, type Kernel } from "../gpu/mod.ts";
 import { recordRowTopk } from "../obrs/gpu/ops.ts";
 import { empty, f32, keep, params, runtime, type Tensor } from "../tensor/mod.ts";
 import { type SamplingSettings, validateSampling } from "./sampling_reference.ts";
 
-const sampleKernel: Kernel = { name: "sample_row", code: rngSource + sampleSource };
+const sampleKernel: Kernel = { name: "sample_row", code: rngSource + commonSource + sampleSource };
 
 /** Marks "no stop token" in {@link SampleStepArgs.stopId}. */
 export const NO_STOP = 0xffffffff;
