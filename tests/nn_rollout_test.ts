@@ -4,6 +4,7 @@ import { initTensors, readAll, runtime, tensor, tidy } from "../src/tensor/mod.t
 import { type ModelConfig, validateModelConfig } from "../src/nn/config.ts";
 import { completion, RolloutEngine } from "../src/nn/rollout.ts";
 import { decodeStep, KVCache } from "../src/nn/kv_cache.ts";
+import { sampledLogProbs } from "../src/nn/replay.ts";
 import {
   logSoftmaxRef,
   processedLogProbs,
@@ -42,7 +43,7 @@ const SETTINGS: SamplingSettings[] = [
   { temperature: 0, topK: 0, topP: 1 },
 ];
 
-Deno.test("rollout: captured log-probs equal a training-mode forward over the finished sequences", async () => {
+Deno.test("rollout: captured log-probs equal a training-mode forward (and the GPU replay) over the finished sequences", async () => {
   await initTensors();
   const model = Transformer.init(CFG, { seed: 21, std: 0.4 });
   const rng = new Rng(4);
@@ -65,9 +66,16 @@ Deno.test("rollout: captured log-probs equal a training-mode forward over the fi
       flat.set(p, b * T);
       flat.set(completion(r, b), b * T + p.length);
     });
-    const logits = tidy(() => model.forward(tensor(flat, [B, T])));
-    const [host] = await readAll([logits]);
+    // The trainer's replay: the processed log-prob of each next token, on the GPU.
+    const next = new Int32Array(B * T).fill(0);
+    for (let i = 0; i + 1 < B * T; i++) if ((i + 1) % T !== 0) next[i] = flat[i + 1];
+    const [logits, replayed] = tidy(() => {
+      const l = model.forward(tensor(flat, [B, T]));
+      return [l, sampledLogProbs(l, tensor(next, [B, T]), s)];
+    });
+    const [host, replay] = await readAll([logits, replayed]);
     logits.dispose();
+    replayed.dispose();
     let maxDiff = 0, drawsChecked = 0;
     for (let b = 0; b < B; b++) {
       const c = completion(r, b);
@@ -80,7 +88,12 @@ Deno.test("rollout: captured log-probs equal a training-mode forward over the fi
         const o = b * maxNew + g;
         const raw = logSoftmaxRef(row)[c[g]];
         const lp = processedLogProbs(row, s)[c[g]];
-        maxDiff = Math.max(maxDiff, Math.abs(raw - r.rawLogProbs[o]), Math.abs(lp - r.logProbs[o]));
+        maxDiff = Math.max(
+          maxDiff,
+          Math.abs(raw - r.rawLogProbs[o]),
+          Math.abs(lp - r.logProbs[o]),
+          Math.abs(replay[b * T + pos] - r.logProbs[o]),
+        );
         const ids = topKIds(row, K);
         const plp = processedLogProbs(row, s);
         for (let j = 0; j < K; j++) {

@@ -32,5 +32,6 @@ export {
   unpackSampleOutputs,
 } from "./sample_step.ts";
 export * from "./rollout.ts";
+export * from "./replay.ts";
 export * from "./pretrain.ts";
 export * from "./checkpoint/mod.ts";

@@ -1,0 +1,80 @@
+/**
+ * The trainer's replay of the behaviour policy's processing (SPEC §10): log-probs of given tokens
+ * under the same temperature, top-k and top-p as the rollout engine samples with (the thresholds
+ * come from the same WGSL, kernels/sample_common.wgsl), as an autograd op. Replaying the raw model
+ * instead of the processed distribution would silently rescale every importance ratio.
+ *
+ * @module
+ */
+import commonSource from "../../kernels/sample_common.wgsl" with { type: "text" };
+import replaySource from "../../kernels/sample_replay.wgsl" with { type: "text" };
+import { record } from "../autograd/mod.ts";
+import { grid, type Kernel } from "../gpu/mod.ts";
+import { empty, f32, launch1d, materialize, params, runtime, type Tensor } from "../tensor/mod.ts";
+import { fmtShape, sameShape } from "../tensor/shape.ts";
+import { type SamplingSettings, validateSampling } from "./sampling_reference.ts";
+
+const replayKernel: Kernel = { name: "sample_replay", code: commonSource + replaySource };
+
+/**
+ * `out[...] = log p_processed(tokens[...])` for `logits` [..., V] and i32 `tokens` [...]: -inf for
+ * a token the truncation removed, NaN for an id outside [0, V). The gradient flows into `logits`
+ * with the kept set held fixed (the truncation itself has no gradient); greedy settings
+ * (temperature 0) give 0 or -inf and no gradient.
+ *
+ * @example
+ * ```ts
+ * const lpNew = sampledLogProbs(model.forward(tokens), nextTokens, rollout.settings); // [B, T]
+ * ```
+ */
+export function sampledLogProbs(
+  logits: Tensor,
+  tokens: Tensor,
+  settings: SamplingSettings,
+): Tensor {
+  logits.expectDtype("sampledLogProbs", "f32");
+  tokens.expectDtype("sampledLogProbs", "i32");
+  if (logits.rank < 1 || !sameShape(logits.shape.slice(0, -1), tokens.shape)) {
+    throw new RangeError(
+      `sampledLogProbs: logits ${fmtShape(logits.shape)} need tokens of shape ${
+        fmtShape(logits.shape.slice(0, -1))
+      }, ` +
+        `got ${fmtShape(tokens.shape)}`,
+    );
+  }
+  const V = logits.shape[logits.rank - 1];
+  const s = validateSampling(settings, V);
+  const rows = tokens.size;
+  const x = materialize(logits);
+  const t = materialize(tokens);
+  const out = empty(tokens.shape, "f32", "sampledLogProbs");
+  const saved = empty([Math.max(1, rows), 2], "u32", "sampledLogProbs saved");
+  const p = params([rows, V, s.topK, 0, f32(s.temperature), f32(s.topP), 0, 0]);
+  const rt = runtime();
+  if (rows > 0) {
+    rt.dispatch({
+      kernel: replayKernel,
+      entryPoint: "fwd",
+      constants: { WG: 256 },
+      bindings: [x.buffer, t.buffer, out.buffer, saved.buffer, p],
+      workgroups: grid(rows),
+    });
+  }
+  return record(out, "sampledLogProbs", [logits], (g) => {
+    const dx = empty(logits.shape, "f32", "grad");
+    const gs = materialize(g);
+    if (dx.size > 0) {
+      launch1d(
+        rt,
+        replayKernel,
+        "bwd",
+        [x.buffer, t.buffer, saved.buffer, gs.buffer, dx.buffer, p],
+        dx.size,
+        {
+          WG: 256,
+        },
+      );
+    }
+    return [dx];
+  });
+}
