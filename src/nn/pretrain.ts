@@ -13,7 +13,6 @@ import { Rng } from "../util/rng.ts";
 import type { ModelConfig } from "./config.ts";
 import { completion, RolloutEngine } from "./rollout.ts";
 import { Transformer } from "./transformer.ts";
-import { buildSupervisedBatch } from "../tasks/mod.ts";
 
 /** Options of {@link pretrain}. */
 export interface PretrainOptions {
