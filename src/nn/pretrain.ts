@@ -7,7 +7,13 @@
  * @module
  */
 import { AdamW, warmupCosine } from "../autograd/mod.ts";
-import { evaluateExactMatch, type Example, maxSequenceLength, type Task } from "../tasks/mod.ts";
+import {
+  buildSupervisedBatch,
+  evaluateExactMatch,
+  type Example,
+  maxSequenceLength,
+  type Task,
+} from "../tasks/mod.ts";
 import { readAll, tensor, tidy } from "../tensor/mod.ts";
 import { Rng } from "../util/rng.ts";
 import type { ModelConfig } from "./config.ts";
