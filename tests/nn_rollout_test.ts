@@ -30,10 +30,11 @@ const CFG: ModelConfig = validateModelConfig({
   qkNorm: true,
 });
 
-function prompts(rng: Rng, B: number, maxLen: number): Int32Array[] {
+/** Prompts of minLen..maxLen tokens (a minLen above 1 exercises the prefill). */
+function prompts(rng: Rng, B: number, maxLen: number, minLen = 1): Int32Array[] {
   return Array.from(
     { length: B },
-    () => Int32Array.from({ length: 1 + rng.int(maxLen) }, () => 3 + rng.int(10)),
+    () => Int32Array.from({ length: minLen + rng.int(maxLen - minLen + 1) }, () => 3 + rng.int(10)),
   );
 }
 
@@ -54,11 +55,17 @@ Deno.test("rollout: captured log-probs equal a training-mode forward (and the GP
     maxNewTokens: maxNew,
     captureK: K,
   });
-  for (const s of SETTINGS) {
-    const ps = prompts(rng, B, maxPrompt);
+  for (const [i, s] of [...SETTINGS, ...SETTINGS].entries()) {
+    const ps = prompts(rng, B, maxPrompt, i < SETTINGS.length ? 1 : 3);
     const reads = RolloutEngine.readCount();
     const r = await engine.generate(ps, { ...s, seed: 77, stream0: 3, stopId: 2, padId: 0 });
     assert.equal(RolloutEngine.readCount() - reads, 1, "one readback per batch");
+    const lens = ps.map((p) => p.length);
+    assert.equal(
+      r.steps,
+      Math.max(...lens) + maxNew - Math.min(...lens),
+      "decode steps after the prefill",
+    );
     // Training-mode forward over prompt + completion, right-padded.
     const T = maxPrompt + maxNew;
     const flat = new Int32Array(B * T);

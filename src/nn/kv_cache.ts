@@ -1,8 +1,9 @@
 /**
- * The KV cache and one incremental decode step. The cache is allocated once, `[B, kvHeads, Tmax, D]`
- * per layer for keys and for values, and every step writes position `pos` of every row, so every
- * row of a batch sits at the same position (prompts are teacher-forced token by token, see
- * rollout.ts) and attention needs no padding mask.
+ * The KV cache, its prefill and one incremental decode step. The cache is allocated once,
+ * `[B, kvHeads, Tmax, D]` per layer for keys and for values; the prefill writes positions `0..T-1`
+ * and every decode step writes position `pos` of every row, so every row of a batch sits at the
+ * same position (longer prompts are teacher-forced, see rollout.ts) and attention needs no
+ * padding mask.
  *
  * @module
  */
@@ -60,6 +61,25 @@ export class KVCache {
   dispose(): void {
     for (const t of [...this.k, ...this.v]) t.dispose();
   }
+}
+
+/**
+ * Fills positions `0..T-1` of the cache from a training-mode forward over i32 `tokens` `[B, T]`
+ * (one batched pass instead of T decode steps). Call inside `noGrad` and `tidy`.
+ */
+export function prefill(model: Transformer, tokens: Tensor, cache: KVCache): void {
+  const [B, T] = tokens.shape;
+  if (tokens.rank !== 2 || B > cache.B || T > cache.Tmax) {
+    throw new RangeError(
+      `prefill: tokens ${tokens.describe()} do not fit a cache of [${cache.B}, ${cache.Tmax}]`,
+    );
+  }
+  const { kvHeads: Hkv, headDim: D } = model.config;
+  const dstStrides = [Hkv * cache.Tmax * D, D, cache.Tmax * D, 1]; // [B, T, Hkv, D] into [B, Hkv, Tmax, D]
+  model.hidden(tokens, (l, k, v) => {
+    copyInto(k, cache.k[l], dstStrides, 0);
+    copyInto(v, cache.v[l], dstStrides, 0);
+  });
 }
 
 /** Largest cache length and head size of the fused decode kernel (its workgroup arrays). */

@@ -2,11 +2,12 @@
  * The rollout engine: batched sampling on the GPU with a preallocated KV cache and one readback
  * per batch.
  *
- * Every row moves through the same positions: at step s the model reads each row's token at
- * position s (the prompt's while it lasts, then the row's own last sample) and
- * kernels/sample_row.wgsl either feeds the next prompt token or samples. A row whose prompt has n
- * tokens samples its g-th token at step n - 1 + g, so short prompts start generating early and
- * no padding ever enters attention; positions and causal masks are exactly those of a training
+ * Every row moves through the same positions. The positions that every prompt covers (all but
+ * the shortest prompt's last token) are prefilled by one batched training-mode forward; from there,
+ * at step s the model reads each row's token at position s (the prompt's while it lasts, then the
+ * row's own last sample) and kernels/sample_row.wgsl either feeds the next prompt token or
+ * samples. A row whose prompt has n tokens samples its g-th token at step n - 1 + g, so short
+ * prompts start generating early and no padding ever enters attention; positions and causal masks are exactly those of a training
  * forward over the finished sequence, which is what makes the captured log-probs replayable
  * (tests/nn_rollout_test.ts checks the two against each other). Rows finish on their own (stop
  * token or budget) and are fed padding afterwards. The host records `steps` decode steps and reads
@@ -21,7 +22,7 @@
 import { noGrad, ops } from "../autograd/mod.ts";
 import { ComputeBatch } from "../gpu/mod.ts";
 import { readAll, runtime, tensor, tidy } from "../tensor/mod.ts";
-import { decodeStep, KVCache } from "./kv_cache.ts";
+import { decodeStep, KVCache, prefill } from "./kv_cache.ts";
 import {
   allocSampleBuffers,
   disposeSampleBuffers,
@@ -79,7 +80,7 @@ export interface RolloutBatch extends SampleOutputs {
   stream0: number;
   /** Stop token (or -1 when none). */
   stopId: number;
-  /** Decode steps run. */
+  /** Decode steps run (after the prefill of the positions every prompt covers). */
   steps: number;
   /** `GenerateOptions.modelVersion`, or null. */
   modelVersion: string | number | null;
@@ -171,8 +172,17 @@ export class RolloutEngine {
       }
     });
     const buffers = this.#buffers;
+    // The positions every prompt covers are prefilled by one batched forward; decoding starts at
+    // the shortest prompt's last token (longer prompts are teacher-forced from there).
+    const s0 = Math.min(...lengths) - 1;
+    const prefix = s0 > 0
+      ? tensor(Int32Array.from({ length: B * s0 }, (_, i) => prompts[Math.floor(i / s0)][i % s0]), [
+        B,
+        s0,
+      ])
+      : null;
     const prompt = tensor(block);
-    resetSampleState(buffers, Int32Array.from(prompts, (p) => p[0]));
+    resetSampleState(buffers, Int32Array.from(prompts, (p) => p[s0]));
     const steps = cols + o.maxNewTokens - 1;
     // One pass and one submit per step, never a wait: every op of the step records into `batch`
     // (the OBRS top-k pass takes its batch as an argument). Buffers a step releases are reused
@@ -183,7 +193,10 @@ export class RolloutEngine {
     // device while the outputs stay zero: catch it and fail the batch.
     rt.gpu.device.pushErrorScope("validation");
     noGrad(() => {
-      for (let s = 0; s < steps; s++) {
+      // Through the runtime's own batch: the causal mask may need an upload, which flushes.
+      if (prefix) tidy(() => prefill(this.model, prefix, this.cache));
+      rt.flush();
+      for (let s = s0; s < steps; s++) {
         const batch = new ComputeBatch(rt.gpu);
         const temps = rt.recordInto(batch, () =>
           tidy(() => {
@@ -209,6 +222,7 @@ export class RolloutEngine {
     const [state, main, top] = await readAll([buffers.state, buffers.outMain, buffers.outTop]);
     const gpuError = await rt.gpu.device.popErrorScope();
     prompt.dispose();
+    prefix?.dispose();
     if (gpuError) throw new Error(`rollout: the GPU rejected a sampling step: ${gpuError.message}`);
     const out = unpackSampleOutputs(
       buffers,
@@ -236,7 +250,7 @@ export class RolloutEngine {
       seed,
       stream0,
       stopId: stopId === NO_STOP ? -1 : stopId,
-      steps,
+      steps: steps - s0,
       modelVersion: opts.modelVersion ?? null,
     };
   }

@@ -254,8 +254,11 @@ export class Transformer {
     return matmul(h, transpose(this.lmHead ?? this.embed));
   }
 
-  /** Residual stream after every block for i32 `tokens` [B, T] (positions 0..T-1). */
-  hidden(tokens: Tensor): Tensor {
+  /**
+   * Residual stream after every block for i32 `tokens` [B, T] (positions 0..T-1). `onKv` sees each
+   * layer's keys and values `[B, T, kvHeads, D]` (after QK-norm and RoPE): the KV-cache prefill.
+   */
+  hidden(tokens: Tensor, onKv?: (layer: number, k: Tensor, v: Tensor) => void): Tensor {
     const c = this.config;
     if (tokens.rank !== 2) {
       throw new RangeError(`transformer: tokens must be [B, T], got ${tokens.describe()}`);
@@ -265,8 +268,9 @@ export class Transformer {
       throw new RangeError(`transformer: sequence length ${T} exceeds maxSeqLen ${c.maxSeqLen}`);
     }
     let x = embedding(this.embed, tokens);
-    for (const b of this.blocks) {
+    for (const [l, b] of this.blocks.entries()) {
       const { q, k, v } = this.qkv(b, rmsNorm(x, b.inputNorm, c.normEps), 0);
+      onKv?.(l, k, v);
       const att = reshape(causalSelfAttention(q, k, v), [B, T, c.heads * c.headDim]);
       x = add(x, matmul(att, transpose(b.wo)));
       x = add(x, this.mlp(b, rmsNorm(x, b.postNorm, c.normEps)));
