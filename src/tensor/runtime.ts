@@ -38,6 +38,8 @@ export class TensorRuntime {
   /** Dispatch/submit/read counters. */
   readonly counters: RuntimeCounters = { dispatches: 0, submits: 0, reads: 0 };
   #batch: ComputeBatch | null = null;
+  // Depth of recordInto calls: while > 0 the open batch belongs to a caller, who submits it.
+  #foreign = 0;
 
   /** @param gpu the device to run on. */
   constructor(gpu: GpuContext) {
@@ -50,7 +52,7 @@ export class TensorRuntime {
     this.#batch ??= new ComputeBatch(this.gpu);
     this.#batch.dispatch(d);
     this.counters.dispatches++;
-    if (this.#batch.length >= MAX_BATCH) this.flush();
+    if (this.#batch.length >= MAX_BATCH && this.#foreign === 0) this.flush();
   }
 
   /**
@@ -62,25 +64,35 @@ export class TensorRuntime {
     const before = this.#batch.length;
     encode(this.#batch, this.gpu);
     this.counters.dispatches += this.#batch.length - before;
-    if (this.#batch.length >= MAX_BATCH) this.flush();
+    if (this.#batch.length >= MAX_BATCH && this.#foreign === 0) this.flush();
   }
 
   /**
    * Records everything `fn` dispatches into `batch` instead of the open batch (benchmarks hand in
-   * the batches `timeBatches` submits). `fn` must not read back or upload.
+   * the batches `timeBatches` submits). The caller submits `batch`; inside `fn` nothing is
+   * submitted, so a readback or upload there (which would need one) is an error rather than an
+   * early submit of the caller's batch.
    */
   recordInto<T>(batch: ComputeBatch, fn: () => T): T {
     const saved = this.#batch;
     this.#batch = batch;
+    this.#foreign++;
     try {
       return fn();
     } finally {
+      this.#foreign--;
       this.#batch = saved;
     }
   }
 
   /** Submits the open batch (a no-op when nothing is recorded). */
   flush(): void {
+    if (this.#foreign > 0) {
+      throw new Error(
+        "recordInto: the work recorded into the caller's batch cannot be read back, uploaded to " +
+          "or flushed before the caller submits it",
+      );
+    }
     const b = this.#batch;
     this.#batch = null;
     if (b && b.length > 0) {
