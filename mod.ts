@@ -2,8 +2,9 @@
  * jackpot — the public entry that notebooks, scripts and tests import.
  *
  * Layers, each importing only those below it: `gpu` (device, pipelines, batching, timing) →
- * `obrs/reference` (float64 oracle, no GPU) and the GPU kernels → `sim` (the paper's Figure 2) and
- * `report` (tables, charts, HTML) → the CLI.
+ * `tensor` + `autograd` (tape, ops, AdamW) and `obrs/reference` (float64 oracle, no GPU) with its
+ * GPU kernels `obrs/gpu` → `nn` (transformer, rollout engine, pretraining, checkpoints) and `tasks`
+ * → `sim` (the paper's Figure 2) and `report` (tables, charts, HTML) → the CLI.
  *
  * @example
  * ```ts
@@ -22,8 +23,8 @@ export * from "./src/obrs/reference/mod.ts";
 export * from "./src/sim/mod.ts";
 export * from "./src/report/mod.ts";
 export * from "./src/tasks/mod.ts";
-export * from "./src/nn/checkpoint/mod.ts";
 export * from "./src/obrs/gpu/mod.ts";
 export * from "./src/tensor/mod.ts";
 export * from "./src/tensor/matmul/mod.ts";
 export * from "./src/autograd/mod.ts";
+export * from "./src/nn/mod.ts";

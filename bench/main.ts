@@ -3,7 +3,7 @@
  * printed next to the limit it is measured against. Default shapes are the issue targets for an
  * H100; `--small` uses shapes a CPU fallback adapter finishes in seconds.
  *
- * Usage: deno task bench [--suite copy,obrs,matmul,tensor] [--small] [--out DIR] [--torch DIR]
+ * Usage: deno task bench [--suite copy,obrs,matmul,tensor,nn] [--small] [--out DIR] [--torch DIR]
  *
  * Each suite also runs alone (`deno run -A bench/<suite>/main.ts --help`); this runner starts
  * each in its own process so that one suite's failure or memory does not affect the next, and
@@ -34,6 +34,11 @@ const SUITES: Record<string, Suite | "in-process"> = {
     torchArgs: (d) => [`--torch=${join(d, "matmul.json")}`],
   },
   tensor: { script: "bench/tensor/main.ts", jsonArgs: (f) => ["--json", f] },
+  nn: {
+    script: "bench/nn/main.ts",
+    jsonArgs: (f) => ["--json", f],
+    torchArgs: (d) => ["--torch", d],
+  },
 };
 
 const { values } = parseArgs({
