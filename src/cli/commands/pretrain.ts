@@ -12,7 +12,8 @@ import {
   UsageError,
 } from "../command.ts";
 import { Progress } from "../progress.ts";
-import { onInterrupt, runtimeVersions } from "../runtime.ts";
+import { runFolder, runInterruptibly } from "../run_folder.ts";
+import { runtimeVersions } from "../runtime.ts";
 import { createTaskFromSpec, type Task } from "../../tasks/mod.ts";
 import { initTensors } from "../../tensor/mod.ts";
 import { loadCheckpoint, saveCheckpoint } from "../../nn/checkpoint/mod.ts";
@@ -31,9 +32,7 @@ import {
   prepareRunDir,
   renderSvg,
   rowsToTable,
-  RunDirNotEmptyError,
   tableToHtml,
-  timestamp,
   writeFileAtomic,
   writeJsonAtomic,
   writeTable,
@@ -341,30 +340,15 @@ export const command: Command = {
   async run(values: ParsedValues): Promise<number> {
     const config = pretrainConfigFromValues(values);
     resolve(config); // bad task/model specs fail before any GPU work
-    const out = typeof values.out === "string" && values.out !== ""
-      ? values.out
-      : `runs/pretrain-${timestamp()}`;
-    const controller = new AbortController();
-    const stopListening = onInterrupt(() => controller.abort());
-    let run: PretrainRun;
-    try {
-      run = await runPretrain(config, out, {
+    const out = runFolder(values, "pretrain");
+    const outcome = await runInterruptibly("pretrain", out, (signal) =>
+      runPretrain(config, out, {
         force: values.force === true,
         quiet: values.quiet === true,
-        signal: controller.signal,
-      });
-    } catch (e) {
-      if (controller.signal.aborted) {
-        console.error(
-          `jackpot pretrain: interrupted; ${out}/ is incomplete (it has no config.json)`,
-        );
-        return 130;
-      }
-      if (e instanceof RunDirNotEmptyError) throw new UsageError(e.message);
-      throw e;
-    } finally {
-      stopListening();
-    }
+        signal,
+      }));
+    if ("exitCode" in outcome) return outcome.exitCode;
+    const run = outcome.value;
     console.log(`Model: ${describeModel(run.model)}`);
     console.log(summaryLine(run.result, config));
     console.log(`Wrote ${run.files.length} files and folders to ${run.dir}/ (open index.html)`);

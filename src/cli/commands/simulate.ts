@@ -14,7 +14,8 @@ import {
   UsageError,
 } from "../command.ts";
 import { Progress } from "../progress.ts";
-import { onInterrupt, runtimeVersions } from "../runtime.ts";
+import { runFolder, runInterruptibly } from "../run_folder.ts";
+import { runtimeVersions } from "../runtime.ts";
 import {
   DEFAULT_FIGURE2_CONFIG,
   FIGURE2_COLUMNS,
@@ -30,9 +31,7 @@ import {
   prepareRunDir,
   renderSvg,
   rowsToTable,
-  RunDirNotEmptyError,
   tableToHtml,
-  timestamp,
   VEGA_LITE_VERSION,
   VEGA_VERSION,
   writeFileAtomic,
@@ -243,36 +242,23 @@ export const command: Command = {
   },
   async run(values: ParsedValues): Promise<number> {
     const config = configFromValues(values);
-    const out = typeof values.out === "string" && values.out !== ""
-      ? values.out
-      : `runs/simulate-${timestamp()}`;
+    const out = runFolder(values, "simulate");
     const quiet = values.quiet === true;
-    let result: SimulateResult;
-    // Ctrl-C stops at the next trial or file boundary, never between a temp file and its rename.
-    const controller = new AbortController();
-    const stopListening = onInterrupt(() => controller.abort());
-    try {
-      result = await simulate(config, out, {
-        force: values.force === true,
-        quiet,
-        signal: controller.signal,
-      });
-    } catch (e) {
-      if (controller.signal.aborted) {
-        console.error(
-          `jackpot simulate: interrupted; ${out}/ is incomplete (it has no config.json)`,
-        );
-        return 130;
+    const outcome = await runInterruptibly("simulate", out, async (signal) => {
+      try {
+        return await simulate(config, out, { force: values.force === true, quiet, signal });
+      } catch (e) {
+        // A noise model that cannot reach the KL range is a bad combination of options.
+        if (e instanceof RangeError && /cannot reach KL/.test(e.message)) {
+          throw new UsageError(
+            `${e.message}; lower --kl-max or raise --vocab/lower --concentration`,
+          );
+        }
+        throw e;
       }
-      if (e instanceof RunDirNotEmptyError) throw new UsageError(e.message);
-      // A noise model that cannot reach the KL range is a bad combination of options.
-      if (e instanceof RangeError && /cannot reach KL/.test(e.message)) {
-        throw new UsageError(`${e.message}; lower --kl-max or raise --vocab/lower --concentration`);
-      }
-      throw e;
-    } finally {
-      stopListening();
-    }
+    });
+    if ("exitCode" in outcome) return outcome.exitCode;
+    const result = outcome.value;
     if (!quiet) {
       for (const line of summaryText(result.rows)) console.log(line);
     }

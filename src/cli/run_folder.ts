@@ -1,0 +1,56 @@
+/**
+ * What every command that writes a run folder shares: where the folder goes, and how a run is
+ * interrupted. Ctrl-C aborts the run's signal, so work stops at its next safe point (between
+ * trials, steps or files, never between a temporary file and its rename); the folder is then
+ * incomplete, which its missing `config.json` (always written last) marks.
+ *
+ * @module
+ */
+import { UsageError } from "./command.ts";
+import type { ParsedValues } from "./command.ts";
+import { onInterrupt } from "./runtime.ts";
+import { RunDirNotEmptyError, timestamp } from "../report/mod.ts";
+
+/** `--out` when given, else `runs/<command>-<UTC time>`. */
+export function runFolder(values: ParsedValues, command: string): string {
+  return typeof values.out === "string" && values.out !== ""
+    ? values.out
+    : `runs/${command}-${timestamp()}`;
+}
+
+/** The exit code of an interrupted run. */
+export const INTERRUPTED = 130;
+
+/**
+ * Runs `work` with Ctrl-C wired to its abort signal. Returns `{ value }`, or `{ exitCode: 130 }`
+ * after saying the folder is incomplete when the run was interrupted. A non-empty folder without
+ * `--force` becomes a usage error.
+ *
+ * @example
+ * ```ts
+ * const run = await runInterruptibly("simulate", out, (signal) => simulate(config, out, { signal }));
+ * if ("exitCode" in run) return run.exitCode;
+ * ```
+ */
+export async function runInterruptibly<T>(
+  command: string,
+  out: string,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<{ value: T } | { exitCode: number }> {
+  const controller = new AbortController();
+  const stopListening = onInterrupt(() => controller.abort());
+  try {
+    return { value: await work(controller.signal) };
+  } catch (e) {
+    if (controller.signal.aborted) {
+      console.error(
+        `jackpot ${command}: interrupted; ${out}/ is incomplete (it has no config.json)`,
+      );
+      return { exitCode: INTERRUPTED };
+    }
+    if (e instanceof RunDirNotEmptyError) throw new UsageError(e.message);
+    throw e;
+  } finally {
+    stopListening();
+  }
+}
