@@ -201,3 +201,49 @@ Deno.test("fused decode attention equals the composed path, step by step (cache 
     model.dispose();
   }
 });
+
+Deno.test("rollout: sampling settings and ids that would silently go wrong are refused", async () => {
+  await initTensors();
+  const model = Transformer.init(CFG, { seed: 5 });
+  const engine = new RolloutEngine(model, { maxBatch: 2, maxPromptLength: 3, maxNewTokens: 2 });
+  // A temperature whose f32 division overflows gave NaN log-probs and an arbitrary token.
+  for (const temperature of [1e-45, 1e-30, 1e-7]) {
+    await assert.rejects(
+      () => engine.generate([[1]], { seed: 1, temperature }),
+      /temperature must be 0 \(greedy\) or at least 1e-6/,
+    );
+  }
+  // Seeds and streams are u32 counters: a NaN, fraction or negative would be wrapped silently.
+  for (const seed of [NaN, -1, 1.5, 2 ** 32]) {
+    await assert.rejects(() => engine.generate([[1]], { seed }), /seed must be an integer in/);
+  }
+  await assert.rejects(
+    () => engine.generate([[1]], { seed: 1, stream0: -3 }),
+    /stream0 must be an integer in/,
+  );
+  await assert.rejects(
+    () => engine.generate([[1], [2]], { seed: 1, stream0: 2 ** 32 - 1 }),
+    /stream0/,
+    "row streams past 2^32 would wrap onto row 0's",
+  );
+  // A stop token outside the vocabulary never stops a row; a pad outside it is fed to the model.
+  for (const stopId of [13, -1, 2.5]) {
+    await assert.rejects(
+      () => engine.generate([[1]], { seed: 1, stopId }),
+      /stopId must be an integer in \[0, 13\)/,
+    );
+  }
+  for (const padId of [13, -1]) {
+    await assert.rejects(
+      () => engine.generate([[1]], { seed: 1, padId }),
+      /padId must be an integer in \[0, 13\)/,
+    );
+  }
+  // The smallest accepted temperature still gives finite log-probs.
+  const r = await engine.generate([[1], [2, 3]], { seed: 1, temperature: 1e-6, stopId: 12 });
+  for (let b = 0; b < 2; b++) {
+    for (let g = 0; g < r.lengths[b]; g++) assert.ok(Number.isFinite(r.logProbs[b * 2 + g]));
+  }
+  engine.dispose();
+  noGrad(() => model.dispose());
+});

@@ -147,10 +147,17 @@ export class RolloutEngine {
       throw new RangeError(`rollout: batch of ${B} prompts, the engine holds 1..${o.maxBatch}`);
     }
     const settings = validateSampling({ ...DEFAULT_SAMPLING, ...stripUndefined(opts) }, V);
-    const padId = opts.padId ?? 0;
-    const stopId = opts.stopId ?? NO_STOP;
-    const seed = opts.seed >>> 0;
-    const stream0 = (opts.stream0 ?? 0) >>> 0;
+    // The kernel reads these as u32: anything else would wrap silently (a stop token outside the
+    // vocabulary never stops a row; a pad outside it is fed to the model).
+    const padId = checkId("padId", opts.padId ?? 0, V);
+    const stopId = opts.stopId === undefined ? NO_STOP : checkId("stopId", opts.stopId, V);
+    const seed = checkU32("seed", opts.seed);
+    const stream0 = checkU32("stream0", opts.stream0 ?? 0);
+    if (stream0 + B - 1 > 0xffffffff) {
+      throw new RangeError(
+        `rollout: stream0 ${stream0} + ${B} rows passes 2^32 (row streams would wrap onto earlier ones)`,
+      );
+    }
     const lengths = Int32Array.from(prompts, (p) => p.length);
     const cols = Math.max(...lengths);
     if (Math.min(...lengths) < 1) {
@@ -265,6 +272,20 @@ export class RolloutEngine {
   static readCount(): number {
     return runtime().counters.reads;
   }
+}
+
+function checkU32(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+    throw new RangeError(`rollout: ${name} must be an integer in [0, 2^32), got ${v}`);
+  }
+  return v;
+}
+
+function checkId(name: string, v: number, V: number): number {
+  if (!Number.isInteger(v) || v < 0 || v >= V) {
+    throw new RangeError(`rollout: ${name} must be an integer in [0, ${V}), got ${v}`);
+  }
+  return v;
 }
 
 function stripUndefined(o: GenerateOptions): Partial<SamplingSettings> {

@@ -31,11 +31,22 @@ export interface SamplingSettings {
 /** Defaults: plain sampling from the model (temperature 1, no truncation). */
 export const DEFAULT_SAMPLING: Readonly<SamplingSettings> = { temperature: 1, topK: 0, topP: 1 };
 
+/**
+ * Smallest non-zero temperature. The kernels divide f32 logits by it: below this, z = logit / T
+ * overflows (or T flushes to 0) and the processed log-probs become NaN. Use 0 for greedy.
+ */
+export const MIN_TEMPERATURE = 1e-6;
+
 /** Throws a one-sentence error for settings outside their ranges. */
 export function validateSampling(s: SamplingSettings, vocab?: number): SamplingSettings {
   if (!(s.temperature >= 0) || !Number.isFinite(s.temperature)) {
     throw new RangeError(
       `sampling: temperature must be a finite number >= 0, got ${s.temperature}`,
+    );
+  }
+  if (s.temperature > 0 && s.temperature < MIN_TEMPERATURE) {
+    throw new RangeError(
+      `sampling: temperature must be 0 (greedy) or at least 1e-6, got ${s.temperature}`,
     );
   }
   if (!Number.isInteger(s.topK) || s.topK < 0) {
