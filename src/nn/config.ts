@@ -204,7 +204,7 @@ export function parseModelSpec(spec: string, vocabSize: number): ModelConfig {
  */
 export function toQwenConfig(c: ModelConfig): QwenConfig {
   validateModelConfig(c);
-  return makeQwenConfig({
+  const q = makeQwenConfig({
     model_type: c.qkNorm ? "qwen3" : "qwen2",
     vocab_size: c.vocabSize,
     hidden_size: c.hidden,
@@ -219,6 +219,11 @@ export function toQwenConfig(c: ModelConfig): QwenConfig {
     tie_word_embeddings: c.tiedEmbeddings,
     attention_bias: false,
   });
+  // Stated for transformers: the weights are written as F32 (without torch_dtype it picks its own
+  // default), and the MLP is SwiGLU with SiLU.
+  q.extra.torch_dtype = "float32";
+  q.extra.hidden_act = "silu";
+  return q;
 }
 
 /** The model config of a Hugging Face config; refuses what this transformer does not implement. */
@@ -230,6 +235,18 @@ export function fromQwenConfig(q: QwenConfig): ModelConfig {
   }
   if (q.extra.rope_scaling !== undefined && q.extra.rope_scaling !== null) {
     throw new ModelConfigError("config.json: rope_scaling is not implemented by this transformer");
+  }
+  // Keys that would change the computation: refused rather than silently ignored.
+  const act = q.extra.hidden_act;
+  if (act !== undefined && act !== "silu") {
+    throw new ModelConfigError(
+      `config.json: hidden_act '${act}' is not implemented by this transformer (SwiGLU with silu only)`,
+    );
+  }
+  if (q.extra.use_sliding_window === true) {
+    throw new ModelConfigError(
+      "config.json: use_sliding_window = true (sliding-window attention is not implemented by this transformer)",
+    );
   }
   return validateModelConfig({
     vocabSize: q.vocab_size,

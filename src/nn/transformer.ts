@@ -15,8 +15,8 @@ import {
   type Checkpoint,
   EMBED_TOKENS,
   FINAL_NORM,
+  type HostTensor,
   LM_HEAD,
-  type LoadedTensor,
   type QwenConfig,
   qwenLayerNames,
 } from "./checkpoint/mod.ts";
@@ -177,10 +177,13 @@ export class Transformer {
     return new Transformer(config, named);
   }
 
-  /** A model from HF-named host tensors (a loaded checkpoint); shapes are checked. */
+  /**
+   * A model from HF-named host tensors (a loaded checkpoint, or {@link toCheckpoint}'s); shapes
+   * and dtypes are checked.
+   */
   static fromTensors(
     config: QwenConfig | ModelConfig,
-    tensors: ReadonlyMap<string, LoadedTensor | { shape: readonly number[]; data: Float32Array }>,
+    tensors: ReadonlyMap<string, HostTensor>,
   ): Transformer {
     const c = "hidden_size" in config ? fromQwenConfig(config) : validateModelConfig(config);
     const named = new Map<string, Tensor>();

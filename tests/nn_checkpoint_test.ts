@@ -1,0 +1,126 @@
+import assert from "node:assert/strict";
+import { noGrad } from "../src/autograd/mod.ts";
+import { initTensors, readAll, tensor, tidy } from "../src/tensor/mod.ts";
+import { loadCheckpoint, saveCheckpoint } from "../src/nn/checkpoint/mod.ts";
+import {
+  fromQwenConfig,
+  type ModelConfig,
+  toQwenConfig,
+  validateModelConfig,
+} from "../src/nn/config.ts";
+import { Transformer } from "../src/nn/transformer.ts";
+import { Rng } from "../src/util/rng.ts";
+
+const BASE = {
+  vocabSize: 13,
+  hidden: 16,
+  layers: 2,
+  heads: 4,
+  kvHeads: 2,
+  headDim: 4,
+  intermediate: 24,
+  maxSeqLen: 32,
+  ropeTheta: 10000,
+  normEps: 1e-6,
+};
+
+Deno.test("checkpoint: a model saved and loaded gives bitwise the same logits (tied/untied, QK-norm on/off)", async () => {
+  await initTensors();
+  const dir = await Deno.makeTempDir({ prefix: "jackpot-nn-ckpt-" });
+  try {
+    for (const tiedEmbeddings of [true, false]) {
+      for (const qkNorm of [true, false]) {
+        const cfg: ModelConfig = validateModelConfig({ ...BASE, tiedEmbeddings, qkNorm });
+        // Random norm weights too (init sets them to 1, which would hide a swapped norm).
+        const rng = new Rng(tiedEmbeddings ? 1 : 2, qkNorm ? 1 : 2);
+        const fresh = Transformer.init(cfg, { seed: 3, std: 0.4 });
+        const ck = await fresh.toCheckpoint({ task: "arithmetic", step: 7 });
+        fresh.dispose();
+        for (const t of ck.tensors.values()) {
+          if (t.shape.length === 1) {
+            (t.data as Float32Array).forEach((_, i, a) => a[i] = 0.5 + rng.uniform());
+          }
+        }
+        const saved = Transformer.fromTensors(ck.config, ck.tensors);
+        const path = `${dir}/${tiedEmbeddings}-${qkNorm}`;
+        await saveCheckpoint(path, await saved.toCheckpoint({ task: "arithmetic", step: 7 }));
+        const loaded = await loadCheckpoint(path);
+        assert.equal(loaded.tensors.has("lm_head.weight"), !tiedEmbeddings);
+        assert.equal(loaded.tensors.has("model.layers.0.self_attn.q_norm.weight"), qkNorm);
+        const model = Transformer.fromTensors(loaded.config, loaded.tensors);
+        assert.deepEqual(model.config, cfg);
+        assert.deepEqual(loaded.config.jackpot, { task: "arithmetic", step: 7 });
+        const ids = Int32Array.from({ length: 2 * 9 }, () => rng.int(BASE.vocabSize));
+        const [a, b] = await readAll(noGrad(() =>
+          tidy(() => {
+            const tokens = tensor(ids, [2, 9]);
+            return [saved.forward(tokens), model.forward(tokens)];
+          })
+        ));
+        assert.deepEqual(
+          new Uint32Array(b.buffer),
+          new Uint32Array(a.buffer),
+          `tied ${tiedEmbeddings}, qkNorm ${qkNorm}: logits differ after the round trip`,
+        );
+        saved.dispose();
+        model.dispose();
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("checkpoint: config.json has what transformers' Qwen3Config/Qwen2Config read", async () => {
+  await initTensors();
+  const dir = await Deno.makeTempDir({ prefix: "jackpot-nn-ckpt-" });
+  try {
+    for (const qkNorm of [true, false]) {
+      const model = Transformer.init(
+        validateModelConfig({ ...BASE, tiedEmbeddings: true, qkNorm }),
+        { seed: 1 },
+      );
+      await saveCheckpoint(dir, await model.toCheckpoint({ step: 0 }));
+      model.dispose();
+      const json = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+      assert.equal(json.model_type, qkNorm ? "qwen3" : "qwen2");
+      assert.deepEqual(json.architectures, [qkNorm ? "Qwen3ForCausalLM" : "Qwen2ForCausalLM"]);
+      // The weights are stored as F32; without torch_dtype transformers assumes its default.
+      assert.equal(json.torch_dtype, "float32");
+      assert.equal(json.hidden_act, "silu");
+      const ints = [
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "head_dim",
+        "max_position_embeddings",
+      ];
+      for (const k of ints) assert.ok(Number.isInteger(json[k]) && json[k] > 0, k);
+      assert.equal(typeof json.rms_norm_eps, "number");
+      assert.equal(typeof json.rope_theta, "number");
+      assert.equal(json.tie_word_embeddings, true);
+      assert.equal(json.attention_bias, false);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("checkpoint: configs this transformer would compute wrongly are refused", () => {
+  const q = toQwenConfig(validateModelConfig({ ...BASE, tiedEmbeddings: true, qkNorm: true }));
+  assert.throws(
+    () => fromQwenConfig({ ...q, extra: { ...q.extra, hidden_act: "gelu" } }),
+    /hidden_act 'gelu' is not implemented/,
+  );
+  assert.throws(
+    () => fromQwenConfig({ ...q, extra: { ...q.extra, use_sliding_window: true } }),
+    /sliding-window attention is not implemented/,
+  );
+  assert.deepEqual(
+    fromQwenConfig({ ...q, extra: { ...q.extra, use_sliding_window: false } }).hidden,
+    16,
+  );
+});
