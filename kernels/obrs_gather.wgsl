@@ -3,6 +3,8 @@
 //   out of range gives NaN, which the row kernel reports). x is one row tile of the logits.
 // `pack_sampled`: one thread per row: stores a sampled-token log-prob captured at generation (and
 //   checks the captured top-k log-probs and ids) into `info`, as topk_stream does from logits.
+//   Flags: 1 a NaN/+Inf log-prob or one above LOGP_TOL, 4 an id out of range, 8 an id repeated in
+//   the row (it would count twice in Z_approx).
 override WG: u32 = 256u;
 
 struct Params {
@@ -23,6 +25,13 @@ struct Params {
 fn bad_value(v: f32) -> bool {
   let b = bitcast<u32>(v);
   return (b & 0x7fffffffu) > 0x7f800000u || b == 0x7f800000u;
+}
+
+// A captured log-prob above this is not one (CAPTURED_LOGP_TOLERANCE in src/obrs/gpu/inputs.ts).
+const LOGP_TOL: f32 = 1e-4;
+
+fn bad_logp(v: f32) -> bool {
+  return bad_value(v) || v > LOGP_TOL;
 }
 
 @compute @workgroup_size(WG)
@@ -47,10 +56,14 @@ fn pack_sampled(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   if (r >= params.rows) { return; }
   let lp = x[r];
   var flags = 0u;
-  if (bad_value(lp)) { flags |= 1u; }
+  if (bad_logp(lp)) { flags |= 1u; }
   for (var j = 0u; j < params.kk; j++) {
-    if (bad_value(out[r * params.kk + j])) { flags |= 1u; }
-    if (ids[r * params.kk + j] >= params.vocab) { flags |= 4u; }
+    if (bad_logp(out[r * params.kk + j])) { flags |= 1u; }
+    let id = ids[r * params.kk + j];
+    if (id >= params.vocab) { flags |= 4u; }
+    for (var i = 0u; i < j; i++) {
+      if (ids[r * params.kk + i] == id) { flags |= 8u; }
+    }
   }
   let o = (params.info_row0 + r) * 4u;
   info[o] = 0.0;

@@ -4,7 +4,7 @@
 //
 // row_data [N, 8]: lp_inf, lp_target, lp_ref, lp_new, z_approx, z_exact (written by obrs_zexact),
 // log_accept, status. status = flags | 256 (padded row); flags: 1 NaN/+Inf input, 2 all -Inf row,
-// 4 id out of range, 16 NaN in a derived value.
+// 4 id out of range, 8 id repeated in a captured top-k, 16 NaN in a derived value.
 override WG: u32 = 64u;
 
 struct Params {

@@ -88,7 +88,10 @@ export interface JackpotParams {
   maxBindingBytes?: number;
 }
 
-/** Rows whose inputs held NaN or +Inf (or were all -Inf): their weights and mask are 0. */
+/**
+ * Rows whose inputs held NaN or +Inf (or were all -Inf, or whose ids were out of range or repeated
+ * in a captured top-k, or whose captured log-probs were above 0): their weights and mask are 0.
+ */
 export class NonFiniteInputError extends Error {
   /** Rows flagged. */
   count: number;
@@ -97,8 +100,9 @@ export class NonFiniteInputError extends Error {
   /** @param count rows flagged; @param firstRow the first of them. */
   constructor(count: number, firstRow: number) {
     super(
-      `${count} valid row(s) have NaN or +Inf logits/log-probs, an all -Inf row or an id out of ` +
-        `range (first: row ${firstRow}); pass onNonFinite: "report" to zero them and continue`,
+      `${count} valid row(s) have NaN or +Inf logits/log-probs, an all -Inf row, an id out of ` +
+        `range or repeated, or a captured log-prob above 0 (first: row ${firstRow}); pass ` +
+        `onNonFinite: "report" to zero them and continue`,
     );
     this.name = "NonFiniteInputError";
     this.count = count;
@@ -196,6 +200,56 @@ export function checkIds(name: string, ids: GPUBuffer | ArrayLike<number>, vocab
   for (let i = 0; i < ids.length; i++) {
     if (!(ids[i] >= 0 && ids[i] < vocab)) {
       throw new RangeError(`${name}[${i}] = ${ids[i]} is outside [0, V = ${vocab})`);
+    }
+  }
+}
+
+/** Checks that host `valid` entries are 0 or 1 (GPU buffers: any non-zero u32 counts as 1). */
+export function checkValid(valid: GPUBuffer | ArrayLike<number>): void {
+  if (valid instanceof GPUBuffer) return;
+  for (let i = 0; i < valid.length; i++) {
+    if (valid[i] !== 0 && valid[i] !== 1) {
+      throw new RangeError(`valid[${i}] = ${valid[i]}, expected 0 or 1`);
+    }
+  }
+}
+
+/**
+ * Captured log-probs above this are not log-probabilities (f32 rounding of a log-softmax can leave
+ * a tiny positive value; the float64 reference allows the same slack on a row's log-sum-exp).
+ */
+export const CAPTURED_LOGP_TOLERANCE = 1e-4;
+
+/**
+ * Checks host log-probs captured at generation: none above {@link CAPTURED_LOGP_TOLERANCE} (NaN and
+ * ±Inf are left to the kernels, which flag them). GPU buffers are checked by the kernels.
+ */
+export function checkLogProbValues(name: string, x: GPUBuffer | ArrayLike<number>): void {
+  if (x instanceof GPUBuffer) return;
+  for (let i = 0; i < x.length; i++) {
+    if (x[i] > CAPTURED_LOGP_TOLERANCE && x[i] < Infinity) {
+      throw new RangeError(`${name}[${i}] = ${x[i]} is not a log-probability (above 0)`);
+    }
+  }
+}
+
+/**
+ * Checks that no row of host captured top-k ids `[N, k]` repeats an id: a repeat would count its
+ * probability twice in Z_approx. GPU buffers are checked by the kernels (flag 8).
+ */
+export function checkDistinctIds(
+  name: string,
+  ids: GPUBuffer | ArrayLike<number>,
+  k: number,
+): void {
+  if (ids instanceof GPUBuffer) return;
+  const seen = new Set<number>();
+  for (let r = 0; r * k < ids.length; r++) {
+    seen.clear();
+    for (let j = 0; j < k; j++) {
+      const id = ids[r * k + j];
+      if (seen.has(id)) throw new RangeError(`${name} row ${r} repeats id ${id}`);
+      seen.add(id);
     }
   }
 }

@@ -22,9 +22,12 @@ import {
 } from "./ops.ts";
 import {
   type ActorFromTopK,
+  checkDistinctIds,
   checkIds,
   checkLogits,
+  checkLogProbValues,
   checkRowValues,
+  checkValid,
   type JackpotBatch,
   type JackpotParams,
   type Logits,
@@ -79,7 +82,10 @@ export interface JackpotStats {
   absLogRatioMean: number;
   /** max |ℓ_new − ℓ_inf|. */
   absLogRatioMax: number;
-  /** Valid rows left out because an input held NaN/+Inf, was all -Inf, or had an id ≥ V. */
+  /**
+   * Valid rows left out because an input held NaN/+Inf, was all -Inf, had an id ≥ V, repeated an
+   * id in the captured top-k, or had a captured log-prob above 0.
+   */
   nonFinite: { count: number; firstRow: number | null };
 }
 
@@ -186,7 +192,10 @@ export function recordJackpot(
   checkLogits("p_new", batch.newLogits, rows, vocab);
   checkRowValues("tokens", batch.tokens, rows, "[N]");
   checkIds("tokens", batch.tokens, vocab);
-  if (batch.valid) checkRowValues("valid", batch.valid, rows, "[N]");
+  if (batch.valid) {
+    checkRowValues("valid", batch.valid, rows, "[N]");
+    checkValid(batch.valid);
+  }
   const inf = batch.inf;
   const infFull: Logits | undefined = inf.logits;
   if (infFull) checkLogits("p_inf", infFull, rows, vocab);
@@ -204,7 +213,10 @@ export function recordJackpot(
   const ref = batch.ref;
   const refLogits = ref && "logits" in ref ? ref.logits : undefined;
   if (refLogits) checkLogits("p_ref", refLogits, rows, vocab);
-  if (ref && "sampledLogp" in ref) checkRowValues("ref.sampledLogp", ref.sampledLogp, rows, "[N]");
+  if (ref && "sampledLogp" in ref) {
+    checkRowValues("ref.sampledLogp", ref.sampledLogp, rows, "[N]");
+    checkLogProbValues("ref.sampledLogp", ref.sampledLogp);
+  }
   if (p.target === "ref" && !refLogits) {
     throw new RangeError('target "ref" needs p_ref logits (ref: { logits }) for Z over the top-k');
   }
@@ -216,6 +228,12 @@ export function recordJackpot(
   }
   if (p.exactZ && !infFull) {
     throw new RangeError("exactZ needs the full logits of the rollout model (inf.logits)");
+  }
+  // Scans of the host data last, once the configuration is known to be consistent.
+  if (isTopK(inf)) {
+    checkDistinctIds("inf.topkIds", inf.topkIds, ki);
+    checkLogProbValues("inf.topkLogp", inf.topkLogp);
+    checkLogProbValues("inf.sampledLogp", inf.sampledLogp);
   }
 
   const temps: GPUBuffer[] = [];
