@@ -167,3 +167,82 @@ Deno.test("timeBatches reports GPU-timestamp medians (wall clock only without th
   assert.equal(median([4, 1, 2, 3]), 2.5);
   x.destroy();
 });
+
+Deno.test("readBuffers refuses misaligned, out-of-range and negative regions instead of reading zeros", async () => {
+  const x = uploadBuffer(gpu, Float32Array.from({ length: 64 }, (_, i) => i + 1), "x");
+  for (
+    const [request, message] of [
+      [{ offset: 2, size: 4 }, /offset 2 .*multiple of 4/],
+      [{ size: 6 }, /size 6 .*multiple of 4/],
+      [{ offset: 200, size: 100 }, /bytes 200\.\.300 .*256-byte buffer 'x'/],
+      [{ offset: 512 }, /offset 512 .*256-byte buffer 'x'/],
+      [{ offset: -4 }, /offset -4/],
+      [{ size: -8 }, /size -8/],
+    ] as const
+  ) {
+    await assert.rejects(readBuffers(gpu, [{ buffer: x, ...request }]), (e: unknown) => {
+      assert.ok(e instanceof RangeError, `${JSON.stringify(request)}: ${e}`);
+      assert.match(e.message, message);
+      return true;
+    });
+  }
+  // Empty regions and an empty list are fine: nothing to copy, nothing to wait for.
+  const [none, tail] = await readBuffers(gpu, [{ buffer: x, size: 0 }, { buffer: x, offset: 256 }]);
+  assert.equal(none.byteLength, 0);
+  assert.equal(tail.byteLength, 0);
+  assert.deepEqual(await readBuffers(gpu, []), []);
+  const [last] = await readBuffers(gpu, [{ buffer: x, offset: 252 }]);
+  assert.deepEqual([...new Float32Array(last)], [64]);
+  x.destroy();
+});
+
+Deno.test("uniform blocks of batches submitted back to back never see each other's values", async () => {
+  // The arena is shared across batches and grows (destroying the old one) when a batch needs more:
+  // 1, 400 (> 64 KiB of 256-byte slots: a new arena while the first batch may still be queued),
+  // 3, then 1000 dispatches, with no wait in between.
+  const n = 64;
+  const x = uploadBuffer(gpu, new Float32Array(n), "x");
+  let expected = 0;
+  for (const [count, value] of [[1, 1], [400, 0.5], [3, 2], [1000, 0.25]] as const) {
+    const b = new ComputeBatch(gpu);
+    for (let i = 0; i < count; i++) {
+      b.dispatch({ kernel: addKernel, bindings: [x, params(n, value)], workgroups: [1] });
+      expected += value;
+    }
+    b.submit();
+  }
+  const out = new Float32Array((await readBuffers(gpu, [{ buffer: x }]))[0]);
+  assert.ok(out.every((v) => v === expected), `every element should be ${expected}, got ${out[0]}`);
+  x.destroy();
+});
+
+Deno.test("a submitted ComputeBatch refuses further copies as it refuses dispatches", () => {
+  const x = uploadBuffer(gpu, new Float32Array(4), "x");
+  const b = new ComputeBatch(gpu);
+  b.submit();
+  assert.throws(() => b.copy(x, 0, x, 0, 4), /already submitted/);
+  x.destroy();
+});
+
+Deno.test("timeBatches: repeats must be a positive integer; more than one query set's worth works", async () => {
+  const n = 64;
+  const x = uploadBuffer(gpu, new Float32Array(n), "x");
+  const record = (b: ComputeBatch) => {
+    b.dispatch({ kernel: addKernel, bindings: [x, params(n, 1)], workgroups: [1] });
+  };
+  for (const options of [{ repeats: 0 }, { repeats: 2.5 }, { repeats: -1 }, { warmup: -1 }]) {
+    await assert.rejects(timeBatches(gpu, record, options), (e: unknown) => {
+      assert.ok(e instanceof RangeError, `${JSON.stringify(options)}: ${e}`);
+      assert.match(e.message, /(repeats|warmup) must be/);
+      return true;
+    });
+  }
+  // A query set holds at most 4,096 timestamps (2,048 repeats): more repeats must still be timed.
+  const t = await timeBatches(gpu, record, { warmup: 0, repeats: 2100 });
+  assert.equal(t.samplesMs.length, 2100);
+  if (t.method === "gpu-timestamps") {
+    assert.ok(t.samplesMs.every((s) => Number.isFinite(s) && s >= 0));
+    assert.ok(t.samplesMs.slice(2048).some((s) => s > 0), "the second query set was read");
+  }
+  x.destroy();
+});

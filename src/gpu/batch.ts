@@ -112,6 +112,7 @@ export class ComputeBatch {
 
   /** Records a buffer-to-buffer copy, encoded after the compute pass. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): this {
+    if (this.#submitted) throw new Error("this ComputeBatch was already submitted; make a new one");
     this.#copies.push([src, srcOffset, dst, dstOffset, size]);
     return this;
   }

@@ -84,8 +84,10 @@ export async function readBuffers(
   requests: ReadRequest[],
 ): Promise<ArrayBuffer[]> {
   const { device } = gpu;
+  // WebGPU reports a bad copy only as an uncaptured validation error and the read then returns
+  // zeros, so every region is checked here, where the mistake can still be named.
+  const sizes = requests.map(checkRegion);
   const encoder = device.createCommandEncoder();
-  const sizes = requests.map((r) => r.size ?? r.buffer.size - (r.offset ?? 0));
   const staging = requests.map((r, i) => {
     const size = Math.max(4, sizes[i]);
     const s = device.createBuffer({
@@ -104,6 +106,33 @@ export async function readBuffers(
     s.destroy();
     return copy;
   });
+}
+
+function checkRegion(r: ReadRequest): number {
+  const offset = r.offset ?? 0;
+  const name = r.buffer.label ? ` '${r.buffer.label}'` : "";
+  if (!Number.isInteger(offset) || offset < 0 || offset % 4 !== 0) {
+    throw new RangeError(`readBuffers: offset ${offset} must be a non-negative multiple of 4`);
+  }
+  if (offset > r.buffer.size) {
+    throw new RangeError(
+      `readBuffers: offset ${offset} is past the end of the ${r.buffer.size}-byte buffer${name}`,
+    );
+  }
+  const size = r.size ?? r.buffer.size - offset;
+  if (!Number.isInteger(size) || size < 0 || size % 4 !== 0) {
+    throw new RangeError(`readBuffers: size ${size} must be a non-negative multiple of 4`);
+  }
+  if (offset + size > r.buffer.size) {
+    throw new RangeError(
+      `readBuffers: bytes ${offset}..${offset + size} lie outside the ${r.buffer.size}-byte ` +
+        `buffer${name}`,
+    );
+  }
+  if (size > 0 && (r.buffer.usage & GPUBufferUsage.COPY_SRC) === 0) {
+    throw new RangeError(`readBuffers: buffer${name} was created without COPY_SRC usage`);
+  }
+  return size;
 }
 
 /** Reads one buffer as float32 values. */

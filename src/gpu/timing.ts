@@ -8,6 +8,9 @@ import type { GpuContext } from "./device.ts";
 import type { ComputeBatch } from "./batch.ts";
 import { median } from "../util/stats.ts";
 
+// WebGPU caps a query set at 4,096 queries; each repeat writes two.
+const MAX_REPEATS_PER_SET = 2048;
+
 /** Summary of repeated timings, in milliseconds. */
 export interface TimingSummary {
   /** Median over the repeats: the figure benchmarks report. */
@@ -24,7 +27,8 @@ export interface TimingSummary {
 
 /**
  * Times `record` (which records work into a fresh batch) over `repeats` submissions after `warmup`
- * untimed ones. All timestamps are resolved and read back with a single wait at the end.
+ * untimed ones (`repeats` >= 1, `warmup` >= 0, integers). All timestamps are resolved and read back
+ * with a single wait at the end.
  *
  * @example
  * ```ts
@@ -37,6 +41,12 @@ export async function timeBatches(
   record: (batch: ComputeBatch) => void,
   { warmup = 2, repeats = 10 }: { warmup?: number; repeats?: number } = {},
 ): Promise<TimingSummary> {
+  if (!Number.isInteger(repeats) || repeats < 1) {
+    throw new RangeError(`timeBatches: repeats must be a positive integer, got ${repeats}`);
+  }
+  if (!Number.isInteger(warmup) || warmup < 0) {
+    throw new RangeError(`timeBatches: warmup must be a non-negative integer, got ${warmup}`);
+  }
   const { ComputeBatch } = await import("./batch.ts");
   const { device } = gpu;
   for (let i = 0; i < warmup; i++) {
@@ -57,32 +67,46 @@ export async function timeBatches(
     }
     return summarise(samplesMs, "wall-clock");
   }
-  const querySet = device.createQuerySet({ type: "timestamp", count: 2 * repeats });
-  for (let i = 0; i < repeats; i++) {
-    const b = new ComputeBatch(gpu);
-    record(b);
-    b.submit({ querySet, beginIndex: 2 * i, endIndex: 2 * i + 1 });
+  // A query set holds at most 4,096 timestamps, two per repeat: longer runs use several sets,
+  // all submitted before the single wait.
+  const chunks: { querySet: GPUQuerySet; staging: GPUBuffer; count: number }[] = [];
+  const resolves: GPUBuffer[] = [];
+  for (let first = 0; first < repeats; first += MAX_REPEATS_PER_SET) {
+    const count = Math.min(MAX_REPEATS_PER_SET, repeats - first);
+    const querySet = device.createQuerySet({ type: "timestamp", count: 2 * count });
+    for (let i = 0; i < count; i++) {
+      const b = new ComputeBatch(gpu);
+      record(b);
+      b.submit({ querySet, beginIndex: 2 * i, endIndex: 2 * i + 1 });
+    }
+    const bytes = 16 * count;
+    const resolve = device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const staging = device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const encoder = device.createCommandEncoder();
+    encoder.resolveQuerySet(querySet, 0, 2 * count, resolve, 0);
+    encoder.copyBufferToBuffer(resolve, 0, staging, 0, bytes);
+    device.queue.submit([encoder.finish()]);
+    chunks.push({ querySet, staging, count });
+    resolves.push(resolve);
   }
-  const bytes = 16 * repeats;
-  const resolve = device.createBuffer({
-    size: bytes,
-    usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-  });
-  const staging = device.createBuffer({
-    size: bytes,
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-  });
-  const encoder = device.createCommandEncoder();
-  encoder.resolveQuerySet(querySet, 0, 2 * repeats, resolve, 0);
-  encoder.copyBufferToBuffer(resolve, 0, staging, 0, bytes);
-  device.queue.submit([encoder.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
-  const ticks = new BigUint64Array(staging.getMappedRange().slice(0));
-  staging.unmap();
-  for (const b of [resolve, staging]) b.destroy();
-  querySet.destroy();
+  await Promise.all(chunks.map((c) => c.staging.mapAsync(GPUMapMode.READ)));
   const samplesMs: number[] = [];
-  for (let i = 0; i < repeats; i++) samplesMs.push(Number(ticks[2 * i + 1] - ticks[2 * i]) / 1e6);
+  for (const { querySet, staging, count } of chunks) {
+    const ticks = new BigUint64Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    staging.destroy();
+    querySet.destroy();
+    for (let i = 0; i < count; i++) {
+      samplesMs.push(Number(ticks[2 * i + 1] - ticks[2 * i]) / 1e6);
+    }
+  }
+  for (const b of resolves) b.destroy();
   return summarise(samplesMs, "gpu-timestamps");
 }
 
