@@ -192,3 +192,28 @@ Deno.test("an unreachable KL range is a usage error with advice", async () => {
     });
   });
 });
+
+Deno.test("--out that is empty, blank or an existing file is a usage error (exit 2), not a run", async () => {
+  await withTempDir(async (root) => {
+    const file = `${root}/notes.txt`;
+    await Deno.writeTextFile(file, "mine");
+    for (
+      const [out, message] of [
+        ["", /--out must name a folder, got ''/],
+        ["  ", /--out must name a folder, got ' {2}'/],
+        [file, /output path '.*notes\.txt' exists and is not a folder/],
+      ] as const
+    ) {
+      await assert.rejects(run([...SMALL, "--out", out]), (e) => {
+        assert.ok(e instanceof UsageError, `--out '${out}': ${e}`);
+        assert.match(e.message, message);
+        return true;
+      });
+    }
+    assert.equal(await Deno.readTextFile(file), "mine");
+    // Nothing was written in the working directory's runs/ folder either.
+    const names = [];
+    for await (const e of Deno.readDir(root)) names.push(e.name);
+    assert.deepEqual(names, ["notes.txt"]);
+  });
+});

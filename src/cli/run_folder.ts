@@ -9,13 +9,18 @@
 import { UsageError } from "./command.ts";
 import type { ParsedValues } from "./command.ts";
 import { onInterrupt } from "./runtime.ts";
-import { RunDirNotEmptyError, timestamp } from "../report/mod.ts";
+import { RunDirNotAFolderError, RunDirNotEmptyError, timestamp } from "../report/mod.ts";
 
-/** `--out` when given, else `runs/<command>-<UTC time>`. */
+/**
+ * `--out` when given, else `runs/<command>-<UTC time>`. An empty or blank `--out` is a usage error
+ * (a mistyped `--out "$DIR"` with DIR unset must not quietly write somewhere else).
+ */
 export function runFolder(values: ParsedValues, command: string): string {
-  return typeof values.out === "string" && values.out !== ""
-    ? values.out
-    : `runs/${command}-${timestamp()}`;
+  if (typeof values.out !== "string") return `runs/${command}-${timestamp()}`;
+  if (values.out.trim() === "") {
+    throw new UsageError(`--out must name a folder, got '${values.out}'`);
+  }
+  return values.out;
 }
 
 /** The exit code of an interrupted run. */
@@ -24,7 +29,7 @@ export const INTERRUPTED = 130;
 /**
  * Runs `work` with Ctrl-C wired to its abort signal. Returns `{ value }`, or `{ exitCode: 130 }`
  * after saying the folder is incomplete when the run was interrupted. A non-empty folder without
- * `--force` becomes a usage error.
+ * `--force`, or an `--out` that is an existing file, becomes a usage error.
  *
  * @example
  * ```ts
@@ -48,7 +53,9 @@ export async function runInterruptibly<T>(
       );
       return { exitCode: INTERRUPTED };
     }
-    if (e instanceof RunDirNotEmptyError) throw new UsageError(e.message);
+    if (e instanceof RunDirNotEmptyError || e instanceof RunDirNotAFolderError) {
+      throw new UsageError(e.message);
+    }
     throw e;
   } finally {
     stopListening();

@@ -47,9 +47,19 @@ export class RunDirNotEmptyError extends Error {
   }
 }
 
+/** A run folder path that exists but is a file (or another non-folder). */
+export class RunDirNotAFolderError extends Error {
+  /** @param dir the path that is not a folder. */
+  constructor(readonly dir: string) {
+    super(`output path '${dir}' exists and is not a folder`);
+    this.name = "RunDirNotAFolderError";
+  }
+}
+
 /**
  * Makes sure `dir` exists and may be written: creates it (with parents) when missing, accepts an
- * empty folder, and refuses a non-empty one with {@linkcode RunDirNotEmptyError} unless `force`.
+ * empty folder, and refuses a non-empty one with {@linkcode RunDirNotEmptyError} unless `force`
+ * (and a path that is a file with {@linkcode RunDirNotAFolderError}).
  * With `force`, files are overwritten one by one and other files in the folder are left alone.
  */
 export async function prepareRunDir(dir: string, { force = false } = {}): Promise<void> {
@@ -63,7 +73,7 @@ export async function prepareRunDir(dir: string, { force = false } = {}): Promis
     await Deno.mkdir(dir, { recursive: true });
     return;
   }
-  if (!info.isDirectory) throw new Error(`output path '${dir}' exists and is not a folder`);
+  if (!info.isDirectory) throw new RunDirNotAFolderError(dir);
   if (force) return;
   for await (const _ of Deno.readDir(dir)) throw new RunDirNotEmptyError(dir);
 }
