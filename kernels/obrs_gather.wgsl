@@ -1,5 +1,5 @@
 // Log-probs of one model at given ids, and the packing of log-probs captured at generation time.
-// `gather`: one thread per (row, j): out[off + row*kk + j] = x[row, ids[row, j]] - lse[row] (an id
+// `gather`: one thread per (row, j): out[off + row*kk + j] = (x[row, ids[row, j]] − max) − log Σ (an id
 //   out of range gives NaN, which the row kernel reports). x is one row tile of the logits.
 // `pack_sampled`: one thread per row: stores a sampled-token log-prob captured at generation (and
 //   checks the captured top-k log-probs and ids) into `info`, as topk_stream does from logits.
@@ -44,7 +44,8 @@ fn gather(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   let id = ids[grow * params.kk + t % params.kk];
   var v = bitcast<f32>(0x7fc00000u);
   if (id < params.vocab) {
-    v = x[r * params.vocab + id] - info[(params.info_row0 + grow) * 4u];
+    let o = (params.info_row0 + grow) * 4u;
+    v = (x[r * params.vocab + id] - info[o]) - info[o + 3u]; // (x − max) − log Σ
   }
   out[params.out_off + grow * params.kk + t % params.kk] = v;
 }

@@ -26,7 +26,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> inf_vals: array<f32>; // [N, ki] log p_inf
 @group(0) @binding(2) var<storage, read> new_ids: array<u32>;  // [N, kn]
 @group(0) @binding(3) var<storage, read> gath: array<f32>;
-@group(0) @binding(4) var<storage, read> info: array<f32>;     // [3N, 4]: lse, sampled, flags, max
+@group(0) @binding(4) var<storage, read> info: array<f32>;     // [4N, 4]: max, sampled, flags, log Σ
 @group(0) @binding(5) var<storage, read> valid: array<u32>;    // [N]
 @group(0) @binding(6) var<storage, read_write> row_data: array<f32>; // [N, 8]
 @group(0) @binding(7) var<storage, read_write> mask: array<u32>;     // [N]

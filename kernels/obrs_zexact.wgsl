@@ -11,7 +11,7 @@ struct Params {
   n: u32,             // rows in the batch (size of one `info` region)
   target_region: u32, // 1 = new, 2 = ref
   log_lambda: f32,
-  inf_region: u32,    // info region holding p_inf's lse (0, or 3 for trainer-side rows)
+  inf_region: u32,    // info region of p_inf's row summary (0, or 3 for trainer-side rows)
 }
 
 @group(0) @binding(0) var<storage, read> inf_logits: array<f32>; // tile
@@ -29,15 +29,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let r = wid.x + wid.y * nwg.x;
   if (r >= params.rows) { return; }
   let grow = params.row0 + r;
-  let lse_inf = info[(params.inf_region * params.n + grow) * 4u];
-  let lse_tgt = info[(params.target_region * params.n + grow) * 4u];
+  // info rows: (max, sampled, flags, log Σ); log-probs are (x − max) − log Σ (topk_stream.wgsl).
+  let oi = (params.inf_region * params.n + grow) * 4u;
+  let ot = (params.target_region * params.n + grow) * 4u;
+  let max_inf = info[oi];
+  let ls_inf = info[oi + 3u];
+  let max_tgt = info[ot];
+  let ls_tgt = info[ot + 3u];
   let base = r * params.vocab;
   var z = 0.0;
   var kl_it = 0.0;
   var kl_ti = 0.0;
   for (var i = lid; i < params.vocab; i += WG) {
-    let a = inf_logits[base + i] - lse_inf;
-    let b = tgt_logits[base + i] - lse_tgt;
+    let a = (inf_logits[base + i] - max_inf) - ls_inf;
+    let b = (tgt_logits[base + i] - max_tgt) - ls_tgt;
     let v = exp(min(a, b - params.log_lambda));
     if (v == v) { z += v; } // NaN entries are flagged by topk_stream; keep the sums readable
     let pa = exp(a);

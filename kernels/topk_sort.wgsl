@@ -1,7 +1,7 @@
 // Row top-K for any K <= V (the fallback when K is too large for topk_stream's workgroup buffer):
 // a bitonic sort of each row's (key, id) pairs in global scratch, padded to P = 2^ceil(log2 V).
 // `init` fills the scratch, `step` is one compare-exchange stage (dispatched log2(P)(log2(P)+1)/2
-// times), `emit` writes the best K as log-probs (subtracting the lse that topk_stream stored).
+// times), `emit` writes the best K as log-probs (subtracting the max and log Σ that topk_stream stored).
 // Order: larger value first, ties to the lower id; NaN/+Inf sort last (their rows are flagged).
 override WG: u32 = 256u;
 
@@ -20,7 +20,7 @@ struct Params {
 @group(0) @binding(0) var<storage, read_write> keys: array<u32>; // [rows, P]
 @group(0) @binding(1) var<storage, read_write> sids: array<u32>; // [rows, P]
 @group(0) @binding(2) var<uniform> params: Params;
-// init: the logits tile; emit: `info` of topk_stream (lse in column 0). One binding, two roles, so
+// init: the logits tile; emit: `info` of topk_stream (max in column 0, log Σ in column 3). One binding, two roles, so
 // that every entry point's bindings are numbered without gaps.
 @group(0) @binding(3) var<storage, read> src: array<f32>;
 @group(0) @binding(4) var<storage, read_write> vals: array<f32>; // emit only: [N, k]
@@ -94,7 +94,7 @@ fn emit(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let r = t / params.k;
   let j = t % params.k;
   let grow = params.row0 + r;
-  let lse = src[(params.info_row0 + grow) * 4u];
-  vals[grow * params.k + j] = key_value(keys[r * params.pad + j]) - lse;
+  let o = (params.info_row0 + grow) * 4u;
+  vals[grow * params.k + j] = (key_value(keys[r * params.pad + j]) - src[o]) - src[o + 3u];
   ids[grow * params.k + j] = sids[r * params.pad + j];
 }

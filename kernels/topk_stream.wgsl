@@ -9,6 +9,9 @@
 // Compaction of <= 512 candidates ranks them by counting (3 barriers) instead of sorting.
 // Version history and timings: bench/obrs/versions.ts.
 //
+// Row summary info[row] = (max, sampled log-prob, flags, log Σ exp(x − max)): the log-sum-exp is
+// kept as two parts, lse = max + log Σ, and log-probs are computed as (x − max) − log Σ, because
+// x − lse loses log Σ entirely when |max| is huge (1e30: max + log Σ rounds to max).
 // Row flags (info.z, as a float): 1 = NaN or +Inf in the row, 2 = every entry -Inf,
 // 4 = sampled token id out of range.
 override WG: u32 = 256u;
@@ -32,7 +35,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> tokens: array<u32>;
 @group(0) @binding(2) var<storage, read_write> vals: array<f32>; // [N, K] log-probs (raw if !WITH_LSE)
 @group(0) @binding(3) var<storage, read_write> ids: array<u32>;  // [N, K]
-@group(0) @binding(4) var<storage, read_write> info: array<f32>; // [regions*N, 4]: lse, sampled, flags, max
+@group(0) @binding(4) var<storage, read_write> info: array<f32>; // [regions*N, 4]: max, sampled, flags, log Σ
 @group(0) @binding(5) var<uniform> params: Params;
 @group(0) @binding(6) var<storage, read> logits4: array<vec4<f32>>;
 
@@ -253,7 +256,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   compact(lid, n);
   if (st.bad != 0u) { atomicOr(&flags, 1u); }
 
-  var lse = 0.0;
+  var log_sum = 0.0; // log Σ exp(x − max); with max, the log-sum-exp (0 and 0 without WITH_LSE)
   var mmax = 0.0;
   if (WITH_LSE) {
     red_m[lid] = st.m;
@@ -275,13 +278,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       workgroupBarrier();
     }
     mmax = red_m[0];
-    lse = mmax + log(red_s[0]);
+    log_sum = log(red_s[0]);
     if (bitcast<u32>(mmax) == NEG_INF_BITS && lid == 0u) { atomicOr(&flags, 2u); }
   }
 
   for (var t = lid; t < K; t += WG) {
     let id = cid[t];
-    vals[grow * K + t] = key_value(ckey[t]) - lse;
+    vals[grow * K + t] = (key_value(ckey[t]) - mmax) - log_sum;
     ids[grow * K + t] = id;
   }
   workgroupBarrier();
@@ -290,15 +293,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     if (HAS_TOKENS) {
       let tok = tokens[grow];
       if (tok < vocab) {
-        sampled = logits[base + tok] - lse;
+        sampled = (logits[base + tok] - mmax) - log_sum;
       } else {
         atomicOr(&flags, 4u);
       }
     }
     let o = (params.info_row0 + grow) * 4u;
-    info[o] = lse;
+    info[o] = mmax;
     info[o + 1u] = sampled;
     info[o + 2u] = f32(atomicLoad(&flags));
-    info[o + 3u] = mmax;
+    info[o + 3u] = log_sum;
   }
 }

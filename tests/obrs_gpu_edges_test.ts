@@ -113,3 +113,62 @@ Deno.test("valid entries other than 0 and 1 are an error", async () => {
     /valid\[4\] = 2, expected 0 or 1/,
   );
 });
+
+/** Rows whose logits are huge in magnitude: ±1e30 mixed with 0, the f32 extremes, large offsets. */
+function hugeRows(vocab: number, seed: number): Float32Array[] {
+  const rng = makeBatch(seed, 1, vocab).inf; // a normal-ish row to perturb
+  const rows: Float32Array[] = [];
+  rows.push(Float32Array.from({ length: vocab }, (_, i) => [1e30, -1e30, 0][i % 3]));
+  const ext = new Float32Array(vocab).fill(-3.4028234663852886e38);
+  ext[5] = 3.4028234663852886e38;
+  ext[6] = 3.4028234663852886e38;
+  rows.push(ext);
+  rows.push(rng.map((v) => 1e6 + v)); // f32 spacing 1/16 at 1e6: log-sum-exp must not round away
+  rows.push(rng.map((v, i) => -1e5 + v * (i % 2 ? 1 : 2)));
+  rows.push(rng.map((v, i) => (i % 4 === 0 ? 1e30 : 1e30 - 1e24 * Math.abs(v))));
+  return rows;
+}
+
+Deno.test("huge logits (±1e30, f32 max, 1e6 offsets): log-probs, Z and weights match float64", async () => {
+  // The reference itself: log-softmax of [1e30, 1e30] is log 1/2 each, not 0.
+  const two = logSoftmax(new Float64Array([1e30, 1e30]));
+  assert.ok(Math.abs(two[0] + Math.LN2) < 1e-12, `reference log-softmax ${two[0]}`);
+  for (const [vocab, topkMethod] of [[48, "stream"], [37, "stream"], [48, "sort"]] as const) {
+    const infRows = hugeRows(vocab, 1), newRows = hugeRows(vocab, 2);
+    const rows = infRows.length;
+    const inf = new Float32Array(rows * vocab), nw = new Float32Array(rows * vocab);
+    infRows.forEach((x, r) => inf.set(x, r * vocab));
+    // p_new: the same kind of row, rotated so its top-k differs from p_inf's.
+    newRows.forEach((x, r) => nw.set(x.map((_, i) => x[(i + 1) % vocab]), r * vocab));
+    const tokens = Uint32Array.from({ length: rows }, (_, r) => [0, 5, 7, 3, 4][r]);
+    const logpInf = logSoftmax(f64(inf), vocab), logpNew = logSoftmax(f64(nw), vocab);
+    const opts = { lambda: 0.9, k: 4, c1: 3, c2: 3, target: "ref" as const, seed: 3 };
+    const want = obrsBatch({
+      vocab,
+      logpInf,
+      logpRef: logpNew,
+      logpNew,
+      ids: Int32Array.from(tokens),
+      valid: new Uint8Array(rows).fill(1),
+    }, opts);
+    const lm = (d: Float32Array) => ({ data: d, shape: [rows, vocab] as const });
+    const r = await jackpotWeights(gpu, {
+      tokens,
+      inf: { logits: lm(inf) },
+      newLogits: lm(nw),
+      ref: { logits: lm(nw) },
+    }, { ...opts, exactZ: true, topkMethod });
+    const [rdb, wb] = await readBuffers(gpu, [r.rowData, r.w].map((buffer) => ({ buffer })));
+    const rd = new Float32Array(rdb), w = new Float32Array(wb);
+    for (let t = 0; t < rows; t++) {
+      const o = t * 8, at = `V ${vocab} ${topkMethod} row ${t}`;
+      assert.equal(rd[o + 7], 0, `${at} flagged`);
+      assert.ok(Math.abs(rd[o] - logpInf[t * vocab + tokens[t]]) < 1e-5, `${at}: ℓ_inf ${rd[o]}`);
+      assert.ok(Math.abs(rd[o + 4] - want.zApprox[t]) < 1e-5, `${at}: Z_approx ${rd[o + 4]}`);
+      assert.ok(Math.abs(rd[o + 5] - want.zExact![t]) < 1e-5, `${at}: Z ${rd[o + 5]}`);
+      assert.ok(Math.abs(w[t] - want.weight[t]) < 1e-5 * (1 + want.weight[t]), `${at}: w ${w[t]}`);
+    }
+    assert.ok(Math.abs(r.stats.kappa - want.stats.kappa) < 1e-5 * want.stats.kappa);
+    r.destroy();
+  }
+});

@@ -275,7 +275,7 @@ export function recordJackpot(
     }));
 
     let infIds: GPUBuffer, infVals: GPUBuffer;
-    let infRegion = 0; // region whose lse belongs to infData
+    let infRegion = 0; // region whose max and log Σ belong to infData
     if (isTopK(inf)) {
       infIds = toGpu(gpu, inf.topkIds, "p_inf captured ids", temps);
       infVals = toGpu(gpu, inf.topkLogp, "p_inf captured log-probs", temps);

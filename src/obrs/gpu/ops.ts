@@ -1,8 +1,9 @@
 /**
  * Recorders for the OBRS kernels: each adds dispatches to a {@link ComputeBatch} and never reads
  * back, so a whole step is one pass and one submit. Buffers are f32/u32 storage buffers laid out
- * row-major; `info` is the per-row summary `[regions * N, 4]` = (lse, sampled log-prob, flags, max
- * logit) that topk_stream writes and the later kernels read.
+ * row-major; `info` is the per-row summary `[regions * N, 4]` = (max logit, sampled log-prob, flags,
+ * log Σ exp(x − max)) that topk_stream writes and the later kernels read: the log-sum-exp is max +
+ * log Σ, kept in two parts so that log-probs (x − max) − log Σ stay exact when |max| is huge.
  *
  * @module
  */
@@ -262,7 +263,7 @@ export interface GatherArgs {
   ids: GPUBuffer;
   /** Ids per row. */
   kk: number;
-  /** Row summary with this matrix's lse in column 0 of region `infoRow0`. */
+  /** Row summary with this matrix's max (column 0) and log Σ exp(x − max) (column 3). */
   info: GPUBuffer;
   /** Row offset of this matrix's region in `info`; default 0. */
   infoRow0?: number;

@@ -47,8 +47,10 @@ export function logSoftmax(x: Float64Array, cols: number = x.length): Float64Arr
     const max = rowMax(x, base, cols, r);
     let sum = 0;
     for (let j = 0; j < cols; j++) sum += Math.exp(x[base + j] - max);
-    const lse = max + Math.log(sum);
-    for (let j = 0; j < cols; j++) out[base + j] = x[base + j] - lse;
+    // (x − max) − log Σ, not x − (max + log Σ): when |max| is huge (1e30) max + log Σ rounds to
+    // max and every log-prob near the top would come out as 0.
+    const logSum = Math.log(sum);
+    for (let j = 0; j < cols; j++) out[base + j] = x[base + j] - max - logSum;
   }
   return out;
 }
