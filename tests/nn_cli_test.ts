@@ -4,6 +4,7 @@ import { initTensors } from "../src/tensor/mod.ts";
 import { saveCheckpoint } from "../src/nn/checkpoint/mod.ts";
 import { modelConfig } from "../src/nn/config.ts";
 import { Transformer } from "../src/nn/transformer.ts";
+import { createTaskFromSpec } from "../src/tasks/mod.ts";
 
 async function quietly<T>(fn: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
   const log = console.log, error = console.error;
@@ -66,5 +67,75 @@ Deno.test("jackpot sample prints completions and writes every token's log-probs 
   const missing = await quietly(() => runCli(["sample", "--checkpoint", `${dir}/nothing`]));
   assert.equal(missing.value, 2);
   assert.match(missing.err, /nothing\/config.json/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("jackpot sample/pretrain: bad values and mismatched checkpoints are one sentence and exit 2; a corrupt checkpoint exits 1", async () => {
+  await initTensors();
+  const dir = await Deno.makeTempDir();
+  const task = "arithmetic:maxDigits=1,ops=+";
+  const model = Transformer.init(modelConfig("tiny", 18), { seed: 4, std: 0.2 });
+  await saveCheckpoint(`${dir}/ckpt`, await model.toCheckpoint({ task, step: 0 }));
+  model.dispose();
+  // A model too short for the task's prompts.
+  const longPrompts = createTaskFromSpec("arithmetic:maxDigits=3").maxPromptLength;
+  const short = Transformer.init(modelConfig("tiny", 18, { maxSeqLen: 6 }), { seed: 4 });
+  await saveCheckpoint(
+    `${dir}/short`,
+    await short.toCheckpoint({ task: "arithmetic:maxDigits=3" }),
+  );
+  short.dispose();
+  const ck = ["--checkpoint", `${dir}/ckpt`, "--n", "2"];
+  const usage: Array<[string[], RegExp]> = [
+    [["sample", ...ck, "--temperature", "1e-9"], /temperature must be 0 \(greedy\) or at least/],
+    [["sample", ...ck, "--capture-k", "19"], /--capture-k 19 exceeds the vocabulary 18/],
+    [
+      ["sample", "--checkpoint", `${dir}/short`],
+      new RegExp(`maxSeqLen 6 .*prompts of up to ${longPrompts} tokens`),
+    ],
+    [["sample", "--checkpoint", `${dir}/missing`], /missing\/config.json/],
+    [
+      ["pretrain", "--init", `${dir}/ckpt`, "--task", "wordsort", "--out", `${dir}/o1`, "--quiet"],
+      /--init: the task's vocabulary \(1028\) exceeds the model's \(18\)/,
+    ],
+    [
+      ["pretrain", "--model", "tiny:maxSeqLen=4", "--out", `${dir}/o2`, "--quiet"],
+      /--model: the task needs 8 positions, the model has maxSeqLen 4/,
+    ],
+    [
+      ["pretrain", "--init", `${dir}/missing`, "--out", `${dir}/o3`, "--quiet"],
+      /missing\/config.json/,
+    ],
+  ];
+  for (const [args, re] of usage) {
+    const { value, err } = await quietly(() => runCli(args));
+    assert.equal(value, 2, args.join(" "));
+    assert.match(err, re, args.join(" "));
+    assert.equal(err.trim().split("\n").length, 1, `one line: ${err}`);
+  }
+  // No run folder is left behind by a usage error.
+  for (const o of ["o1", "o2", "o3"]) {
+    await assert.rejects(() => Deno.stat(`${dir}/${o}`), Deno.errors.NotFound, o);
+  }
+  // A corrupt checkpoint (truncated weights, config not JSON) is an error in the data: exit 1.
+  const bytes = await Deno.readFile(`${dir}/ckpt/model.safetensors`);
+  await Deno.mkdir(`${dir}/bad`);
+  await Deno.writeFile(`${dir}/bad/model.safetensors`, bytes.slice(0, 100));
+  await Deno.copyFile(`${dir}/ckpt/config.json`, `${dir}/bad/config.json`);
+  await Deno.mkdir(`${dir}/bad2`);
+  await Deno.copyFile(`${dir}/ckpt/model.safetensors`, `${dir}/bad2/model.safetensors`);
+  await Deno.writeTextFile(`${dir}/bad2/config.json`, "{");
+  for (
+    const args of [
+      ["sample", "--checkpoint", `${dir}/bad`],
+      ["sample", "--checkpoint", `${dir}/bad2`],
+      ["pretrain", "--init", `${dir}/bad`, "--out", `${dir}/o4`, "--quiet"],
+    ]
+  ) {
+    const { value, err } = await quietly(() => runCli(args));
+    assert.equal(value, 1, args.join(" "));
+    assert.match(err, /bad2?\/(model.safetensors|config.json): /);
+    assert.equal(err.trim().split("\n").length, 1, `one line: ${err}`);
+  }
   await Deno.remove(dir, { recursive: true });
 });

@@ -96,6 +96,21 @@ export interface PretrainResult {
   seconds: number;
 }
 
+/**
+ * Why `config` cannot be trained on `task` (its sequences need more positions, or its tokens more
+ * vocabulary, than the model has), or null when it can.
+ */
+export function taskModelMismatch(task: Task, config: ModelConfig): string | null {
+  const T = maxSequenceLength(task);
+  if (T > config.maxSeqLen) {
+    return `the task needs ${T} positions, the model has maxSeqLen ${config.maxSeqLen}`;
+  }
+  if (task.tokenizer.vocabSize > config.vocabSize) {
+    return `the task's vocabulary (${task.tokenizer.vocabSize}) exceeds the model's (${config.vocabSize})`;
+  }
+  return null;
+}
+
 /** Greedy exact-match accuracy of `model` on `examples` through a rollout engine. */
 export async function evaluateGreedy(
   engine: RolloutEngine,
@@ -127,18 +142,10 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const { task } = o;
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
+  const problem = taskModelMismatch(task, o.init?.config ?? o.model);
+  if (problem) throw new RangeError(`pretrain: ${problem}`);
   const model = o.init ?? Transformer.init(o.model, { seed: o.seed });
   const T = maxSequenceLength(task);
-  if (T > model.config.maxSeqLen) {
-    throw new RangeError(
-      `pretrain: the task needs ${T} positions, the model has maxSeqLen ${model.config.maxSeqLen}`,
-    );
-  }
-  if (task.tokenizer.vocabSize > model.config.vocabSize) {
-    throw new RangeError(
-      `pretrain: the task's vocabulary (${task.tokenizer.vocabSize}) exceeds the model's (${model.config.vocabSize})`,
-    );
-  }
   const warmup = o.warmup ?? Math.max(1, Math.round(o.steps * 0.05));
   const opt = new AdamW(model.parameters(), {
     lr: warmupCosine({ lr: o.lr, warmup, total: o.steps, minLr: o.lr / 10 }),

@@ -16,15 +16,22 @@ import { runFolder, runInterruptibly } from "../run_folder.ts";
 import { runtimeVersions } from "../runtime.ts";
 import { createTaskFromSpec, type Task } from "../../tasks/mod.ts";
 import { initTensors } from "../../tensor/mod.ts";
-import { loadCheckpoint, saveCheckpoint } from "../../nn/checkpoint/mod.ts";
+import { CheckpointError, loadCheckpoint, saveCheckpoint } from "../../nn/checkpoint/mod.ts";
 import {
   describeModel,
+  fromQwenConfig,
   type ModelConfig,
   ModelConfigError,
   parameterCount,
   parseModelSpec,
 } from "../../nn/config.ts";
-import { type EvalLog, pretrain, type PretrainResult, type StepLog } from "../../nn/pretrain.ts";
+import {
+  type EvalLog,
+  pretrain,
+  type PretrainResult,
+  type StepLog,
+  taskModelMismatch,
+} from "../../nn/pretrain.ts";
 import { Transformer } from "../../nn/transformer.ts";
 import {
   htmlReport,
@@ -96,6 +103,25 @@ function resolve(config: PretrainConfig): { task: Task; model: ModelConfig } {
   }
 }
 
+/**
+ * Loads the checkpoint folder given to `option`: a folder or file that does not exist is a usage
+ * error (exit 2); a corrupt checkpoint stays a `CheckpointError` (exit 1), both one sentence.
+ */
+export async function loadCheckpointOrExplain(
+  dir: string,
+  option: string,
+): Promise<Awaited<ReturnType<typeof loadCheckpoint>>> {
+  try {
+    const ckpt = await loadCheckpoint(dir);
+    fromQwenConfig(ckpt.config); // a config this transformer does not implement
+    return ckpt;
+  } catch (e) {
+    if (e instanceof CheckpointError && e.notFound) throw new UsageError(`${option}: ${e.message}`);
+    if (e instanceof ModelConfigError) throw new CheckpointError(`${dir}/config.json`, e.message);
+    throw e;
+  }
+}
+
 /** What {@link runPretrain} wrote. */
 export interface PretrainRun {
   /** The run folder. */
@@ -127,13 +153,16 @@ export async function runPretrain(
 ): Promise<PretrainRun> {
   const { task } = resolve(config);
   let { model } = resolve(config);
-  await initTensors();
-  let init: Transformer | undefined;
+  let ckpt;
   if (config.init) {
-    const ckpt = await loadCheckpoint(config.init);
-    init = Transformer.fromTensors(ckpt.config, ckpt.tensors);
-    model = init.config;
+    ckpt = await loadCheckpointOrExplain(config.init, "--init");
+    model = fromQwenConfig(ckpt.config);
   }
+  // A model that cannot hold the task is a bad option: refused before any folder is written.
+  const mismatch = taskModelMismatch(task, model);
+  if (mismatch) throw new UsageError(`${config.init ? "--init" : "--model"}: ${mismatch}`);
+  await initTensors();
+  const init = ckpt ? Transformer.fromTensors(ckpt.config, ckpt.tensors) : undefined;
   await prepareRunDir(dir, { force });
   const bar = new Progress({ total: config.steps, label: "pretrain", quiet });
   let lastAcc = NaN;

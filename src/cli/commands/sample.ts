@@ -13,7 +13,8 @@ import {
 } from "../command.ts";
 import { createTaskFromSpec, type Task } from "../../tasks/mod.ts";
 import { initTensors } from "../../tensor/mod.ts";
-import { CheckpointError, loadCheckpoint } from "../../nn/checkpoint/mod.ts";
+import { loadCheckpointOrExplain } from "./pretrain.ts";
+import { validateSampling } from "../../nn/sampling_reference.ts";
 import { describeModel } from "../../nn/config.ts";
 import { completion, type RolloutBatch, RolloutEngine } from "../../nn/rollout.ts";
 import { Transformer } from "../../nn/transformer.ts";
@@ -108,13 +109,13 @@ export const command: Command = {
     const topP = numberOption(values, "top-p", { min: 0, exclusiveMin: true, max: 1 });
     const captureK = integerOption(values, "capture-k", { min: 0, max: 256 });
     const seed = integerOption(values, "seed", { min: 0, max: 2 ** 32 - 1 });
-    let ckpt;
     try {
-      ckpt = await loadCheckpoint(values.checkpoint);
+      validateSampling({ temperature, topK, topP });
     } catch (e) {
-      if (e instanceof CheckpointError) throw new UsageError(e.message);
-      throw e;
+      throw new UsageError(e instanceof Error ? e.message : String(e));
     }
+    // A missing folder is a usage error (exit 2); a corrupt one a CheckpointError (exit 1).
+    const ckpt = await loadCheckpointOrExplain(values.checkpoint, "--checkpoint");
     const spec = typeof values.task === "string" && values.task !== ""
       ? values.task
       : ckpt.config.jackpot?.task;
@@ -137,6 +138,16 @@ export const command: Command = {
     if (topK > model.config.vocabSize) {
       throw new UsageError(`--top-k ${topK} exceeds the vocabulary ${model.config.vocabSize}`);
     }
+    if (captureK > model.config.vocabSize) {
+      throw new UsageError(
+        `--capture-k ${captureK} exceeds the vocabulary ${model.config.vocabSize}`,
+      );
+    }
+    if (task.maxPromptLength > model.config.maxSeqLen) {
+      throw new UsageError(
+        `the model's maxSeqLen ${model.config.maxSeqLen} cannot hold the task's prompts of up to ${task.maxPromptLength} tokens`,
+      );
+    }
     const examples = task.sample(new Rng(seed, 3), n);
     const engine = new RolloutEngine(model, {
       maxBatch: n,
@@ -145,7 +156,7 @@ export const command: Command = {
         task.maxAnswerLength + 1,
         model.config.maxSeqLen - task.maxPromptLength + 1,
       ),
-      captureK: Math.min(captureK, model.config.vocabSize),
+      captureK,
     });
     const r = await engine.generate(examples.map((e) => e.prompt), {
       seed,

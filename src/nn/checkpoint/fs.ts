@@ -11,7 +11,12 @@ export class CheckpointError extends Error {
    * @param file the path (or `<memory>`) of the offending file.
    * @param problem one sentence naming what is wrong.
    */
-  constructor(readonly file: string, readonly problem: string) {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+    /** The file does not exist (a wrong path, rather than a corrupt checkpoint). */
+    readonly notFound = false,
+  ) {
     super(`${file}: ${problem}`);
     this.name = "CheckpointError";
   }
@@ -31,7 +36,11 @@ export async function readBytes(path: string): Promise<Uint8Array> {
   try {
     return await Deno.readFile(path);
   } catch (e) {
-    throw new CheckpointError(path, `cannot read the file (${reason(e)})`);
+    throw new CheckpointError(
+      path,
+      `cannot read the file (${reason(e)})`,
+      e instanceof Deno.errors.NotFound,
+    );
   }
 }
 
@@ -40,7 +49,11 @@ export async function readText(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (e) {
-    throw new CheckpointError(path, `cannot read the file (${reason(e)})`);
+    throw new CheckpointError(
+      path,
+      `cannot read the file (${reason(e)})`,
+      e instanceof Deno.errors.NotFound,
+    );
   }
 }
 
