@@ -217,3 +217,20 @@ Deno.test("--out that is empty, blank or an existing file is a usage error (exit
     assert.deepEqual(names, ["notes.txt"]);
   });
 });
+
+Deno.test("KL levels too small to calibrate in float64 are a usage error, not a NaN row", () => {
+  for (
+    const args of [["--kl-max", "1e-16"], ["--kl-max", "1e-300"], ["--kl-max=1e-5", "--levels=100"]]
+  ) {
+    assert.throws(() => configFromValues(parseCommandArgs(command, [...SMALL, ...args])), (e) => {
+      assert.ok(e instanceof UsageError, `${args}: ${e}`);
+      assert.match(e.message, /smallest KL level .* must be >= 1e-6/);
+      return true;
+    });
+  }
+  // The boundary itself is accepted.
+  const c = configFromValues(
+    parseCommandArgs(command, [...SMALL, "--kl-max=1e-3", "--levels=1000"]),
+  );
+  assert.equal(c.klMax / c.levels, 1e-6);
+});

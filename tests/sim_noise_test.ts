@@ -142,3 +142,27 @@ Deno.test("calibrateStrength says when a model cannot reach the target", () => {
   assert.throws(() => calibrateStrength(draw, 0, klDivergence), /positive finite/);
   assert.throws(() => calibrateStrength(draw, NaN, klDivergence), /positive finite/);
 });
+
+Deno.test("calibrateStrength refuses a KL too small for float64 instead of returning a wrong q", () => {
+  // Below ~1e-10 the KL of two float64 vectors is rounding noise; the solver used to stop on a
+  // collapsed bracket and return KL = 0 (the sweep's KL ratio then became 0/0 = NaN).
+  const rng = new Rng(6);
+  const p = rng.dirichlet(new Float64Array(1000).fill(1));
+  let refused = 0;
+  for (const model of NOISE_MODELS) {
+    const draw = drawNoise(model, p, rng, 1);
+    for (const target of [1e-14, 1e-16, 1e-30, 1e-300]) {
+      let cal;
+      try {
+        cal = calibrateStrength(draw, target, klDivergence);
+      } catch (e) {
+        assert.ok(e instanceof RangeError, String(e));
+        assert.match(e.message, new RegExp(`${model} noise cannot calibrate KL ${target}`));
+        refused++;
+        continue;
+      }
+      assert.ok(Math.abs(cal.kl - target) <= 1e-6 * target, `${model} ${target}: ${cal.kl}`);
+    }
+  }
+  assert.ok(refused > 0, "at least the smallest targets are refused");
+});

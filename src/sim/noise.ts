@@ -151,7 +151,8 @@ export interface Calibration {
  * here (about 10 evaluations) yet never leaves the bracket. KL is bounded for every model (`mixture`
  * at β = 1 gives KL(p‖r); `temperature` as T → ∞ gives KL(p‖uniform on p's support); `logit` as
  * σ → ∞ concentrates q on the support's largest ε, which a near point-mass p may already be): a
- * target beyond the bound throws a RangeError saying so.
+ * target beyond the bound throws a RangeError saying so, as does a target too small for float64 to
+ * resolve to `relTol` (KL levels below ~1e-10).
  *
  * `kl` is passed in (the float64 OBRS reference's `klDivergence`) so that this module owns no math
  * of its own beyond the noise models.
@@ -207,5 +208,14 @@ export function calibrateStrength(
     if (hi - lo <= 1e-15 * Math.max(1, hi)) break;
   }
   const out = proposal(draw, s);
-  return { strength: s, q: out, kl: kl(draw.p, out), evaluations };
+  const reached = kl(draw.p, out);
+  // Tiny targets (below ~1e-10) sit under float64's rounding of KL itself: the bracket collapses
+  // before the tolerance is met. Say so rather than return a q whose KL is off (or 0).
+  if (!(Math.abs(reached - target) <= relTol * target)) {
+    throw new RangeError(
+      `${draw.model} noise cannot calibrate KL ${target} to ${relTol} relative in float64 ` +
+        `(the closest was ${reached.toPrecision(3)}); use larger KL levels`,
+    );
+  }
+  return { strength: s, q: out, kl: reached, evaluations };
 }

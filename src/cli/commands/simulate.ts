@@ -41,6 +41,9 @@ import {
 
 const D = DEFAULT_FIGURE2_CONFIG;
 
+/** The smallest KL level `--kl-max / --levels` accepted (float64 resolves KL far below it). */
+export const MIN_KL_LEVEL = 1e-6;
+
 /** Reads the command line into a simulation config; UsageError names the first bad value. */
 export function configFromValues(values: ParsedValues): Figure2Config {
   const budgets = typeof values.budgets === "string" && values.budgets.trim() !== ""
@@ -59,6 +62,14 @@ export function configFromValues(values: ParsedValues): Figure2Config {
   };
   if (new Set(config.noise).size !== config.noise.length) {
     throw new UsageError(`--noise lists a model twice: '${values.noise}'`);
+  }
+  // KL levels far below this cannot be calibrated to 1e-6 relative in float64 (rounding in KL).
+  const smallest = config.klMax / config.levels;
+  if (!(smallest >= MIN_KL_LEVEL)) {
+    throw new UsageError(
+      `the smallest KL level (--kl-max / --levels = ${smallest.toPrecision(3)}) must be >= ` +
+        MIN_KL_LEVEL.toExponential(),
+    );
   }
   return config;
 }
@@ -227,7 +238,7 @@ export const command: Command = {
       type: "string",
       valueName: "X",
       default: String(D.klMax),
-      description: "Largest KL(p‖q) level",
+      description: "Largest KL(p‖q) level (--kl-max / --levels must be >= 1e-6)",
     },
     levels: {
       type: "string",
@@ -249,7 +260,7 @@ export const command: Command = {
         return await simulate(config, out, { force: values.force === true, quiet, signal });
       } catch (e) {
         // A noise model that cannot reach the KL range is a bad combination of options.
-        if (e instanceof RangeError && /cannot reach KL/.test(e.message)) {
+        if (e instanceof RangeError && /cannot (reach|calibrate) KL/.test(e.message)) {
           throw new UsageError(
             `${e.message}; lower --kl-max or raise --vocab/lower --concentration`,
           );
