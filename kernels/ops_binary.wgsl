@@ -29,13 +29,18 @@ struct Params {
 @group(0) @binding(1) var<storage, read> b1: array<f32>;
 @group(0) @binding(2) var<storage, read_write> o1: array<f32>;
 
-// x^y elementwise with the conventions of ops_unary.wgsl's spow.
+// x^y elementwise with the conventions of ops_unary.wgsl's spow (0^y set explicitly: WGSL leaves
+// pow(0, y <= 0) undefined).
 fn spow(x: vec4f, y: vec4f) -> vec4f {
-  let m = pow(abs(x), y);
+  let ax = abs(x);
+  let inf = bitcast<vec4f>(bitcast<vec4u>(ax) | vec4u(0x7f800000u)); // +inf where ax == 0
+  let m = select(pow(ax, y), select(vec4f(0.0), inf, y < vec4f(0.0)), ax == vec4f(0.0));
   let isInt = floor(y) == y;
   let odd = isInt & (abs(y) % vec4f(2.0)) == vec4f(1.0);
-  let neg = select(sqrt(-1.0 - abs(x)), select(m, -m, odd), isInt);
-  return select(select(m, neg, x < vec4f(0.0)), vec4f(1.0), y == vec4f(0.0));
+  let negSign = (bitcast<vec4u>(x) & vec4u(0x80000000u)) != vec4u(0u);
+  let signed = select(m, -m, odd & negSign);
+  let real = select(m, select(sqrt(-1.0 - ax), signed, isInt), x < vec4f(0.0));
+  return select(select(real, signed, ax == vec4f(0.0)), vec4f(1.0), y == vec4f(0.0));
 }
 
 fn f(a: vec4f, b: vec4f) -> vec4f {

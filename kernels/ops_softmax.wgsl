@@ -57,10 +57,15 @@ fn reduce_sum(v: f32, lid: u32) -> f32 {
   return r;
 }
 
+// -inf as a runtime value (a constant infinity is a shader-creation error in WGSL). The running
+// max starts there, not at a large finite value: a row masked with the most negative f32
+// (torch.finfo.min) must come out uniform, not NaN.
+fn neg_inf(lid: u32) -> f32 { return bitcast<f32>(0xff800000u | (lid & 0u)); }
+
 // Returns (max, sum of exp(x - max)) of row `row` of x.
 fn row_stats(row: u32, n: u32, lid: u32) -> vec2f {
   let base = row * n;
-  var m = -3.0e38;
+  var m = neg_inf(lid);
   for (var i = lid; i < n; i += WG) { m = max(m, x[base + i]); }
   m = reduce_max(m, lid);
   var s = 0.0;
@@ -84,8 +89,9 @@ fn logsoftmax_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   let row = wid.x + wid.y * nwg.x;
   if (row >= p.rows) { return; }
   let st = row_stats(row, p.n, lid);
-  let lse = st.x + log(st.y);
-  for (var i = lid; i < p.n; i += WG) { y[row * p.n + i] = x[row * p.n + i] - lse; }
+  // (x - max) - log Σ, not x - (max + log Σ): near -3.4e38 the sum would absorb log Σ
+  let ls = log(st.y);
+  for (var i = lid; i < p.n; i += WG) { y[row * p.n + i] = (x[row * p.n + i] - st.x) - ls; }
 }
 
 @compute @workgroup_size(WG)
@@ -118,7 +124,7 @@ fn logsoftmax_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
 
 fn row_stats4(row: u32, n4: u32, lid: u32) -> vec2f {
   let base = row * n4;
-  var m = vec4f(-3.0e38);
+  var m = vec4f(neg_inf(lid));
   for (var i = lid; i < n4; i += WG) { m = max(m, x4[base + i]); }
   let mx = reduce_max(max(max(m.x, m.y), max(m.z, m.w)), lid);
   var s = 0.0;
@@ -144,6 +150,6 @@ fn logsoftmax_fwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   if (row >= p.rows) { return; }
   let n4 = p.n / 4u;
   let st = row_stats4(row, n4, lid);
-  let lse = st.x + log(st.y);
-  for (var i = lid; i < n4; i += WG) { y4[row * n4 + i] = x4[row * n4 + i] - lse; }
+  let ls = log(st.y);
+  for (var i = lid; i < n4; i += WG) { y4[row * n4 + i] = (x4[row * n4 + i] - st.x) - ls; }
 }

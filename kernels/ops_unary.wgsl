@@ -26,16 +26,22 @@ struct Params { count4: u32, _p: u32, a: f32, b: f32 }
 @group(0) @binding(3) var<storage, read> g: array<vec4f>;
 @group(0) @binding(4) var<storage, read_write> dx: array<vec4f>;
 
-// x^a for any sign of x: integer exponents keep the real result (odd ones the sign), other
-// exponents of a negative base give NaN (sqrt of a negative number) as in real arithmetic; x^0 = 1.
+// x^a for any sign of x: integer exponents keep the real result (odd ones the sign, -0 included),
+// other exponents of a negative base give NaN (sqrt of a negative number) as in real arithmetic;
+// x^0 = 1. WGSL leaves pow(0, a) undefined for a <= 0 (llvmpipe returns 0), so 0^a is set
+// explicitly: +inf for a < 0, 0 for a > 0.
 fn spow(v: vec4f, a: f32) -> vec4f {
-  let m = pow(abs(v), vec4f(a));
   if (a == 0.0) { return vec4f(1.0); }
   if (a == 1.0) { return v; }
   if (a == 2.0) { return v * v; } // exact, and the common case
-  if (floor(a) != a) { return select(m, sqrt(-1.0 - abs(v)), v < vec4f(0.0)); }
+  let av = abs(v);
+  let zero = av == vec4f(0.0);
+  let inf = bitcast<vec4f>(bitcast<vec4u>(av) | vec4u(0x7f800000u)); // +inf where av == 0
+  let m = select(pow(av, vec4f(a)), select(vec4f(0.0), inf, a < 0.0), zero);
+  if (floor(a) != a) { return select(m, sqrt(-1.0 - av), v < vec4f(0.0)); }
   let odd = (abs(a) % 2.0) == 1.0;
-  return select(m, -m, (v < vec4f(0.0)) & vec4<bool>(odd));
+  let negSign = (bitcast<vec4u>(v) & vec4u(0x80000000u)) != vec4u(0u);
+  return select(m, -m, negSign & vec4<bool>(odd));
 }
 
 fn sigmoid(v: vec4f) -> vec4f { return 1.0 / (1.0 + exp(-v)); }
@@ -67,7 +73,7 @@ fn df(v: vec4f, o: vec4f) -> vec4f {
     case EXP: { return o; }
     case LOG: { return 1.0 / v; }
     case SQRT: { return 0.5 / o; }
-    case POW: { return p.a * spow(v, p.a - 1.0); }
+    case POW: { if (p.a == 0.0) { return vec4f(0.0); } return p.a * spow(v, p.a - 1.0); } // x^0 = 1: flat
     case AFFINE: { return vec4f(p.a); }
     case CLAMP: { return select(vec4f(0.0), vec4f(1.0), v >= vec4f(p.a) & v <= vec4f(p.b)); }
     case SILU: { let s = sigmoid(v); return s * (1.0 + v * (1.0 - s)); }

@@ -10,7 +10,7 @@ struct Params { rows: u32, v: u32, ignore: i32, mean: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> tgt: array<i32>;
 @group(0) @binding(2) var<storage, read_write> row_loss: array<f32>; // [rows]
-@group(0) @binding(3) var<storage, read_write> lse_out: array<f32>;  // [rows]
+@group(0) @binding(3) var<storage, read_write> lse_out: array<f32>;  // [rows, 2]: max, log Σ exp(x - max)
 @group(0) @binding(4) var<uniform> p: Params;
 
 var<workgroup> sh: array<f32, WG>;
@@ -47,7 +47,9 @@ fn xent_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   let row = wid.x + wid.y * nwg.x;
   if (row >= p.rows) { return; }
   let base = row * p.v;
-  var m = -3.0e38;
+  // the running max starts at -inf (runtime bits: a constant infinity is a WGSL error), so a row
+  // masked with the most negative f32 gives log(V), not -inf
+  var m = bitcast<f32>(0xff800000u | (lid & 0u));
   for (var i = lid; i < p.v; i += WG) { m = max(m, x[base + i]); }
   sh[lid] = m;
   m = tree(lid, true);
@@ -56,15 +58,17 @@ fn xent_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   sh[lid] = s;
   s = tree(lid, false);
   if (lid == 0u) {
-    let lse = m + log(s);
+    // max and log Σ kept apart: near -3.4e38, max + log Σ would lose log Σ
+    let ls = log(s);
     let t = tgt[row];
-    lse_out[row] = lse;
+    lse_out[2u * row] = m;
+    lse_out[2u * row + 1u] = ls;
     if (t == p.ignore) {
       row_loss[row] = 0.0;
     } else if (t < 0 || u32(t) >= p.v) {
-      row_loss[row] = sqrt(-1.0 - abs(lse)); // NaN: target out of range
+      row_loss[row] = sqrt(-1.0 - abs(ls)); // NaN: target out of range
     } else {
-      row_loss[row] = lse - x[base + u32(t)];
+      row_loss[row] = ls - (x[base + u32(t)] - m);
     }
   }
 }
@@ -116,7 +120,7 @@ fn xent_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   let t = tb[row];
   if (t == pb.ignore) { dx[i] = 0.0; return; }
   let g = select(gin[0] * scale[1], gin[row], PER_ROW == 1u);
-  let pr = exp(xb[i] - lseb[row]);
+  let pr = exp((xb[i] - lseb[2u * row]) - lseb[2u * row + 1u]);
   dx[i] = (pr - select(0.0, 1.0, i32(col) == t)) * g;
 }
 

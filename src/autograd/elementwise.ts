@@ -213,13 +213,17 @@ export function div(a: Tensor, b: Operand): Tensor {
   ]);
 }
 
-/** a^b: a number exponent runs the unary kernel; a tensor exponent also gets a gradient (a^b·ln a). */
+/**
+ * a^b: a number exponent runs the unary kernel; a tensor exponent also gets a gradient (a^b·ln a,
+ * taken as 0 where a^b = 0, e.g. a = 0 with b > 0, where the product would be 0·(-inf) = NaN).
+ * Real arithmetic: 0^b = +inf for b < 0, a negative base with a fractional exponent gives NaN.
+ */
 export function pow(a: Tensor, b: Operand): Tensor {
   if (typeof b === "number") return unary("pow", a, b);
   const out = binaryRaw(a, b, B.pow, "pow");
   return record(out, "pow", [a, b], (g) => [
     sumTo(mul(mul(g, b), pow(a, sub(b, 1))), a.shape),
-    sumTo(mul(mul(g, out), log(a)), b.shape),
+    sumTo(where(eq(out, 0), 0, mul(mul(g, out), log(a))), b.shape),
   ]);
 }
 

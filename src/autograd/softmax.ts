@@ -108,7 +108,7 @@ export function crossEntropy(
   const x = materialize(logits);
   const t = materialize(targets);
   const rowLoss = empty(targets.shape, "f32", "crossEntropy");
-  const lse = empty([rows], "f32", "lse");
+  const lse = empty([rows, 2], "f32", "lse"); // per row: max and log Σ exp(x - max)
   const rt = runtime();
   const p = params([rows, V, ignore, reduction === "mean" ? 1 : 0]);
   if (rows > 0) {

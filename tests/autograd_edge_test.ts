@@ -1,0 +1,100 @@
+// Edge cases a demanding user hits: powers at 0, rows masked with the most negative f32, large
+// reductions, and optimizer misuse. Each compares against the float64 reference of
+// src/autograd/reference.ts (or a closed form) and names the element that differs.
+import assert from "node:assert/strict";
+import { ops } from "../src/autograd/mod.ts";
+import { arr, crossEntropyRef, rpow, softmaxRef } from "../src/autograd/reference.ts";
+import { readAll, tensor, tidy } from "../src/tensor/mod.ts";
+import { assertClose, assertNoGpuErrors, setup, up } from "./autograd_util.ts";
+
+// Exact equality that treats NaN as equal to NaN and says which element differs.
+function assertSame(what: string, got: ArrayLike<number>, want: ArrayLike<number>, rtol = 1e-6) {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i], w = want[i];
+    const ok = Number.isNaN(w)
+      ? Number.isNaN(g)
+      : Number.isFinite(w)
+      ? Math.abs(g - w) <= rtol * Math.abs(w) + 1e-30
+      : g === w;
+    assert.ok(ok, `${what}[${i}]: got ${g}, want ${w}`);
+  }
+}
+
+Deno.test("pow at 0 and at negative bases: +inf, 0, NaN as real arithmetic says, and x^a's gradient", async () => {
+  await setup();
+  const xs = [0, 0, 2, -2, 0.5, -0.5, 0, 3];
+  const exps = [-1, -2, -0.5, 0.5, 1, 1.5, 2, 3, 0];
+  const x = up(arr(xs, [xs.length]), true);
+  for (const a of exps) {
+    const [y, g] = await (async () => {
+      const out = tidy(() => {
+        const y = ops.pow(x, a);
+        y.sum().backward();
+        return y;
+      });
+      const r = await readAll([out, x.grad!]);
+      out.dispose();
+      x.grad!.dispose();
+      x.grad = null;
+      return r;
+    })();
+    assertSame(`x^${a}`, y, xs.map((v) => rpow(v, a)));
+    // d/dx x^a = a·x^(a-1) (0 when a = 0), with its infinities at 0 for a < 1
+    assertSame(`d x^${a}/dx`, g, xs.map((v) => (a === 0 ? 0 : a * rpow(v, a - 1))));
+  }
+  // a tensor exponent takes the same path through the binary kernel
+  const bs = [-1, -2, -0.5, 0.5, 1, 1.5, 2, 3];
+  const base = up(arr([0, 0, 0, 0, -2, -2, 4, 0], [8]));
+  const e = up(arr(bs, [8]), true);
+  const out = tidy(() => {
+    const y = ops.pow(base, e);
+    y.sum().backward();
+    return y;
+  });
+  const [y, ge] = await readAll([out, e.grad!]);
+  assertNoGpuErrors();
+  const bv = [0, 0, 0, 0, -2, -2, 4, 0];
+  assertSame("pow(tensor, tensor)", y, bv.map((v, i) => rpow(v, bs[i])));
+  // d/db a^b = a^b·ln a: 0 where a = 0 and b > 0 (0^b is 0 for every b > 0), NaN for a < 0 with a
+  // fractional exponent or where ln a is undefined
+  const want = bv.map((v, i) => {
+    const p = rpow(v, bs[i]);
+    if (v === 0 && bs[i] > 0) return 0;
+    return p * Math.log(v);
+  });
+  assertSame("d pow/d exponent", ge, want, 1e-5);
+  for (const t of [out, e, base, x]) t.dispose();
+});
+
+Deno.test("softmax, log-softmax and cross-entropy of rows filled with the most negative f32", async () => {
+  await setup();
+  // torch.finfo(float32).min is the usual attention/vocabulary mask value; a fully masked row is
+  // uniform, not NaN or ±inf. Odd and multiple-of-4 widths take the scalar and vec4 kernels.
+  const MIN = -3.4028234663852886e38;
+  for (const n of [3, 4]) {
+    const rows = [
+      Array(n).fill(MIN),
+      [MIN, ...Array(n - 1).fill(0).map((_, i) => i * 0.5)],
+      Array(n).fill(-3.1e38),
+    ];
+    const x = arr(rows.flat().map(Math.fround), [3, n]);
+    const t = up(x, true);
+    const targets = tensor(new Int32Array([1, 0, n - 1]));
+    const outs = tidy(() => {
+      const ce = ops.crossEntropy(t, targets, { reduction: "none" });
+      ce.sum().backward();
+      return [ops.softmax(t), ops.logSoftmax(t), ce];
+    });
+    const [sm, lsm, ce, grad] = await readAll([...outs, t.grad!]);
+    assertNoGpuErrors();
+    const p = softmaxRef(x).data;
+    assertClose(`softmax n=${n}`, sm, p, 1e-6, 1e-5);
+    assertClose(`logSoftmax n=${n}`, lsm, softmaxRef(x, true).data, 1e-5, 1e-5);
+    assertClose(`crossEntropy n=${n}`, ce, crossEntropyRef(x, [1, 0, n - 1], -100, "none").data);
+    // d Σ loss / d x = softmax − one-hot(target)
+    const want = p.map((v, i) => v - (i % n === [1, 0, n - 1][Math.floor(i / n)] ? 1 : 0));
+    assertClose(`crossEntropy gradient n=${n}`, grad, want, 1e-6, 1e-5);
+    for (const o of [...outs, t, targets]) o.dispose();
+  }
+});
