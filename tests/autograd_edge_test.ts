@@ -98,3 +98,44 @@ Deno.test("softmax, log-softmax and cross-entropy of rows filled with the most n
     for (const o of [...outs, t, targets]) o.dispose();
   }
 });
+
+Deno.test("AdamW: a released parameter, a repeated parameter and bad hyper-parameters are clear errors", async () => {
+  await setup();
+  const { AdamW } = await import("../src/autograd/mod.ts");
+  const w = up(arr([1, 2, 3], [3]), true);
+  const v = up(arr([4, 5, 6], [3]), true);
+  const opt = new AdamW([w, v], { lr: 0.1 });
+  tidy(() => w.mul(v).sum().backward());
+  w.dispose(); // its gradient goes with it: step() used to skip it silently and update v alone
+  assert.throws(() => opt.step(), /AdamW: parameter 0 .* was released/);
+  assert.throws(() => opt.zeroGrad(), /AdamW: parameter 0 .* was released/);
+  assert.equal(opt.stepCount, 0, "a refused step is not counted");
+  opt.dispose();
+  // the same tensor twice would be updated twice per step
+  assert.throws(() => new AdamW([v, v], { lr: 0.1 }), /AdamW: parameter 1 .* repeats parameter 0/);
+  for (
+    const [o, re] of [
+      [{ beta1: 1 }, /beta1/],
+      [{ beta2: -0.1 }, /beta2/],
+      [{ eps: -1 }, /eps/],
+      [{ weightDecay: -0.01 }, /weightDecay/],
+      [{ maxGradNorm: NaN }, /maxGradNorm/],
+    ] as const
+  ) {
+    assert.throws(() => new AdamW([v], { lr: 0.1, ...o }), re);
+  }
+  // clipping with all-zero gradients: norm 0 and scale 1, no NaN; decoupled decay still applies
+  // to a 1-D parameter when asked to
+  const z = up(arr([1, -2, 3, 0.5, 7], [5]), true);
+  const opt2 = new AdamW([z], { lr: 0.1, maxGradNorm: 1, weightDecay: 0.5, decay: () => true });
+  tidy(() => {
+    z.mul(0).sum().backward();
+    opt2.step();
+  });
+  const [zv, norm] = await readAll([z, opt2.gradNorm]);
+  assertSame("zero-gradient step", zv, [1, -2, 3, 0.5, 7].map((p) => Math.fround(p) * (1 - 0.05)));
+  assertSame("norm and scale", norm, [0, 1]);
+  opt2.dispose();
+  z.dispose();
+  v.dispose();
+});

@@ -103,14 +103,19 @@ export class AdamW {
 
   /** @param parameters leaves with `requiresGrad`; @param opts hyper-parameters. */
   constructor(parameters: readonly Tensor[], opts: AdamWOptions) {
-    for (const p of parameters) {
+    parameters.forEach((p, i) => {
       p.expectDtype("AdamW", "f32");
       if (!p.requiresGrad || !p.isContiguous) {
         throw new Error(
           `AdamW: ${p.describe()} must be a contiguous tensor with requiresGrad = true`,
         );
       }
-    }
+      const j = parameters.indexOf(p);
+      if (j !== i) {
+        // it would be updated twice per step with one set of moments each
+        throw new Error(`AdamW: parameter ${i} (${p.describe()}) repeats parameter ${j}`);
+      }
+    });
     this.parameters = [...parameters];
     this.#opts = {
       beta1: 0.9,
@@ -121,6 +126,16 @@ export class AdamW {
       decay: (p) => p.rank >= 2,
       ...opts,
     };
+    const o = this.#opts;
+    const bad = (name: string, v: number, range: string) =>
+      new RangeError(`AdamW: ${name} ${v} must be in ${range}`);
+    if (!(o.beta1 >= 0 && o.beta1 < 1)) throw bad("beta1", o.beta1, "[0, 1)");
+    if (!(o.beta2 >= 0 && o.beta2 < 1)) throw bad("beta2", o.beta2, "[0, 1)");
+    if (!(o.eps >= 0 && Number.isFinite(o.eps))) throw bad("eps", o.eps, "[0, inf)");
+    if (!(o.weightDecay >= 0 && Number.isFinite(o.weightDecay))) {
+      throw bad("weightDecay", o.weightDecay, "[0, inf)");
+    }
+    if (!(o.maxGradNorm >= 0)) throw bad("maxGradNorm", o.maxGradNorm, "[0, inf] (0: no clipping)");
     this.#m = parameters.map((p) => keep(zeros(p.shape)));
     this.#v = parameters.map((p) => keep(zeros(p.shape)));
     const parts = parameters.reduce((s, p) => s + partialsOf(p.size), 0);
@@ -134,8 +149,21 @@ export class AdamW {
     return typeof lr === "number" ? lr : lr(step);
   }
 
+  // A parameter released while the optimizer holds it (its gradient goes with it) would otherwise
+  // be skipped silently, as if it had no gradient.
+  #checkAlive(): void {
+    this.parameters.forEach((p, i) => {
+      if (p.isDisposed) {
+        throw new Error(
+          `AdamW: parameter ${i} (${p.describe()}) was released while the optimizer holds it`,
+        );
+      }
+    });
+  }
+
   /** One update of every parameter with a gradient (records dispatches; no readback). */
   step(): void {
+    this.#checkAlive();
     const o = this.#opts;
     const lr = this.lrAt(this.stepCount);
     if (!Number.isFinite(lr) || lr < 0) {
@@ -178,6 +206,7 @@ export class AdamW {
 
   /** Sets every gradient to zero in place (the buffers are kept for the next backward). */
   zeroGrad(): void {
+    this.#checkAlive();
     for (const p of this.parameters) if (p.grad) fillInPlace(p.grad, 0);
   }
 
