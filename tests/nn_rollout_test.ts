@@ -307,8 +307,13 @@ Deno.test("rollout edges: one new token, a batch of 1, prompts of 1 and of maxPr
   const ps = [ids(1, 0), ids(P, 1), ids(2, 2), ids(3, 3), ids(5, 4), ids(P, 5)];
   const g = await engine.generate(ps, { seed: 1, temperature: 0 });
   assert.ok((await replayGap(model, g, greedy)) <= 1e-4);
-  const first = g.tokens[0];
-  const same = ps.filter((_, b) => g.tokens[b * 5] === first);
+  const firsts = ps.map((_, b) => g.tokens[b * 5]);
+  const first = firsts.reduce((m, t) => (firsts.filter((x) => x === t).length >
+      firsts.filter((x) => x === m).length
+    ? t
+    : m)
+  );
+  const same = ps.filter((_, b) => firsts[b] === first);
   assert.ok(same.length >= 2, "too few prompts share the first greedy token");
   const stop = await engine.generate(same, { seed: 1, temperature: 0, stopId: first, padId: 1 });
   assert.deepEqual(Array.from(stop.lengths), same.map(() => 1));
