@@ -1,11 +1,17 @@
 /**
  * Edge cases of `jackpotWeights` found in review: captured top-k rows that repeat an id or hold a
  * log-prob above 0 (host arrays: one clear error; GPU buffers: flagged rows), `valid` entries other
- * than 0/1, and logits so large in magnitude (±1e30, the f32 maximum) that log-sum-exp must be
- * kept as (max, log Σ exp(x − max)) to give the right log-probs.
+ * than 0/1, logits so large in magnitude (±1e30, the f32 maximum) that log-sum-exp must be kept as
+ * (max, log Σ exp(x − max)) to give the right log-probs, and option values or input types that
+ * used to run and return garbage.
  */
 import assert from "node:assert/strict";
-import { type JackpotBatch, jackpotWeights, NonFiniteInputError } from "../src/obrs/gpu/mod.ts";
+import {
+  type JackpotBatch,
+  type JackpotParams,
+  jackpotWeights,
+  NonFiniteInputError,
+} from "../src/obrs/gpu/mod.ts";
 import { logSoftmax, obrsBatch, topkIds } from "../src/obrs/reference/mod.ts";
 import { readBuffers } from "../src/gpu/mod.ts";
 import { f64, gpu, makeBatch, upload } from "./obrs_gpu_util.ts";
@@ -171,4 +177,40 @@ Deno.test("huge logits (±1e30, f32 max, 1e6 offsets): log-probs, Z and weights 
     assert.ok(Math.abs(r.stats.kappa - want.stats.kappa) < 1e-5 * want.stats.kappa);
     r.destroy();
   }
+});
+
+Deno.test("bad option values and input types are errors, not silent garbage", async () => {
+  const good: JackpotBatch = {
+    tokens: b.tokens,
+    inf: { logits: m(b.inf) },
+    newLogits: m(b.nw),
+    ref: { logits: m(b.ref) },
+  };
+  const rejects = (batch: JackpotBatch, params: JackpotParams, pattern: RegExp) =>
+    assert.rejects(() => jackpotWeights(gpu, batch, params), pattern);
+  // An unknown top-k method used to skip the top-k of p_new altogether (κ off by 4×).
+  await rejects(good, { seed: 1, topkMethod: "heap" as "sort" }, /topkMethod must be/);
+  await rejects(good, { seed: 1, maxBindingBytes: NaN }, /maxBindingBytes must be/);
+  // float64 logits (what the reference takes) passed the byte-size check and were read as f32.
+  await rejects(
+    { ...good, inf: { logits: { data: b.logpInf as unknown as Float32Array, shape: [10, 48] } } },
+    { seed: 1 },
+    /p_inf logits must be a Float32Array or a GPUBuffer, got Float64Array/,
+  );
+  await rejects(
+    { ...good, tokens: new Float32Array(b.rows) as unknown as Uint32Array },
+    { seed: 1 },
+    /tokens must be a Uint32Array, an Int32Array or a GPUBuffer, got Float32Array/,
+  );
+  // A GPU buffer without STORAGE usage: WebGPU rejects the bind group; the result was all zeros.
+  const noStorage = gpu.device.createBuffer({
+    size: b.nw.byteLength,
+    usage: GPUBufferUsage.COPY_DST,
+  });
+  await rejects({ ...good, newLogits: m(noStorage) }, { seed: 1 }, /p_new logits.*STORAGE usage/);
+  noStorage.destroy();
+  // A destroyed input buffer: the submit fails validation; that is an error, not zero weights.
+  const gone = upload(b.nw);
+  gone.destroy();
+  await rejects({ ...good, newLogits: m(gone) }, { seed: 1 }, /WebGPU rejected the batch/);
 });

@@ -151,6 +151,12 @@ export function resolveParams(p: JackpotParams, vocab: number): ResolvedParams {
   if (r.onNonFinite !== "throw" && r.onNonFinite !== "report") {
     throw new RangeError(`onNonFinite must be "throw" or "report", got ${String(r.onNonFinite)}`);
   }
+  if (!["auto", "stream", "sort"].includes(r.topkMethod)) {
+    throw new RangeError(
+      `topkMethod must be "auto", "stream" or "sort", got ${String(r.topkMethod)}`,
+    );
+  }
+  if (r.maxBindingBytes !== undefined) checkPositiveNumber("maxBindingBytes", r.maxBindingBytes);
   if (r.baseline) {
     const { tisCap, icepopLow, icepopHigh } = r.baseline;
     checkPositiveNumber("baseline.tisCap", tisCap);
@@ -165,6 +171,7 @@ export function resolveParams(p: JackpotParams, vocab: number): ResolvedParams {
 
 /** Checks that a matrix is [rows, vocab] and that its data holds that many values. */
 export function checkLogits(name: string, m: Logits, rows: number, vocab: number): void {
+  checkType(`${name} logits`, m.data, [Float32Array]);
   const [n, v] = m.shape;
   if (n !== rows || v !== vocab) {
     throw new RangeError(
@@ -176,6 +183,26 @@ export function checkLogits(name: string, m: Logits, rows: number, vocab: number
   if (bytes < n * v * 4) {
     throw new RangeError(`${name} logits hold ${bytes} bytes, fewer than [${n}, ${v}] f32 needs`);
   }
+}
+
+type ArrayType = typeof Float32Array | typeof Uint32Array | typeof Int32Array | typeof Uint8Array;
+
+/**
+ * Checks that `x` is a GPUBuffer with STORAGE usage or one of the accepted typed arrays: a
+ * Float64Array of logits would pass a byte-size check and be read as f32 garbage, and a buffer
+ * without STORAGE usage makes WebGPU drop the dispatches.
+ */
+export function checkType(name: string, x: unknown, types: ArrayType[]): void {
+  if (x instanceof GPUBuffer) {
+    if (!(x.usage & GPUBufferUsage.STORAGE)) {
+      throw new RangeError(`${name}: the GPUBuffer needs STORAGE usage (usage is ${x.usage})`);
+    }
+    return;
+  }
+  if (types.some((t) => x instanceof t)) return;
+  const names = types.map((t) => `a${t.name.startsWith("I") ? "n" : ""} ${t.name}`);
+  const got = (x as { constructor?: { name?: string } })?.constructor?.name ?? typeof x;
+  throw new RangeError(`${name} must be ${names.join(", ")} or a GPUBuffer, got ${got}`);
 }
 
 /** Checks the length (host arrays) or byte size (GPU buffers) of per-row values. */

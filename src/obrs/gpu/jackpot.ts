@@ -27,6 +27,7 @@ import {
   checkLogits,
   checkLogProbValues,
   checkRowValues,
+  checkType,
   checkValid,
   type JackpotBatch,
   type JackpotParams,
@@ -139,9 +140,16 @@ export async function jackpotWeights(
 ): Promise<JackpotResult> {
   const cb = new ComputeBatch(gpu);
   const rec = recordJackpot(gpu, cb, batch, params);
+  // A destroyed or otherwise unusable input buffer makes WebGPU drop the work and report a
+  // validation error asynchronously; without this scope the caller would get all-zero weights.
+  gpu.device.pushErrorScope("validation");
+  let scoped = true;
   try {
     cb.submit();
     const [raw] = await readBuffers(gpu, [{ buffer: rec.stats }]);
+    const gpuError = await gpu.device.popErrorScope();
+    scoped = false;
+    if (gpuError) throw new Error(`WebGPU rejected the batch: ${gpuError.message}`);
     const stats = decodeStats(new Float32Array(raw), rec.exactZ);
     rec.releaseScratch();
     if (stats.nonFinite.count > 0 && (params.onNonFinite ?? "throw") === "throw") {
@@ -150,6 +158,7 @@ export async function jackpotWeights(
     const { rows, mask, w, rho, baseline, rowData, destroy } = rec;
     return { rows, mask, w, rho, baseline, rowData, stats, destroy };
   } catch (e) {
+    if (scoped) await gpu.device.popErrorScope();
     rec.releaseScratch();
     rec.destroy();
     throw e;
@@ -190,9 +199,11 @@ export function recordJackpot(
   }
   const p = resolveParams(params, vocab);
   checkLogits("p_new", batch.newLogits, rows, vocab);
+  checkType("tokens", batch.tokens, [Uint32Array, Int32Array]);
   checkRowValues("tokens", batch.tokens, rows, "[N]");
   checkIds("tokens", batch.tokens, vocab);
   if (batch.valid) {
+    checkType("valid", batch.valid, [Uint32Array, Uint8Array]);
     checkRowValues("valid", batch.valid, rows, "[N]");
     checkValid(batch.valid);
   }
@@ -205,6 +216,9 @@ export function recordJackpot(
     if (!Number.isInteger(ki) || ki < 1 || ki > vocab) {
       throw new RangeError(`capturedK must be an integer in [1, V = ${vocab}], got ${ki}`);
     }
+    checkType("inf.topkIds", inf.topkIds, [Uint32Array, Int32Array]);
+    checkType("inf.topkLogp", inf.topkLogp, [Float32Array]);
+    checkType("inf.sampledLogp", inf.sampledLogp, [Float32Array]);
     checkRowValues("inf.topkIds", inf.topkIds, rows * ki, "[N, capturedK]");
     checkRowValues("inf.topkLogp", inf.topkLogp, rows * ki, "[N, capturedK]");
     checkRowValues("inf.sampledLogp", inf.sampledLogp, rows, "[N]");
@@ -214,6 +228,7 @@ export function recordJackpot(
   const refLogits = ref && "logits" in ref ? ref.logits : undefined;
   if (refLogits) checkLogits("p_ref", refLogits, rows, vocab);
   if (ref && "sampledLogp" in ref) {
+    checkType("ref.sampledLogp", ref.sampledLogp, [Float32Array]);
     checkRowValues("ref.sampledLogp", ref.sampledLogp, rows, "[N]");
     checkLogProbValues("ref.sampledLogp", ref.sampledLogp);
   }
