@@ -141,3 +141,31 @@ Deno.test("htmlReport escapes text, inlines SVG and keeps section order", async 
   assert.deepEqual([...order].sort((a, b) => a - b), order);
   assert.equal(escapeHtml(`&<>"'`), "&amp;&lt;&gt;&quot;&#39;");
 });
+
+Deno.test("a chart Vega cannot draw rejects with one sentence instead of printing a stack", async () => {
+  // y near 1e-308 (OBRS acceptance at λ = 1e308) gives d3 a degenerate tick range: Vega used to
+  // log "ERROR RangeError: Invalid array length" with a stack, then fail or return a broken SVG.
+  const spec = lineChartSpec({
+    title: "tiny",
+    data: [{ x: 0, y: 1e-308 }, { x: 1, y: 2e-308 }],
+    x: { field: "x" },
+    y: { field: "y" },
+  });
+  const printed: unknown[] = [];
+  const error = console.error;
+  console.error = (...a: unknown[]) => printed.push(a);
+  try {
+    await assert.rejects(renderSvg(spec), (e: unknown) => {
+      assert.ok(e instanceof Error);
+      assert.match(
+        e.message,
+        /^Vega could not draw the chart 'tiny': RangeError: Invalid array length/,
+      );
+      assert.ok(!e.message.includes("\n"), e.message);
+      return true;
+    });
+  } finally {
+    console.error = error;
+  }
+  assert.deepEqual(printed, []);
+});
