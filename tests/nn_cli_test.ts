@@ -139,3 +139,25 @@ Deno.test("jackpot sample/pretrain: bad values and mismatched checkpoints are on
   }
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("jackpot sample: a model whose vocabulary is larger than the task's prints the extra ids instead of failing", async () => {
+  await initTensors();
+  const dir = await Deno.makeTempDir();
+  // 40 ids for an 18-token task: an untrained model samples ids the task's tokenizer cannot spell.
+  const model = Transformer.init(modelConfig("tiny", 40), { seed: 4, std: 1 });
+  await saveCheckpoint(
+    `${dir}/wide`,
+    await model.toCheckpoint({ task: "arithmetic:maxDigits=1,ops=+" }),
+  );
+  model.dispose();
+  const { value, out, err } = await quietly(() =>
+    runCli(["sample", "--checkpoint", `${dir}/wide`, "--n", "4", "--json", `${dir}/r.json`])
+  );
+  assert.equal(value, 0, err);
+  assert.match(out, /<id (1[89]|[23]\d)>/);
+  const json = JSON.parse(await Deno.readTextFile(`${dir}/r.json`));
+  for (const r of json.rows) {
+    assert.equal(r.reward, r.completion.some((id: number) => id >= 18) ? 0 : r.reward);
+  }
+  await Deno.remove(dir, { recursive: true });
+});

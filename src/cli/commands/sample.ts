@@ -11,7 +11,7 @@ import {
   type ParsedValues,
   UsageError,
 } from "../command.ts";
-import { createTaskFromSpec, type Task } from "../../tasks/mod.ts";
+import { createTaskFromSpec, type Task, WordTokenizer } from "../../tasks/mod.ts";
 import { initTensors } from "../../tensor/mod.ts";
 import { loadCheckpointOrExplain } from "./pretrain.ts";
 import { validateSampling } from "../../nn/sampling_reference.ts";
@@ -20,6 +20,22 @@ import { completion, type RolloutBatch, RolloutEngine } from "../../nn/rollout.t
 import { Transformer } from "../../nn/transformer.ts";
 import { Rng } from "../../util/rng.ts";
 import { writeJsonAtomic } from "../../report/mod.ts";
+
+/**
+ * Text of `ids` under the task's tokenizer; ids beyond its vocabulary (a model may have more ids
+ * than the task's tokenizer, as LLMs pad theirs) are written `<id N>` instead of failing.
+ */
+export function decodeLenient(
+  task: Task,
+  ids: ArrayLike<number>,
+  options: { skipSpecial?: boolean } = {},
+): string {
+  const V = task.tokenizer.vocabSize;
+  const all = Array.from(ids);
+  if (all.every((id) => id < V)) return task.tokenizer.decode(all, options);
+  const sep = task.tokenizer instanceof WordTokenizer ? " " : "";
+  return all.map((id) => id < V ? task.tokenizer.decode([id], options) : `<id ${id}>`).join(sep);
+}
 
 /** A rollout batch as plain JSON (typed arrays become arrays; -inf log-probs become null). */
 export function rolloutToJson(r: RolloutBatch, task: Task): Record<string, unknown> {
@@ -32,7 +48,7 @@ export function rolloutToJson(r: RolloutBatch, task: Task): Record<string, unkno
       prompt: Array.from(prompt),
       promptText: task.tokenizer.decode(prompt, { skipSpecial: true }),
       completion: Array.from(c),
-      completionText: task.tokenizer.decode(c),
+      completionText: decodeLenient(task, c),
       reward: task.reward(prompt, c),
       stopped: r.stopped[b] === 1,
       logProbs: span(r.logProbs).map(num),
@@ -180,7 +196,7 @@ export const command: Command = {
         0,
       );
       console.log(
-        `${task.tokenizer.decode(e.prompt, { skipSpecial: true })} ${task.tokenizer.decode(c)}  ` +
+        `${task.tokenizer.decode(e.prompt, { skipSpecial: true })} ${decodeLenient(task, c)}  ` +
           `reward ${reward}  log p ${lp.toFixed(3)} (raw ${raw.toFixed(3)})`,
       );
     });
