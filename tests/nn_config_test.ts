@@ -47,6 +47,26 @@ Deno.test("config: the anchors have the sizes the torch scripts mirror", () => {
       `kv_heads=${c.kvHeads}, head_dim=${c.headDim}, intermediate=${c.intermediate}, B=${a.B}, T=${a.T})`;
     assert.ok(py.includes(line), `bench/torch/anchors.py lacks: ${line}`);
   }
+  // The shared constants, and what train_step.py / generate.py hard-code (a tied classifier, the
+  // per-head q/k RMSNorm of Qwen3).
+  const constant = (name: string) => {
+    const m = py.match(new RegExp(`^${name} = ([0-9.e+-]+)$`, "m"));
+    assert.ok(m, `bench/torch/anchors.py lacks ${name}`);
+    return Number(m[1]);
+  };
+  for (const a of ANCHORS) {
+    assert.equal(a.config.ropeTheta, constant("ROPE_THETA"), `${a.name} ropeTheta`);
+    assert.equal(a.config.normEps, constant("NORM_EPS"), `${a.name} normEps`);
+    assert.equal(a.config.maxSeqLen, constant("MAX_POSITIONS"), `${a.name} maxSeqLen`);
+    assert.equal(a.config.tiedEmbeddings, true, `${a.name}: the torch scripts tie the classifier`);
+    assert.equal(a.config.qkNorm, true, `${a.name}: the torch scripts use QK-norm`);
+  }
+  const train = Deno.readTextFileSync(new URL("../bench/torch/train_step.py", import.meta.url));
+  assert.match(train, /self\.norm\(x\) @ self\.embed_tokens\.weight\.t\(\)/);
+  assert.match(train, /self\.q_norm = RMSNorm\(D\)/);
+  const gen = Deno.readTextFileSync(new URL("../bench/torch/generate.py", import.meta.url));
+  assert.match(gen, /tie_word_embeddings=True/);
+  assert.match(gen, /Qwen3ForCausalLM/);
   assert.throws(() => anchor("7B"), /unknown anchor '7B'/);
 });
 
