@@ -1,11 +1,14 @@
-// Sum (times `scale`) or max over any set of axes of a strided f32 tensor: one workgroup per output
-// element, its threads striding over the reduced index space, then a tree in workgroup memory.
-// The order of additions is fixed by the shapes, so results are deterministic.
+// Sum (times `scale`) or max over any set of axes of a strided f32 tensor: one workgroup per
+// (output element, part of the reduced index space), its threads striding over that part, then a
+// tree in workgroup memory; out[o·parts + part]. A long reduction is cut into parts of `part_len`
+// and the host reduces the [out, parts] partials again: a thread then never loops more than
+// part_len / 256 times (llvmpipe stops every loop of an invocation after 65,535 iterations in all,
+// silently; a GPU gets more than one workgroup per output). Fixed order: deterministic.
 const WG: u32 = 256u;
 override OP: u32 = 0u; // 0 sum, 1 max
 
 struct Params {
-  out_count: u32, kept_rank: u32, red_rank: u32, red_count: u32, in_off: u32, scale: f32, _p0: u32, init: f32, // init: 0 for sum, -inf for max
+  out_count: u32, kept_rank: u32, red_rank: u32, red_count: u32, in_off: u32, scale: f32, part_len: u32, init: f32, // init: 0 for sum, -inf for max
   kshape: array<vec4u, 2>, kstr: array<vec4u, 2>, rshape: array<vec4u, 2>, rstr: array<vec4u, 2>,
 }
 
@@ -23,7 +26,10 @@ fn combine(a: f32, b: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let o = wid.x + wid.y * nwg.x;
+  let wg = wid.x + wid.y * nwg.x;
+  let parts = max(1u, (p.red_count + p.part_len - 1u) / p.part_len);
+  let o = wg / parts;
+  let part = wg % parts;
   if (o >= p.out_count) { return; }
   var rem = o;
   var base = p.in_off;
@@ -33,7 +39,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     rem = rem / n;
   }
   var acc = p.init;
-  for (var r = lid; r < p.red_count; r += WG) {
+  let r_end = min(p.red_count, (part + 1u) * p.part_len);
+  for (var r = part * p.part_len + lid; r < r_end; r += WG) {
     var rr = r;
     var off = base;
     for (var k = i32(p.red_rank) - 1; k >= 0; k--) {
@@ -55,7 +62,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (lid == 0u) {
     var t = sh[0];
     for (var k = 1u; k < 32u; k++) { t = combine(t, sh[k * 8u]); }
-    out[o] = select(t, t * p.scale, OP == 0u);
+    out[wg] = select(t, t * p.scale, OP == 0u);
   }
 }
 

@@ -139,3 +139,41 @@ Deno.test("AdamW: a released parameter, a repeated parameter and bad hyper-param
   z.dispose();
   v.dispose();
 });
+
+Deno.test("long reductions: sum, mean and max of millions of elements, column sums past 65,535 chunks", async () => {
+  await setup();
+  // 6M elements to one output: one workgroup used to loop 23k times per thread, past llvmpipe's
+  // silent 65,535-iteration cap (the sum came out as 5,592,320); the max sits at the last element.
+  const n = 6_000_000;
+  const host = new Float32Array(n);
+  for (let i = 0; i < n; i++) host[i] = (i % 7) - 3; // Σ over whole periods of 7 is 0
+  host[n - 1] = 5;
+  const x = tensor(host);
+  const ones = tensor(new Float32Array(n).fill(1), [n / 4, 4]);
+  const outs = tidy(() => [
+    ops.sum(x),
+    ops.max(x),
+    ops.mean(ones),
+    ops.sum(ones, [0, 1]),
+    ops.sum(ones, 0), // [4]: the column-sum path
+  ]);
+  const got = await readAll(outs);
+  assertNoGpuErrors();
+  let s = 0;
+  for (let i = 0; i < n; i++) s += host[i];
+  assertSame("sum of 6M", got[0], [s]);
+  assertSame("max of 6M", got[1], [5]);
+  assertSame("mean of 6M ones", got[2], [1]);
+  assertSame("sum of 6M ones over both axes", got[3], [n]);
+  assertSame("column sums of [1.5M, 4]", got[4], [n / 4, n / 4, n / 4, n / 4]);
+  for (const t of [...outs, x, ones]) t.dispose();
+  // 4.3M rows: 67k chunks of 64 rows were more workgroups than one grid dimension takes (the same
+  // bound now holds for the norm weight gradients, src/autograd/norm.ts; too slow to run here)
+  const rows = 4_300_000;
+  const tall = tensor(new Float32Array(rows * 2).fill(0.5), [rows, 2]);
+  const cs = tidy(() => ops.sum(tall, 0));
+  const [colSums] = await readAll([cs]);
+  assertNoGpuErrors();
+  assertSame("column sums of [4.3M, 2]", colSums, [rows / 2, rows / 2]);
+  for (const t of [cs, tall]) t.dispose();
+});

@@ -12,8 +12,10 @@ import { record } from "./tape.ts";
 import { sum } from "./reduce.ts";
 import { reshape } from "./views.ts";
 
-// Rows per partial column sum of the weight gradients: enough chunks to fill a large GPU.
+// Rows per partial column sum of the weight gradients: enough chunks to fill a large GPU, but no
+// more than one grid dimension holds (65,535), so beyond 4.2M rows a chunk grows.
 const CHUNK = 64;
+const chunkOf = (rows: number) => Math.max(CHUNK, Math.ceil(rows / 65535));
 
 const normKernel: Kernel = { name: "ops_norm", code: normSource };
 const ropeKernel: Kernel = { name: "ops_rope", code: ropeSource };
@@ -47,8 +49,8 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   const ws = materialize(weight);
   const y = empty(x.shape, "f32", "rmsNorm");
   const rstd = empty([rows], "f32", "rstd");
-  const p = params([rows, C, f32(eps), CHUNK]);
-  const chunks = Math.max(1, Math.ceil(rows / CHUNK));
+  const p = params([rows, C, f32(eps), chunkOf(rows)]);
+  const chunks = Math.max(1, Math.ceil(rows / chunkOf(rows)));
   const rt = runtime();
   if (rows > 0) {
     rt.dispatch({
@@ -86,8 +88,8 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   const bs = materialize(bias);
   const y = empty(x.shape, "f32", "layerNorm");
   const st = empty([2 * rows], "f32", "stats");
-  const p = params([rows, C, f32(eps), CHUNK]);
-  const chunks = Math.max(1, Math.ceil(rows / CHUNK));
+  const p = params([rows, C, f32(eps), chunkOf(rows)]);
+  const chunks = Math.max(1, Math.ceil(rows / chunkOf(rows)));
   const rt = runtime();
   if (rows > 0) {
     rt.dispatch({

@@ -33,52 +33,91 @@ function reduceRaw(
     throw new RangeError(`${name}: cannot take the max over an empty axis of ${x.describe()}`);
   }
   if (out.size === 0) return out;
-  if (op === 0 && x.isContiguous && redCount > 1 && out.size > 1 && axes.every((a, i) => a === i)) {
+  if (
+    op === 0 && x.isContiguous && redCount > 1 && out.size > 1 && axes.every((a, i) => a === i) &&
+    Math.ceil(out.size / 256) <= MAX_GROUPS
+  ) {
     columnSums(x.buffer, redCount, out.size, scale, out); // leading axes: coalesced column sums
     return out;
   }
+  const kShape = kept.map((i) => x.shape[i]), kStrides = kept.map((i) => x.strides[i]);
+  const rShape = axes.map((i) => x.shape[i]), rStrides = axes.map((i) => x.strides[i]);
+  if (redCount <= PART) {
+    reduceDispatch(x, kShape, kStrides, rShape, rStrides, redCount, op, scale, out);
+    return out;
+  }
+  // Long reductions in two passes: [out, parts] partials, then each row of partials.
+  const parts = Math.ceil(redCount / PART);
+  const partial = empty([out.size, parts], "f32", "partialReduce");
+  reduceDispatch(x, kShape, kStrides, rShape, rStrides, PART, op, 1, partial);
+  reduceDispatch(partial, [out.size], [parts], [parts], [1], parts, op, scale, out);
+  partial.dispose(); // recorded work keeps running in order; the pool reuses it only afterwards
+  return out;
+}
+
+// Elements of the reduced space one workgroup covers (at most 64 per thread), and the most
+// workgroups one grid dimension takes.
+const PART = 256 * 64;
+const MAX_GROUPS = 65535;
+
+// One dispatch of ops_reduce.wgsl `main` into `dst` [out, ceil(redCount / partLen)].
+function reduceDispatch(
+  x: Tensor,
+  kShape: number[],
+  kStrides: number[],
+  rShape: number[],
+  rStrides: number[],
+  partLen: number,
+  op: 0 | 1,
+  scale: number,
+  dst: Tensor,
+): void {
+  const redCount = rShape.reduce((p, d) => p * d, 1);
+  const outCount = kShape.reduce((p, d) => p * d, 1);
+  const parts = Math.max(1, Math.ceil(redCount / Math.max(1, partLen)));
   const p = params(
     [
-      out.size,
-      kept.length,
-      axes.length,
+      outCount,
+      kShape.length,
+      rShape.length,
       redCount,
       x.offset,
       f32(scale),
-      0,
+      Math.max(1, partLen),
       f32(op === 1 ? -Infinity : 0),
     ],
-    kept.map((i) => x.shape[i]),
-    kept.map((i) => x.strides[i]),
-    axes.map((i) => x.shape[i]),
-    axes.map((i) => x.strides[i]),
+    kShape,
+    kStrides,
+    rShape,
+    rStrides,
   );
   runtime().dispatch({
     kernel: reduceKernel,
     constants: { OP: op },
-    bindings: [x.buffer, out.buffer, p],
-    workgroups: grid(out.size),
+    bindings: [x.buffer, dst.buffer, p],
+    workgroups: grid(outCount * parts),
   });
-  return out;
 }
 
 const CHUNK = 64;
 
 // Sums the rows of a contiguous [rows, cols] buffer into `out` [cols], in chunks of CHUNK rows
-// folded again until one chunk is left (coalesced reads; fixed order, so deterministic).
+// (more when there would be over 65,535 chunks: one grid dimension) folded again until one chunk
+// is left (coalesced reads; fixed order, so deterministic).
 function columnSums(src: GPUBuffer, rows: number, cols: number, scale: number, out: Tensor): void {
   const rt = runtime();
   let buffer = src;
   let n = rows;
   const temps: Tensor[] = [];
   while (n > 0) {
-    const chunks = Math.ceil(n / CHUNK);
+    const chunk = Math.max(CHUNK, Math.ceil(n / MAX_GROUPS));
+    const chunks = Math.ceil(n / chunk);
     const dst = chunks === 1 ? out : empty([chunks, cols], "f32", "partialSums");
     if (dst !== out) temps.push(dst);
     rt.dispatch({
       kernel: reduceKernel,
       entryPoint: "colsum",
-      bindings: [buffer, dst.buffer, params([n, cols, CHUNK, f32(chunks === 1 ? scale : 1)])],
+      bindings: [buffer, dst.buffer, params([n, cols, chunk, f32(chunks === 1 ? scale : 1)])],
       workgroups: [Math.ceil(cols / 256), chunks],
     });
     if (chunks === 1) break;
