@@ -246,3 +246,14 @@ Deno.test("timeBatches: repeats must be a positive integer; more than one query 
   }
   x.destroy();
 });
+
+Deno.test("pipeline cache refuses two different kernels under one name instead of reusing the first", () => {
+  // The cache keys shader modules by name; a generated variant that forgot to change its name
+  // used to get the first variant's compiled code silently.
+  const cache = pipelineCache(gpu.device);
+  const a: Kernel = { name: "test_same_name", code: addKernel.code };
+  const b: Kernel = { name: "test_same_name", code: addKernel.code.replace("x[i] + ", "x[i] - ") };
+  cache.get(a);
+  cache.get({ ...a }); // same name, same code: fine
+  assert.throws(() => cache.get(b), /two kernels are named 'test_same_name' with different code/);
+});

@@ -20,7 +20,7 @@ export type KernelConstants = Record<string, number>;
 /** A compiled pipeline cache bound to one device. */
 export class PipelineCache {
   #device: GPUDevice;
-  #modules = new Map<string, GPUShaderModule>();
+  #modules = new Map<string, { code: string; module: GPUShaderModule }>();
   #pipelines = new Map<string, GPUComputePipeline>();
 
   /** @param device the device every pipeline is compiled for. */
@@ -42,15 +42,23 @@ export class PipelineCache {
    * ```
    */
   get(kernel: Kernel, constants: KernelConstants = {}, entryPoint = "main"): GPUComputePipeline {
+    let compiled = this.#modules.get(kernel.name);
+    if (!compiled) {
+      const module = this.#device.createShaderModule({ code: kernel.code, label: kernel.name });
+      compiled = { code: kernel.code, module };
+      this.#modules.set(kernel.name, compiled);
+    } else if (compiled.code !== kernel.code) {
+      // Names are the cache key: a second source under the same name would silently run the
+      // first one's pipeline. (The same string object compares in O(1), so this costs nothing.)
+      throw new Error(
+        `two kernels are named '${kernel.name}' with different code; name each variant`,
+      );
+    }
     const constKey = Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(",");
     const key = `${kernel.name}#${entryPoint}#${constKey}`;
     let pipeline = this.#pipelines.get(key);
     if (pipeline) return pipeline;
-    let module = this.#modules.get(kernel.name);
-    if (!module) {
-      module = this.#device.createShaderModule({ code: kernel.code, label: kernel.name });
-      this.#modules.set(kernel.name, module);
-    }
+    const module = compiled.module;
     pipeline = this.#device.createComputePipeline({
       label: key,
       layout: "auto",
