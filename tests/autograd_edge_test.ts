@@ -3,9 +3,19 @@
 // src/autograd/reference.ts (or a closed form) and names the element that differs.
 import assert from "node:assert/strict";
 import { ops } from "../src/autograd/mod.ts";
-import { arr, crossEntropyRef, rpow, softmaxRef } from "../src/autograd/reference.ts";
+import {
+  type Arr,
+  arr,
+  crossEntropyRef,
+  mapN,
+  matmulRef,
+  rpow,
+  softmaxRef,
+  transposeRef,
+} from "../src/autograd/reference.ts";
+import { Rng } from "../src/util/rng.ts";
 import { readAll, tensor, tidy } from "../src/tensor/mod.ts";
-import { assertClose, assertNoGpuErrors, setup, up } from "./autograd_util.ts";
+import { assertClose, assertNoGpuErrors, checkOp, randArr, setup, up } from "./autograd_util.ts";
 
 // Exact equality that treats NaN as equal to NaN and says which element differs.
 function assertSame(what: string, got: ArrayLike<number>, want: ArrayLike<number>, rtol = 1e-6) {
@@ -176,4 +186,49 @@ Deno.test("long reductions: sum, mean and max of millions of elements, column su
   assertNoGpuErrors();
   assertSame("column sums of [4.3M, 2]", colSums, [rows / 2, rows / 2]);
   for (const t of [cs, tall]) t.dispose();
+});
+
+// `x` broadcast to `shape` (a copy), for the references.
+function broadcastArr(x: Arr, shape: number[]): Arr {
+  return mapN((v) => v, x, arr(new Float64Array(shape.reduce((p, d) => p * d, 1)), shape));
+}
+
+Deno.test("matmul inside autograd: batch broadcasting with transposed views on both operands", async () => {
+  await setup();
+  const rng = new Rng(41);
+  const tol = { fwd: [1e-4, 1e-4] as [number, number] };
+  // [aShape, bShape] as stored; `t` marks operands passed as a transposed view
+  const cases: Array<[number[], number[], boolean, boolean]> = [
+    [[2, 3, 4], [1, 4, 5], false, false],
+    [[1, 3, 4], [2, 4, 5], false, false],
+    [[3, 4], [2, 4, 5], false, false],
+    [[2, 1, 4, 3], [3, 5, 4], true, true], // aᵀ [2,1,3,4] · bᵀ [3,4,5] → [2,3,3,5]
+    [[2, 4, 3], [2, 5, 4], true, true], // equal batches, both transposed, read in place
+    [[4, 3], [2, 2, 5, 4], true, true],
+  ];
+  for (const [sa, sb, ta, tb] of cases) {
+    const T = (x: Arr, t: boolean) => (t ? transposeRef(x) : x);
+    await checkOp({
+      name: `matmul ${JSON.stringify(sa)}${ta ? "ᵀ" : ""}·${JSON.stringify(sb)}${tb ? "ᵀ" : ""}`,
+      inputs: [randArr(rng, sa), randArr(rng, sb)],
+      gpu: ([a, b]) => ops.matmul(ta ? a.transpose() : a, tb ? b.transpose() : b),
+      ref: ([a, b]) => {
+        const A = T(a, ta), B = T(b, tb);
+        const ab = A.shape.slice(0, -2), bb = B.shape.slice(0, -2);
+        const n = Math.max(ab.length, bb.length);
+        const batch = Array.from({ length: n }, (_, i) => {
+          const da = ab[ab.length - n + i] ?? 1, db = bb[bb.length - n + i] ?? 1;
+          return da === 1 ? db : da;
+        });
+        return matmulRef(
+          broadcastArr(A, [...batch, ...A.shape.slice(-2)]),
+          broadcastArr(B, [...batch, ...B.shape.slice(-2)]),
+        );
+      },
+      ...tol,
+    });
+  }
+  const a = up(randArr(rng, [2, 3, 4])), b = up(randArr(rng, [3, 4, 5]));
+  assert.throws(() => ops.matmul(a, b), /matmul: batch axes of \[2,3,4\] and \[3,4,5\]/);
+  assert.throws(() => ops.matmul(up(arr([1, 2], [2])), b), /at least 2 axes/);
 });

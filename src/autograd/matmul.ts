@@ -7,8 +7,9 @@
  */
 import { encodeMatmul } from "../tensor/matmul/mod.ts";
 import { empty, fillInPlace, materialize, runtime, type Tensor } from "../tensor/mod.ts";
-import { fmtShape } from "../tensor/shape.ts";
+import { broadcastShapes, fmtShape, sameShape } from "../tensor/shape.ts";
 import { record } from "./tape.ts";
+import { expand } from "./views.ts";
 
 /** A stored matrix operand: a buffer holding `batch` row-major matrices, maybe transposed. */
 interface Operand {
@@ -71,8 +72,9 @@ function mm(
 
 /**
  * Matrix product. `a` [..., M, K] with `b` [K, N] (the leading axes of `a` are folded into M), or
- * `a` [batch..., M, K] with `b` [batch..., K, N] (equal batch axes). Either operand may be a
- * transposed view (`w.transpose()`), read in place.
+ * `a` [batch..., M, K] with `b` [batch..., K, N], the batch axes broadcast as in numpy (a size-1
+ * or missing batch axis is copied to match; equal batch axes are read in place). Either operand
+ * may be a transposed view (`w.transpose()`), read in place.
  *
  * @example
  * ```ts
@@ -85,7 +87,13 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   b.expectDtype("matmul", "f32");
   const bad = () =>
     new RangeError(`matmul: shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} do not multiply`);
-  if (a.rank < 2 || b.rank < 2) throw bad();
+  if (a.rank < 2 || b.rank < 2) {
+    throw new RangeError(
+      `matmul: shapes ${fmtShape(a.shape)} and ${
+        fmtShape(b.shape)
+      } do not multiply (both need at least 2 axes; reshape a vector to [1, n] or [n, 1])`,
+    );
+  }
   const K = a.shape[a.rank - 1];
   if (b.shape[b.rank - 2] !== K) throw bad();
   const N = b.shape[b.rank - 1];
@@ -102,7 +110,23 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       return [da, db];
     });
   }
-  if (a.rank !== b.rank || a.shape.slice(0, -2).some((d, i) => d !== b.shape[i])) throw bad();
+  const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2);
+  if (!sameShape(aBatch, bBatch)) {
+    // numpy batch broadcasting ([2,3,4]·[1,4,5], [3,4]·[2,4,5]): expand both (a view whose backward
+    // sums the gradient back) and multiply equal batches; the kernel reads the expanded copies.
+    let batch: number[];
+    try {
+      batch = broadcastShapes(aBatch, bBatch, "matmul");
+    } catch {
+      throw new RangeError(
+        `matmul: batch axes of ${fmtShape(a.shape)} and ${fmtShape(b.shape)} cannot be broadcast`,
+      );
+    }
+    return matmul(
+      expand(a, [...batch, a.shape[a.rank - 2], K]),
+      expand(b, [...batch, K, N]),
+    );
+  }
   const M = a.shape[a.rank - 2];
   const batch = a.shape.slice(0, -2).reduce((p, d) => p * d, 1);
   const A = operand(a);
