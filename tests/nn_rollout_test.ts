@@ -346,3 +346,19 @@ Deno.test("rollout edges: one new token, a batch of 1, prompts of 1 and of maxPr
   engine.dispose();
   model.dispose();
 });
+
+Deno.test("rollout: a batch that fails midway leaves no GPU error scope and no buffers behind", async () => {
+  await initTensors();
+  const model = Transformer.init(CFG, { seed: 5 });
+  const engine = new RolloutEngine(model, { maxBatch: 2, maxPromptLength: 3, maxNewTokens: 2 });
+  await engine.generate([[1, 2], [3]], { seed: 1 }); // warm: every buffer size exists
+  noGrad(() => model.dispose()); // the model's weights are gone: the prefill fails
+  const before = runtime().pool.stats();
+  await assert.rejects(() => engine.generate([[1, 2], [3, 4]], { seed: 1 }), /after release/);
+  // The engine's validation scope was popped: the device's scope stack is empty again (a leaked
+  // scope would swallow every later validation error instead of reporting it).
+  await assert.rejects(() => runtime().gpu.device.popErrorScope());
+  const after = runtime().pool.stats();
+  assert.equal(after.liveBytes, before.liveBytes, "the prompt tensors of the failed batch leaked");
+  engine.dispose();
+});

@@ -199,37 +199,45 @@ export class RolloutEngine {
     // A validation error (a kernel whose bindings drifted) would otherwise only be logged by the
     // device while the outputs stay zero: catch it and fail the batch.
     rt.gpu.device.pushErrorScope("validation");
-    noGrad(() => {
-      // Through the runtime's own batch: the causal mask may need an upload, which flushes.
-      if (prefix) tidy(() => prefill(this.model, prefix, this.cache));
-      rt.flush();
-      for (let s = s0; s < steps; s++) {
-        const batch = new ComputeBatch(rt.gpu);
-        const temps = rt.recordInto(batch, () =>
-          tidy(() => {
-            const input = ops.slice(buffers.nextTokens, 0, 0, B);
-            const logits = decodeStep(this.model, input, this.cache, s);
-            return recordSampleStep(batch, {
-              logits,
-              buffers,
-              prompt,
-              promptCols: cols,
-              step: s,
-              settings,
-              seed,
-              stream0,
-              stopId,
-              padId,
-            });
-          }));
-        batch.submit();
-        for (const t of temps) t.destroy();
-      }
-    });
-    const [state, main, top] = await readAll([buffers.state, buffers.outMain, buffers.outTop]);
-    const gpuError = await rt.gpu.device.popErrorScope();
-    prompt.dispose();
-    prefix?.dispose();
+    let outputs: Awaited<ReturnType<typeof readAll>>;
+    let gpuError: GPUError | null;
+    try {
+      noGrad(() => {
+        // Through the runtime's own batch: the causal mask may need an upload, which flushes.
+        if (prefix) tidy(() => prefill(this.model, prefix, this.cache));
+        rt.flush();
+        for (let s = s0; s < steps; s++) {
+          const batch = new ComputeBatch(rt.gpu);
+          const temps = rt.recordInto(batch, () =>
+            tidy(() => {
+              const input = ops.slice(buffers.nextTokens, 0, 0, B);
+              const logits = decodeStep(this.model, input, this.cache, s);
+              return recordSampleStep(batch, {
+                logits,
+                buffers,
+                prompt,
+                promptCols: cols,
+                step: s,
+                settings,
+                seed,
+                stream0,
+                stopId,
+                padId,
+              });
+            }));
+          batch.submit();
+          for (const t of temps) t.destroy();
+        }
+      });
+      outputs = await readAll([buffers.state, buffers.outMain, buffers.outTop]);
+    } finally {
+      // Whatever happened, pop the scope (a leaked one would swallow later validation errors) and
+      // free the batch's own tensors.
+      gpuError = await rt.gpu.device.popErrorScope();
+      prompt.dispose();
+      prefix?.dispose();
+    }
+    const [state, main, top] = outputs;
     if (gpuError) throw new Error(`rollout: the GPU rejected a sampling step: ${gpuError.message}`);
     const out = unpackSampleOutputs(
       buffers,
