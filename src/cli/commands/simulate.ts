@@ -46,7 +46,8 @@ export const MIN_KL_LEVEL = 1e-6;
 
 /** Reads the command line into a simulation config; UsageError names the first bad value. */
 export function configFromValues(values: ParsedValues): Figure2Config {
-  const budgets = typeof values.budgets === "string" && values.budgets.trim() !== ""
+  // Absent means no budget sweep; an empty or blank value is a mistake like any other bad list.
+  const budgets = typeof values.budgets === "string"
     ? numberListOption(values, "budgets", { min: 0, exclusiveMin: true, max: 1 })
     : [];
   const config: Figure2Config = {
