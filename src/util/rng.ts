@@ -131,7 +131,8 @@ export class Rng {
 
   /**
    * A draw from Dirichlet(alpha). Small concentrations can underflow every gamma draw to 0; the
-   * result is then a point mass on the largest draw's index rather than NaN.
+   * result is then a point mass on a uniformly drawn index (there is no largest draw) rather
+   * than NaN.
    */
   dirichlet(alpha: ArrayLike<number>): Float64Array {
     const out = new Float64Array(alpha.length);
