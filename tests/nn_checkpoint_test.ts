@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { noGrad } from "../src/autograd/mod.ts";
 import { initTensors, readAll, tensor, tidy } from "../src/tensor/mod.ts";
-import { loadCheckpoint, saveCheckpoint } from "../src/nn/checkpoint/mod.ts";
+import {
+  loadCheckpoint,
+  parseQwenConfig,
+  qwenConfigToJson,
+  saveCheckpoint,
+} from "../src/nn/checkpoint/mod.ts";
 import {
   fromQwenConfig,
   type ModelConfig,
@@ -123,4 +128,21 @@ Deno.test("checkpoint: configs this transformer would compute wrongly are refuse
     fromQwenConfig({ ...q, extra: { ...q.extra, use_sliding_window: false } }).hidden,
     16,
   );
+});
+
+Deno.test("checkpoint: a config saved by transformers 5 (rope_parameters, no rope_theta) loads; scaled RoPE is refused", () => {
+  const q = toQwenConfig(validateModelConfig({ ...BASE, tiedEmbeddings: true, qkNorm: true }));
+  const json = qwenConfigToJson(q);
+  delete json.rope_theta;
+  json.rope_parameters = { rope_theta: 250000, rope_type: "default" };
+  const parsed = parseQwenConfig(json, "v5/config.json");
+  assert.equal(parsed.rope_theta, 250000);
+  assert.equal(fromQwenConfig(parsed).ropeTheta, 250000);
+  // Both given and different: ambiguous.
+  assert.throws(
+    () => parseQwenConfig({ ...json, rope_theta: 10000 }, "v5/config.json"),
+    /rope_theta \(10000\) and rope_parameters.rope_theta \(250000\) differ/,
+  );
+  const yarn = { ...json, rope_parameters: { rope_theta: 1e6, rope_type: "yarn", factor: 4 } };
+  assert.throws(() => fromQwenConfig(parseQwenConfig(yarn)), /rope_type 'yarn' is not implemented/);
 });

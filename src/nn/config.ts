@@ -237,6 +237,17 @@ export function fromQwenConfig(q: QwenConfig): ModelConfig {
     throw new ModelConfigError("config.json: rope_scaling is not implemented by this transformer");
   }
   // Keys that would change the computation: refused rather than silently ignored.
+  const rp = q.extra.rope_parameters;
+  if (typeof rp === "object" && rp !== null && !Array.isArray(rp)) {
+    const type = rp.rope_type ?? rp.type ?? "default";
+    if (type !== "default" || (rp.partial_rotary_factor ?? 1) !== 1) {
+      throw new ModelConfigError(
+        `config.json: rope_parameters with rope_type '${type}'${
+          (rp.partial_rotary_factor ?? 1) !== 1 ? " and a partial rotary factor" : ""
+        } is not implemented by this transformer (plain RoPE only)`,
+      );
+    }
+  }
   const act = q.extra.hidden_act;
   if (act !== undefined && act !== "silu") {
     throw new ModelConfigError(

@@ -95,7 +95,7 @@ export function parseQwenConfig(json: unknown, file = "config.json"): QwenConfig
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     return fail("config is not a JSON object");
   }
-  const o = json as Record<string, JsonValue>;
+  const o = ropeThetaFromParameters(json as Record<string, JsonValue>, fail);
   const missing = REQUIRED_CONFIG_KEYS.filter((k) => !Object.hasOwn(o, k));
   if (missing.length > 0) {
     fail(
@@ -173,6 +173,29 @@ export function parseQwenConfig(json: unknown, file = "config.json"): QwenConfig
     ...(jackpot ? { jackpot } : {}),
     extra,
   };
+}
+
+/**
+ * transformers 5 writes RoPE as `rope_parameters: {rope_theta, rope_type, …}` and no top-level
+ * `rope_theta`: take it from there (the object itself stays among the extras, for the model to
+ * check its `rope_type`). Returns `o`, or a copy with `rope_theta` filled in.
+ */
+function ropeThetaFromParameters(
+  o: Record<string, JsonValue>,
+  fail: (problem: string) => never,
+): Record<string, JsonValue> {
+  const rp = o.rope_parameters;
+  if (typeof rp !== "object" || rp === null || Array.isArray(rp) || !("rope_theta" in rp)) {
+    return o;
+  }
+  if (!Object.hasOwn(o, "rope_theta")) return { ...o, rope_theta: rp.rope_theta };
+  if (o.rope_theta !== rp.rope_theta) {
+    fail(
+      `rope_theta (${JSON.stringify(o.rope_theta)}) and rope_parameters.rope_theta ` +
+        `(${JSON.stringify(rp.rope_theta)}) differ`,
+    );
+  }
+  return o;
 }
 
 /** The config.json object of `config` (extras first, then the known keys, then `jackpot`). */
