@@ -240,3 +240,17 @@ Deno.test("KL levels too small to calibrate in float64 are a usage error, not a 
   );
   assert.equal(c.klMax / c.levels, 1e-6);
 });
+
+Deno.test("a sweep too large to hold in memory is a usage error up front, not a crash hours later", () => {
+  // Every (noise model, λ or budget, level, trial) keeps ten float64 measurements until the end:
+  // 3 × 5 × 1000 × 100,000 of them would need ~120 GB.
+  const args = ["--trials", "100000", "--levels", "1000"];
+  assert.throws(() => configFromValues(parseCommandArgs(command, args)), (e) => {
+    assert.ok(e instanceof UsageError, String(e));
+    assert.match(e.message, /1\.5e\+9 measurements .* at most 1e\+7; lower --trials or --levels/);
+    return true;
+  });
+  // The README's larger example stays well inside.
+  const ok = ["--lambdas", "1", "--budgets", "0.9,0.95", "--trials", "500"];
+  assert.equal(configFromValues(parseCommandArgs(command, ok)).trials, 500);
+});

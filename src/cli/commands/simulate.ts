@@ -44,6 +44,9 @@ const D = DEFAULT_FIGURE2_CONFIG;
 /** The smallest KL level `--kl-max / --levels` accepted (float64 resolves KL far below it). */
 export const MIN_KL_LEVEL = 1e-6;
 
+/** The most (setting, trial) measurements a sweep may hold: ten float64 each, ~800 MB at the cap. */
+export const MAX_MEASUREMENTS = 1e7;
+
 /** Reads the command line into a simulation config; UsageError names the first bad value. */
 export function configFromValues(values: ParsedValues): Figure2Config {
   // Absent means no budget sweep; an empty or blank value is a mistake like any other bad list.
@@ -70,6 +73,16 @@ export function configFromValues(values: ParsedValues): Figure2Config {
     throw new UsageError(
       `the smallest KL level (--kl-max / --levels = ${smallest.toPrecision(3)}) must be >= ` +
         MIN_KL_LEVEL.toExponential(),
+    );
+  }
+  // The sweep keeps every trial's measurements until it aggregates (medians need them all).
+  const measurements = config.noise.length * (config.lambdas.length + config.budgets.length) *
+    config.levels * config.trials;
+  if (measurements > MAX_MEASUREMENTS) {
+    throw new UsageError(
+      `this sweep would keep ${measurements.toPrecision(2)} measurements in memory (noise models ` +
+        `× λs and budgets × levels × trials), at most ${MAX_MEASUREMENTS.toExponential()}; ` +
+        "lower --trials or --levels",
     );
   }
   return config;
