@@ -257,3 +257,30 @@ Deno.test("pipeline cache refuses two different kernels under one name instead o
   cache.get({ ...a }); // same name, same code: fine
   assert.throws(() => cache.get(b), /two kernels are named 'test_same_name' with different code/);
 });
+
+Deno.test("dispatch refuses empty or oversized uniform blocks (WebGPU would drop the whole batch)", () => {
+  const x = uploadBuffer(gpu, new Float32Array(4), "x");
+  const max = gpu.limits.maxUniformBufferBindingSize;
+  for (
+    const [block, message] of [
+      [new Uint32Array(0), /uniform binding 1 is empty/],
+      [
+        new Uint8Array(max + 4),
+        new RegExp(`uniform binding 1 has ${max + 4} bytes, over .*${max}`),
+      ],
+    ] as const
+  ) {
+    const b = new ComputeBatch(gpu);
+    assert.throws(
+      () => b.dispatch({ kernel: addKernel, bindings: [x, block], workgroups: [1] }),
+      (e: unknown) => {
+        assert.ok(e instanceof RangeError, String(e));
+        assert.match(e.message, /^test_add: /);
+        assert.match(e.message, message);
+        return true;
+      },
+    );
+    assert.equal(b.length, 0);
+  }
+  x.destroy();
+});

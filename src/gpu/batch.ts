@@ -106,6 +106,21 @@ export class ComputeBatch {
         );
       }
     }
+    const maxUniform = this.#gpu.limits.maxUniformBufferBindingSize ?? 65536;
+    d.bindings.forEach((b, i) => {
+      if (!isView(b)) return;
+      // Caught here because WebGPU would only raise an uncaptured validation error at submit and
+      // silently skip every dispatch of the batch.
+      if (b.byteLength === 0) {
+        throw new RangeError(`${d.kernel.name}: uniform binding ${i} is empty`);
+      }
+      if (b.byteLength > maxUniform) {
+        throw new RangeError(
+          `${d.kernel.name}: uniform binding ${i} has ${b.byteLength} bytes, over this device's ` +
+            `maxUniformBufferBindingSize of ${maxUniform}`,
+        );
+      }
+    });
     this.#dispatches.push(d);
     return this;
   }
