@@ -214,3 +214,48 @@ Deno.test("bad option values and input types are errors, not silent garbage", as
   gone.destroy();
   await rejects({ ...good, newLogits: m(gone) }, { seed: 1 }, /WebGPU rejected the batch/);
 });
+
+Deno.test("repeated calls, throwing calls and destroy() twice leave no GPU buffer behind", async () => {
+  const good: JackpotBatch = {
+    tokens: b.tokens,
+    valid: b.valid,
+    inf: { logits: m(b.inf) },
+    newLogits: m(b.nw),
+    ref: { logits: m(b.ref) },
+  };
+  const bad: JackpotBatch = { ...good, inf: { logits: m(b.inf.map((v, i) => i === 7 ? NaN : v)) } };
+  const baseline = { tisCap: 2, icepopLow: 0.5, icepopHigh: 2 };
+  const configs: JackpotParams[] = [
+    { seed: 1, exactZ: true, baseline },
+    { seed: 2, k: 40, topkMethod: "sort" },
+    { seed: 3, maxBindingBytes: b.vocab * 4 * 3 },
+  ];
+  const round = async () => {
+    for (const p of configs) {
+      const r = await jackpotWeights(gpu, good, p);
+      r.destroy();
+      r.destroy(); // a second destroy is harmless
+    }
+    await assert.rejects(() => jackpotWeights(gpu, bad, { seed: 4 }), NonFiniteInputError);
+  };
+  await round(); // creates the shared placeholders and pipelines once
+  const live = new Set<GPUBuffer>();
+  const device = gpu.device;
+  const create = device.createBuffer;
+  device.createBuffer = function (d: GPUBufferDescriptor): GPUBuffer {
+    const buf = create.call(device, d);
+    live.add(buf);
+    const destroy = buf.destroy;
+    buf.destroy = () => {
+      live.delete(buf);
+      destroy.call(buf);
+    };
+    return buf;
+  };
+  try {
+    for (let i = 0; i < 3; i++) await round();
+  } finally {
+    device.createBuffer = create;
+  }
+  assert.equal(live.size, 0, `${live.size} buffers left: ${[...live].map((x) => x.label)}`);
+});
