@@ -5,6 +5,7 @@ import { saveCheckpoint } from "../src/nn/checkpoint/mod.ts";
 import { modelConfig } from "../src/nn/config.ts";
 import { Transformer } from "../src/nn/transformer.ts";
 import { createTaskFromSpec } from "../src/tasks/mod.ts";
+import { Rng, uniformAt } from "../src/util/rng.ts";
 
 async function quietly<T>(fn: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
   const log = console.log, error = console.error;
@@ -160,4 +161,20 @@ Deno.test("jackpot sample: a model whose vocabulary is larger than the task's pr
     assert.equal(r.reward, r.completion.some((id: number) => id >= 18) ? 0 : r.reward);
   }
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("jackpot sample: the prompts' RNG stream is none of the rows' sampling streams", async () => {
+  const { MAX_SAMPLE_PROMPTS, SAMPLE_PROMPT_STREAM } = await import(
+    "../src/cli/commands/sample.ts"
+  );
+  // Row r samples with uniformAt(seed, r, g) = hash3(seed, r, g) >>> 8, which is exactly the
+  // sequence of new Rng(seed, r): a shared stream would reuse the prompt draws as token draws.
+  const seed = 1;
+  const rowDraws = (r: number) => Array.from({ length: 4 }, (_, g) => uniformAt(seed, r, g));
+  const promptRng = new Rng(seed, SAMPLE_PROMPT_STREAM);
+  const promptDraws = Array.from({ length: 4 }, () => (promptRng.nextU32() >>> 8) / 16777216);
+  for (const r of [0, 1, 3, MAX_SAMPLE_PROMPTS - 1]) {
+    assert.notDeepEqual(rowDraws(r), promptDraws, `row ${r} reuses the prompt draws`);
+  }
+  assert.ok(SAMPLE_PROMPT_STREAM >= MAX_SAMPLE_PROMPTS);
 });

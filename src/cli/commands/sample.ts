@@ -67,6 +67,16 @@ export function rolloutToJson(r: RolloutBatch, task: Task): Record<string, unkno
   };
 }
 
+/** Most prompts of one `jackpot sample` run (`--n`). */
+export const MAX_SAMPLE_PROMPTS = 4096;
+
+/**
+ * RNG stream of the prompts. The rollout engine draws row r's tokens from stream r under the same
+ * seed (`uniformAt(seed, r, g)`, which is `new Rng(seed, r)`'s sequence), so the prompts take a
+ * stream no row uses: otherwise one row's draws would repeat the numbers that chose the prompts.
+ */
+export const SAMPLE_PROMPT_STREAM = 0xffffffff;
+
 /** `jackpot sample`. */
 export const command: Command = {
   name: "sample",
@@ -119,7 +129,7 @@ export const command: Command = {
         "--checkpoint DIR is required (a folder with config.json and model.safetensors)",
       );
     }
-    const n = integerOption(values, "n", { min: 1, max: 4096 });
+    const n = integerOption(values, "n", { min: 1, max: MAX_SAMPLE_PROMPTS });
     const temperature = numberOption(values, "temperature", { min: 0 });
     const topK = integerOption(values, "top-k", { min: 0 });
     const topP = numberOption(values, "top-p", { min: 0, exclusiveMin: true, max: 1 });
@@ -164,7 +174,7 @@ export const command: Command = {
         `the model's maxSeqLen ${model.config.maxSeqLen} cannot hold the task's prompts of up to ${task.maxPromptLength} tokens`,
       );
     }
-    const examples = task.sample(new Rng(seed, 3), n);
+    const examples = task.sample(new Rng(seed, SAMPLE_PROMPT_STREAM), n);
     const engine = new RolloutEngine(model, {
       maxBatch: n,
       maxPromptLength: task.maxPromptLength,
