@@ -14,7 +14,7 @@ import {
   transposeRef,
 } from "../src/autograd/reference.ts";
 import { Rng } from "../src/util/rng.ts";
-import { readAll, tensor, tidy } from "../src/tensor/mod.ts";
+import { readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
 import { assertClose, assertNoGpuErrors, checkOp, randArr, setup, up } from "./autograd_util.ts";
 
 // Exact equality that treats NaN as equal to NaN and says which element differs.
@@ -231,4 +231,57 @@ Deno.test("matmul inside autograd: batch broadcasting with transposed views on b
   const a = up(randArr(rng, [2, 3, 4])), b = up(randArr(rng, [3, 4, 5]));
   assert.throws(() => ops.matmul(a, b), /matmul: batch axes of \[2,3,4\] and \[3,4,5\]/);
   assert.throws(() => ops.matmul(up(arr([1, 2], [2])), b), /at least 2 axes/);
+});
+
+Deno.test("an op's temporaries are released with its result outside tidy (explicit dispose leaks nothing)", async () => {
+  const rt = await setup();
+  const rng = new Rng(5);
+  const x = up(randArr(rng, [4, 6]), true);
+  const table = up(randArr(rng, [5, 6]));
+  const ids = tensor(new Int32Array([0, 3, 1, 4]));
+  const mask = up(arr([1, 0, 1, 0, 1, 0], [6]));
+  const q = up(randArr(rng, [1, 3, 2, 4])), kv = up(randArr(rng, [1, 3, 1, 4]));
+  const w = up(randArr(rng, [2, 4, 3]));
+  const zeros6 = tensor(new Int32Array(6)), ones4 = up(arr([1, 2, 3, 4], [4]));
+  const cases: Array<[string, () => Tensor]> = [
+    ["exp of a transposed view", () => ops.exp(ops.transpose(x))],
+    ["reshape of a transposed view", () => ops.reshape(x.transpose(), [24])],
+    ["softmax over axis 0", () => x.softmax(0)],
+    ["logSoftmax of a slice", () => ops.logSoftmax(ops.slice(x, 1, 1, 5))],
+    ["crossEntropy (mean)", () => ops.crossEntropy(x, ids)],
+    [
+      "crossEntropy (none) of a transposed view",
+      () =>
+        ops.crossEntropy(ops.transpose(ops.slice(x, 0, 0, 3)), zeros6, {
+          reduction: "none",
+        }),
+    ],
+    ["gatherLast of a slice", () => ops.gatherLast(ops.slice(x, 1, 1, 6), ids)],
+    ["maximum with a number", () => ops.maximum(x, 0.5)],
+    ["where with a number", () => ops.where(mask, x, 0)],
+    ["embedding of a strided table", () => ops.embedding(table.transpose().transpose(), ids)],
+    ["rmsNorm of a transposed view", () => ops.rmsNorm(x.transpose(), ones4)],
+    ["max over axis 1 (keepDims)", () => x.max(1, true)],
+    ["matmul with batch broadcasting", () => ops.matmul(x.slice(1, 0, 4), w)],
+    ["causal self-attention", () => ops.causalSelfAttention(q, kv, kv)],
+    ["concat of views", () => ops.concat([x.transpose(), x.transpose()], 1)],
+  ];
+  ops.causalSelfAttention(q, kv, kv).dispose(); // builds its cached causal mask (kept by design)
+  for (const [name, fn] of cases) {
+    const before = rt.pool.stats().liveBuffers;
+    const y = fn();
+    await readAll([y]);
+    y.dispose();
+    assert.equal(rt.pool.stats().liveBuffers - before, 0, `${name}: buffers left after dispose`);
+  }
+  assertNoGpuErrors();
+  // inside tidy nothing changes: the backward still reaches every saved tensor
+  const gradOk = tidy(() => {
+    const l = ops.crossEntropy(ops.rmsNorm(x.transpose(), ones4), zeros6);
+    l.backward();
+    return l;
+  });
+  const [lv, gx] = await readAll([gradOk, x.grad!]);
+  assert.ok(Number.isFinite(lv[0]) && gx.some((v) => v !== 0), "loss and gradient computed");
+  for (const t of [gradOk, x, table, ids, mask, q, kv, w, zeros6, ones4]) t.dispose();
 });

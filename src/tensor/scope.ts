@@ -78,3 +78,35 @@ export function tidy<T>(fn: () => T): T {
   }
   return result;
 }
+
+/** A tensor that can hold the temporaries of the op that made it (see {@link opScope}). */
+export interface Owner extends Disposable {
+  /** Releases `ts` together with this tensor. */
+  adopt(ts: Disposable[]): void;
+}
+
+/**
+ * Runs the body of an op and gives every tensor it created, other than its result, to the result
+ * (`adopt`): copies of strided inputs, saved statistics, scalar operands, intermediate views. They
+ * are released with the result's `dispose()`, so an op used outside `tidy` leaks nothing; inside a
+ * `tidy` they still belong to the scope as well, exactly as before. On error they are released.
+ */
+export function opScope<T>(fn: () => T): T {
+  const scope = new Set<Disposable>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    for (const t of scope) t.dispose();
+    throw e;
+  }
+  scopes.pop();
+  for (const t of scope) track(t); // the enclosing scope owns them as before
+  const r = result as unknown as Owner;
+  if (scope.has(r) && typeof r.adopt === "function") {
+    r.adopt([...scope].filter((t) => t !== r));
+  }
+  return result;
+}

@@ -102,6 +102,8 @@ export class Tensor {
   /** The tape node that produced it, when gradients flow through it. */
   node: GradNode | null = null;
   #disposed = false;
+  // Temporaries of the op that made this tensor (see scope.ts opScope), released with it.
+  #owned: { dispose(): void }[] | null = null;
 
   /** Low level: prefer the creation functions. Registers with the current `tidy` scope. */
   constructor(
@@ -191,6 +193,19 @@ export class Tensor {
     this.grad?.dispose();
     this.grad = null;
     this.storage.releaseRef();
+    const owned = this.#owned;
+    this.#owned = null;
+    if (owned) { for (const t of owned) t.dispose(); }
+  }
+
+  /** Releases `ts` together with this tensor (the temporaries of the op that made it). */
+  adopt(ts: { dispose(): void }[]): void {
+    if (ts.length === 0) return;
+    if (this.#disposed) {
+      for (const t of ts) t.dispose();
+      return;
+    }
+    (this.#owned ??= []).push(...ts);
   }
 
   /** A metadata-only view over the same storage (no gradient; autograd wraps it). */
