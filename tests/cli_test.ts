@@ -55,6 +55,10 @@ Deno.test("unknown commands, unknown flags and bad values exit 2 with one line",
     const [argv, pattern] of [
       [["nope"], /unknown command 'nope'; the commands are fake/],
       [["fake", "--bogus"], /bogus/],
+      // parseArgs' own text ("... To specify a positional argument starting with a '-' ...") is
+      // two sentences about something else; the user typed an unknown option.
+      [["fake", "--bogus"], /^jackpot fake: unknown option '--bogus' \(see jackpot fake --help\)$/],
+      [["fake", "-x"], /^jackpot fake: unknown option '-x' \(see jackpot fake --help\)$/],
       [["fake", "stray"], /takes no positional arguments, got 'stray'/],
       [["fake", "--rate", "abc"], /--rate must be a number, got 'abc'/],
       [["fake", "--rate", "2"], /--rate must be <= 1, got 2/],

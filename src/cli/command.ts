@@ -70,6 +70,10 @@ export function parseCommandArgs(command: Command, argv: string[]): ParsedValues
     if (e instanceof UsageError) throw e;
     // parseArgs' messages name the flag; keep them but strip Node's error-code boilerplate.
     const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    const unknown = /^Unknown option '([^']+)'/.exec(message);
+    if (unknown) {
+      throw new UsageError(`unknown option '${unknown[1]}' (see jackpot ${command.name} --help)`);
+    }
     const ambiguous = /Option '(--[\w-]+)[^']*' argument is ambiguous/.exec(message);
     if (ambiguous) {
       // `--rate -1`: parseArgs cannot tell a negative number from a flag.
