@@ -276,7 +276,8 @@ export const command: Command = {
         // A noise model that cannot reach the KL range is a bad combination of options.
         if (e instanceof RangeError && /cannot (reach|calibrate) KL/.test(e.message)) {
           throw new UsageError(
-            `${e.message}; lower --kl-max or raise --vocab/lower --concentration`,
+            `${e.message}; lower --kl-max, or change --concentration or --vocab (the targets ` +
+              "are too flat or too peaked for this noise model)",
           );
         }
         throw e;
