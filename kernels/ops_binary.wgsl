@@ -43,6 +43,11 @@ fn spow(x: vec4f, y: vec4f) -> vec4f {
   return select(select(real, signed, ax == vec4f(0.0)), vec4f(1.0), y == vec4f(0.0));
 }
 
+// NaN test on the bits: `x != x` may be folded to false by the shader compiler (llvmpipe does).
+fn isnan4(x: vec4f) -> vec4<bool> {
+  return (bitcast<vec4u>(x) & vec4u(0x7fffffffu)) > vec4u(0x7f800000u);
+}
+
 fn f(a: vec4f, b: vec4f) -> vec4f {
   switch OP {
     case ADD: { return a + b; }
@@ -51,8 +56,8 @@ fn f(a: vec4f, b: vec4f) -> vec4f {
     case DIV: { return a / b; }
     case POW: { return spow(a, b); }
     // NaN-propagating max/min (WGSL's max may drop a NaN)
-    case MAX: { return select(select(b, a, a >= b), a + b, a != a | b != b); }
-    case MIN: { return select(select(b, a, a <= b), a + b, a != a | b != b); }
+    case MAX: { return select(select(b, a, a >= b), a + b, isnan4(a) | isnan4(b)); }
+    case MIN: { return select(select(b, a, a <= b), a + b, isnan4(a) | isnan4(b)); }
     case MAXMASK: { return select(select(vec4f(0.0), vec4f(0.5), a == b), vec4f(1.0), a > b); }
     case EQ: { return select(vec4f(0.0), vec4f(1.0), a == b); }
     case GT: { return select(vec4f(0.0), vec4f(1.0), a > b); }

@@ -18,9 +18,11 @@ struct Params {
 
 var<workgroup> sh: array<f32, WG>;
 
+fn isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; } // `x != x` may fold
+
 fn combine(a: f32, b: f32) -> f32 {
   if (OP == 0u) { return a + b; }
-  return select(max(a, b), a + b, a != a || b != b); // NaN propagates
+  return select(max(a, b), a + b, isnan(a) || isnan(b)); // NaN propagates
 }
 
 @compute @workgroup_size(WG)

@@ -44,6 +44,11 @@ fn spow(v: vec4f, a: f32) -> vec4f {
   return select(m, -m, negSign & vec4<bool>(odd));
 }
 
+// NaN test on the bits: `x != x` may be folded to false by the shader compiler (llvmpipe does).
+fn isnan4(x: vec4f) -> vec4<bool> {
+  return (bitcast<vec4u>(x) & vec4u(0x7fffffffu)) > vec4u(0x7f800000u);
+}
+
 fn sigmoid(v: vec4f) -> vec4f { return 1.0 / (1.0 + exp(-v)); }
 
 const GELU_K: f32 = 0.7978845608028654; // sqrt(2/pi)
@@ -58,10 +63,10 @@ fn f(v: vec4f) -> vec4f {
     case SQRT: { return sqrt(v); }
     case POW: { return spow(v, p.a); }
     case AFFINE: { return p.a * v + p.b; }
-    case CLAMP: { return clamp(v, vec4f(p.a), vec4f(p.b)); }
+    case CLAMP: { return select(clamp(v, vec4f(p.a), vec4f(p.b)), v, isnan4(v)); } // NaN stays
     case SILU: { return v * sigmoid(v); }
     case GELU: { return 0.5 * v * (1.0 + gelu_inner(v)); }
-    case RELU: { return max(v, vec4f(0.0)); }
+    case RELU: { return select(max(v, vec4f(0.0)), v, isnan4(v)); }
     case SIGMOID: { return sigmoid(v); }
     default: { return v; }
   }

@@ -285,3 +285,43 @@ Deno.test("an op's temporaries are released with its result outside tidy (explic
   assert.ok(Number.isFinite(lv[0]) && gx.some((v) => v !== 0), "loss and gradient computed");
   for (const t of [gradOk, x, table, ids, mask, q, kv, w, zeros6, ones4]) t.dispose();
 });
+
+Deno.test("NaN propagates through maximum, minimum, clamp, relu and max (never a finite value)", async () => {
+  await setup();
+  const v = [NaN, 5, -5, 0, 0.25, NaN, -Infinity, 2];
+  const x = up(arr(v, [2, 4]));
+  const y = up(arr([0, NaN, 1, 1, NaN, NaN, 0, 3], [2, 4]));
+  const outs = tidy(() => [
+    ops.maximum(x, 0), // scalar path
+    ops.minimum(x, 0),
+    ops.maximum(x, y), // vec4 path
+    ops.minimum(y, x),
+    ops.maximum(x.transpose(), y.transpose()), // strided path
+    ops.clamp(x, -1, 1),
+    ops.relu(x),
+    ops.max(x, 1),
+    ops.max(x.transpose(), 0),
+  ]);
+  const got = await readAll(outs);
+  assertNoGpuErrors();
+  const nanMax = (
+    a: number,
+    b: number,
+  ) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b));
+  const nanMin = (
+    a: number,
+    b: number,
+  ) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b));
+  const yv = [0, NaN, 1, 1, NaN, NaN, 0, 3];
+  const T = (a: number[]) => [0, 4, 1, 5, 2, 6, 3, 7].map((i) => a[i]);
+  assertSame("maximum(x, 0)", got[0], v.map((a) => nanMax(a, 0)));
+  assertSame("minimum(x, 0)", got[1], v.map((a) => nanMin(a, 0)));
+  assertSame("maximum(x, y)", got[2], v.map((a, i) => nanMax(a, yv[i])));
+  assertSame("minimum(y, x)", got[3], v.map((a, i) => nanMin(yv[i], a)));
+  assertSame("maximum(xᵀ, yᵀ)", got[4], T(v.map((a, i) => nanMax(a, yv[i]))));
+  assertSame("clamp", got[5], v.map((a) => (Number.isNaN(a) ? NaN : Math.min(Math.max(a, -1), 1))));
+  assertSame("relu", got[6], v.map((a) => (Number.isNaN(a) ? NaN : Math.max(a, 0))));
+  assertSame("max over rows", got[7], [NaN, NaN]);
+  assertSame("max over columns of xᵀ", got[8], [NaN, NaN]);
+  for (const t of [...outs, x, y]) t.dispose();
+});
