@@ -325,3 +325,15 @@ Deno.test("NaN propagates through maximum, minimum, clamp, relu and max (never a
   assertSame("max over columns of xᵀ", got[8], [NaN, NaN]);
   for (const t of [...outs, x, y]) t.dispose();
 });
+
+Deno.test("backward: an output gradient of the wrong dtype or a released one is a clear error", async () => {
+  await setup();
+  const x = up(arr([1, 2], [2]), true);
+  const y = ops.mul(x, 2);
+  const ids = tensor(new Int32Array([1, 1]));
+  assert.throws(() => y.backward(ids), /backward: expected a f32 tensor, got Tensor i32 \[2\]/);
+  const g = up(arr([1, 1], [2]));
+  g.dispose();
+  assert.throws(() => y.backward(g), /backward: .* was used after release/);
+  for (const t of [x, y, ids]) t.dispose();
+});

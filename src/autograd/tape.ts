@@ -116,6 +116,7 @@ export function backward(root: Tensor, grad?: Tensor): void {
       }`,
     );
   }
+  grad?.expectDtype("backward", "f32"); // an i32 gradient would be read as float bits
   if (grad && !sameShape(grad.shape, root.shape)) {
     throw new RangeError(
       `backward: gradient shape ${fmtShape(grad.shape)} does not match output shape ${
