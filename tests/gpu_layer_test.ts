@@ -14,6 +14,7 @@ import {
   readBuffers,
   timeBatches,
   uploadBuffer,
+  writeBuffer,
 } from "../src/gpu/mod.ts";
 import { median } from "../src/util/stats.ts";
 
@@ -282,5 +283,28 @@ Deno.test("dispatch refuses empty or oversized uniform blocks (WebGPU would drop
     );
     assert.equal(b.length, 0);
   }
+  x.destroy();
+});
+
+Deno.test("writeBuffer refuses misaligned or out-of-range writes instead of dropping them", async () => {
+  const x = uploadBuffer(gpu, new Float32Array(4), "x"); // 16 bytes
+  for (
+    const [data, offset, message] of [
+      [new Float32Array(1), 2, /offset 2 .*multiple of 4/],
+      [new Float32Array(4), 4, /bytes 4\.\.20 .*16-byte buffer 'x'/],
+      [new Float32Array(1), -4, /offset -4/],
+    ] as const
+  ) {
+    assert.throws(() => writeBuffer(gpu, x, data, offset), (e: unknown) => {
+      assert.ok(e instanceof RangeError, String(e));
+      assert.match(e.message, message);
+      return true;
+    });
+  }
+  writeBuffer(gpu, x, new Float32Array([7, 8]), 8);
+  writeBuffer(gpu, x, new Uint8Array([1, 0, 0]), 0); // padded to 4 bytes
+  const out = new Uint32Array((await readBuffers(gpu, [{ buffer: x }]))[0]);
+  assert.equal(out[0], 1);
+  assert.deepEqual([...new Float32Array(out.buffer).slice(2)], [7, 8]);
   x.destroy();
 });

@@ -39,13 +39,27 @@ export function uploadBuffer(gpu: GpuContext, data: ArrayBufferView, label?: str
   return buffer;
 }
 
-/** Writes `data` at `byteOffset` of `buffer` (padding the tail to a multiple of 4 bytes). */
+/**
+ * Writes `data` at `byteOffset` (a multiple of 4) of `buffer`, padding the tail to a multiple of 4
+ * bytes; a write past the end is a RangeError.
+ */
 export function writeBuffer(
   gpu: GpuContext,
   buffer: GPUBuffer,
   data: ArrayBufferView,
   byteOffset = 0,
 ): void {
+  if (!Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset % 4 !== 0) {
+    throw new RangeError(`writeBuffer: offset ${byteOffset} must be a non-negative multiple of 4`);
+  }
+  // Checked here: WebGPU reports an out-of-range write only as an uncaptured error and drops it.
+  const end = byteOffset + Math.ceil(data.byteLength / 4) * 4;
+  if (end > buffer.size) {
+    const name = buffer.label ? ` '${buffer.label}'` : "";
+    throw new RangeError(
+      `writeBuffer: bytes ${byteOffset}..${end} lie outside the ${buffer.size}-byte buffer${name}`,
+    );
+  }
   if (data.byteLength === 0) return;
   // Copy when padding is needed or the view sits on a SharedArrayBuffer (writeBuffer wants an
   // ArrayBuffer); the common case passes the caller's bytes through untouched.
