@@ -7,14 +7,18 @@ import {
   type Arr,
   arr,
   crossEntropyRef,
+  embeddingRef,
+  gatherLastRef,
   mapN,
   matmulRef,
+  reduceRef,
   rpow,
+  sliceRef,
   softmaxRef,
   transposeRef,
 } from "../src/autograd/reference.ts";
 import { Rng } from "../src/util/rng.ts";
-import { readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
+import { full, readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
 import { assertClose, assertNoGpuErrors, checkOp, randArr, setup, up } from "./autograd_util.ts";
 
 // Exact equality that treats NaN as equal to NaN and says which element differs.
@@ -336,4 +340,70 @@ Deno.test("backward: an output gradient of the wrong dtype or a released one is 
   g.dispose();
   assert.throws(() => y.backward(g), /backward: .* was used after release/);
   for (const t of [x, y, ids]) t.dispose();
+});
+
+Deno.test("elementwise ops past 65,535 workgroups run on a 2-D grid and reach every element", async () => {
+  await setup();
+  const n = 17_000_000; // 66,407 workgroups of 256 in the strided kernels
+  const outs = tidy(() => {
+    const t = ops.transpose(
+      ops.reshape(ops.affine(ops.reshape(full([n], 1), [2, n / 2]), 1), [2, n / 2]),
+    );
+    const iota = tensor([1, 2], [1, 2]);
+    return [ops.add(t, iota), ops.neg(t)]; // strided add; the copy of a strided view, then vec4
+  });
+  const [sum, neg] = await readAll(outs);
+  assertNoGpuErrors();
+  let bad = -1;
+  for (let i = 0; i < n && bad < 0; i++) {
+    if (sum[i] !== 2 + (i % 2) || neg[i] !== -1) bad = i;
+  }
+  assert.equal(bad, -1, `element ${bad}: got ${sum[bad]} and ${neg[bad]}`);
+  for (const t of outs) t.dispose();
+});
+
+Deno.test("ops on strided views: a slice with an offset and a transpose, forward and backward", async () => {
+  await setup();
+  const rng = new Rng(77);
+  // x [5, 6] → rows 1..4 (offset 6) → transposed [6, 3]: neither contiguous nor at offset 0
+  const view = (t: Tensor) => ops.transpose(ops.slice(t, 0, 1, 4));
+  const viewRef = (a: Arr) => transposeRef(sliceRef(a, 0, 1, 4));
+  const ids = [2, 0, 1, 1, 2, 0];
+  const idsT = tensor(Int32Array.from(ids));
+  const cases: Array<[string, (v: Tensor) => Tensor, (v: Arr) => Arr]> = [
+    [
+      "add of a row",
+      (v) => ops.add(v, up(arr([1, 2, 3], [3]))),
+      (v) => mapN((p, q) => p + q, v, arr([1, 2, 3], [3])),
+    ],
+    ["sum over axis 0", (v) => ops.sum(v, 0), (v) => reduceRef(v, [0], "sum")],
+    ["max over axis 1", (v) => ops.max(v, 1, true), (v) => reduceRef(v, [1], "max", true)],
+    ["softmax", (v) => ops.softmax(v), (v) => softmaxRef(v)],
+    [
+      "crossEntropy",
+      (v) => ops.crossEntropy(v, idsT),
+      (v) => crossEntropyRef(v, ids, -100, "mean"),
+    ],
+    ["gatherLast", (v) => ops.gatherLast(v, idsT), (v) => gatherLastRef(v, ids)],
+    [
+      "matmul",
+      (v) => ops.matmul(v, up(arr([1, -1, 2, 0.5, 3, 1], [3, 2]))),
+      (v) => matmulRef(v, arr([1, -1, 2, 0.5, 3, 1], [3, 2])),
+    ],
+    [
+      "embedding (the view as table)",
+      (v) => ops.embedding(v, idsT),
+      (v) => embeddingRef(v, ids, [6]),
+    ],
+  ];
+  for (const [name, gpu, ref] of cases) {
+    await checkOp({
+      name: `${name} of a sliced, transposed view`,
+      inputs: [randArr(rng, [5, 6])],
+      gpu: ([x]) => gpu(view(x)),
+      ref: ([x]) => ref(viewRef(x)),
+      fwd: [1e-5, 1e-4],
+    });
+  }
+  idsT.dispose();
 });
