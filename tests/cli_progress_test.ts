@@ -102,3 +102,14 @@ Deno.test("formatDuration picks seconds, minutes or hours", () => {
   }
   assert.equal(formatDuration(NaN), "?");
 });
+
+Deno.test("a non-finite update is an error, not a 'NaN%' bar that stays broken", () => {
+  const { bar } = fake(10, true);
+  bar.update(3);
+  for (const bad of [NaN, Infinity, -Infinity]) {
+    assert.throws(() => bar.update(bad), /progress: units done must be a finite number, got/);
+  }
+  assert.equal(bar.done, 3);
+  assert.throws(() => bar.tick(NaN), /finite/);
+  assert.equal(bar.done, 3);
+});

@@ -92,9 +92,16 @@ export class Progress {
     return this.#done;
   }
 
-  /** Sets the units done (clamped to [0, total]); `detail` is appended to the line (e.g. a loss). */
+  /**
+   * Sets the units done (clamped to [0, total]; a non-finite value is a RangeError); `detail` is
+   * appended to the line (e.g. a loss).
+   */
   update(done: number, detail?: string): void {
     if (this.#finished) return;
+    // A NaN would stick (every later tick adds to it) and print "NaN%" until the end.
+    if (!Number.isFinite(done)) {
+      throw new RangeError(`progress: units done must be a finite number, got ${done}`);
+    }
     this.#done = Math.min(this.total, Math.max(0, done));
     if (this.#quiet) return;
     const now = this.#now();
