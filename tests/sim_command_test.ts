@@ -254,3 +254,22 @@ Deno.test("a sweep too large to hold in memory is a usage error up front, not a 
   const ok = ["--lambdas", "1", "--budgets", "0.9,0.95", "--trials", "500"];
   assert.equal(configFromValues(parseCommandArgs(command, ok)).trials, 500);
 });
+
+Deno.test("a run that fails before writing anything leaves no empty run folder behind", async () => {
+  await withTempDir(async (root) => {
+    const out = `${root}/new/run`;
+    const args = ["--vocab", "8", "--concentration", "1000", "--trials", "2", "--noise"];
+    await assert.rejects(
+      run([...args, "temperature", "--kl-max", "0.5", "--quiet", "--out", out]),
+      UsageError,
+    );
+    await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
+    // A folder that existed before the run is the user's: it stays.
+    await Deno.mkdir(`${root}/mine`);
+    await assert.rejects(
+      run([...args, "temperature", "--kl-max", "0.5", "--quiet", "--out", `${root}/mine`]),
+      UsageError,
+    );
+    assert.ok((await Deno.stat(`${root}/mine`)).isDirectory);
+  });
+});

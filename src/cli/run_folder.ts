@@ -29,7 +29,8 @@ export const INTERRUPTED = 130;
 /**
  * Runs `work` with Ctrl-C wired to its abort signal. Returns `{ value }`, or `{ exitCode: 130 }`
  * after saying the folder is incomplete when the run was interrupted. A non-empty folder without
- * `--force`, or an `--out` that is an existing file, becomes a usage error.
+ * `--force`, or an `--out` that is an existing file, becomes a usage error. A failed run removes
+ * the folder when it created it and nothing was written into it.
  *
  * @example
  * ```ts
@@ -43,10 +44,14 @@ export async function runInterruptibly<T>(
   work: (signal: AbortSignal) => Promise<T>,
 ): Promise<{ value: T } | { exitCode: number }> {
   const controller = new AbortController();
+  const existed = await Deno.stat(out).then(() => true, () => false);
   const stopListening = onInterrupt(() => controller.abort());
   try {
     return { value: await work(controller.signal) };
   } catch (e) {
+    // A run that failed before writing anything (a bad combination of options found by the run
+    // itself) should not leave an empty folder behind; a non-empty or pre-existing one stays.
+    if (!existed && !controller.signal.aborted) await Deno.remove(out).catch(() => {});
     if (controller.signal.aborted) {
       console.error(
         `jackpot ${command}: interrupted; ${out}/ is incomplete (it has no config.json)`,
