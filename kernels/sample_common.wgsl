@@ -77,25 +77,33 @@ fn reduce_min_u(v: u32, lid: u32) -> u32 {
   return r;
 }
 
-// Processed logit z_i (only called when temperature > 0).
+// The max logit of the row being processed; every invocation sets it (from the workgroup
+// reduction) before calling z_at.
+var<private> row_max: f32;
+
+// Processed logit of id i, shifted by the row's max: z_i = (logit_i - max) / temperature (only
+// called when temperature > 0). Subtracting before dividing keeps the differences exact at small
+// temperatures, where logit / temperature alone is so large that f32 rounds it coarsely (steps of
+// 0.5 at logit 5, temperature 1e-6).
+// The largest z is 0, so the kept log-sum-exp is log(kept_mass) and log p_i = z_i - that.
 fn z_at(base: u32, i: u32) -> f32 {
-  return logits[base + i] / params.temperature;
+  return (logits[base + i] - row_max) / params.temperature;
 }
 
-// Sum of exp(z - mz) over z with key >= th.
-fn kept_mass(base: u32, th: u32, mz: f32, lid: u32) -> f32 {
+// Sum of exp(z) over z with key >= th.
+fn kept_mass(base: u32, th: u32, lid: u32) -> f32 {
   var acc = 0.0;
   for (var i = lid; i < params.vocab; i += WG) {
     let z = z_at(base, i);
-    if (key_of(z) >= th) { acc += exp(z - mz); }
+    if (key_of(z) >= th) { acc += exp(z); }
   }
   return reduce_sum_f(acc, lid);
 }
 
-// The truncation threshold key of the row at `base` (z = logit / temperature, mz its max): keep
-// every z with key_of(z) >= the result. top-k: the largest key with count(key >= k*) >= top_k;
-// top-p: then the largest key whose kept mass reaches top_p of the top-k mass.
-fn truncation_threshold(base: u32, mz: f32, lid: u32) -> u32 {
+// The truncation threshold key of the row at `base` (z from z_at): keep every z with
+// key_of(z) >= the result. top-k: the largest key with count(key >= k*) >= top_k; top-p: then the
+// largest key whose kept mass reaches top_p of the top-k mass.
+fn truncation_threshold(base: u32, lid: u32) -> u32 {
   let V = params.vocab;
   var thk = 0u;
   if (params.top_k > 0u && params.top_k < V) {
@@ -109,11 +117,11 @@ fn truncation_threshold(base: u32, mz: f32, lid: u32) -> u32 {
     }
   }
   if (params.top_p >= 1.0) { return thk; }
-  let need = params.top_p * kept_mass(base, thk, mz, lid);
+  let need = params.top_p * kept_mass(base, thk, lid);
   var thp = 0u;
   for (var bit = 31i; bit >= 0i; bit--) {
     let cand = thp | (1u << u32(bit));
-    if (kept_mass(base, max(cand, thk), mz, lid) >= need) { thp = cand; }
+    if (kept_mass(base, max(cand, thk), lid) >= need) { thp = cand; }
   }
   return max(thp, thk);
 }

@@ -3,9 +3,10 @@
 // same thresholds, sample_common.wgsl prepended), differentiable with respect to the logits for a
 // fixed kept set. Float64 reference: processedLogProbs in src/nn/sampling_reference.ts.
 //
-// fwd: one workgroup per row; out[n] = z[tok] - lse over the kept set (z = logit / T), -inf when the
-//      token is truncated; greedy (T = 0): 0 for the argmax (lowest id among ties), else -inf.
-//      Saves (threshold key or argmax id, bits of the kept lse) per row for the backward.
+// fwd: one workgroup per row; out[n] = z[tok] - lse over the kept set (z = (logit - max) / T), -inf
+//      when the token is truncated; greedy (T = 0): 0 for the argmax (lowest id among ties), else
+//      -inf. Saves (threshold key or argmax id, bits of the kept lse, bits of the row max) per row
+//      for the backward.
 // bwd: one thread per element; dx[n, i] = g[n] / T · (1[i = tok] − p_i) over kept i, 0 elsewhere,
 //      and 0 for a truncated token or greedy rows (the log-prob is constant there).
 struct Params {
@@ -22,7 +23,7 @@ struct Params {
 @group(0) @binding(0) var<storage, read> logits: array<f32>;      // [N, V]
 @group(0) @binding(1) var<storage, read> tokens: array<i32>;      // [N]
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;   // [N]
-@group(0) @binding(3) var<storage, read_write> saved: array<u32>; // [N, 2]
+@group(0) @binding(3) var<storage, read_write> saved: array<u32>; // [N, 3]
 @group(0) @binding(4) var<uniform> params: Params;
 
 @group(0) @binding(0) var<storage, read> xb: array<f32>;
@@ -53,20 +54,22 @@ fn fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let best = reduce_min_u(first, lid);
     if (lid == 0u) {
       if (in_range && u32(tok) == best) { lp = 0.0; }
-      saved[r * 2u] = best;
-      saved[r * 2u + 1u] = 0u;
+      saved[r * 3u] = best;
+      saved[r * 3u + 1u] = 0u;
+      saved[r * 3u + 2u] = 0u;
     }
   } else {
-    let mz = m / params.temperature;
-    let th = truncation_threshold(base, mz, lid);
-    let lse = mz + log(kept_mass(base, th, mz, lid));
+    row_max = m;
+    let th = truncation_threshold(base, lid);
+    let lse = log(kept_mass(base, th, lid));
     if (lid == 0u) {
       if (in_range) {
         let z = z_at(base, u32(tok));
         if (key_of(z) >= th) { lp = z - lse; }
       }
-      saved[r * 2u] = th;
-      saved[r * 2u + 1u] = bitcast<u32>(lse);
+      saved[r * 3u] = th;
+      saved[r * 3u + 1u] = bitcast<u32>(lse);
+      saved[r * 3u + 2u] = bitcast<u32>(m);
     }
   }
   if (lid == 0u) {
@@ -86,11 +89,12 @@ fn bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   var d = 0.0;
   let tok = tb[r];
   if (pb.temperature > 0.0 && tok >= 0 && u32(tok) < V) {
-    let th = sb[r * 2u];
-    let lse = bitcast<f32>(sb[r * 2u + 1u]);
-    let zt = xb[r * V + u32(tok)] / pb.temperature;
+    let th = sb[r * 3u];
+    let lse = bitcast<f32>(sb[r * 3u + 1u]);
+    let m = bitcast<f32>(sb[r * 3u + 2u]);
+    let zt = (xb[r * V + u32(tok)] - m) / pb.temperature;
     if (key_of(zt) >= th) {
-      let z = xb[e] / pb.temperature;
+      let z = (xb[e] - m) / pb.temperature;
       var p = 0.0;
       if (key_of(z) >= th) { p = exp(z - lse); }
       var ind = 0.0;

@@ -102,8 +102,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     token = reduce_min_u(first, lid);
     if (token >= V) { token = 0u; }
   } else {
-    let mz = m / params.temperature;
-    th = truncation_threshold(base, mz, lid);
+    row_max = m;
+    th = truncation_threshold(base, lid);
     // Chunk sums of the kept weights in id order, and the last kept id (fallback of the walk).
     let chunk = (V + WG - 1u) / WG;
     let lo = min(V, lid * chunk);
@@ -113,13 +113,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     for (var i = lo; i < hi; i++) {
       let z = z_at(base, i);
       if (key_of(z) >= th) {
-        part += exp(z - mz);
+        part += exp(z);
         last = i + 1u;
       }
     }
     parts[lid] = part;
     let mass = reduce_sum_f(part, lid);
-    lse_kept = mz + log(mass);
+    lse_kept = log(mass);
     let last_kept = reduce_max_u(last, lid);
     if (lid == 0u) {
       let u = rng_uniform_at(params.seed, params.stream0 + r, g);
@@ -134,7 +134,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           for (var i = clo; i < chi; i++) {
             let z = z_at(base, i);
             if (key_of(z) >= th) {
-              acc += exp(z - mz);
+              acc += exp(z);
               found = i;
               if (acc > goal) { break; }
             }
@@ -171,7 +171,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     if (greedy) {
       if (id == token) { clp = 0.0; }
     } else {
-      let z = cap_vals[r * CAPK + j] / params.temperature;
+      let z = (cap_vals[r * CAPK + j] - m) / params.temperature;
       if (key_of(z) >= th) { clp = z - lse_kept; }
     }
     out_top[(o * CAPK + j) * 2u] = id;

@@ -107,3 +107,30 @@ Deno.test("sampledLogProbs refuses mismatched shapes and bad settings", async ()
   );
   x.dispose();
 });
+
+Deno.test("sampledLogProbs keeps its precision at small temperatures and large logits", async () => {
+  await initTensors();
+  // Logits around 20 at temperature 1e-3: logit / T is ~2e4, which f32 holds only to ~2e-3, so a
+  // replay that divides before subtracting the max is off by that much; near-top tokens matter.
+  const rng = new Rng(5);
+  const N = 6, V = 40;
+  const x = Float32Array.from({ length: N * V }, () => 20 + rng.normal() * 0.01);
+  for (
+    const s of [{ temperature: 1e-3, topK: 0, topP: 1 }, { temperature: 0.01, topK: 8, topP: 0.9 }]
+  ) {
+    const toks = Int32Array.from({ length: N }, (_, n) => {
+      const row = x.subarray(n * V, (n + 1) * V);
+      return row.indexOf(Math.max(...row)); // the top token: kept by every truncation
+    });
+    const out = tidy(() => sampledLogProbs(tensor(x, [N, V]), tensor(toks, [N]), s));
+    const [got] = await readAll([out]);
+    out.dispose();
+    for (let n = 0; n < N; n++) {
+      const want = processedLogProbs(x.subarray(n * V, (n + 1) * V), s)[toks[n]];
+      assert.ok(
+        Math.abs(got[n] - want) < 1e-4,
+        `row ${n}: ${got[n]} vs ${want} ${JSON.stringify(s)}`,
+      );
+    }
+  }
+});

@@ -196,3 +196,67 @@ Deno.test("sample_row stops rows on the stop token, pads after, and flags non-fi
   assert.equal(out.logProbs[0], 0);
   disposeSampleBuffers(out.buffers);
 });
+
+Deno.test("sample_row at the extremes: top-k 1 and V, top-p 1e-6 and 1, temperature 0 and 1e-6 (ties kept or to the lower id)", async () => {
+  await initTensors();
+  const rng = new Rng(23);
+  const V = 37, B = 8, K = V, N = 2;
+  const extremes: SamplingSettings[] = [
+    { temperature: 1, topK: 1, topP: 1 },
+    { temperature: 1, topK: V, topP: 1 },
+    { temperature: 1, topK: 0, topP: 1e-6 },
+    { temperature: 0.5, topK: 1, topP: 1e-6 },
+    { temperature: 1e-6, topK: 0, topP: 1 },
+    { temperature: 0, topK: 1, topP: 1e-6 },
+  ];
+  for (const s of extremes) {
+    const steps = Array.from({ length: N }, () => makeLogits(rng, B, V));
+    // Rows 0 and 4 get a tie at the top (ids 3 and 20), which every truncation above keeps whole
+    // and greedy breaks to the lower id.
+    for (const l of steps) {
+      for (const r of [0, 4]) {
+        let m = -Infinity;
+        for (let i = 0; i < V; i++) m = Math.max(m, l[r * V + i]);
+        l[r * V + 3] = l[r * V + 20] = m + 1;
+      }
+    }
+    const seed = rng.int(1 << 30);
+    const out = await runSteps(steps, B, V, s, K, seed);
+    for (let r = 0; r < B; r++) {
+      for (let g = 0; g < N; g++) {
+        const row = steps[g].subarray(r * V, (r + 1) * V);
+        const lp = processedLogProbs(row, s);
+        const o = r * N + g, tok = out.tokens[o];
+        assert.ok(lp[tok] > -Infinity, `token ${tok} outside the kept set ${JSON.stringify(s)}`);
+        assert.ok(Math.abs(out.logProbs[o] - lp[tok]) < 1e-5, `${out.logProbs[o]} vs ${lp[tok]}`);
+        const kept = lp.filter((x) => x > -Infinity).length;
+        if (r % 4 === 0) {
+          if (s.temperature === 0) assert.equal(tok, 3, "greedy ties go to the lower id");
+          else if (s.topK !== V && s.topK !== 0 || s.topP < 1) {
+            assert.equal(kept, 2, `both tied tops kept ${JSON.stringify(s)}`);
+            assert.ok(tok === 3 || tok === 20);
+            assert.ok(Math.abs(out.logProbs[o] - Math.log(0.5)) < 1e-6);
+          }
+        }
+        if (s.topK === V && s.topP === 1 && s.temperature === 1) {
+          assert.ok(
+            Math.abs(out.logProbs[o] - out.rawLogProbs[o]) < 1e-6,
+            "top-k = V is no truncation",
+          );
+        }
+        // The whole captured vocabulary (K = V) carries the processed log-probs.
+        for (let j = 0; j < K; j++) {
+          const id = out.topIds[o * K + j], got = out.topLogProbs[o * K + j];
+          if (lp[id] === -Infinity) assert.equal(got, -Infinity);
+          // Relative beyond 1: at temperature 1e-6 a runner-up's log-prob is about -1e6, whose f32
+          // spacing is 0.06.
+          else {assert.ok(
+              Math.abs(got - lp[id]) < 1e-5 * Math.max(1, Math.abs(lp[id])),
+              `capture ${got} vs ${lp[id]}`,
+            );}
+        }
+      }
+    }
+    disposeSampleBuffers(out.buffers);
+  }
+});

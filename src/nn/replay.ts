@@ -48,7 +48,8 @@ export function sampledLogProbs(
   const x = materialize(logits);
   const t = materialize(tokens);
   const out = empty(tokens.shape, "f32", "sampledLogProbs");
-  const saved = empty([Math.max(1, rows), 2], "u32", "sampledLogProbs saved");
+  // Per row: threshold key (or argmax id), kept log-sum-exp, row max (sample_replay.wgsl).
+  const saved = empty([Math.max(1, rows), 3], "u32", "sampledLogProbs saved");
   const p = params([rows, V, s.topK, 0, f32(s.temperature), f32(s.topP), 0, 0]);
   const rt = runtime();
   if (rows > 0) {

@@ -32,8 +32,9 @@ export interface SamplingSettings {
 export const DEFAULT_SAMPLING: Readonly<SamplingSettings> = { temperature: 1, topK: 0, topP: 1 };
 
 /**
- * Smallest non-zero temperature. The kernels divide f32 logits by it: below this, z = logit / T
- * overflows (or T flushes to 0) and the processed log-probs become NaN. Use 0 for greedy.
+ * Smallest non-zero temperature. The kernels divide f32 logit differences by it: far below this
+ * the quotient overflows (or T itself flushes to 0 as an f32) and the processed log-probs become
+ * NaN. Use 0 for greedy.
  */
 export const MIN_TEMPERATURE = 1e-6;
 
