@@ -90,6 +90,9 @@ Deno.test("config: bad configs and specs are refused with one clear sentence", (
   assert.throws(() => parseModelSpec("tiny:depth=3", 18), /'depth=3' is not key=value/);
   assert.throws(() => parseModelSpec("tiny:qkNorm=yes", 18), /qkNorm must be true or false/);
   assert.equal(parseModelSpec("actor:layers=3,qkNorm=false", 18).layers, 3);
+  // A key given twice (the last one used to win silently), and an empty override list.
+  assert.throws(() => parseModelSpec("tiny:layers=1,layers=2", 18), /'layers' is given twice/);
+  assert.throws(() => parseModelSpec("tiny:", 18), /'' is not key=value/);
   assert.throws(
     () => fromQwenConfig({ ...toQwenConfig(c), attention_bias: true }),
     /attention_bias/,

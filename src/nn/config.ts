@@ -164,12 +164,17 @@ const SPEC_KEYS: Record<string, keyof ModelConfig> = {
  * (`tiny`, `actor:layers=3`, `policy:hidden=256,heads=8`).
  */
 export function parseModelSpec(spec: string, vocabSize: number): ModelConfig {
-  const [name, rest] = spec.split(":", 2);
+  const colon = spec.indexOf(":");
+  const name = colon < 0 ? spec : spec.slice(0, colon);
+  const rest = colon < 0 ? undefined : spec.slice(colon + 1);
   const overrides: Record<string, number | boolean> = {};
-  if (rest) {
+  if (rest !== undefined) {
     for (const part of rest.split(",")) {
       const [k, v] = part.split("=");
       const key = SPEC_KEYS[k];
+      if (key && Object.hasOwn(overrides, key)) {
+        throw new ModelConfigError(`model spec '${spec}': '${k}' is given twice`);
+      }
       if (!key || v === undefined) {
         throw new ModelConfigError(
           `model spec '${spec}': '${part}' is not key=value with key one of ${
