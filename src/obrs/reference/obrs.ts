@@ -37,11 +37,26 @@ export function acceptanceProbs(
   return a;
 }
 
+/**
+ * λ·min(pInf_v, pTarget_v / λ) for λ ≥ 1, else min(pInf_v, pTarget_v / λ): the OBRS mass of a
+ * token up to the constant {@link obrsMassScale}. Scaling the side that is not divided keeps a
+ * tiny pTarget_v from underflowing to 0 under `/ λ` (which made KL(p‖P_OBRS) infinite for
+ * p_v = 5e-324, λ = 4); the constant cancels in P_OBRS and is divided out once in Z.
+ */
+export function obrsMass(pTargetV: number, pInfV: number, lambda: number): number {
+  return lambda >= 1 ? Math.min(lambda * pInfV, pTargetV) : Math.min(pInfV, pTargetV / lambda);
+}
+
+/** The constant by which {@link obrsMass} exceeds min(pInf, pTarget / λ): λ for λ ≥ 1, else 1. */
+export function obrsMassScale(lambda: number): number {
+  return lambda >= 1 ? lambda : 1;
+}
+
 /** Σ_v min(pInf_v, pTarget_v / λ) without input checks; callers have checked. */
 export function zUnchecked(pTarget: Float64Array, pInf: Float64Array, lambda: number): number {
   let z = 0;
-  for (let v = 0; v < pTarget.length; v++) z += Math.min(pInf[v], pTarget[v] / lambda);
-  return z;
+  for (let v = 0; v < pTarget.length; v++) z += obrsMass(pTarget[v], pInf[v], lambda);
+  return z / obrsMassScale(lambda);
 }
 
 /**
@@ -80,7 +95,7 @@ export function obrsDistribution(
   const out = new Float64Array(pTarget.length);
   let z = 0;
   for (let v = 0; v < out.length; v++) {
-    out[v] = Math.min(pInf[v], pTarget[v] / lambda);
+    out[v] = obrsMass(pTarget[v], pInf[v], lambda); // λ-scaled where λ ≥ 1; cancels below
     z += out[v];
   }
   if (!(z > 0)) {

@@ -4,6 +4,7 @@
  * @module
  */
 import { checkK, checkLambda, checkProbs, checkSameLength } from "./validate.ts";
+import { obrsMass, obrsMassScale } from "./obrs.ts";
 
 /**
  * Indices of the `k` largest entries of `x`, largest first; ties go to the lower index. Works on
@@ -75,6 +76,7 @@ export function zApprox(
   checkSameLength("pTarget", pTarget, "pNew", pNew);
   checkLambda(lambda);
   let z = 0;
-  for (const v of topkUnion(pInf, pNew, k)) z += Math.min(pInf[v], pTarget[v] / lambda);
+  for (const v of topkUnion(pInf, pNew, k)) z += obrsMass(pTarget[v], pInf[v], lambda);
+  z /= obrsMassScale(lambda);
   return z;
 }
