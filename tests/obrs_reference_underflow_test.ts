@@ -23,22 +23,17 @@ Deno.test("tiny probabilities: P_OBRS matches a log-space computation and KL sta
   let worst = 0;
   for (let trial = 0; trial < 200; trial++) {
     const V = 2 + rng.int(40);
-    const raw = (tiny: boolean) =>
-      Float64Array.from(
-        { length: V },
-        (_, v) =>
-          v === 0
-            ? 1
-            : tiny && rng.uniform() < 0.3
-            ? 1e-310 * rng.uniform() + 5e-324
-            : rng.uniform(),
-      );
-    const norm = (x: Float64Array) => {
+    // Tiny entries go in after normalising: dividing 5e-324 by the sum would flush it to 0, and
+    // a q of exactly 0 where p has mass makes KL(p‖P_OBRS) infinite for the right reason.
+    const draw = () => {
+      const tiny = Array.from({ length: V }, (_, v) => v > 0 && rng.uniform() < 0.3);
+      const x = Float64Array.from({ length: V }, (_, v) => tiny[v] ? 0 : 0.05 + rng.uniform());
       const s = x.reduce((a, b) => a + b, 0);
-      return x.map((v) => v / s);
+      for (let v = 0; v < V; v++) x[v] = tiny[v] ? 5e-324 * (1 + rng.int(3)) : x[v] / s;
+      return x;
     };
-    const p = norm(raw(true));
-    const q = norm(raw(true));
+    const p = draw();
+    const q = draw();
     for (const lambda of [0.25, 1, 4, 1e3]) {
       const got = obrsDistribution(p, q, lambda);
       const want = obrsLogSpace(p, q, lambda);
