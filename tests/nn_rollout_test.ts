@@ -227,7 +227,7 @@ Deno.test("rollout: sampling settings and ids that would silently go wrong are r
     "row streams past 2^32 would wrap onto row 0's",
   );
   // A stop token outside the vocabulary never stops a row; a pad outside it is fed to the model.
-  for (const stopId of [13, -1, 2.5]) {
+  for (const stopId of [13, -2, 2.5]) {
     await assert.rejects(
       () => engine.generate([[1]], { seed: 1, stopId }),
       /stopId must be an integer in \[0, 13\)/,
@@ -239,6 +239,8 @@ Deno.test("rollout: sampling settings and ids that would silently go wrong are r
       /padId must be an integer in \[0, 13\)/,
     );
   }
+  // -1 means no stop token, as a batch records it.
+  assert.equal((await engine.generate([[1]], { seed: 1, stopId: -1 })).stopId, -1);
   // The smallest accepted temperature still gives finite log-probs.
   const r = await engine.generate([[1], [2, 3]], { seed: 1, temperature: 1e-6, stopId: 12 });
   for (let b = 0; b < 2; b++) {

@@ -54,7 +54,7 @@ export interface GenerateOptions extends Partial<SamplingSettings> {
   seed: number;
   /** RNG stream of the first row (rows use consecutive streams); default 0. */
   stream0?: number;
-  /** Stop token (a row finishes after sampling it); default none. */
+  /** Stop token (a row finishes after sampling it); default none (-1, as a batch records it). */
   stopId?: number;
   /** Token fed to finished rows and written past each row's end; default 0. */
   padId?: number;
@@ -150,7 +150,10 @@ export class RolloutEngine {
     // The kernel reads these as u32: anything else would wrap silently (a stop token outside the
     // vocabulary never stops a row; a pad outside it is fed to the model).
     const padId = checkId("padId", opts.padId ?? 0, V);
-    const stopId = opts.stopId === undefined ? NO_STOP : checkId("stopId", opts.stopId, V);
+    // -1 is "none", as RolloutBatch.stopId records it, so a batch's settings can be passed back.
+    const stopId = opts.stopId === undefined || opts.stopId === -1
+      ? NO_STOP
+      : checkId("stopId", opts.stopId, V);
     const seed = checkU32("seed", opts.seed);
     const stream0 = checkU32("stream0", opts.stream0 ?? 0);
     if (stream0 + B - 1 > 0xffffffff) {
