@@ -7,6 +7,7 @@ import {
   copyKernel,
   createGpu,
   getGpu,
+  GpuBatchError,
   GpuUnavailableError,
   grid,
   type Kernel,
@@ -307,4 +308,51 @@ Deno.test("writeBuffer refuses misaligned or out-of-range writes instead of drop
   assert.equal(out[0], 1);
   assert.deepEqual([...new Float32Array(out.buffer).slice(2)], [7, 8]);
   x.destroy();
+});
+
+Deno.test("a batch WebGPU rejects fails the next readback, naming its kernels; later work is clean", async () => {
+  const n = 64;
+  const gone = uploadBuffer(gpu, new Float32Array(n), "gone");
+  gone.destroy();
+  const ok = uploadBuffer(gpu, new Float32Array(n).fill(1), "ok");
+  const bad = new ComputeBatch(gpu);
+  bad.dispatch({ kernel: addKernel, bindings: [gone, params(n, 1)], workgroups: [1] });
+  bad.submit();
+  await assert.rejects(readBuffers(gpu, [{ buffer: ok }]), (e: unknown) => {
+    assert.ok(e instanceof GpuBatchError);
+    assert.match(e.message, /^WebGPU rejected the batch \(kernels test_add\): /);
+    return true;
+  });
+  // The error was reported once; the device and later batches are unaffected.
+  const good = new ComputeBatch(gpu);
+  good.dispatch({ kernel: addKernel, bindings: [ok, params(n, 2)], workgroups: [1] });
+  good.submit();
+  const [bytes] = await readBuffers(gpu, [{ buffer: ok }]);
+  assert.ok(new Float32Array(bytes).every((v) => v === 3));
+  ok.destroy();
+});
+
+Deno.test("getGpu() replaces a lost device with a new one", async () => {
+  // In its own process: other test modules hold the shared device and must keep it.
+  const device = new URL("../src/gpu/device.ts", import.meta.url).href;
+  const code = `
+    import { getGpu } from "${device}";
+    const own = await getGpu();
+    if (await getGpu() !== own) throw new Error("not shared while alive");
+    own.device.destroy();
+    await own.device.lost;
+    await new Promise((r) => setTimeout(r, 0));
+    const fresh = await getGpu();
+    if (fresh === own) throw new Error("the lost device was returned again");
+    const b = fresh.device.createBuffer({ size: 4, usage: GPUBufferUsage.STORAGE });
+    b.destroy();
+    console.log("replaced");`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.equal(text.trim(), "replaced");
 });

@@ -10,6 +10,7 @@
  */
 import type { GpuContext } from "./device.ts";
 import { type Kernel, type KernelConstants, pipelineCache } from "./pipelines.ts";
+import { scopedSubmit } from "./errors.ts";
 
 /** A byte range of a buffer to bind. */
 export interface BufferSlice {
@@ -140,49 +141,60 @@ export class ComputeBatch {
     if (this.#submitted) throw new Error("this ComputeBatch was already submitted");
     this.#submitted = true;
     const { device } = this.#gpu;
-    const uniformBuffer = this.#writeUniforms();
-    const cache = pipelineCache(device);
-    const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass(
-      timestamps
-        ? {
-          timestampWrites: {
-            querySet: timestamps.querySet,
-            beginningOfPassWriteIndex: timestamps.beginIndex,
-            endOfPassWriteIndex: timestamps.endIndex,
-          },
-        }
-        : {},
-    );
-    let uniformOffset = 0;
-    for (const d of this.#dispatches) {
-      const pipeline = cache.get(d.kernel, d.constants, d.entryPoint);
-      const entries: GPUBindGroupEntry[] = d.bindings.map((b, binding) => {
-        if (isView(b)) {
-          const size = b.byteLength;
-          const entry = {
-            binding,
-            resource: { buffer: uniformBuffer!, offset: uniformOffset, size },
-          };
-          uniformOffset += Math.ceil(size / UNIFORM_ALIGN) * UNIFORM_ALIGN;
-          return entry;
-        }
-        if (b instanceof GPUBuffer) return { binding, resource: { buffer: b } };
-        return { binding, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size } };
-      });
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(
-        0,
-        device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }),
+    // Inside a validation scope: a rejected batch is reported by the next readBuffers (errors.ts)
+    // instead of leaving its outputs silently zero.
+    scopedSubmit(device, this.#label(), () => {
+      const uniformBuffer = this.#writeUniforms();
+      const cache = pipelineCache(device);
+      const encoder = device.createCommandEncoder();
+      const pass = encoder.beginComputePass(
+        timestamps
+          ? {
+            timestampWrites: {
+              querySet: timestamps.querySet,
+              beginningOfPassWriteIndex: timestamps.beginIndex,
+              endOfPassWriteIndex: timestamps.endIndex,
+            },
+          }
+          : {},
       );
-      const [x, y = 1, z = 1] = d.workgroups;
-      if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
-    }
-    pass.end();
-    for (const [src, so, dst, doff, size] of this.#copies) {
-      encoder.copyBufferToBuffer(src, so, dst, doff, size);
-    }
-    device.queue.submit([encoder.finish()]);
+      let uniformOffset = 0;
+      for (const d of this.#dispatches) {
+        const pipeline = cache.get(d.kernel, d.constants, d.entryPoint);
+        const entries: GPUBindGroupEntry[] = d.bindings.map((b, binding) => {
+          if (isView(b)) {
+            const size = b.byteLength;
+            const entry = {
+              binding,
+              resource: { buffer: uniformBuffer!, offset: uniformOffset, size },
+            };
+            uniformOffset += Math.ceil(size / UNIFORM_ALIGN) * UNIFORM_ALIGN;
+            return entry;
+          }
+          if (b instanceof GPUBuffer) return { binding, resource: { buffer: b } };
+          return { binding, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size } };
+        });
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(
+          0,
+          device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }),
+        );
+        const [x, y = 1, z = 1] = d.workgroups;
+        if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+      }
+      pass.end();
+      for (const [src, so, dst, doff, size] of this.#copies) {
+        encoder.copyBufferToBuffer(src, so, dst, doff, size);
+      }
+      device.queue.submit([encoder.finish()]);
+    });
+  }
+
+  // "kernels a, b, c (+n more)": names a rejected batch in the error message.
+  #label(): string {
+    const names = [...new Set(this.#dispatches.map((d) => d.kernel.name))];
+    const shown = names.slice(0, 4).join(", ");
+    return names.length > 4 ? `kernels ${shown} (+${names.length - 4} more)` : `kernels ${shown}`;
   }
 
   // Packs every uniform block into one arena buffer (grown as needed and reused across batches:

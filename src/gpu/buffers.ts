@@ -5,6 +5,7 @@
  * @module
  */
 import type { GpuContext } from "./device.ts";
+import { throwBatchErrors } from "./errors.ts";
 
 /** Usage of a general-purpose storage buffer: bindable, copyable both ways. */
 export const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC |
@@ -114,6 +115,13 @@ export async function readBuffers(
   });
   device.queue.submit([encoder.finish()]);
   await Promise.all(staging.map((s) => s.mapAsync(GPUMapMode.READ)));
+  try {
+    // Work skipped because WebGPU rejected its batch would read back as zeros: refuse instead.
+    await throwBatchErrors(device);
+  } catch (e) {
+    for (const s of staging) s.destroy();
+    throw e;
+  }
   return staging.map((s, i) => {
     const copy = s.getMappedRange(0, Math.max(4, sizes[i])).slice(0, sizes[i]);
     s.unmap();

@@ -127,9 +127,19 @@ let shared: Promise<GpuContext> | undefined;
  */
 export function getGpu(): Promise<GpuContext> {
   if (!shared) {
-    shared = createGpu();
-    // A failed attempt must not be cached: the next call should try again and say why.
-    shared.catch(() => (shared = undefined));
+    const attempt = createGpu();
+    shared = attempt;
+    // A failed attempt must not be cached: the next call should try again and say why. Nor
+    // must a lost device: the next call gets a new one.
+    attempt.then(
+      (gpu) =>
+        gpu.device.lost.then(() => {
+          if (shared === attempt) shared = undefined;
+        }),
+      () => {
+        if (shared === attempt) shared = undefined;
+      },
+    );
   }
   return shared;
 }
