@@ -19,7 +19,15 @@ import { describeModel } from "../../nn/config.ts";
 import { completion, type RolloutBatch, RolloutEngine } from "../../nn/rollout.ts";
 import { Transformer } from "../../nn/transformer.ts";
 import { Rng } from "../../util/rng.ts";
-import { writeJsonAtomic } from "../../report/mod.ts";
+import {
+  prepareRunDir,
+  rowsToTable,
+  RunDirNotAFolderError,
+  RunDirNotEmptyError,
+  writeJsonAtomic,
+  writeTable,
+} from "../../report/mod.ts";
+import { runtimeVersions } from "../runtime.ts";
 
 /**
  * Text of `ids` under the task's tokenizer; ids beyond its vocabulary (a model may have more ids
@@ -122,6 +130,13 @@ export const command: Command = {
       description: "Seed of the prompts and the draws",
     },
     json: { type: "string", valueName: "FILE", description: "Write the rollout as JSON" },
+    out: {
+      type: "string",
+      valueName: "DIR",
+      description:
+        "Also write a run folder: completions.csv/json, rollout.json, config.json (written last)",
+    },
+    force: { type: "boolean", description: "Write into a non-empty existing --out folder" },
   },
   async run(values: ParsedValues): Promise<number> {
     if (typeof values.checkpoint !== "string" || values.checkpoint === "") {
@@ -135,6 +150,8 @@ export const command: Command = {
     const topP = numberOption(values, "top-p", { min: 0, exclusiveMin: true, max: 1 });
     const captureK = integerOption(values, "capture-k", { min: 0, max: 256 });
     const seed = integerOption(values, "seed", { min: 0, max: 2 ** 32 - 1 });
+    const out = typeof values.out === "string" ? values.out : undefined;
+    if (out !== undefined) await checkOutFolder(out, values.force === true);
     try {
       validateSampling({ temperature, topK, topP });
     } catch (e) {
@@ -196,6 +213,7 @@ export const command: Command = {
     model.dispose();
     console.log(`Model: ${describeModel(model.config)}; task ${spec}`);
     let total = 0;
+    const rows: Record<string, string | number>[] = [];
     examples.forEach((e, b) => {
       const c = completion(r, b);
       const reward = task.reward(e.prompt, c);
@@ -205,9 +223,20 @@ export const command: Command = {
         (s, x) => s + x,
         0,
       );
+      const promptText = task.tokenizer.decode(e.prompt, { skipSpecial: true });
+      const completionText = decodeLenient(task, c);
+      rows.push({
+        prompt: promptText,
+        completion: completionText,
+        reward,
+        tokens: c.length,
+        log_prob: lp,
+        raw_log_prob: raw,
+      });
       console.log(
-        `${task.tokenizer.decode(e.prompt, { skipSpecial: true })} ${decodeLenient(task, c)}  ` +
-          `reward ${reward}  log p ${lp.toFixed(3)} (raw ${raw.toFixed(3)})`,
+        `${promptText} ${completionText}  reward ${reward}  log p ${lp.toFixed(3)} (raw ${
+          raw.toFixed(3)
+        })`,
       );
     });
     console.log(`Mean reward ${(total / n).toFixed(3)} over ${n} prompts`);
@@ -215,6 +244,39 @@ export const command: Command = {
       await writeJsonAtomic(values.json, rolloutToJson(r, task));
       console.log(`Wrote ${values.json}`);
     }
+    if (out !== undefined) {
+      await prepareRunDir(out, { force: values.force === true });
+      await writeTable(out, "completions", rowsToTable(rows));
+      await writeJsonAtomic(`${out}/rollout.json`, rolloutToJson(r, task));
+      await writeJsonAtomic(`${out}/config.json`, {
+        command: "sample",
+        checkpoint: values.checkpoint,
+        task: spec,
+        n,
+        seed,
+        sampling: { temperature, topK, topP, captureK },
+        meanReward: total / n,
+        versions: runtimeVersions(),
+      });
+      console.log(`Wrote completions.csv, completions.json, rollout.json, config.json to ${out}/`);
+    }
     return 0;
   },
 };
+
+// Refuses an --out that is empty, not a folder, or non-empty without --force before any GPU work.
+async function checkOutFolder(out: string, force: boolean): Promise<void> {
+  if (out.trim() === "") throw new UsageError("--out needs a folder name");
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(out);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  if (!info.isDirectory) throw new UsageError(new RunDirNotAFolderError(out).message);
+  if (force) return;
+  for await (const _ of Deno.readDir(out)) {
+    throw new UsageError(new RunDirNotEmptyError(out).message);
+  }
+}
