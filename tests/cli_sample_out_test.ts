@@ -67,3 +67,9 @@ Deno.test("jackpot sample --out writes completions, the rollout and config.json"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("jackpot pretrain refuses --model beside --init (the checkpoint fixes the model)", async () => {
+  const r = await quietly(() => runCli(["pretrain", "--init", "some/ckpt", "--model", "policy"]));
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--init takes the model from the checkpoint; drop --model/);
+});

@@ -72,12 +72,20 @@ export interface PretrainConfig {
   target: number;
 }
 
+/** The model preset `jackpot pretrain` trains when neither --model nor --init is given. */
+export const DEFAULT_PRETRAIN_MODEL = "tiny";
+
 /** Reads the command line; UsageError names the first bad value. */
 export function pretrainConfigFromValues(values: ParsedValues): PretrainConfig {
+  const init = typeof values.init === "string" && values.init !== "" ? values.init : undefined;
+  if (init !== undefined && values.model !== undefined) {
+    // The checkpoint fixes the architecture; a --model beside it would be silently ignored.
+    throw new UsageError("--init takes the model from the checkpoint; drop --model");
+  }
   return {
     task: String(values.task),
-    model: String(values.model),
-    init: typeof values.init === "string" && values.init !== "" ? values.init : undefined,
+    model: values.model === undefined ? DEFAULT_PRETRAIN_MODEL : String(values.model),
+    init,
     steps: integerOption(values, "steps", { min: 1, max: 10_000_000 }),
     batch: integerOption(values, "batch", { min: 1, max: 65536 }),
     lr: numberOption(values, "lr", { min: 0, exclusiveMin: true, max: 1 }),
@@ -332,8 +340,8 @@ export const command: Command = {
     model: {
       type: "string",
       valueName: "SPEC",
-      default: "tiny",
-      description: "Model preset[:key=value,...]",
+      description:
+        `Model preset[:key=value,...] (default: ${DEFAULT_PRETRAIN_MODEL}; not with --init)`,
     },
     init: { type: "string", valueName: "DIR", description: "Start from this checkpoint folder" },
     steps: { type: "string", valueName: "N", default: "300", description: "Most optimizer steps" },
