@@ -21,6 +21,17 @@ import { completion, RolloutEngine } from "./rollout.ts";
 import { Transformer } from "./transformer.ts";
 
 /** Options of {@link pretrain}. */
+
+/**
+ * Streams of the training data and evaluation prompts under the run's seed. Parameter
+ * initialisation draws parameter i from stream i (1, 2, …) and rollout rows from stream0 + r, so
+ * the data streams sit at the top of the range where neither reaches (below `jackpot sample`'s
+ * prompt stream, 0xffffffff).
+ */
+export const PRETRAIN_DATA_STREAM = 0xfffffff0;
+/** See {@link PRETRAIN_DATA_STREAM}. */
+export const PRETRAIN_EVAL_STREAM = 0xfffffff1;
+
 export interface PretrainOptions {
   /** The task. */
   task: Task;
@@ -152,8 +163,8 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     weightDecay: o.weightDecay ?? 0.01,
     maxGradNorm: o.maxGradNorm ?? 1,
   });
-  const dataRng = new Rng(o.seed, 1);
-  const evalSet = task.sample(new Rng(o.seed, 2), o.evalSize);
+  const dataRng = new Rng(o.seed, PRETRAIN_DATA_STREAM);
+  const evalSet = task.sample(new Rng(o.seed, PRETRAIN_EVAL_STREAM), o.evalSize);
   const engine = new RolloutEngine(model, {
     maxBatch: o.evalSize,
     maxPromptLength: task.maxPromptLength,
