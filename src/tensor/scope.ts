@@ -103,10 +103,9 @@ export function opScope<T>(fn: () => T): T {
     throw e;
   }
   scopes.pop();
-  for (const t of scope) track(t); // the enclosing scope owns them as before
+  const live = [...scope].filter((t) => !t.isDisposed);
+  for (const t of live) track(t); // the enclosing scope owns them as before
   const r = result as unknown as Owner;
-  if (scope.has(r) && typeof r.adopt === "function") {
-    r.adopt([...scope].filter((t) => t !== r));
-  }
+  if (scope.has(r) && typeof r.adopt === "function") r.adopt(live.filter((t) => t !== r));
   return result;
 }
