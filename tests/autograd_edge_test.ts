@@ -11,6 +11,7 @@ import {
   gatherLastRef,
   mapN,
   matmulRef,
+  permuteRef,
   reduceRef,
   rpow,
   sliceRef,
@@ -406,4 +407,52 @@ Deno.test("ops on strided views: a slice with an offset and a transpose, forward
     });
   }
   idsT.dispose();
+});
+
+Deno.test("sum, mean and max over every subset of axes, keepDims or not, of plain and permuted tensors", async () => {
+  await setup();
+  const rng = new Rng(12);
+  const shape = [3, 1, 5, 7];
+  const xa = randArr(rng, shape);
+  xa.data[17] = xa.data[18] = 9; // a tie at the max
+  const x = up(xa);
+  const perm = [2, 0, 3, 1];
+  const xp = ops.permute(x, perm);
+  const xpa = permuteRef(xa, perm);
+  const jobs: Array<[string, Tensor, Arr]> = [];
+  const outs = tidy(() => {
+    const ts: Tensor[] = [];
+    for (let m = 0; m < 16; m++) {
+      const axes = [0, 1, 2, 3].filter((a) => m & (1 << a));
+      for (const keep of [false, true]) {
+        for (const op of ["sum", "mean", "max"] as const) {
+          for (const [t, a, name] of [[x, xa, "x"], [xp, xpa, "permuted x"]] as const) {
+            const y = ops[op](t, axes, keep);
+            ts.push(y);
+            jobs.push([
+              `${op} of ${name} over [${axes}] keepDims ${keep}`,
+              y,
+              reduceRef(a, axes, op, keep),
+            ]);
+          }
+        }
+      }
+    }
+    return ts;
+  });
+  const got = await readAll(outs);
+  assertNoGpuErrors();
+  jobs.forEach(([name, y, want], i) => {
+    assert.deepEqual(y.shape, want.shape, `${name}: shape`);
+    assertClose(name, got[i], want.data, 1e-4, 1e-4);
+  });
+  for (const t of [...outs, x]) t.dispose();
+  // a strided reduction of 16,900 elements per output takes the two-pass path
+  const big = randArr(rng, [130, 3, 130]);
+  const bt = up(big);
+  const two = tidy(() => [ops.sum(ops.permute(bt, [1, 0, 2]), [1, 2], true), ops.max(bt, [0, 2])]);
+  const [s2, m2] = await readAll(two);
+  assertClose("two-pass strided sum", s2, reduceRef(big, [0, 2], "sum").data, 1e-3, 1e-4);
+  assertClose("two-pass strided max", m2, reduceRef(big, [0, 2], "max").data, 1e-30, 0);
+  for (const t of [...two, bt]) t.dispose();
 });
