@@ -456,3 +456,43 @@ Deno.test("sum, mean and max over every subset of axes, keepDims or not, of plai
   assertClose("two-pass strided max", m2, reduceRef(big, [0, 2], "max").data, 1e-30, 0);
   for (const t of [...two, bt]) t.dispose();
 });
+
+Deno.test("-inf logits: documented +inf/NaN where the math has them; ignored rows never leak NaN", async () => {
+  await setup();
+  const NI = -Infinity;
+  const xa = arr([NI, NI, NI, 1, 2, 3, NI, 0, 1, NI, NI, NI], [4, 3]);
+  const x = up(xa, true);
+  const ign = tensor(new Int32Array([-100, 2, 1, -100])); // the all -inf rows are ignored
+  const all = tensor(new Int32Array([-100, -100, -100, -100]));
+  const bad = tensor(new Int32Array([0, 2, 0, 1])); // row 0 all -inf, row 2's target is -inf
+  const outs = tidy(() => {
+    const l = ops.crossEntropy(x, ign);
+    l.backward();
+    return [
+      l,
+      ops.crossEntropy(x, all),
+      ops.crossEntropy(x, bad, { reduction: "none" }),
+      ops.softmax(x),
+      ops.logSoftmax(x),
+    ];
+  });
+  const [l, lAll, per, sm, lsm, g] = await readAll([...outs, x.grad!]);
+  assertNoGpuErrors();
+  const p = softmaxRef(xa).data; // NaN on the all -inf rows
+  assertClose(
+    "loss with -inf rows ignored",
+    l,
+    crossEntropyRef(xa, [-100, 2, 1, -100], -100, "mean").data,
+  );
+  assertSame("every target ignored", lAll, [0]);
+  assertSame("per-row loss: all -inf row, -inf target", [per[0], per[2]], [NaN, Infinity]);
+  // gradient: (softmax − one-hot) / 2 valid rows on rows 1 and 2, exactly 0 on the ignored rows
+  const want = Array.from({ length: 12 }, (_, i) => {
+    const r = Math.floor(i / 3), t = [-100, 2, 1, -100][r];
+    return t < 0 ? 0 : (p[i] - (i % 3 === t ? 1 : 0)) / 2;
+  });
+  assertClose("gradient", g, want, 1e-6, 1e-5);
+  assertSame("softmax", sm, p, 1e-5);
+  assertSame("logSoftmax", lsm, softmaxRef(xa, true).data, 1e-5);
+  for (const t of [...outs, x, ign, all, bad]) t.dispose();
+});

@@ -64,7 +64,11 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   return rowwise(x, axis, "softmax", (t) => softmaxLast(t, false));
 }
 
-/** Log-softmax along `axis` (default last). */
+/**
+ * Log-softmax along `axis` (default last). -inf entries give -inf; a row of all -inf gives NaN
+ * (its normaliser is 0), as in float math. A row masked with the most negative finite f32 is
+ * uniform.
+ */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   return rowwise(x, axis, "logSoftmax", (t) => softmaxLast(t, true));
 }
@@ -79,7 +83,9 @@ export interface CrossEntropyOptions {
 
 /**
  * Cross-entropy of `logits` [..., V] against i32 `targets` [...], fused: the probabilities are
- * never stored; the backward recomputes them from the saved log-sum-exp.
+ * never stored; the backward recomputes them from the saved log-sum-exp. A -inf logit at the
+ * target gives +inf; a row of all -inf gives NaN unless its target is ignored (then 0, with no
+ * gradient, as for any ignored row); with every target ignored the mean is 0.
  *
  * @example
  * ```ts
