@@ -496,3 +496,20 @@ Deno.test("-inf logits: documented +inf/NaN where the math has them; ignored row
   assertSame("logSoftmax", lsm, softmaxRef(xa, true).data, 1e-5);
   for (const t of [...outs, x, ign, all, bad]) t.dispose();
 });
+
+Deno.test("randn/randu: a seed or stream that is not a u32, or a non-finite parameter, is an error", async () => {
+  await setup();
+  const { randn, randu } = await import("../src/tensor/mod.ts");
+  // -1.5 used to wrap to another seed's draws silently
+  assert.throws(
+    () => randn([2], { seed: -1.5 }),
+    /randn: seed -1.5 must be an integer in \[0, 2\^32\)/,
+  );
+  assert.throws(() => randn([2], { seed: 2 ** 32 }), /randn: seed/);
+  assert.throws(() => randu([2], { seed: 1, stream: -1 }), /randu: stream -1/);
+  assert.throws(() => randn([2], { seed: 1, std: NaN }), /randn: std NaN must be finite/);
+  assert.throws(() => randu([2], { seed: 1, hi: Infinity }), /randu: hi Infinity must be finite/);
+  const ok = randn([2], { seed: 2 ** 32 - 1, stream: 7 });
+  assert.equal((await readAll([ok]))[0].length, 2);
+  ok.dispose();
+});

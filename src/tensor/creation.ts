@@ -128,6 +128,24 @@ export interface RandomOptions {
   stream?: number;
 }
 
+// Seeds and streams travel as u32: anything else would wrap silently into another stream's draws.
+function checkRandom(
+  op: string,
+  opts: RandomOptions,
+  a: number,
+  b: number,
+  names: [string, string],
+) {
+  for (const [k, v] of [["seed", opts.seed], ["stream", opts.stream ?? 0]] as const) {
+    if (!(Number.isInteger(v) && v >= 0 && v < 2 ** 32)) {
+      throw new RangeError(`${op}: ${k} ${v} must be an integer in [0, 2^32)`);
+    }
+  }
+  [a, b].forEach((v, i) => {
+    if (!Number.isFinite(v)) throw new RangeError(`${op}: ${names[i]} ${v} must be finite`);
+  });
+}
+
 /**
  * Normal draws `mean + std·z`, z from Box–Muller on `uniformAt(seed, stream, 2i)` (shifted to (0, 1])
  * and `uniformAt(seed, stream, 2i + 1)`: reproducible on the CPU by {@link normalAtRef}.
@@ -136,6 +154,11 @@ export function randn(
   shape: readonly number[],
   opts: RandomOptions & { mean?: number; std?: number },
 ): Tensor {
+  checkRandom("randn", opts, opts.mean ?? 0, opts.std ?? 1, ["mean", "std"]);
+  checkShape(shape);
+  if (sizeOf(shape) > 2 ** 31) {
+    throw new RangeError(`randn: ${fmtShape(shape)} needs more than 2^32 counter values`);
+  }
   const t = empty(shape, "f32", "randn");
   const p = params([
     t.size,
@@ -156,6 +179,7 @@ export function randu(
   shape: readonly number[],
   opts: RandomOptions & { lo?: number; hi?: number },
 ): Tensor {
+  checkRandom("randu", opts, opts.lo ?? 0, opts.hi ?? 1, ["lo", "hi"]);
   const t = empty(shape, "f32", "randu");
   const p = params([
     t.size,
