@@ -513,3 +513,19 @@ Deno.test("randn/randu: a seed or stream that is not a u32, or a non-finite para
   assert.equal((await readAll([ok]))[0].length, 2);
   ok.dispose();
 });
+
+Deno.test("crossEntropy: a fractional ignoreIndex or an unknown reduction is an error", async () => {
+  await setup();
+  const x = up(arr([0, 1, 2, 3], [2, 2]));
+  const t = tensor(new Int32Array([1, 0]));
+  assert.throws(
+    () => ops.crossEntropy(x, t, { ignoreIndex: 1.5 }),
+    /ignoreIndex 1.5 must be an i32/,
+  );
+  assert.throws(
+    // deno-lint-ignore no-explicit-any
+    () => ops.crossEntropy(x, t, { reduction: "avg" as any }),
+    /reduction "avg" must be "mean", "sum" or "none"/,
+  );
+  for (const v of [x, t]) v.dispose();
+});

@@ -101,6 +101,13 @@ export function crossEntropy(
   targets.expectDtype("crossEntropy", "i32");
   const ignore = opts.ignoreIndex ?? -100;
   const reduction = opts.reduction ?? "mean";
+  if (!(Number.isInteger(ignore) && ignore >= -(2 ** 31) && ignore < 2 ** 31)) {
+    // the kernel compares i32 targets: 1.5 would silently ignore class 1
+    throw new RangeError(`crossEntropy: ignoreIndex ${ignore} must be an i32 integer`);
+  }
+  if (!["mean", "sum", "none"].includes(reduction)) {
+    throw new RangeError(`crossEntropy: reduction "${reduction}" must be "mean", "sum" or "none"`);
+  }
   if (logits.rank < 1 || !sameShape(logits.shape.slice(0, -1), targets.shape)) {
     throw new RangeError(
       `crossEntropy: logits ${fmtShape(logits.shape)} need targets of shape ${
