@@ -529,3 +529,19 @@ Deno.test("crossEntropy: a fractional ignoreIndex or an unknown reduction is an 
   );
   for (const v of [x, t]) v.dispose();
 });
+
+Deno.test("rmsNorm/layerNorm eps and rope options out of range are errors, not NaN or a wrapped offset", async () => {
+  await setup();
+  const x = up(arr([1, 2, 3, 4], [1, 1, 1, 4]));
+  const w = up(arr([1, 1, 1, 1], [4])), b = up(arr([0, 0, 0, 0], [4]));
+  assert.throws(() => ops.rmsNorm(x, w, -1), /rmsNorm: eps -1 must be finite and >= 0/);
+  assert.throws(() => ops.layerNorm(x, w, b, NaN), /layerNorm: eps NaN/);
+  assert.throws(
+    () => ops.rope(x, { offset: -1 }),
+    /rope: offset -1 must be a non-negative integer/,
+  );
+  assert.throws(() => ops.rope(x, { base: 0 }), /rope: base 0 must be finite and > 0/);
+  // deno-lint-ignore no-explicit-any
+  assert.throws(() => ops.rope(x, { layout: "bhdt" as any }), /rope: layout "bhdt"/);
+  for (const t of [x, w, b]) t.dispose();
+});

@@ -20,7 +20,16 @@ const chunkOf = (rows: number) => Math.max(CHUNK, Math.ceil(rows / 65535));
 const normKernel: Kernel = { name: "ops_norm", code: normSource };
 const ropeKernel: Kernel = { name: "ops_rope", code: ropeSource };
 
-function checkNorm(op: string, x: Tensor, w: Tensor, b?: Tensor): [number, number] {
+function checkNorm(
+  op: string,
+  x: Tensor,
+  w: Tensor,
+  b: Tensor | undefined,
+  eps: number,
+): [number, number] {
+  if (!(eps >= 0 && Number.isFinite(eps))) {
+    throw new RangeError(`${op}: eps ${eps} must be finite and >= 0`);
+  }
   x.expectDtype(op, "f32");
   w.expectDtype(op, "f32");
   b?.expectDtype(op, "f32");
@@ -44,7 +53,7 @@ function checkNorm(op: string, x: Tensor, w: Tensor, b?: Tensor): [number, numbe
  * ```
  */
 export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
-  const [rows, C] = checkNorm("rmsNorm", x, weight);
+  const [rows, C] = checkNorm("rmsNorm", x, weight, undefined, eps);
   const xs = materialize(x);
   const ws = materialize(weight);
   const y = empty(x.shape, "f32", "rmsNorm");
@@ -82,7 +91,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
 
 /** LayerNorm over the last axis: `(x − mean) / sqrt(var + eps) · weight + bias` (biased variance). */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
-  const [rows, C] = checkNorm("layerNorm", x, weight, bias);
+  const [rows, C] = checkNorm("layerNorm", x, weight, bias, eps);
   const xs = materialize(x);
   const ws = materialize(weight);
   const bs = materialize(bias);
@@ -148,6 +157,15 @@ export function rope(x: Tensor, opts: RopeOptions = {}): Tensor {
     : [x.shape[x.rank - 2], 1];
   const offset = opts.offset ?? 0;
   const base = opts.base ?? 10000;
+  if (layout !== "bthd" && layout !== "bhtd") {
+    throw new RangeError(`rope: layout "${layout}" must be "bthd" or "bhtd"`);
+  }
+  if (!(Number.isInteger(offset) && offset >= 0 && offset < 2 ** 32)) {
+    throw new RangeError(`rope: offset ${offset} must be a non-negative integer`);
+  }
+  if (!(base > 0 && Number.isFinite(base))) {
+    throw new RangeError(`rope: base ${base} must be finite and > 0`);
+  }
   const run = (src: Tensor, dir: number, op: string) => {
     const s = materialize(src);
     const y = empty(x.shape, "f32", op);
