@@ -545,3 +545,36 @@ Deno.test("rmsNorm/layerNorm eps and rope options out of range are errors, not N
   assert.throws(() => ops.rope(x, { layout: "bhdt" as any }), /rope: layout "bhdt"/);
   for (const t of [x, w, b]) t.dispose();
 });
+
+Deno.test("a tensor used several times in one graph (directly and through views) sums its gradients", async () => {
+  await setup();
+  const rng = new Rng(8);
+  const cases: Array<[string, (x: Tensor) => Tensor, (x: Arr) => Arr]> = [
+    ["x·x", (x) => ops.mul(x, x), (x) => mapN((a) => a * a, x)],
+    ["x + x", (x) => ops.add(x, x), (x) => mapN((a) => 2 * a, x)],
+    [
+      "xᵀ·x elementwise",
+      (x) => ops.mul(x.transpose(), x),
+      (x) => mapN((a, b) => a * b, transposeRef(x), x),
+    ],
+    ["x @ x", (x) => ops.matmul(x, x), (x) => matmulRef(x, x)],
+    [
+      "slices of x added",
+      (x) => ops.add(x.slice(0, 0, 2), x.slice(0, 1, 3)),
+      (x) => mapN((a, b) => a + b, sliceRef(x, 0, 0, 2), sliceRef(x, 0, 1, 3)),
+    ],
+    [
+      "softmax(x)·x",
+      (x) => ops.mul(ops.softmax(x), x),
+      (x) => mapN((a, b) => a * b, softmaxRef(x), x),
+    ],
+  ];
+  for (const [name, gpu, ref] of cases) {
+    await checkOp({
+      name,
+      inputs: [randArr(rng, [3, 3])],
+      gpu: ([x]) => gpu(x),
+      ref: ([x]) => ref(x),
+    });
+  }
+});
