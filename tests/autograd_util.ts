@@ -2,6 +2,7 @@
 // `checkOp`, which compares an op's GPU forward with its float64 reference, its GPU backward with
 // central finite differences of that reference, and (for a few coordinates) with finite
 // differences of the GPU forward itself.
+import assert from "node:assert/strict";
 import { type Arr, arr, finiteDiff } from "../src/autograd/reference.ts";
 import { noGrad } from "../src/autograd/mod.ts";
 import { initTensors, readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
@@ -173,4 +174,23 @@ export async function checkOp(c: OpCase): Promise<void> {
     });
   }
   for (const t of ts) t.dispose();
+}
+
+// Exact equality that treats NaN as equal to NaN and says which element differs.
+export function assertSame(
+  what: string,
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  rtol = 1e-6,
+) {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i], w = want[i];
+    const ok = Number.isNaN(w)
+      ? Number.isNaN(g)
+      : Number.isFinite(w)
+      ? Math.abs(g - w) <= rtol * Math.abs(w) + 1e-30
+      : g === w;
+    assert.ok(ok, `${what}[${i}]: got ${g}, want ${w}`);
+  }
 }
