@@ -1,7 +1,8 @@
 // Row log-sum-exp and log-softmax over x [rows, V]. `lse`: one workgroup per row, each thread an
 // online (max, sum) over a strided slice, combined by a fixed tree (deterministic). `apply`: one
 // thread per element, out = x - lse[row]. -Inf entries give -Inf; an all -Inf row gives lse = -Inf
-// (its log-probs NaN); NaN propagates: callers that need detection use topk_stream's flags.
+// (its log-probs NaN); a NaN anywhere in a row makes its lse and log-probs NaN (tested by bits:
+// the compiler may fold `v != v` to false). Callers that need counts use topk_stream's flags.
 override WG: u32 = 256u;
 
 struct Params {
@@ -19,6 +20,11 @@ const NEG_INF_BITS: u32 = 0xff800000u;
 
 var<workgroup> red_m: array<f32, WG>;
 var<workgroup> red_s: array<f32, WG>;
+var<workgroup> red_nan: array<u32, WG>;
+
+fn is_nan(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
 
 @compute @workgroup_size(WG)
 fn lse(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -28,8 +34,10 @@ fn lse(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let base = r * params.vocab;
   var m = bitcast<f32>(NEG_INF_BITS);
   var s = 0.0;
+  var nan = 0u;
   for (var i = lid; i < params.vocab; i += WG) {
     let v = x[base + i];
+    if (is_nan(v)) { nan = 1u; continue; }
     if (bitcast<u32>(v) == NEG_INF_BITS) { continue; }
     if (v > m) {
       s = s * exp(m - v) + 1.0;
@@ -37,10 +45,10 @@ fn lse(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     } else {
       s += exp(v - m);
     }
-    if (v != v) { s = v; m = v; } // keep NaN visible instead of letting max() drop it
   }
   red_m[lid] = m;
   red_s[lid] = s;
+  red_nan[lid] = nan;
   workgroupBarrier();
   for (var half = WG >> 1u; half > 0u; half >>= 1u) {
     if (lid < half) {
@@ -53,11 +61,16 @@ fn lse(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       if (bitcast<u32>(m2) != NEG_INF_BITS) { s2 = red_s[lid + half] * exp(m2 - mm); }
       red_s[lid] = s1 + s2;
       red_m[lid] = mm;
+      red_nan[lid] = red_nan[lid] | red_nan[lid + half];
     }
     workgroupBarrier();
   }
   if (lid == 0u) {
-    lse_out[params.row0 + r] = red_m[0] + log(red_s[0]);
+    if (red_nan[0] != 0u) {
+      lse_out[params.row0 + r] = bitcast<f32>(0x7fc00000u);
+    } else {
+      lse_out[params.row0 + r] = red_m[0] + log(red_s[0]);
+    }
   }
 }
 
