@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { AdamW, warmupCosine } from "../autograd/mod.ts";
+import { AdamW, noGrad, ops, warmupCosine } from "../autograd/mod.ts";
 import {
   buildSupervisedBatch,
   evaluateExactMatch,
@@ -14,13 +14,16 @@ import {
   maxSequenceLength,
   type Task,
 } from "../tasks/mod.ts";
-import { readAll, tensor, tidy } from "../tensor/mod.ts";
+import { readAll, type Tensor, tensor, tidy } from "../tensor/mod.ts";
 import { Rng } from "../util/rng.ts";
 import type { ModelConfig } from "./config.ts";
 import { completion, RolloutEngine } from "./rollout.ts";
 import { Transformer } from "./transformer.ts";
 
 /** Options of {@link pretrain}. */
+
+/** Training steps between readbacks of the losses (one wait for all of them). */
+const READ_EVERY = 16;
 
 /**
  * Streams of the training data and evaluation prompts under the run's seed. Parameter
@@ -172,6 +175,34 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   });
   const steps: StepLog[] = [];
   const evals: EvalLog[] = [];
+  // Losses and gradient norms stay on the GPU and are read READ_EVERY steps with one wait: a
+  // readback costs >= ~10 ms in Deno, more than a whole training step on a GPU.
+  let pending: { step: number; lr: number; seconds: number; loss: Tensor; gradNorm: Tensor }[] = [];
+  const drain = async () => {
+    if (pending.length === 0) return;
+    const batch = pending;
+    pending = [];
+    const values = await readAll(batch.flatMap((p) => [p.loss, p.gradNorm]));
+    for (const p of batch) {
+      p.loss.dispose();
+      p.gradNorm.dispose();
+    }
+    batch.forEach((p, i) => {
+      const loss = values[2 * i][0];
+      if (!Number.isFinite(loss)) {
+        throw new Error(`pretrain: the loss is ${loss} at step ${p.step}; lower --lr`);
+      }
+      const log = {
+        step: p.step,
+        loss,
+        lr: p.lr,
+        gradNorm: values[2 * i + 1][0],
+        seconds: p.seconds,
+      };
+      steps.push(log);
+      o.onStep?.(log);
+    });
+  };
   let reached = false;
   try {
     for (let step = 1; step <= o.steps; step++) {
@@ -186,15 +217,12 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
         opt.zeroGrad();
         return l;
       });
-      const [lv, gn] = await readAll([loss, opt.gradNorm]);
-      loss.dispose();
-      if (!Number.isFinite(lv[0])) {
-        throw new Error(`pretrain: the loss is ${lv[0]} at step ${step}; lower --lr`);
-      }
-      const log = { step, loss: lv[0], lr, gradNorm: gn[0], seconds: seconds() };
-      steps.push(log);
-      o.onStep?.(log);
-      if (step % o.evalEvery === 0 || step === o.steps) {
+      // opt.gradNorm is overwritten by the next step: keep this step's value.
+      const gradNorm = noGrad(() => ops.affine(opt.gradNorm, 1));
+      pending.push({ step, lr, seconds: seconds(), loss, gradNorm });
+      const evalNow = step % o.evalEvery === 0 || step === o.steps;
+      if (evalNow || pending.length >= READ_EVERY) await drain();
+      if (evalNow) {
         const accuracy = await evaluateGreedy(engine, task, evalSet);
         const e = { step, accuracy, n: evalSet.length, seconds: seconds() };
         evals.push(e);
@@ -205,7 +233,12 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
         }
       }
     }
+    await drain();
   } finally {
+    for (const p of pending) {
+      p.loss.dispose();
+      p.gradNorm.dispose();
+    }
     engine.dispose();
     opt.dispose();
   }
