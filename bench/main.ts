@@ -3,7 +3,7 @@
  * printed next to the limit it is measured against. Default shapes are the issue targets for an
  * H100; `--small` uses shapes a CPU fallback adapter finishes in seconds.
  *
- * Usage: deno task bench [--suite copy,obrs,matmul,tensor,nn] [--small] [--out DIR] [--torch DIR]
+ * Usage: deno task bench [--suite copy,dispatch,obrs,matmul,tensor,nn] [--small] [--out DIR] [--torch DIR]
  *
  * Each suite also runs alone (`deno run -A bench/<suite>/main.ts --help`); this runner starts
  * each in its own process so that one suite's failure or memory does not affect the next, and
@@ -14,9 +14,10 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { createGpu } from "../src/gpu/mod.ts";
+import { createGpu, type GpuContext } from "../src/gpu/mod.ts";
 import { timestamp } from "../src/report/mod.ts";
-import { benchCopy } from "./copy.ts";
+import { benchCopy, type CopyResult } from "./copy.ts";
+import { benchDispatch, type DispatchResult } from "./dispatch.ts";
 
 /** A suite run in its own process: its script and how it is told where to write JSON. */
 interface Suite {
@@ -27,6 +28,7 @@ interface Suite {
 
 const SUITES: Record<string, Suite | "in-process"> = {
   copy: "in-process",
+  dispatch: "in-process",
   obrs: { script: "bench/obrs/main.ts", jsonArgs: (f) => ["--out", f] },
   matmul: {
     script: "bench/matmul/main.ts",
@@ -68,6 +70,26 @@ for (const s of suites) {
 const out = values.out ?? join("runs", `bench-${timestamp()}`);
 await Deno.mkdir(out, { recursive: true });
 
+async function runCopy(gpu: GpuContext): Promise<CopyResult[]> {
+  const rows = await benchCopy(gpu, { megabytes: values.small ? [4, 16] : [64, 256, 1024] });
+  for (const r of rows) {
+    console.log(
+      `copy ${(r.bytes / 2 ** 20).toFixed(0).padStart(5)} MiB  ${r.medianMs.toFixed(3)} ms  ` +
+        `${r.gbPerSecond.toFixed(1)} GB/s (read+write)`,
+    );
+  }
+  return rows;
+}
+
+async function runDispatch(gpu: GpuContext): Promise<DispatchResult> {
+  const r = await benchDispatch(gpu);
+  console.log(
+    `host cost per dispatch (encode + submit, ${r.dispatches} per batch): ` +
+      `${r.freshUs.toFixed(2)} µs with new bind groups, ${r.cachedUs.toFixed(2)} µs cached`,
+  );
+  return r;
+}
+
 let failed = 0;
 for (const name of suites) {
   const suite = SUITES[name];
@@ -75,14 +97,8 @@ for (const name of suites) {
   if (suite === "in-process") {
     const gpu = await createGpu();
     console.log(`adapter: ${gpu.adapter.description}${gpu.isFallback ? " (CPU fallback)" : ""}`);
-    const rows = await benchCopy(gpu, { megabytes: values.small ? [4, 16] : [64, 256, 1024] });
-    for (const r of rows) {
-      console.log(
-        `copy ${(r.bytes / 2 ** 20).toFixed(0).padStart(5)} MiB  ${r.medianMs.toFixed(3)} ms  ` +
-          `${r.gbPerSecond.toFixed(1)} GB/s (read+write)`,
-      );
-    }
-    await Deno.writeTextFile(join(out, "copy.json"), JSON.stringify(rows, null, 2) + "\n");
+    const result = name === "copy" ? await runCopy(gpu) : await runDispatch(gpu);
+    await Deno.writeTextFile(join(out, `${name}.json`), JSON.stringify(result, null, 2) + "\n");
     gpu.device.destroy();
     continue;
   }

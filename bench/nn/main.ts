@@ -3,10 +3,11 @@
  * throughput of the rollout engine at the anchor sizes of src/nn/anchors.ts, the same shapes that
  * bench/torch/train_step.py and bench/torch/generate.py time in PyTorch (the yardstick).
  *
- * Training is reported two ways: GPU time of one recorded step (`timeBatches`: GPU timestamps where
- * the adapter has them, else wall clock including one ~10 ms wait) and wall-clock time per step
- * over several steps with one readback at the end (what a training loop sees, JavaScript recording
- * included). Sampling is wall clock of `RolloutEngine.generate` (one readback per batch), as
+ * Training is reported three ways: GPU time of one recorded step (`timeBatches`: GPU timestamps
+ * where the adapter has them, else wall clock including one ~10 ms wait); wall-clock time per step
+ * over several steps, each submitted once recorded, with one readback at the end (what a training
+ * loop sees); and the host part of that, recording + encoding + submit, which bounds the wall time
+ * from below when the GPU is faster than JavaScript. Sampling is wall clock of `RolloutEngine.generate` (one readback per batch), as
  * generate.py measures Hugging Face's `generate`.
  *
  * ```sh
@@ -26,6 +27,10 @@ import { forwardFlopsPerToken, parameterCount } from "../../src/nn/config.ts";
 import { RolloutEngine } from "../../src/nn/rollout.ts";
 import { Transformer } from "../../src/nn/transformer.ts";
 import { Rng } from "../../src/util/rng.ts";
+import { median } from "../../src/util/stats.ts";
+
+// Steps run before timing (see the warm-up comment in benchTransformer).
+const WARMUP_STEPS = 16;
 
 /** Options of {@link benchTransformer}. */
 export interface TransformerBenchOptions {
@@ -52,6 +57,8 @@ export interface TransformerBenchRow {
   method: string;
   /** Wall-clock milliseconds per training step (recording included). */
   stepWallMs: number;
+  /** Median host milliseconds per step: recording the ops, encoding the pass and submitting. */
+  stepHostMs: number;
   /** Training tokens per second (wall clock). */
   trainTokensPerS: number;
   /** Achieved training GFLOP/s (≈ 3 × forward FLOPs, wall clock). */
@@ -99,15 +106,28 @@ export async function benchTransformer(
         opt.step();
         opt.zeroGrad();
       });
-    // Warm-up: compiles every pipeline and fills the pool.
-    step();
+    // Warm-up: compiles every pipeline, fills the pool and lets the pool's buffer order settle so
+    // that every bind group is found in the cache (tests/gpu_bind_groups_test.ts: ~13 steps).
+    for (let i = 0; i < WARMUP_STEPS; i++) {
+      step();
+      rt.flush();
+    }
     await readAll([opt.gradNorm]);
     const gpu = await timeBatches(rt.gpu, (batch) => rt.recordInto(batch, step), {
       warmup: 1,
       repeats,
     });
+    // Each step is submitted as soon as it is recorded, so the GPU runs step i while JavaScript
+    // records step i + 1; the host time (recording + encoding + submit) is the floor of the wall
+    // time when the GPU is faster than the host.
+    const hostMs: number[] = [];
     const t0 = performance.now();
-    for (let i = 0; i < repeats; i++) step();
+    for (let i = 0; i < repeats; i++) {
+      const h0 = performance.now();
+      step();
+      rt.flush();
+      hostMs.push(performance.now() - h0);
+    }
     await readAll([opt.gradNorm]);
     const stepWallMs = (performance.now() - t0) / repeats;
     opt.dispose();
@@ -127,7 +147,8 @@ export async function benchTransformer(
       maxPromptLength: GENERATE_BENCH.promptLength,
       maxNewTokens: genTokens,
     });
-    await engine.generate(prompts, { seed: 0 }); // warm-up
+    // warm-up: pipelines, pool and bind groups (the cache settles over two batches)
+    for (let i = 0; i < 2; i++) await engine.generate(prompts, { seed: 100 + i });
     const genMs: number[] = [];
     for (let i = 0; i < Math.max(1, Math.min(repeats, 3)); i++) {
       const g0 = performance.now();
@@ -145,6 +166,7 @@ export async function benchTransformer(
       stepGpuMs: gpu.medianMs,
       method: gpu.method,
       stepWallMs,
+      stepHostMs: median(hostMs),
       trainTokensPerS: (B * T) / (stepWallMs / 1000),
       trainGflops: (3 * forwardFlopsPerToken(c, T) * B * T) / (stepWallMs * 1e6),
       genBatch,
@@ -159,7 +181,8 @@ export async function benchTransformer(
 export function formatTransformerBench(rows: TransformerBenchRow[]): string {
   return rows.map((r) =>
     `${r.anchor.padStart(5)} ${(r.params / 1e6).toFixed(2)}M  train B=${r.B} T=${r.T}: ` +
-    `${r.stepGpuMs.toFixed(1)} ms GPU (${r.method}), ${r.stepWallMs.toFixed(1)} ms wall, ` +
+    `${r.stepGpuMs.toFixed(1)} ms GPU (${r.method}), ${r.stepWallMs.toFixed(1)} ms wall ` +
+    `(host ${r.stepHostMs.toFixed(1)} ms), ` +
     `${r.trainTokensPerS.toFixed(0)} tok/s, ${r.trainGflops.toFixed(2)} GFLOP/s | ` +
     `sample ${r.genBatch}×${r.genTokens}: ${r.genTokensPerS.toFixed(1)} tok/s`
   ).join("\n");

@@ -11,6 +11,7 @@
 import type { GpuContext } from "./device.ts";
 import { type Kernel, type KernelConstants, pipelineCache } from "./pipelines.ts";
 import { scopedSubmit } from "./errors.ts";
+import { bindGroupCache } from "./bind_groups.ts";
 
 /** A byte range of a buffer to bind. */
 export interface BufferSlice {
@@ -146,6 +147,7 @@ export class ComputeBatch {
     scopedSubmit(device, this.#label(), () => {
       const uniformBuffer = this.#writeUniforms();
       const cache = pipelineCache(device);
+      const groups = bindGroupCache(device);
       const encoder = device.createCommandEncoder();
       const pass = encoder.beginComputePass(
         timestamps
@@ -175,10 +177,7 @@ export class ComputeBatch {
           return { binding, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size } };
         });
         pass.setPipeline(pipeline);
-        pass.setBindGroup(
-          0,
-          device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }),
-        );
+        pass.setBindGroup(0, groups.get(pipeline, entries));
         const [x, y = 1, z = 1] = d.workgroups;
         if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
       }

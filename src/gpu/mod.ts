@@ -7,6 +7,7 @@
 export * from "./device.ts";
 export * from "./pipelines.ts";
 export * from "./batch.ts";
+export * from "./bind_groups.ts";
 export * from "./errors.ts";
 export * from "./buffers.ts";
 export * from "./timing.ts";
