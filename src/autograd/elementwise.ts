@@ -71,7 +71,7 @@ function unaryRaw(x: Tensor, code: number, name: string, a = 0, b = 0): Tensor {
       runtime(),
       unaryKernel,
       "forward",
-      [xs.buffer, out.buffer, params([n4, 0, f32(a), f32(b)])],
+      [xs.binding, out.binding, params([n4, 0, f32(a), f32(b)])],
       n4,
       { OP: code },
     );
@@ -89,7 +89,7 @@ function unaryGrad(x: Tensor, y: Tensor, g: Tensor, code: number, a = 0, b = 0):
       runtime(),
       unaryKernel,
       "backward",
-      [xs.buffer, y.buffer, params([n4, 0, f32(a), f32(b)]), gs.buffer, dx.buffer],
+      [xs.binding, y.binding, params([n4, 0, f32(a), f32(b)]), gs.binding, dx.binding],
       n4,
       { OP: code },
     );
@@ -138,17 +138,17 @@ function binaryRaw(a: Tensor, b: Tensor, code: number, name: string): Tensor {
   if (a.isContiguous && b.isContiguous && sameShape(a.shape, shape) && sameShape(b.shape, shape)) {
     const n4 = Math.ceil(out.size / 4);
     const p = params([n4, 0, 0, 0], [], [], []);
-    launch1d(rt, binaryKernel, "vec4_main", [a.buffer, b.buffer, out.buffer, p], n4, { OP: code });
+    launch1d(rt, binaryKernel, "vec4_main", [a.binding, b.binding, out.binding, p], n4, { OP: code });
   } else if (a.isContiguous && b.isContiguous && sameShape(a.shape, shape) && b.size === 1) {
     const n4 = Math.ceil(out.size / 4);
     const p = params([n4, 0, 0, 0], [], [], []);
-    launch1d(rt, binaryKernel, "vec4_scalar", [a.buffer, b.buffer, out.buffer, p], n4, {
+    launch1d(rt, binaryKernel, "vec4_scalar", [a.binding, b.binding, out.binding, p], n4, {
       OP: code,
     });
   } else if (isRowBroadcast(a, b, shape)) {
     const n4 = Math.ceil(out.size / 4);
     const p = params([n4, b.size / 4, 0, 0], [], [], []);
-    launch1d(rt, binaryKernel, "vec4_rows", [a.buffer, b.buffer, out.buffer, p], n4, { OP: code });
+    launch1d(rt, binaryKernel, "vec4_rows", [a.binding, b.binding, out.binding, p], n4, { OP: code });
   } else {
     const p = params(
       [out.size, shape.length, a.offset, b.offset],
@@ -156,7 +156,7 @@ function binaryRaw(a: Tensor, b: Tensor, code: number, name: string): Tensor {
       broadcastStrides(a.shape, a.strides, shape),
       broadcastStrides(b.shape, b.strides, shape),
     );
-    launch1d(rt, binaryKernel, "strided", [a.buffer, b.buffer, out.buffer, p], out.size, {
+    launch1d(rt, binaryKernel, "strided", [a.storageBuffer, b.storageBuffer, out.binding, p], out.size, {
       OP: code,
     });
   }
@@ -289,7 +289,7 @@ function whereRaw(cond: Tensor, a: Tensor, b: Tensor, shape: number[]): Tensor {
     runtime(),
     whereKernel,
     "main",
-    [cond.buffer, a.buffer, b.buffer, out.buffer, p],
+    [cond.storageBuffer, a.storageBuffer, b.storageBuffer, out.binding, p],
     out.size,
     {
       COND_F32: cond.dtype === "f32" ? 1 : 0,
@@ -310,8 +310,8 @@ export function accumulateInto(target: Tensor, src: Tensor): void {
   const n4 = Math.ceil(target.size / 4);
   if (n4 > 0) {
     launch1d(runtime(), binaryKernel, "accumulate", [
-      src.buffer,
-      target.buffer,
+      src.binding,
+      target.binding,
       params([n4, 0, 0, 0], [], [], []),
     ], n4);
   }

@@ -44,19 +44,19 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   const p = params([N, C, V, 0]);
   const rt = runtime();
   if (out.size > 0) {
-    launch1d(rt, embeddingKernel, "lookup", [tb.buffer, is.buffer, out.buffer, p], out.size);
+    launch1d(rt, embeddingKernel, "lookup", [tb.binding, is.binding, out.binding, p], out.size);
   }
   return record(out, "embedding", [table], (g) => {
     const gs = materialize(g);
     const dtable = zeros([V, C]);
     if (N > 0 && C > 0) {
       const perm = empty([N], "u32", "perm");
-      launch1d(rt, embeddingKernel, "rank", [is.buffer, perm.buffer, p], N);
+      launch1d(rt, embeddingKernel, "rank", [is.binding, perm.binding, p], N);
       launch1d(rt, embeddingKernel, "scatter", [
-        gs.buffer,
-        is.buffer,
-        perm.buffer,
-        dtable.buffer,
+        gs.binding,
+        is.binding,
+        perm.binding,
+        dtable.binding,
         p,
       ], N * C);
     }

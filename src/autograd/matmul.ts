@@ -9,7 +9,7 @@ import { encodeMatmul } from "../tensor/matmul/mod.ts";
 import { empty, fillInPlace, materialize, runtime, type Tensor } from "../tensor/mod.ts";
 import { broadcastShapes, fmtShape, sameShape } from "../tensor/shape.ts";
 import { record } from "./tape.ts";
-import { expand } from "./views.ts";
+import { expand, transpose } from "./views.ts";
 
 /** A stored matrix operand: a buffer holding `batch` row-major matrices, maybe transposed. */
 interface Operand {
@@ -23,7 +23,7 @@ function operand(t: Tensor): Operand {
   if (t.isContiguous) return { t, trans: false };
   const r = t.rank;
   const rows = t.shape[r - 2], cols = t.shape[r - 1];
-  let ok = t.offset === 0 && t.strides[r - 2] === 1 && t.strides[r - 1] === rows;
+  let ok = t.isBindableOffset && t.strides[r - 2] === 1 && t.strides[r - 1] === rows;
   let acc = rows * cols;
   for (let i = r - 3; i >= 0 && ok; i--) {
     if (t.shape[i] !== 1 && t.strides[i] !== acc) ok = false;
@@ -53,8 +53,8 @@ function mm(
   if (K === 0) return fillInPlace(c, 0);
   runtime().encode((bt, gpu) =>
     encodeMatmul(bt, gpu, {
-      a: { buffer: a.t.buffer },
-      b: { buffer: b.t.buffer },
+      a: { buffer: a.t.storageBuffer, offset: a.t.offset * 4 },
+      b: { buffer: b.t.storageBuffer, offset: b.t.offset * 4 },
       c: { buffer: c.buffer },
       M,
       N,
@@ -106,7 +106,12 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     return record(out, "matmul", [a, b], (g) => {
       const G: Operand = { t: materialize(g), trans: false };
       const da = mm(G, flip(B), M, K, N, 1, K * N, [...a.shape]);
-      const db = mm(flip(a2), G, K, N, M, 1, M * N, [K, N]);
+      // b read transposed (a weight used as w.transpose()): its gradient is computed in the stored
+      // layout, Gᵀ·a, and handed back as the transposed view, so what reaches w is contiguous and
+      // is accumulated without a strided copy.
+      const db = B.trans
+        ? transpose(mm(flip(G), a2, N, K, M, 1, M * K, [N, K]))
+        : mm(flip(a2), G, K, N, M, 1, M * N, [K, N]);
       return [da, db];
     });
   }
@@ -135,7 +140,9 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   return record(out, "matmul", [a, b], (g) => {
     const G: Operand = { t: materialize(g), trans: false };
     const da = mm(G, flip(B), M, K, N, batch, K * N, [...a.shape]);
-    const db = mm(flip(A), G, K, N, M, batch, M * N, [...b.shape]);
+    const db = B.trans // as in the 2-D case: the gradient in b's stored layout
+      ? transpose(mm(flip(G), A, N, K, M, batch, M * K, [...b.shape.slice(0, -2), N, K]))
+      : mm(flip(A), G, K, N, M, batch, M * N, [...b.shape]);
     return [da, db];
   });
 }

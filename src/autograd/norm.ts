@@ -65,7 +65,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
     rt.dispatch({
       kernel: normKernel,
       entryPoint: C % 4 === 0 ? "rms_fwd4" : "rms_fwd",
-      bindings: [xs.buffer, ws.buffer, y.buffer, rstd.buffer, p],
+      bindings: [xs.binding, ws.binding, y.binding, rstd.binding, p],
       workgroups: grid(rows),
     });
   }
@@ -76,13 +76,13 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
     rt.dispatch({
       kernel: normKernel,
       entryPoint: C % 4 === 0 ? "rms_bwd4" : "rms_bwd",
-      bindings: [xs.buffer, ws.buffer, gs.buffer, rstd.buffer, dx.buffer, p],
+      bindings: [xs.binding, ws.binding, gs.binding, rstd.binding, dx.binding, p],
       workgroups: grid(rows),
     });
     rt.dispatch({
       kernel: normKernel,
       entryPoint: "rms_dw",
-      bindings: [xs.buffer, gs.buffer, rstd.buffer, dwParts.buffer, p],
+      bindings: [xs.binding, gs.binding, rstd.binding, dwParts.binding, p],
       workgroups: [Math.ceil(C / 256), chunks],
     });
     return [dx, chunks === 1 ? reshape(dwParts, [C]) : sum(dwParts, 0)];
@@ -104,7 +104,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
     rt.dispatch({
       kernel: normKernel,
       entryPoint: "ln_fwd",
-      bindings: [xs.buffer, ws.buffer, y.buffer, st.buffer, bs.buffer, p],
+      bindings: [xs.binding, ws.binding, y.binding, st.binding, bs.binding, p],
       workgroups: grid(rows),
     });
   }
@@ -116,13 +116,13 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
     rt.dispatch({
       kernel: normKernel,
       entryPoint: "ln_bwd",
-      bindings: [xs.buffer, ws.buffer, gs.buffer, st.buffer, dx.buffer, p],
+      bindings: [xs.binding, ws.binding, gs.binding, st.binding, dx.binding, p],
       workgroups: grid(rows),
     });
     rt.dispatch({
       kernel: normKernel,
       entryPoint: "ln_dwb",
-      bindings: [xs.buffer, gs.buffer, st.buffer, dw.buffer, db.buffer, p],
+      bindings: [xs.binding, gs.binding, st.binding, dw.binding, db.binding, p],
       workgroups: [Math.ceil(C / 256), chunks],
     });
     const fold = (t: Tensor) => (chunks === 1 ? reshape(t, [C]) : sum(t, 0));
@@ -171,7 +171,7 @@ export function rope(x: Tensor, opts: RopeOptions = {}): Tensor {
     const y = empty(x.shape, "f32", op);
     const pairs = x.size / 2;
     const p = params([pairs, T, tDiv, D, offset, f32(base), f32(dir), 0]);
-    if (pairs > 0) launch1d(runtime(), ropeKernel, "main", [s.buffer, y.buffer, p], pairs);
+    if (pairs > 0) launch1d(runtime(), ropeKernel, "main", [s.binding, y.binding, p], pairs);
     return y;
   };
   const y = run(x, 1, "rope");

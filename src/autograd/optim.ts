@@ -1,13 +1,16 @@
 /**
  * AdamW (decoupled weight decay, bias correction) with global-norm gradient clipping, and learning
- * rate schedules. One step is a handful of dispatches per parameter in the open batch (one kernel
- * source): partial sums of squares, one workgroup for the norm and clip scale, then the update that
- * reads the scale on the GPU. Nothing is read back; `gradNorm` can be read whenever convenient.
+ * rate schedules. Parameters packed in one arena (a `Transformer`'s, or any from `packTensors`)
+ * are updated by one kernel in one dispatch, after one dispatch of partial sums of squares over all
+ * gradients and one workgroup for the norm and clip scale (optim_packed.ts); other parameters get
+ * those dispatches each. The update reads the clip scale on the GPU: nothing is read back, and
+ * `gradNorm` can be read whenever convenient.
  *
  * @module
  */
 import adamSource from "../../kernels/optim_adamw.wgsl" with { type: "text" };
 import { grid, type Kernel } from "../gpu/mod.ts";
+import { PackedAdamState } from "./optim_packed.ts";
 import {
   empty,
   f32,
@@ -96,9 +99,16 @@ export class AdamW {
   stepCount = 0;
   /** [global gradient norm before clipping, clip scale] of the last step (GPU; read it when needed). */
   readonly gradNorm: Tensor;
+  /**
+   * True when the parameters are packed in one arena (as `Transformer`'s are): the step is then a
+   * fixed four dispatches and zeroGrad one, whatever the number of parameters; otherwise each
+   * parameter is updated by its own dispatches.
+   */
+  readonly packed: boolean;
   #m: Tensor[];
   #v: Tensor[];
-  #partial: Tensor;
+  #partial: Tensor | null;
+  #packed: PackedAdamState | null;
   #opts: Required<Omit<AdamWOptions, "decay">> & { decay: (p: Tensor) => boolean };
 
   /** @param parameters leaves with `requiresGrad`; @param opts hyper-parameters. */
@@ -136,11 +146,22 @@ export class AdamW {
       throw bad("weightDecay", o.weightDecay, "[0, inf)");
     }
     if (!(o.maxGradNorm >= 0)) throw bad("maxGradNorm", o.maxGradNorm, "[0, inf] (0: no clipping)");
-    this.#m = parameters.map((p) => keep(zeros(p.shape)));
-    this.#v = parameters.map((p) => keep(zeros(p.shape)));
-    const parts = parameters.reduce((s, p) => s + partialsOf(p.size), 0);
-    this.#partial = keep(empty([Math.max(1, parts)], "f32", "gradNormPartials"));
     this.gradNorm = keep(zeros([2]));
+    this.#packed = PackedAdamState.tryCreate(
+      parameters,
+      parameters.map((p) => (o.decay(p) ? o.weightDecay : 0)),
+    );
+    this.packed = this.#packed !== null;
+    if (this.#packed) {
+      this.#m = [];
+      this.#v = [];
+      this.#partial = null;
+    } else {
+      this.#m = parameters.map((p) => keep(zeros(p.shape)));
+      this.#v = parameters.map((p) => keep(zeros(p.shape)));
+      const parts = parameters.reduce((s, p) => s + partialsOf(p.size), 0);
+      this.#partial = keep(empty([Math.max(1, parts)], "f32", "gradNormPartials"));
+    }
   }
 
   /** The learning rate at step `step` (0-based). */
@@ -171,9 +192,19 @@ export class AdamW {
     }
     this.stepCount++;
     const t = this.stepCount;
-    recordGradNorm(this.parameters, o.maxGradNorm, this.gradNorm, this.#partial);
     const bc1 = 1 - o.beta1 ** t;
     const bc2 = 1 - o.beta2 ** t;
+    const packed = this.#packed;
+    if (packed) {
+      packed.prepareStep();
+      packed.recordGradNorm(o.maxGradNorm, this.gradNorm);
+      packed.recordUpdate(
+        { lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, bc1, bc2 },
+        this.gradNorm,
+      );
+      return;
+    }
+    recordGradNorm(this.parameters, o.maxGradNorm, this.gradNorm, this.#partial!);
     const rt = runtime();
     this.parameters.forEach((p, i) => {
       if (!p.grad || p.size === 0) return;
@@ -207,12 +238,15 @@ export class AdamW {
   /** Sets every gradient to zero in place (the buffers are kept for the next backward). */
   zeroGrad(): void {
     this.#checkAlive();
-    for (const p of this.parameters) if (p.grad) fillInPlace(p.grad, 0);
+    if (this.#packed) this.#packed.zeroGrad();
+    else for (const p of this.parameters) if (p.grad) fillInPlace(p.grad, 0);
   }
 
   /** Frees the moments and buffers (the parameters stay). */
   dispose(): void {
-    for (const t of [...this.#m, ...this.#v, this.#partial, this.gradNorm]) t.dispose();
+    for (const t of [...this.#m, ...this.#v, this.gradNorm]) t.dispose();
+    this.#partial?.dispose();
+    this.#packed?.dispose();
   }
 }
 

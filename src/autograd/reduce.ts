@@ -4,7 +4,7 @@
  * @module
  */
 import reduceSource from "../../kernels/ops_reduce.wgsl" with { type: "text" };
-import { grid, type Kernel } from "../gpu/mod.ts";
+import { type Binding, grid, type Kernel } from "../gpu/mod.ts";
 import { empty, f32, normAxes, params, runtime, sameShape, type Tensor } from "../tensor/mod.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { record } from "./tape.ts";
@@ -37,7 +37,7 @@ function reduceRaw(
     op === 0 && x.isContiguous && redCount > 1 && out.size > 1 && axes.every((a, i) => a === i) &&
     Math.ceil(out.size / 256) <= MAX_GROUPS
   ) {
-    columnSums(x.buffer, redCount, out.size, scale, out); // leading axes: coalesced column sums
+    columnSums(x.binding, redCount, out.size, scale, out); // leading axes: coalesced column sums
     return out;
   }
   const kShape = kept.map((i) => x.shape[i]), kStrides = kept.map((i) => x.strides[i]);
@@ -94,7 +94,7 @@ function reduceDispatch(
   runtime().dispatch({
     kernel: reduceKernel,
     constants: { OP: op },
-    bindings: [x.buffer, dst.buffer, p],
+    bindings: [x.storageBuffer, dst.binding, p],
     workgroups: grid(outCount * parts),
   });
 }
@@ -104,7 +104,7 @@ const CHUNK = 64;
 // Sums the rows of a contiguous [rows, cols] buffer into `out` [cols], in chunks of CHUNK rows
 // (more when there would be over 65,535 chunks: one grid dimension) folded again until one chunk
 // is left (coalesced reads; fixed order, so deterministic).
-function columnSums(src: GPUBuffer, rows: number, cols: number, scale: number, out: Tensor): void {
+function columnSums(src: Binding, rows: number, cols: number, scale: number, out: Tensor): void {
   const rt = runtime();
   let buffer = src;
   let n = rows;
@@ -117,11 +117,11 @@ function columnSums(src: GPUBuffer, rows: number, cols: number, scale: number, o
     rt.dispatch({
       kernel: reduceKernel,
       entryPoint: "colsum",
-      bindings: [buffer, dst.buffer, params([n, cols, chunk, f32(chunks === 1 ? scale : 1)])],
+      bindings: [buffer, dst.binding, params([n, cols, chunk, f32(chunks === 1 ? scale : 1)])],
       workgroups: [Math.ceil(cols / 256), chunks],
     });
     if (chunks === 1) break;
-    buffer = dst.buffer;
+    buffer = dst.binding;
     n = chunks;
   }
   for (const t of temps) t.dispose();

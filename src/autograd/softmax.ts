@@ -42,7 +42,7 @@ function softmaxLast(x: Tensor, log: boolean): Tensor {
     runtime().dispatch({
       kernel: softmaxKernel,
       entryPoint: (log ? "logsoftmax_fwd" : "softmax_fwd") + (n % 4 === 0 ? "4" : ""),
-      bindings: [xs.buffer, y.buffer, params([rows, n, 0, 0])],
+      bindings: [xs.binding, y.binding, params([rows, n, 0, 0])],
       workgroups: grid(rows),
     });
   }
@@ -52,7 +52,7 @@ function softmaxLast(x: Tensor, log: boolean): Tensor {
     runtime().dispatch({
       kernel: softmaxKernel,
       entryPoint: log ? "logsoftmax_bwd" : "softmax_bwd",
-      bindings: [y.buffer, gs.buffer, dx.buffer, params([rows, n, 0, 0])],
+      bindings: [y.binding, gs.binding, dx.binding, params([rows, n, 0, 0])],
       workgroups: grid(rows),
     });
     return [dx];
@@ -128,7 +128,7 @@ export function crossEntropy(
     rt.dispatch({
       kernel: xentKernel,
       entryPoint: "xent_fwd",
-      bindings: [x.buffer, t.buffer, rowLoss.buffer, lse.buffer, p],
+      bindings: [x.binding, t.binding, rowLoss.binding, lse.binding, p],
       workgroups: grid(rows),
     });
   }
@@ -139,7 +139,7 @@ export function crossEntropy(
     rt.dispatch({
       kernel: xentKernel,
       entryPoint: "xent_finalize",
-      bindings: [rowLoss.buffer, t.buffer, lossAndScale.buffer, p],
+      bindings: [rowLoss.binding, t.binding, lossAndScale.binding, p],
       workgroups: [1],
     });
     out = reshape(slice(lossAndScale, 0, 0, 1), []);
@@ -152,7 +152,7 @@ export function crossEntropy(
       rt,
       xentKernel,
       "xent_bwd",
-      [x.buffer, t.buffer, lse.buffer, gs.buffer, scale.buffer, dx.buffer, p],
+      [x.binding, t.binding, lse.binding, gs.binding, scale.binding, dx.binding, p],
       rows * V,
       { PER_ROW: reduction === "none" ? 1 : 0 },
     );
@@ -182,13 +182,13 @@ export function gatherLast(x: Tensor, ids: Tensor): Tensor {
   const out = empty(ids.shape, "f32", "gatherLast");
   const p = params([rows, V, 0, 0]);
   if (rows > 0) {
-    launch1d(runtime(), xentKernel, "gather_fwd", [xs.buffer, is.buffer, out.buffer, p], rows);
+    launch1d(runtime(), xentKernel, "gather_fwd", [xs.binding, is.binding, out.binding, p], rows);
   }
   return record(out, "gatherLast", [x], (g) => {
     const dx = empty(x.shape, "f32", "grad");
     const gs = materialize(g);
     if (dx.size > 0) {
-      launch1d(runtime(), xentKernel, "gather_bwd", [gs.buffer, is.buffer, dx.buffer, p], dx.size);
+      launch1d(runtime(), xentKernel, "gather_bwd", [gs.binding, is.binding, dx.binding, p], dx.size);
     }
     return [dx];
   });

@@ -164,7 +164,7 @@ export function backward(root: Tensor, grad?: Tensor): void {
           for (const pg of pgs) pg?.dispose();
           t.node = freed(node.op);
         } else if (t.requiresGrad) {
-          if (!t.grad) t.grad = keep(zeros(t.shape));
+          if (!t.grad) t.grad = t.gradFactory ? t.gradFactory() : keep(zeros(t.shape));
           const dense = materialize(g);
           accumulateInto(t.grad, dense);
           if (dense !== g) dense.dispose();

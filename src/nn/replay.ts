@@ -57,7 +57,7 @@ export function sampledLogProbs(
       kernel: replayKernel,
       entryPoint: "fwd",
       constants: { WG: 256 },
-      bindings: [x.buffer, t.buffer, out.buffer, saved.buffer, p],
+      bindings: [x.binding, t.binding, out.binding, saved.binding, p],
       workgroups: grid(rows),
     });
   }
@@ -69,7 +69,7 @@ export function sampledLogProbs(
         rt,
         replayKernel,
         "bwd",
-        [x.buffer, t.buffer, saved.buffer, gs.buffer, dx.buffer, p],
+        [x.binding, t.binding, saved.binding, gs.binding, dx.binding, p],
         dx.size,
         {
           WG: 256,

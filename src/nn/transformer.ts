@@ -10,7 +10,7 @@
  * @module
  */
 import { noGrad, ops } from "../autograd/mod.ts";
-import { keep, randn, readAll, type Tensor, tensor } from "../tensor/mod.ts";
+import { keep, packTensors, randn, readAll, type Tensor, tensor } from "../tensor/mod.ts";
 import {
   type Checkpoint,
   EMBED_TOKENS,
@@ -101,8 +101,13 @@ export class Transformer {
   /** Classifier `[V, C]`, or null when tied to {@link embed}. */
   readonly lmHead: Tensor | null;
 
-  private constructor(config: ModelConfig, named: Map<string, Tensor>) {
+  private constructor(config: ModelConfig, separate: Map<string, Tensor>) {
     this.config = config;
+    // One arena for every parameter: each is bound as a slice of it, and AdamW updates them all
+    // with one dispatch (src/autograd/optim_packed.ts).
+    const packed = packTensors([...separate.values()], "parameter");
+    const named = new Map([...separate.keys()].map((name, i) => [name, packed[i]]));
+    for (const t of separate.values()) t.dispose();
     const q = toQwenConfig(config);
     const get = (n: string) => {
       const t = named.get(n);

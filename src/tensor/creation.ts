@@ -48,7 +48,7 @@ function fillBits(t: Tensor, bits: number): Tensor {
       runtime(),
       fillKernel,
       "fill",
-      [t.buffer, params([t.size, 0, 0, bits, 0, 0, 0, 0])],
+      [t.binding, params([t.size, 0, 0, bits, 0, 0, 0, 0])],
       t.size,
     );
   }
@@ -170,7 +170,7 @@ export function randn(
     0,
     0,
   ]);
-  if (t.size > 0) launch1d(runtime(), fillKernel, "rand_normal", [t.buffer, p], t.size);
+  if (t.size > 0) launch1d(runtime(), fillKernel, "rand_normal", [t.binding, p], t.size);
   return t;
 }
 
@@ -191,7 +191,7 @@ export function randu(
     0,
     0,
   ]);
-  if (t.size > 0) launch1d(runtime(), fillKernel, "rand_uniform", [t.buffer, p], t.size);
+  if (t.size > 0) launch1d(runtime(), fillKernel, "rand_uniform", [t.binding, p], t.size);
   return t;
 }
 
@@ -212,7 +212,7 @@ export function copyInto(
     [...src.strides],
     [...dstStrides],
   );
-  launch1d(runtime(), copyKernel, "main", [src.buffer, dst.buffer, p], src.size);
+  launch1d(runtime(), copyKernel, "main", [src.storageBuffer, dst.storageBuffer, p], src.size);
 }
 
 /** `t` itself when contiguous, else a new contiguous copy (no gradient; autograd wraps it). */
@@ -234,7 +234,7 @@ export function materialize(t: Tensor): Tensor {
 export async function readAll(tensors: readonly Tensor[]): Promise<HostArray[]> {
   const rt = runtime();
   const dense = tensors.map((t) => materialize(t));
-  const bytes = await rt.read(dense.map((t) => ({ buffer: t.buffer, size: t.size * 4 })));
+  const bytes = await rt.read(dense.map((t) => ({ buffer: t.storageBuffer, offset: t.offset * 4, size: t.size * 4 })));
   dense.forEach((d, i) => d !== tensors[i] && d.dispose());
   return bytes.map((b, i) => {
     const dt = tensors[i].dtype;

@@ -10,6 +10,7 @@ export * from "./pool.ts";
 export * from "./scope.ts";
 export * from "./creation.ts";
 export * from "./params.ts";
+export * from "./arena.ts";
 export {
   broadcastShapes,
   contiguousStrides,

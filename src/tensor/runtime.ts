@@ -37,6 +37,8 @@ export class TensorRuntime {
   readonly pool: BufferPool;
   /** Dispatch/submit/read counters. */
   readonly counters: RuntimeCounters = { dispatches: 0, submits: 0, reads: 0 };
+  /** Bytes a storage binding's offset must be a multiple of (the device's limit, usually 256). */
+  readonly storageOffsetAlignment: number;
   #batch: ComputeBatch | null = null;
   // Depth of recordInto calls: while > 0 the open batch belongs to a caller, who submits it.
   #foreign = 0;
@@ -45,6 +47,7 @@ export class TensorRuntime {
   constructor(gpu: GpuContext) {
     this.gpu = gpu;
     this.pool = new BufferPool(gpu);
+    this.storageOffsetAlignment = gpu.limits.minStorageBufferOffsetAlignment ?? 256;
   }
 
   /** Records one dispatch into the open batch. */

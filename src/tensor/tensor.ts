@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { BufferSlice } from "../gpu/mod.ts";
 import type { TensorRuntime } from "./runtime.ts";
 import { contiguousStrides, fmtShape, sizeOf } from "./shape.ts";
 import { track } from "./scope.ts";
@@ -99,6 +100,11 @@ export class Tensor {
   requiresGrad = false;
   /** Accumulated gradient of a leaf with `requiresGrad` after `backward()`. */
   grad: Tensor | null = null;
+  /**
+   * Where backward puts this leaf's first gradient: an optimizer that keeps gradients in an arena
+   * sets it to hand out the (zeroed) view. Null: a new zeroed tensor.
+   */
+  gradFactory: (() => Tensor) | null = null;
   /** The tape node that produced it, when gradients flow through it. */
   node: GradNode | null = null;
   #disposed = false;
@@ -135,9 +141,12 @@ export class Tensor {
     return this.#disposed;
   }
 
-  /** Row-major with no offset: kernels can bind it directly. */
+  /**
+   * Row-major, starting at offset 0 or at an offset a binding may start at (a multiple of the
+   * device's `minStorageBufferOffsetAlignment`): kernels bind it directly through {@link binding}.
+   */
   get isContiguous(): boolean {
-    if (this.offset !== 0) return false;
+    if (!this.isBindableOffset) return false;
     let acc = 1;
     for (let i = this.shape.length - 1; i >= 0; i--) {
       if (this.shape[i] !== 1 && this.strides[i] !== acc) return false;
@@ -146,11 +155,51 @@ export class Tensor {
     return true;
   }
 
-  /** The GPU buffer; throws a clear error after release. */
-  get buffer(): GPUBuffer {
+  /** True when a binding can start at this view's first element (offset 0 or aligned). */
+  get isBindableOffset(): boolean {
+    return this.offset === 0 || (this.offset * 4) % this.storage.rt.storageOffsetAlignment === 0;
+  }
+
+  /**
+   * The whole GPU buffer, for a kernel that reads this view through its own element offset and
+   * strides (the strided copy, the strided binary and reduction kernels). Throws after release.
+   */
+  get storageBuffer(): GPUBuffer {
     const b = this.storage.buffer;
     if (this.#disposed || !b) throw new Error(`${this.describe()} was used after release`);
     return b;
+  }
+
+  /**
+   * The GPU buffer of a view that starts at offset 0 (kernels index it from element 0). A view at
+   * another offset throws, naming itself: bind {@link binding} instead, or pass
+   * {@link storageBuffer} with the offset to a kernel that takes one.
+   */
+  get buffer(): GPUBuffer {
+    const b = this.storageBuffer;
+    if (this.offset !== 0) {
+      throw new Error(
+        `${this.describe()} starts at element ${this.offset} of its buffer; bind it as a slice`,
+      );
+    }
+    return b;
+  }
+
+  /**
+   * What a kernel binds to read this view from its element 0: the whole buffer at offset 0, else
+   * the slice from the view's first element to the end of the storage (the offset must be
+   * bindable, see {@link isBindableOffset}; {@link isContiguous} views always are).
+   */
+  get binding(): GPUBuffer | BufferSlice {
+    const b = this.storageBuffer;
+    if (this.offset === 0) return b;
+    if (!this.isBindableOffset) {
+      throw new Error(
+        `${this.describe()} starts at element ${this.offset}, which no binding can start at; ` +
+          `materialise it first`,
+      );
+    }
+    return { buffer: b, offset: this.offset * 4, size: (this.storage.length - this.offset) * 4 };
   }
 
   /** "Tensor f32 [2,3] (from add)" for error messages. */
