@@ -14,6 +14,7 @@
  * deno run -A bench/nn/main.ts            # the anchors at their issue shapes (an H100)
  * deno run -A bench/nn/main.ts --small    # 0.8M anchor at CPU-fallback shapes
  * deno run -A bench/nn/main.ts --torch torch   # ratios to bench/torch/{train_step,generate}.py --out torch/…
+ * deno run -A bench/nn/main.ts --host-only     # the host side alone at the issue shapes (any machine)
  * ```
  *
  * @module
@@ -40,6 +41,20 @@ export interface TransformerBenchOptions {
   anchors?: string[];
   /** Timed repeats; default 5 (2 when small). */
   repeats?: number;
+  /**
+   * Measure the host side alone at the full shapes: every compute pass is encoded and submitted
+   * with its dispatches emptied (see {@link skipGpuWork}), so a machine without a fast GPU shows
+   * the JavaScript + WebGPU cost per step and per sampled token. Results are meaningless.
+   */
+  hostOnly?: boolean;
+}
+
+/**
+ * Turns every `dispatchWorkgroups` of this process into a no-op: passes, pipelines, bind groups
+ * and submits stay as they are, the GPU does nothing. Only for measuring the host side.
+ */
+export function skipGpuWork(): void {
+  GPUComputePassEncoder.prototype.dispatchWorkgroups = function () {};
 }
 
 /** One measured anchor. */
@@ -83,6 +98,7 @@ export async function benchTransformer(
   opts: TransformerBenchOptions = {},
 ): Promise<TransformerBenchRow[]> {
   const rt = await initTensors();
+  if (opts.hostOnly) skipGpuWork();
   const small = opts.small ?? false;
   const repeats = opts.repeats ?? (small ? 2 : 5);
   const names = opts.anchors ?? (small ? ["0.8M"] : ANCHORS.map((a) => a.name));
@@ -113,10 +129,12 @@ export async function benchTransformer(
       rt.flush();
     }
     await readAll([opt.gradNorm]);
-    const gpu = await timeBatches(rt.gpu, (batch) => rt.recordInto(batch, step), {
-      warmup: 1,
-      repeats,
-    });
+    const gpu = opts.hostOnly
+      ? { medianMs: NaN, method: "skipped: host only" }
+      : await timeBatches(rt.gpu, (batch) => rt.recordInto(batch, step), {
+        warmup: 1,
+        repeats,
+      });
     // Each step is submitted as soon as it is recorded, so the GPU runs step i while JavaScript
     // records step i + 1; the host time (recording + encoding + submit) is the floor of the wall
     // time when the GPU is faster than the host.
@@ -181,7 +199,8 @@ export async function benchTransformer(
 export function formatTransformerBench(rows: TransformerBenchRow[]): string {
   return rows.map((r) =>
     `${r.anchor.padStart(5)} ${(r.params / 1e6).toFixed(2)}M  train B=${r.B} T=${r.T}: ` +
-    `${r.stepGpuMs.toFixed(1)} ms GPU (${r.method}), ${r.stepWallMs.toFixed(1)} ms wall ` +
+    `${Number.isNaN(r.stepGpuMs) ? "—" : r.stepGpuMs.toFixed(1)} ms GPU (${r.method}), ` +
+    `${r.stepWallMs.toFixed(1)} ms wall ` +
     `(host ${r.stepHostMs.toFixed(1)} ms), ` +
     `${r.trainTokensPerS.toFixed(0)} tok/s, ${r.trainGflops.toFixed(2)} GFLOP/s | ` +
     `sample ${r.genBatch}×${r.genTokens}: ${r.genTokensPerS.toFixed(1)} tok/s`
@@ -240,6 +259,7 @@ if (import.meta.main) {
     args: Deno.args,
     options: {
       small: { type: "boolean", default: false },
+      "host-only": { type: "boolean", default: false },
       anchors: { type: "string" },
       json: { type: "string" },
       torch: { type: "string" },
@@ -248,7 +268,14 @@ if (import.meta.main) {
   const rt = await initTensors();
   const fallback = rt.gpu.isFallback;
   console.log(`adapter: ${rt.gpu.adapter.description}${fallback ? " (CPU fallback)" : ""}`);
-  const rows = await benchTransformer({ small: values.small, anchors: values.anchors?.split(",") });
+  const rows = await benchTransformer({
+    small: values.small,
+    anchors: values.anchors?.split(","),
+    hostOnly: values["host-only"],
+  });
+  if (values["host-only"]) {
+    console.log("host only: the GPU ran nothing; wall and tok/s are the host's ceiling");
+  }
   console.log(formatTransformerBench(rows));
   if (values.torch) {
     for (const line of await compareWithTorch(rows, values.torch)) console.log(line);
