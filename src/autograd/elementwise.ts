@@ -138,7 +138,9 @@ function binaryRaw(a: Tensor, b: Tensor, code: number, name: string): Tensor {
   if (a.isContiguous && b.isContiguous && sameShape(a.shape, shape) && sameShape(b.shape, shape)) {
     const n4 = Math.ceil(out.size / 4);
     const p = params([n4, 0, 0, 0], [], [], []);
-    launch1d(rt, binaryKernel, "vec4_main", [a.binding, b.binding, out.binding, p], n4, { OP: code });
+    launch1d(rt, binaryKernel, "vec4_main", [a.binding, b.binding, out.binding, p], n4, {
+      OP: code,
+    });
   } else if (a.isContiguous && b.isContiguous && sameShape(a.shape, shape) && b.size === 1) {
     const n4 = Math.ceil(out.size / 4);
     const p = params([n4, 0, 0, 0], [], [], []);
@@ -148,7 +150,9 @@ function binaryRaw(a: Tensor, b: Tensor, code: number, name: string): Tensor {
   } else if (isRowBroadcast(a, b, shape)) {
     const n4 = Math.ceil(out.size / 4);
     const p = params([n4, b.size / 4, 0, 0], [], [], []);
-    launch1d(rt, binaryKernel, "vec4_rows", [a.binding, b.binding, out.binding, p], n4, { OP: code });
+    launch1d(rt, binaryKernel, "vec4_rows", [a.binding, b.binding, out.binding, p], n4, {
+      OP: code,
+    });
   } else {
     const p = params(
       [out.size, shape.length, a.offset, b.offset],
@@ -156,9 +160,16 @@ function binaryRaw(a: Tensor, b: Tensor, code: number, name: string): Tensor {
       broadcastStrides(a.shape, a.strides, shape),
       broadcastStrides(b.shape, b.strides, shape),
     );
-    launch1d(rt, binaryKernel, "strided", [a.storageBuffer, b.storageBuffer, out.binding, p], out.size, {
-      OP: code,
-    });
+    launch1d(
+      rt,
+      binaryKernel,
+      "strided",
+      [a.storageBuffer, b.storageBuffer, out.binding, p],
+      out.size,
+      {
+        OP: code,
+      },
+    );
   }
   return out;
 }

@@ -188,7 +188,13 @@ export function gatherLast(x: Tensor, ids: Tensor): Tensor {
     const dx = empty(x.shape, "f32", "grad");
     const gs = materialize(g);
     if (dx.size > 0) {
-      launch1d(runtime(), xentKernel, "gather_bwd", [gs.binding, is.binding, dx.binding, p], dx.size);
+      launch1d(
+        runtime(),
+        xentKernel,
+        "gather_bwd",
+        [gs.binding, is.binding, dx.binding, p],
+        dx.size,
+      );
     }
     return [dx];
   });

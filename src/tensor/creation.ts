@@ -234,7 +234,9 @@ export function materialize(t: Tensor): Tensor {
 export async function readAll(tensors: readonly Tensor[]): Promise<HostArray[]> {
   const rt = runtime();
   const dense = tensors.map((t) => materialize(t));
-  const bytes = await rt.read(dense.map((t) => ({ buffer: t.storageBuffer, offset: t.offset * 4, size: t.size * 4 })));
+  const bytes = await rt.read(
+    dense.map((t) => ({ buffer: t.storageBuffer, offset: t.offset * 4, size: t.size * 4 })),
+  );
   dense.forEach((d, i) => d !== tensors[i] && d.dispose());
   return bytes.map((b, i) => {
     const dt = tensors[i].dtype;
