@@ -2,12 +2,16 @@
  * Bind groups cached by their exact resources.
  *
  * `createBindGroup` is the dominant host cost of a dispatch: ~8 µs each on the CPU adapter, against
- * ~0.3 µs for setPipeline + setBindGroup + dispatch together (bench/gpu/encode.ts measures both). A
- * training step or a decode step replays the same dispatch sequence every time: the buffer pool
+ * ~0.3 µs for setPipeline + setBindGroup + dispatch together (`deno task bench --suite dispatch`
+ * shows the whole encode + submit per dispatch with and without the cache). A training step or a decode step replays the same dispatch sequence every time: the buffer pool
  * hands out the same buffers in the same order and the uniform arena packs the parameter blocks at
  * the same offsets (their contents are rewritten, not their places). So a bind group keyed by
  * (pipeline, buffer, offset, size of each binding) is found again on every later step, and a
  * steady-state loop creates none.
+ *
+ * A cached bind group holds its buffers: a buffer that is dropped without `destroy()` keeps its
+ * GPU memory until the cache is emptied (the pool, the arenas and every library path destroy
+ * theirs; code that binds its own short-lived buffers should destroy them, or call `clear()`).
  *
  * @module
  */
@@ -43,6 +47,11 @@ export class BindGroupCache {
   /** Hits, misses and size so far. */
   get stats(): BindGroupCacheStats {
     return { hits: this.#hits, misses: this.#misses, size: this.#groups.size };
+  }
+
+  /** Drops every cached bind group (and with them the buffers only they still held). */
+  clear(): void {
+    this.#groups.clear();
   }
 
   /**
