@@ -54,8 +54,13 @@ export class PipelineCache {
         `two kernels are named '${kernel.name}' with different code; name each variant`,
       );
     }
-    const constKey = Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(",");
-    const key = `${kernel.name}#${entryPoint}#${constKey}`;
+    // Runs once per dispatch: plain concatenation, and a sort only when there is anything to sort.
+    const names = Object.keys(constants);
+    if (names.length > 1) names.sort();
+    let key = kernel.name + "#" + entryPoint + "#";
+    for (let i = 0; i < names.length; i++) {
+      key += (i > 0 ? "," : "") + names[i] + "=" + constants[names[i]];
+    }
     let pipeline = this.#pipelines.get(key);
     if (pipeline) return pipeline;
     const module = compiled.module;
