@@ -187,8 +187,11 @@ export class Tensor {
 
   /**
    * What a kernel binds to read this view from its element 0: the whole buffer at offset 0, else
-   * the slice from the view's first element to the end of the storage (the offset must be
-   * bindable, see {@link isBindableOffset}; {@link isContiguous} views always are).
+   * the slice from the view's first element to the end of the buffer (the offset must be
+   * bindable, see {@link isBindableOffset}; {@link isContiguous} views always are). To the end of
+   * the pooled buffer, not of the storage: vec4 kernels read whole groups of four, and a view
+   * ending at the storage's end on an odd size would otherwise leave its last group out of the
+   * binding (a binding under 16 bytes is even rejected).
    */
   get binding(): GPUBuffer | BufferSlice {
     const b = this.storageBuffer;
@@ -199,7 +202,7 @@ export class Tensor {
           `materialise it first`,
       );
     }
-    return { buffer: b, offset: this.offset * 4, size: (this.storage.length - this.offset) * 4 };
+    return { buffer: b, offset: this.offset * 4, size: b.size - this.offset * 4 };
   }
 
   /** "Tensor f32 [2,3] (from add)" for error messages. */

@@ -1,0 +1,28 @@
+// Views at an aligned, non-zero offset are contiguous and bound as slices: vec4 kernels read them
+// in groups of four, so a view that ends at its storage's end on a size that is not a multiple of
+// four must still give every element (compared with the same values in a tensor of their own).
+import assert from "node:assert/strict";
+import { arenaAlignment, readAll, tidy } from "../src/tensor/mod.ts";
+import { ops } from "../src/autograd/mod.ts";
+import { Rng } from "../src/util/rng.ts";
+import { assertNoGpuErrors, randArr, setup, up } from "./autograd_util.ts";
+
+Deno.test("an aligned view ending at its storage's end on an odd size reads every element", async () => {
+  await setup();
+  const rng = new Rng(31);
+  const align = arenaAlignment();
+  for (const tail of [1, 2, 3, 5, 6, 7]) {
+    const x = randArr(rng, [align + tail]);
+    const whole = up(x);
+    const own = up({ data: x.data.slice(align), shape: [tail] });
+    const view = ops.slice(whole, 0, align, align + tail);
+    assert.ok(view.isContiguous, "an aligned view is bound directly");
+    const run = (t: typeof view) =>
+      tidy(() => [ops.exp(t), ops.mul(t, t), ops.add(t, t), ops.softmax(t)]);
+    const want = await readAll(run(own));
+    const got = await readAll(run(view));
+    got.forEach((g, i) => assert.deepEqual([...g], [...want[i]], `tail ${tail}, result ${i}`));
+    for (const t of [whole, own, view]) t.dispose();
+  }
+  assertNoGpuErrors();
+});
