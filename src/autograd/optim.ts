@@ -48,7 +48,7 @@ export function recordGradNorm(
       rt.dispatch({
         kernel: adamKernel,
         entryPoint: "sumsq",
-        bindings: [p.grad.buffer, partial.buffer, params([p.size, base, 0, 0])],
+        bindings: [p.grad.binding, partial.binding, params([p.size, base, 0, 0])],
         workgroups: [w],
       });
     }
@@ -57,7 +57,7 @@ export function recordGradNorm(
   rt.dispatch({
     kernel: adamKernel,
     entryPoint: "finalize",
-    bindings: [partial.buffer, out.buffer, params([base, f32(maxNorm), 0, 0])],
+    bindings: [partial.binding, out.binding, params([base, f32(maxNorm), 0, 0])],
     workgroups: [1],
   });
 }
@@ -214,11 +214,12 @@ export class AdamW {
         kernel: adamKernel,
         entryPoint: "adamw",
         bindings: [
-          p.buffer,
-          p.grad.buffer,
-          this.#m[i].buffer,
-          this.#v[i].buffer,
-          this.gradNorm.buffer,
+          // packed parameters (and their gradients) mixed with separate ones come here as slices
+          p.binding,
+          p.grad.binding,
+          this.#m[i].binding,
+          this.#v[i].binding,
+          this.gradNorm.binding,
           params([
             n4,
             f32(lr),

@@ -1,0 +1,61 @@
+// AdamW over packed parameters in the situations the one-dispatch path does not cover by itself:
+// packed parameters mixed with separate ones (the per-parameter path must bind the packed views
+// as slices), against the float64 reference.
+import assert from "node:assert/strict";
+import { AdamW } from "../src/autograd/mod.ts";
+import { adamwRef, type Arr } from "../src/autograd/reference.ts";
+import { packTensors, readAll, type Tensor, tidy } from "../src/tensor/mod.ts";
+import { Rng } from "../src/util/rng.ts";
+import { assertClose, assertNoGpuErrors, randArr, setup, up } from "./autograd_util.ts";
+
+const OPTS = { lr: 0.05, beta1: 0.8, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 1.5 };
+
+// Steps of the linear loss Σᵢ cᵢ ⊙ pᵢ (gradient cᵢ) on `params`, then the parameters compared
+// with adamwRef's from `init`.
+async function checkSteps(params: Tensor[], init: Arr[], coef: Arr[], opt: AdamW, steps: number) {
+  const cs = coef.map((c) => up(c));
+  const ref = init.map((a) => a.data.slice());
+  const m = init.map((a) => new Float64Array(a.data.length));
+  const v = init.map((a) => new Float64Array(a.data.length));
+  let refNorm: [number, number] = [0, 0];
+  for (let step = 1; step <= steps; step++) {
+    tidy(() => {
+      let loss = params[0].mul(cs[0]).sum();
+      for (let i = 1; i < params.length; i++) loss = loss.add(params[i].mul(cs[i]).sum());
+      loss.backward();
+      opt.step();
+      opt.zeroGrad();
+    });
+    refNorm = adamwRef(
+      ref,
+      coef.map((c) => c.data),
+      m,
+      v,
+      init.map((a) => a.shape.length >= 2),
+      step,
+      OPTS,
+    );
+  }
+  const got = await readAll([...params, opt.gradNorm]);
+  assertNoGpuErrors();
+  ref.forEach((r, i) => assertClose(`param ${i}`, got[i], r, 1e-5, 1e-4));
+  assertClose("grad norm and clip scale", got[params.length], refNorm, 1e-5, 1e-5);
+  cs.forEach((c) => c.dispose());
+}
+
+Deno.test("AdamW over packed parameters plus a separate one (per-parameter path) matches the reference", async () => {
+  await setup();
+  const rng = new Rng(41);
+  const shapes = [[3, 5], [7], [2, 9], [6]];
+  const init = shapes.map((s) => randArr(rng, s));
+  const coef = shapes.map((s) => randArr(rng, s, 2));
+  const separate = init.slice(0, 3).map((a) => up(a));
+  const params = [...packTensors(separate), up(init[3])]; // e.g. a model's parameters + a value head
+  separate.forEach((t) => t.dispose());
+  params.forEach((p) => (p.requiresGrad = true));
+  const opt = new AdamW(params, OPTS);
+  assert.ok(!opt.packed, "not one arena: the per-parameter path");
+  await checkSteps(params, init, coef, opt, 3);
+  opt.dispose();
+  params.forEach((p) => p.dispose());
+});
