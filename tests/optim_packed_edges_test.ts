@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { AdamW } from "../src/autograd/mod.ts";
 import { adamwRef, type Arr } from "../src/autograd/reference.ts";
-import { packTensors, readAll, type Tensor, tidy } from "../src/tensor/mod.ts";
+import { packTensors, readAll, runtime, type Tensor, tidy } from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
 import { assertClose, assertNoGpuErrors, randArr, setup, up } from "./autograd_util.ts";
 
@@ -56,6 +56,35 @@ Deno.test("AdamW over packed parameters plus a separate one (per-parameter path)
   const opt = new AdamW(params, OPTS);
   assert.ok(!opt.packed, "not one arena: the per-parameter path");
   await checkSteps(params, init, coef, opt, 3);
+  opt.dispose();
+  params.forEach((p) => p.dispose());
+});
+
+Deno.test("disposing a replaced packed optimizer leaves the new one's gradients in its arena", async () => {
+  await setup();
+  const rng = new Rng(43);
+  const shapes = [[4, 6], [5]];
+  const init = shapes.map((s) => randArr(rng, s));
+  const coef = shapes.map((s) => randArr(rng, s, 2));
+  const separate = init.map((a) => up(a));
+  const params = packTensors(separate);
+  separate.forEach((t) => t.dispose());
+  params.forEach((p) => (p.requiresGrad = true));
+  const old = new AdamW(params, OPTS);
+  const opt = new AdamW(params, OPTS); // e.g. a restart with a new schedule, made before the old is freed
+  old.dispose();
+  assert.ok(opt.packed);
+  const cs = coef.map((c) => up(c));
+  tidy(() => params[0].mul(cs[0]).sum().add(params[1].mul(cs[1]).sum()).backward());
+  const before = runtime().counters.dispatches;
+  opt.step();
+  assert.equal(
+    runtime().counters.dispatches - before,
+    3,
+    "backward put the gradients in the live optimizer's arena: nothing to move before the step",
+  );
+  opt.zeroGrad();
+  cs.forEach((c) => c.dispose());
   opt.dispose();
   params.forEach((p) => p.dispose());
 });

@@ -57,6 +57,7 @@ export class PackedAdamState {
   #parts: number;
   #active: boolean[];
   #segTable: Uint32Array;
+  #factories: (() => Tensor)[];
 
   private constructor(
     parameters: readonly Tensor[],
@@ -86,9 +87,10 @@ export class PackedAdamState {
     this.#partial = keep(zeros([this.#parts]));
     this.#active = parameters.map(() => false);
     this.#segTable = segs;
+    this.#factories = parameters.map((p, i) => () => this.#view(p, i, true));
     parameters.forEach((p, i) => {
       this.#attach(p, i);
-      p.gradFactory = () => this.#view(p, i, true);
+      p.gradFactory = this.#factories[i];
     });
   }
 
@@ -211,7 +213,10 @@ export class PackedAdamState {
 
   /** Frees the arenas it owns (the parameters and their gradient views stay valid until freed). */
   dispose(): void {
-    for (const p of this.#parameters) p.gradFactory = null;
+    // Only its own: a newer optimizer of the same parameters keeps handing out its views.
+    this.#parameters.forEach((p, i) => {
+      if (p.gradFactory === this.#factories[i]) p.gradFactory = null;
+    });
     for (const t of [this.#arena, this.#grads, this.#m, this.#v, this.#segs, this.#chunks]) {
       t.dispose();
     }
