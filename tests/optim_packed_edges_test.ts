@@ -3,6 +3,7 @@
 // as slices), against the float64 reference.
 import assert from "node:assert/strict";
 import { AdamW } from "../src/autograd/mod.ts";
+import { ComputeBatch } from "../src/gpu/mod.ts";
 import { adamwRef, type Arr } from "../src/autograd/reference.ts";
 import { packTensors, readAll, runtime, type Tensor, tidy } from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -84,6 +85,42 @@ Deno.test("disposing a replaced packed optimizer leaves the new one's gradients 
     "backward put the gradients in the live optimizer's arena: nothing to move before the step",
   );
   opt.zeroGrad();
+  cs.forEach((c) => c.dispose());
+  opt.dispose();
+  params.forEach((p) => p.dispose());
+});
+
+Deno.test("packed AdamW's first step can be recorded into a caller's batch (no upload needed)", async () => {
+  await setup();
+  const rng = new Rng(47);
+  const shapes = [[3, 7], [9]];
+  const init = shapes.map((s) => randArr(rng, s));
+  const coef = shapes.map((s) => randArr(rng, s, 2));
+  const separate = init.map((a) => up(a));
+  const params = packTensors(separate);
+  separate.forEach((t) => t.dispose());
+  params.forEach((p) => (p.requiresGrad = true));
+  const opt = new AdamW(params, OPTS);
+  assert.ok(opt.packed);
+  const cs = coef.map((c) => up(c));
+  const rt = runtime();
+  rt.flush();
+  const batch = new ComputeBatch(rt.gpu);
+  rt.recordInto(batch, () =>
+    tidy(() => {
+      params[0].mul(cs[0]).sum().add(params[1].mul(cs[1]).sum()).backward();
+      opt.step();
+      opt.zeroGrad();
+    }));
+  batch.submit();
+  const ref = init.map((a) => a.data.slice());
+  const m = init.map((a) => new Float64Array(a.data.length));
+  const v = init.map((a) => new Float64Array(a.data.length));
+  const refNorm = adamwRef(ref, coef.map((c) => c.data), m, v, [true, false], 1, OPTS);
+  const got = await readAll([...params, opt.gradNorm]);
+  assertNoGpuErrors();
+  ref.forEach((r, i) => assertClose(`param ${i}`, got[i], r, 1e-5, 1e-4));
+  assertClose("grad norm and clip scale", got[2], refNorm, 1e-5, 1e-5);
   cs.forEach((c) => c.dispose());
   opt.dispose();
   params.forEach((p) => p.dispose());

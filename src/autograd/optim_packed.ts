@@ -77,7 +77,7 @@ export class PackedAdamState {
     const chunks = new Uint32Array(Math.ceil(length / CHUNK)).fill(NONE);
     const wdBits = new Uint32Array(new Float32Array(weightDecay).buffer);
     parameters.forEach((p, i) => {
-      segs.set([offsets[i], p.size, wdBits[i], 0], 4 * i);
+      segs.set([offsets[i], p.size, wdBits[i], 1], 4 * i);
       const first = offsets[i] / CHUNK, end = Math.ceil((offsets[i] + p.size) / CHUNK);
       for (let c = first; c < end; c++) chunks[c] = i;
     });
@@ -85,7 +85,9 @@ export class PackedAdamState {
     this.#chunks = keep(tensor(chunks, [chunks.length]));
     this.#parts = Math.max(1, Math.min(256, Math.ceil(this.#n4 / (WG * 16))));
     this.#partial = keep(zeros([this.#parts]));
-    this.#active = parameters.map(() => false);
+    // Every parameter starts active, as a step usually finds them: the first step then needs no
+    // upload of the table, so it can be recorded into a caller's batch (rt.recordInto).
+    this.#active = parameters.map(() => true);
     this.#segTable = segs;
     this.#factories = parameters.map((p, i) => () => this.#view(p, i, true));
     parameters.forEach((p, i) => {
