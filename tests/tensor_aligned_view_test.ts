@@ -26,3 +26,28 @@ Deno.test("an aligned view ending at its storage's end on an odd size reads ever
   }
   assertNoGpuErrors();
 });
+
+Deno.test("reshape of a view at an aligned offset keeps its elements (and its gradient)", async () => {
+  await setup();
+  const rng = new Rng(33);
+  const align = arenaAlignment();
+  const x = randArr(rng, [3 * align]);
+  const whole = up(x, true);
+  const own = up({ data: x.data.slice(align, 2 * align), shape: [align] }, true);
+  const view = ops.slice(whole, 0, align, 2 * align);
+  assert.ok(view.isContiguous);
+  const w = up(randArr(rng, [align / 8, 8]));
+  const run = (t: typeof view) =>
+    tidy(() => {
+      const r = ops.reshape(t, [align / 8, 8]);
+      r.mul(w).sum().backward();
+      return r;
+    });
+  const [want, wantGrad] = await readAll([run(own), own.grad!]);
+  const [got, gotGrad] = await readAll([run(view), whole.grad!]);
+  assert.deepEqual([...got], [...want], "reshape of the aligned view");
+  assert.deepEqual([...gotGrad.slice(align, 2 * align)], [...wantGrad], "gradient of the view");
+  assert.ok(gotGrad.slice(0, align).every((g) => g === 0), "nothing flows outside the view");
+  for (const t of [whole, own, view, w]) t.dispose();
+  assertNoGpuErrors();
+});

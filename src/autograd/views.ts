@@ -23,7 +23,8 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const to = resolveReshape(x.shape, shape);
   if (sameShape(to, x.shape) && x.isContiguous) return x;
   const src = materialize(x);
-  const out = src.viewAs(to, contiguousStrides(to), 0, "reshape");
+  // src.offset: a contiguous view may start at an aligned offset of its buffer (a packed parameter)
+  const out = src.viewAs(to, contiguousStrides(to), src.offset, "reshape");
   return record(out, "reshape", [x], (g) => [reshape(g, x.shape)]);
 }
 
