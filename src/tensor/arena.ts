@@ -91,7 +91,7 @@ export function sharedArena(
       return { why: `${t.describe()} is not a contiguous view at an aligned offset` };
     }
   }
-  const order = tensors.map((t, i) => i).sort((a, b) => tensors[a].offset - tensors[b].offset);
+  const order = tensors.map((_, i) => i).sort((a, b) => tensors[a].offset - tensors[b].offset);
   for (let j = 1; j < order.length; j++) {
     const prev = tensors[order[j - 1]], next = tensors[order[j]];
     if (prev.offset + prev.size > next.offset) {
