@@ -11,6 +11,7 @@ import arenaSource from "../../kernels/optim_adamw_arena.wgsl" with { type: "tex
 import adamSource from "../../kernels/optim_adamw.wgsl" with { type: "text" };
 import { grid, type Kernel } from "../gpu/mod.ts";
 import {
+  arenaCapacity,
   copyInto,
   f32,
   fillInPlace,
@@ -107,6 +108,8 @@ export class PackedAdamState {
     const shared = sharedArena(parameters);
     if ("why" in shared) return null;
     if (shared.layout.length % CHUNK !== 0) return null;
+    // the arenas are bound whole: past one binding's size, the per-parameter path
+    if (shared.layout.length > arenaCapacity()) return null;
     return new PackedAdamState(parameters, shared.storage, shared.layout.offsets, weightDecay);
   }
 

@@ -10,7 +10,16 @@
  * @module
  */
 import { noGrad, ops } from "../autograd/mod.ts";
-import { keep, packTensors, randn, readAll, type Tensor, tensor } from "../tensor/mod.ts";
+import {
+  arenaCapacity,
+  arenaLayout,
+  keep,
+  packTensors,
+  randn,
+  readAll,
+  type Tensor,
+  tensor,
+} from "../tensor/mod.ts";
 import {
   type Checkpoint,
   EMBED_TOKENS,
@@ -104,10 +113,15 @@ export class Transformer {
   private constructor(config: ModelConfig, separate: Map<string, Tensor>) {
     this.config = config;
     // One arena for every parameter: each is bound as a slice of it, and AdamW updates them all
-    // with one dispatch (src/autograd/optim_packed.ts).
-    const packed = packTensors([...separate.values()], "parameter");
-    const named = new Map([...separate.keys()].map((name, i) => [name, packed[i]]));
-    for (const t of separate.values()) t.dispose();
+    // with one dispatch (src/autograd/optim_packed.ts). An arena must fit one storage binding:
+    // a larger model keeps one buffer per parameter (and AdamW its per-parameter path).
+    const sizes = [...separate.values()].map((t) => t.size);
+    let named = separate;
+    if (arenaLayout(sizes).length <= arenaCapacity()) {
+      const packed = packTensors([...separate.values()], "parameter");
+      named = new Map([...separate.keys()].map((name, i) => [name, packed[i]]));
+      for (const t of separate.values()) t.dispose();
+    }
     const q = toQwenConfig(config);
     const get = (n: string) => {
       const t = named.get(n);

@@ -20,6 +20,17 @@ export function arenaAlignment(): number {
   return Math.max(64, runtime().storageOffsetAlignment / 4);
 }
 
+/**
+ * The most elements an arena may hold: it is bound whole (its fill and copies, packed AdamW), so it
+ * must fit one storage binding (the device's `maxStorageBufferBindingSize`, 128 MiB by default),
+ * rounded down to the alignment.
+ */
+export function arenaCapacity(): number {
+  const align = arenaAlignment();
+  const bytes = runtime().gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;
+  return Math.floor(bytes / 4 / align) * align;
+}
+
 /** Where each tensor of an arena starts, and the arena's length, in elements. */
 export interface ArenaLayout {
   /** First element of each tensor, in the order given. */
@@ -44,7 +55,8 @@ export function arenaLayout(sizes: readonly number[], align = arenaAlignment()):
 /**
  * Copies `tensors` into one new arena and returns its views, in order (same shapes and dtype,
  * contiguous, each at an aligned offset; padding between them is zero). The inputs are left as
- * they are; the arena is released when the last view is disposed.
+ * they are; the arena is released when the last view is disposed. Throws when the arena would
+ * exceed {@link arenaCapacity}.
  *
  * @example
  * ```ts
@@ -58,6 +70,13 @@ export function packTensors(tensors: readonly Tensor[], op = "packed"): Tensor[]
     t.expectDtype("packTensors", dtype);
   }
   const layout = arenaLayout(tensors.map((t) => t.size));
+  if (layout.length > arenaCapacity()) {
+    // WebGPU would reject every batch binding it (the fill and copies below first)
+    throw new RangeError(
+      `packTensors: ${tensors.length} tensors need an arena of ${layout.length * 4} bytes, over ` +
+        `this device's maxStorageBufferBindingSize of ${arenaCapacity() * 4}; pack fewer at once`,
+    );
+  }
   const rt = runtime();
   const storage = new Storage(rt, layout.length);
   // Tensor's constructor is the low-level way to make a view of a given storage and offset.
