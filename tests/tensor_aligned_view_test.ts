@@ -2,7 +2,7 @@
 // in groups of four, so a view that ends at its storage's end on a size that is not a multiple of
 // four must still give every element (compared with the same values in a tensor of their own).
 import assert from "node:assert/strict";
-import { arenaAlignment, readAll, tidy } from "../src/tensor/mod.ts";
+import { arenaAlignment, readAll, tensor, tidy } from "../src/tensor/mod.ts";
 import { ops } from "../src/autograd/mod.ts";
 import { Rng } from "../src/util/rng.ts";
 import { assertNoGpuErrors, randArr, setup, up } from "./autograd_util.ts";
@@ -49,5 +49,26 @@ Deno.test("reshape of a view at an aligned offset keeps its elements (and its gr
   assert.deepEqual([...gotGrad.slice(align, 2 * align)], [...wantGrad], "gradient of the view");
   assert.ok(gotGrad.slice(0, align).every((g) => g === 0), "nothing flows outside the view");
   for (const t of [whole, own, view, w]) t.dispose();
+  assertNoGpuErrors();
+});
+
+Deno.test("a small aligned view of a buffer larger than one binding is bound alone", async () => {
+  const rt = await setup();
+  const limit = rt.gpu.limits.maxStorageBufferBindingSize;
+  if (limit > 512 * 2 ** 20) {
+    console.log(`skipped: this device binds ${limit} bytes; the test needs a small limit`);
+    return;
+  }
+  // one storage past the binding limit: binding "the rest of the buffer" from a view would be
+  // rejected, and every dispatch of the batch with it
+  const cols = 1024;
+  const rows = Math.ceil(limit / 4 / cols) + 8;
+  const big = tensor(new Float32Array(rows * cols), [rows, cols]); // an upload: nothing binds it whole
+  const view = ops.slice(big, 0, 2, 3); // one row at an aligned offset
+  assert.ok(view.isContiguous);
+  const [got] = await readAll([tidy(() => ops.affine(view, 1, 3))]);
+  assert.ok(got.every((v) => v === 3), "the kernel ran and read the view");
+  view.dispose();
+  big.dispose();
   assertNoGpuErrors();
 });

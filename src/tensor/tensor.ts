@@ -187,11 +187,11 @@ export class Tensor {
 
   /**
    * What a kernel binds to read this view from its element 0: the whole buffer at offset 0, else
-   * the slice from the view's first element to the end of the buffer (the offset must be
-   * bindable, see {@link isBindableOffset}; {@link isContiguous} views always are). To the end of
-   * the pooled buffer, not of the storage: vec4 kernels read whole groups of four, and a view
-   * ending at the storage's end on an odd size would otherwise leave its last group out of the
-   * binding (a binding under 16 bytes is even rejected).
+   * the slice over the view's elements (the offset must be bindable, see
+   * {@link isBindableOffset}; {@link isContiguous} views always are), rounded up to whole 16-byte
+   * groups within the buffer: vec4 kernels read whole groups of four, and a view ending on an odd
+   * size would otherwise leave its last group out of the binding (a binding under 16 bytes is even
+   * rejected).
    */
   get binding(): GPUBuffer | BufferSlice {
     const b = this.storageBuffer;
@@ -202,7 +202,14 @@ export class Tensor {
           `materialise it first`,
       );
     }
-    return { buffer: b, offset: this.offset * 4, size: b.size - this.offset * 4 };
+    // The view's own extent, rounded up to whole vec4 groups (vec4 kernels read the last group
+    // whole) and clamped to the buffer: binding the rest of a large buffer could pass the device's
+    // maxStorageBufferBindingSize for a small view.
+    let extent = 1;
+    for (let i = 0; i < this.shape.length; i++) extent += (this.shape[i] - 1) * this.strides[i];
+    const start = this.offset * 4;
+    const size = Math.min(b.size - start, Math.ceil((Math.max(extent, 1) * 4) / 16) * 16);
+    return { buffer: b, offset: start, size };
   }
 
   /** "Tensor f32 [2,3] (from add)" for error messages. */
