@@ -19,7 +19,7 @@ import {
   transposeRef,
 } from "../src/autograd/reference.ts";
 import { Rng } from "../src/util/rng.ts";
-import { full, readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
+import { full, readAll, runtime, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
 import {
   assertClose,
   assertNoGpuErrors,
@@ -416,4 +416,40 @@ Deno.test("a tensor used several times in one graph (directly and through views)
       ref: ([x]) => ref(x),
     });
   }
+});
+
+Deno.test("backward computes no gradient for a broadcast input that does not need one", async () => {
+  await setup();
+  const rng = new Rng(41);
+  const xa = randArr(rng, [16, 8]), ca = randArr(rng, [8]);
+  // the kernels backward dispatches: summing a gradient down to c's shape is a reduction
+  const backwardKernels = async (constNeedsGrad: boolean) => {
+    const x = up(xa, true), c = up(ca, constNeedsGrad);
+    const rt = runtime();
+    const names: string[] = [];
+    const dispatch = rt.dispatch;
+    tidy(() => {
+      const y = ops.sum(ops.mul(ops.add(x, c), ops.sub(x, c)));
+      rt.dispatch = (d) => {
+        names.push(d.kernel.name);
+        dispatch.call(rt, d);
+      };
+      try {
+        y.backward();
+      } finally {
+        rt.dispatch = dispatch;
+      }
+    });
+    // d/dx Σ (x + c)(x − c) = 2x whether or not c needs a gradient
+    const [gx] = await readAll([x.grad!]);
+    assertClose("dx", gx, xa.data.map((v) => 2 * v), 1e-5, 1e-5);
+    assert.equal(c.grad === null, !constNeedsGrad);
+    x.dispose();
+    c.dispose();
+    return names;
+  };
+  assert.ok((await backwardKernels(true)).includes("ops_reduce"), "c's gradient is a reduction");
+  const without = await backwardKernels(false);
+  assert.ok(!without.includes("ops_reduce"), `reduced for a constant: ${without.join(", ")}`);
+  assertNoGpuErrors();
 });

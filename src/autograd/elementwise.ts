@@ -22,7 +22,7 @@ import {
   type Tensor,
 } from "../tensor/mod.ts";
 import { broadcastStrides, fmtShape } from "../tensor/shape.ts";
-import { record } from "./tape.ts";
+import { needsGrad, record } from "./tape.ts";
 import { sumTo } from "./reduce.ts";
 
 const unaryKernel: Kernel = { name: "ops_unary", code: unarySource };
@@ -197,21 +197,32 @@ function asTensor(v: Operand): Tensor {
 export function add(a: Tensor, b: Operand): Tensor {
   if (typeof b === "number") return affine(a, 1, b);
   const out = binaryRaw(a, b, B.add, "add");
-  return record(out, "add", [a, b], (g) => [sumTo(g, a.shape), sumTo(g, b.shape)]);
+  // A gradient is only computed for an input that needs one: summing the attention scores'
+  // gradient down to the causal mask's shape, for example, would be a wasted pass over [B,H,T,T].
+  return record(out, "add", [a, b], (g) => [
+    needsGrad(a) ? sumTo(g, a.shape) : null,
+    needsGrad(b) ? sumTo(g, b.shape) : null,
+  ]);
 }
 
 /** a - b (broadcasting). */
 export function sub(a: Tensor, b: Operand): Tensor {
   if (typeof b === "number") return affine(a, 1, -b);
   const out = binaryRaw(a, b, B.sub, "sub");
-  return record(out, "sub", [a, b], (g) => [sumTo(g, a.shape), sumTo(neg(g), b.shape)]);
+  return record(out, "sub", [a, b], (g) => [
+    needsGrad(a) ? sumTo(g, a.shape) : null,
+    needsGrad(b) ? sumTo(neg(g), b.shape) : null,
+  ]);
 }
 
 /** a · b (broadcasting). */
 export function mul(a: Tensor, b: Operand): Tensor {
   if (typeof b === "number") return affine(a, b, 0);
   const out = binaryRaw(a, b, B.mul, "mul");
-  return record(out, "mul", [a, b], (g) => [sumTo(mul(g, b), a.shape), sumTo(mul(g, a), b.shape)]);
+  return record(out, "mul", [a, b], (g) => [
+    needsGrad(a) ? sumTo(mul(g, b), a.shape) : null,
+    needsGrad(b) ? sumTo(mul(g, a), b.shape) : null,
+  ]);
 }
 
 /** a / b (broadcasting). */
@@ -219,8 +230,8 @@ export function div(a: Tensor, b: Operand): Tensor {
   if (typeof b === "number") return affine(a, 1 / b, 0);
   const out = binaryRaw(a, b, B.div, "div");
   return record(out, "div", [a, b], (g) => [
-    sumTo(div(g, b), a.shape),
-    sumTo(neg(div(mul(g, out), b)), b.shape),
+    needsGrad(a) ? sumTo(div(g, b), a.shape) : null,
+    needsGrad(b) ? sumTo(neg(div(mul(g, out), b)), b.shape) : null,
   ]);
 }
 
