@@ -100,7 +100,8 @@ export async function benchTransformer(
   const rt = await initTensors();
   if (opts.hostOnly) skipGpuWork();
   const small = opts.small ?? false;
-  const repeats = opts.repeats ?? (small ? 2 : 5);
+  // host-only steps cost milliseconds: more repeats steady the median on a busy machine
+  const repeats = opts.repeats ?? (opts.hostOnly ? 30 : small ? 2 : 5);
   const names = opts.anchors ?? (small ? ["0.8M"] : ANCHORS.map((a) => a.name));
   const rows: TransformerBenchRow[] = [];
   for (const name of names) {
@@ -168,7 +169,7 @@ export async function benchTransformer(
     // warm-up: pipelines, pool and bind groups (the cache settles over two batches)
     for (let i = 0; i < 2; i++) await engine.generate(prompts, { seed: 100 + i });
     const genMs: number[] = [];
-    for (let i = 0; i < Math.max(1, Math.min(repeats, 3)); i++) {
+    for (let i = 0; i < Math.max(1, Math.min(repeats, opts.hostOnly ? 5 : 3)); i++) {
       const g0 = performance.now();
       await engine.generate(prompts, { seed: i + 1 });
       genMs.push(performance.now() - g0);
