@@ -7,7 +7,6 @@
  *
  * @module
  */
-import arenaSource from "../../kernels/optim_adamw_arena.wgsl" with { type: "text" };
 import adamSource from "../../kernels/optim_adamw.wgsl" with { type: "text" };
 import { grid, type Kernel } from "../gpu/mod.ts";
 import {
@@ -25,7 +24,6 @@ import {
   zeros,
 } from "../tensor/mod.ts";
 
-const arenaKernel: Kernel = { name: "optim_adamw_arena", code: arenaSource };
 const adamKernel: Kernel = { name: "optim_adamw", code: adamSource };
 const WG = 256;
 const CHUNK = 64; // elements per entry of the chunk table (the arena alignment's unit)
@@ -163,8 +161,8 @@ export class PackedAdamState {
   recordGradNorm(maxNorm: number, out: Tensor): void {
     const rt = runtime();
     rt.dispatch({
-      kernel: arenaKernel,
-      entryPoint: "sumsq",
+      kernel: adamKernel,
+      entryPoint: "sumsq_packed",
       bindings: [
         this.#segs.binding,
         this.#chunks.binding,
@@ -185,8 +183,8 @@ export class PackedAdamState {
   /** Records the update of every parameter, reading the clip scale from `gradNorm` [2]. */
   recordUpdate(s: AdamStepValues, gradNorm: Tensor): void {
     runtime().dispatch({
-      kernel: arenaKernel,
-      entryPoint: "adamw",
+      kernel: adamKernel,
+      entryPoint: "adamw_packed",
       bindings: [
         this.#segs.binding,
         this.#chunks.binding,
