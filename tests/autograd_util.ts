@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { type Arr, arr, finiteDiff } from "../src/autograd/reference.ts";
 import { noGrad } from "../src/autograd/mod.ts";
-import { initTensors, readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
+import { initTensors, packTensors, readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
 
 export const gpuErrors: string[] = [];
@@ -39,6 +39,15 @@ export function up(a: Arr, requiresGrad = false): Tensor {
   const t = tensor(Float32Array.from(a.data), a.shape);
   t.requiresGrad = requiresGrad;
   return t;
+}
+
+/** Uploads Arrs packed in one arena (as a Transformer's parameters are), each with requiresGrad. */
+export function upPacked(as: Arr[]): Tensor[] {
+  const separate = as.map((a) => up(a));
+  const packed = packTensors(separate);
+  separate.forEach((t) => t.dispose());
+  packed.forEach((p) => (p.requiresGrad = true));
+  return packed;
 }
 
 /** Max of |a - b| / (atol + rtol·|b|) over elements; NaN-aware (NaN must match NaN). */

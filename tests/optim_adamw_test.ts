@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { AdamW, warmupConstant, warmupCosine } from "../src/autograd/mod.ts";
 import { adamwRef } from "../src/autograd/reference.ts";
-import { packTensors, readAll, runtime, type Tensor, tidy } from "../src/tensor/mod.ts";
+import { readAll, runtime, type Tensor, tidy } from "../src/tensor/mod.ts";
 import { modelConfig } from "../src/nn/config.ts";
 import { Transformer } from "../src/nn/transformer.ts";
 import { Rng } from "../src/util/rng.ts";
-import { assertClose, assertNoGpuErrors, randArr, setup, up } from "./autograd_util.ts";
+import { assertClose, assertNoGpuErrors, randArr, setup, up, upPacked } from "./autograd_util.ts";
 
 Deno.test("AdamW with global-norm clipping matches a float64 reference over several steps", async () => {
   await setup();
@@ -93,10 +93,7 @@ Deno.test("AdamW on packed parameters: one update dispatch, the float64 referenc
   const coef = shapes.map((s) => randArr(rng, s, 2));
   const cs = coef.map((a) => up(a));
   for (const maxGradNorm of [1.5, 0]) {
-    const separate = init.map((a) => up(a));
-    const params = packTensors(separate);
-    separate.forEach((t) => t.dispose());
-    params.forEach((p) => (p.requiresGrad = true));
+    const params = upPacked(init);
     const o = { lr: 0.05, beta1: 0.8, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, maxGradNorm };
     const opt = new AdamW(params, o);
     assert.ok(opt.packed, "packed parameters take the one-dispatch path");
@@ -138,10 +135,7 @@ Deno.test("packed AdamW ignores whatever lies in the arena's padding", async () 
   const rng = new Rng(5);
   const init = [randArr(rng, [5]), randArr(rng, [3, 3])];
   const run = async (poison: boolean) => {
-    const separate = init.map((a) => up(a));
-    const params = packTensors(separate);
-    separate.forEach((t) => t.dispose());
-    params.forEach((p) => (p.requiresGrad = true));
+    const params = upPacked(init);
     const opt = new AdamW(params, { lr: 0.1, maxGradNorm: 1 });
     tidy(() => params[0].mul(params[0]).sum().add(params[1].sum()).backward());
     if (poison) {

@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import { AdamW } from "../src/autograd/mod.ts";
 import { ComputeBatch } from "../src/gpu/mod.ts";
 import { adamwRef, type Arr } from "../src/autograd/reference.ts";
-import { packTensors, readAll, runtime, type Tensor, tidy } from "../src/tensor/mod.ts";
+import { readAll, runtime, type Tensor, tidy } from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
-import { assertClose, assertNoGpuErrors, randArr, setup, up } from "./autograd_util.ts";
+import { assertClose, assertNoGpuErrors, randArr, setup, up, upPacked } from "./autograd_util.ts";
 
 const OPTS = { lr: 0.05, beta1: 0.8, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 1.5 };
 
@@ -50,10 +50,7 @@ Deno.test("AdamW over packed parameters plus a separate one (per-parameter path)
   const shapes = [[3, 5], [7], [2, 9], [6]];
   const init = shapes.map((s) => randArr(rng, s));
   const coef = shapes.map((s) => randArr(rng, s, 2));
-  const separate = init.slice(0, 3).map((a) => up(a));
-  const params = [...packTensors(separate), up(init[3])]; // e.g. a model's parameters + a value head
-  separate.forEach((t) => t.dispose());
-  params.forEach((p) => (p.requiresGrad = true));
+  const params = [...upPacked(init.slice(0, 3)), up(init[3], true)]; // e.g. a model + a value head
   const opt = new AdamW(params, OPTS);
   assert.ok(!opt.packed, "not one arena: the per-parameter path");
   await checkSteps(params, init, coef, opt, 3);
@@ -67,10 +64,7 @@ Deno.test("disposing a replaced packed optimizer leaves the new one's gradients 
   const shapes = [[4, 6], [5]];
   const init = shapes.map((s) => randArr(rng, s));
   const coef = shapes.map((s) => randArr(rng, s, 2));
-  const separate = init.map((a) => up(a));
-  const params = packTensors(separate);
-  separate.forEach((t) => t.dispose());
-  params.forEach((p) => (p.requiresGrad = true));
+  const params = upPacked(init);
   const old = new AdamW(params, OPTS);
   const opt = new AdamW(params, OPTS); // e.g. a restart with a new schedule, made before the old is freed
   old.dispose();
@@ -96,10 +90,7 @@ Deno.test("packed AdamW's first step can be recorded into a caller's batch (no u
   const shapes = [[3, 7], [9]];
   const init = shapes.map((s) => randArr(rng, s));
   const coef = shapes.map((s) => randArr(rng, s, 2));
-  const separate = init.map((a) => up(a));
-  const params = packTensors(separate);
-  separate.forEach((t) => t.dispose());
-  params.forEach((p) => (p.requiresGrad = true));
+  const params = upPacked(init);
   const opt = new AdamW(params, OPTS);
   assert.ok(opt.packed);
   const cs = coef.map((c) => up(c));
