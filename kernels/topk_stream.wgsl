@@ -1,13 +1,16 @@
-// Fused row pass over logits [rows, V]: log-sum-exp (online softmax), top-K (values and ids, ties
-// to the lower id), the sampled token's log-prob and non-finite flags, reading each row once.
+// Fused row pass over logits [rows, V]: log-sum-exp, top-K (values and ids, ties to the lower
+// id), the sampled token's log-prob and non-finite flags, reading each row once.
 //
-// One workgroup per row. The row is streamed in chunks of WG*PER elements; an element enters a
-// candidate buffer in workgroup memory only if it beats the current K-th best (key desc, id asc),
-// so after the first chunks almost nothing is appended. When the buffer could overflow on the
-// next chunk it is sorted (bitonic, in workgroup memory: naga compiles dynamically indexed private
-// arrays badly) and cut back to K, which raises the threshold. Host guarantees K <= CAP - WG*PER.
-// Compaction of <= 512 candidates ranks them by counting (3 barriers) instead of sorting.
-// Version history and timings: bench/obrs/versions.ts.
+// One workgroup per row, streamed in chunks of 16 elements per thread (4 vec4 loads, all issued
+// before any of them is used, so that 16 KiB per workgroup are in flight). An element becomes a
+// candidate, in a small buffer in workgroup memory, only if it is at least as good as the current
+// threshold (key desc, id asc). The first chunk sets the threshold at once: the K-th best of the
+// threads' maxima is a lower bound on the row's K-th best, since it is beaten by K elements of
+// the row. When the buffer passes half full it is cut back to the best K (rank counting, or a
+// bitonic sort past RANK_MAX), which raises the threshold; a chunk that would overflow it keeps
+// its surplus in registers, compacts, and inserts again, so no input can overflow (a sorted row
+// only costs more rounds). The buffer is small (CAP = 1024: 8 KiB) so that many workgroups share
+// an SM. Version history and timings: bench/obrs/versions.ts (v6).
 //
 // Row summary info[row] = (max, sampled log-prob, flags, log Σ exp(x − max)): the log-sum-exp is
 // kept as two parts, lse = max + log Σ, and log-probs are computed as (x − max) − log Σ, because
@@ -15,13 +18,12 @@
 // Row flags (info.z, as a float): 1 = NaN or +Inf in the row, 2 = every entry -Inf,
 // 4 = sampled token id out of range.
 override WG: u32 = 256u;
-override PER: u32 = 2u;
-override K: u32 = 20u;
-override CAP: u32 = 2048u; // power of two
+override K: u32 = 20u;     // K <= WG
+override CAP: u32 = 1024u; // power of two, >= 2 * WG
 override WITH_LSE: bool = true;
 override HAS_TOKENS: bool = true;
-// Read the row as vec4 after the first chunk (needs V % 4 == 0; `logits4` is the same tile as
-// `logits`). Four elements per load: a quarter of the load and index instructions.
+// Load the row as vec4 (needs V % 4 == 0; `logits4` is the same tile as `logits`). Either way a
+// thread sees the same elements in the same order, so the two give identical results.
 override VEC4: bool = false;
 
 struct Params {
@@ -41,6 +43,8 @@ struct Params {
 
 const EMPTY_ID: u32 = 0xffffffffu;
 const NEG_INF_BITS: u32 = 0xff800000u;
+// Elements per thread per chunk: 4 groups of 4.
+const GROUPS: u32 = 4u;
 
 var<workgroup> ckey: array<u32, CAP>;
 var<workgroup> cid: array<u32, CAP>;
@@ -167,27 +171,50 @@ struct Stream {
   bad: u32,
 }
 
-// One element: online softmax update, then a candidate if it beats the threshold (tk, ti).
-fn consider(x: f32, i: u32, tk: u32, ti: u32, st: ptr<function, Stream>) {
-  let bits = bitcast<u32>(x);
-  if ((bits & 0x7fffffffu) > 0x7f800000u || bits == 0x7f800000u) {
-    (*st).bad = 1u; // NaN or +Inf: reported, never ranked or summed
-    return;
+fn neg_inf() -> f32 {
+  return bitcast<f32>(NEG_INF_BITS);
+}
+
+// Element `c` of group `g` of this thread's chunk: its index in the row.
+fn elem_index(start: u32, lid: u32, g: u32, c: u32) -> u32 {
+  return start + 4u * (g * WG + lid) + c;
+}
+
+// Group g of this thread's chunk (4 consecutive elements); entries past the row read as -Inf.
+fn load_group(base: u32, start: u32, lid: u32, g: u32, vocab: u32) -> vec4<f32> {
+  let i = elem_index(start, lid, g, 0u);
+  if (VEC4) {
+    if (i < vocab) { return logits4[(base + i) / 4u]; }
+    return vec4<f32>(neg_inf());
   }
-  if (WITH_LSE && bits != NEG_INF_BITS) {
-    if (x > (*st).m) {
-      (*st).s = (*st).s * exp((*st).m - x) + 1.0;
-      (*st).m = x;
-    } else {
-      (*st).s += exp(x - (*st).m);
-    }
+  var v = vec4<f32>(neg_inf());
+  for (var c = 0u; c < 4u; c++) {
+    if (i + c < vocab) { v[c] = logits[base + i + c]; }
   }
-  let key = order_key(x);
-  if (better(key, i, tk, ti)) {
-    let slot = atomicAdd(&count, 1u);
-    ckey[slot] = key;
-    cid[slot] = i;
+  return v;
+}
+
+// 1 where the element is in the row and is neither NaN nor +Inf (those are flagged, never ranked).
+fn usable(v: vec4<f32>, i: u32, vocab: u32) -> vec4<bool> {
+  let b = bitcast<vec4<u32>>(v);
+  let finite_or_neg_inf = (b & vec4<u32>(0x7fffffffu)) < vec4<u32>(0x7f800000u) |
+    b == vec4<u32>(NEG_INF_BITS);
+  return finite_or_neg_inf & (vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(vocab));
+}
+
+fn pick(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, j: u32) -> f32 {
+  let g = j >> 2u;
+  let v = select(select(a0, a1, g == 1u), select(a2, a3, g == 3u), g >= 2u);
+  return v[j & 3u];
+}
+
+// Bits (4g + c) of the group's elements that are usable and at least as good as (tk, ti).
+fn pass_bits(v: vec4<f32>, ok: vec4<bool>, i: u32, g: u32, tk: u32, ti: u32) -> u32 {
+  var bits = 0u;
+  for (var c = 0u; c < 4u; c++) {
+    if (ok[c] && !better(tk, ti, order_key(v[c]), i + c)) { bits |= 1u << (4u * g + c); }
   }
+  return bits;
 }
 
 @compute @workgroup_size(WG)
@@ -210,46 +237,129 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
   workgroupBarrier();
 
-  var st = Stream(bitcast<f32>(NEG_INF_BITS), 0.0, 0u);
-  // The first chunk is one element per thread: everything in it is a candidate (no threshold yet),
-  // so it is compacted at once, and small, which sets a threshold for a cheap 256-entry sort;
-  // later chunks load PER elements (PER vec4 with VEC4) per thread between barriers so that many
-  // loads are in flight.
-  let next_chunk = select(WG * PER, 4u * WG * PER, VEC4);
-  var start = 0u;
-  loop {
-    if (start >= vocab) { break; }
-    let tk = thr_key;
-    let ti = thr_id;
-    let first = start == 0u;
-    if (first) {
-      let i = lid;
-      if (i < vocab) { consider(logits[base + i], i, tk, ti, &st); }
-      start = WG;
-    } else if (VEC4) {
-      let q0 = (base + start) / 4u; // base and start are multiples of 4
-      for (var e = 0u; e < PER; e++) {
-        let i = start + 4u * (e * WG + lid);
-        if (i < vocab) {
-          let v = logits4[q0 + e * WG + lid];
-          consider(v.x, i, tk, ti, &st);
-          consider(v.y, i + 1u, tk, ti, &st);
-          consider(v.z, i + 2u, tk, ti, &st);
-          consider(v.w, i + 3u, tk, ti, &st);
+  var st = Stream(neg_inf(), 0.0, 0u);
+  let chunk = 4u * GROUPS * WG;
+  for (var start = 0u; start < vocab; start += chunk) {
+    // All four loads first: nothing below waits on one before the others are issued.
+    let a0 = load_group(base, start, lid, 0u, vocab);
+    let a1 = load_group(base, start, lid, 1u, vocab);
+    let a2 = load_group(base, start, lid, 2u, vocab);
+    let a3 = load_group(base, start, lid, 3u, vocab);
+    let i0 = elem_index(start, lid, 0u, 0u);
+    let i1 = elem_index(start, lid, 1u, 0u);
+    let i2 = elem_index(start, lid, 2u, 0u);
+    let i3 = elem_index(start, lid, 3u, 0u);
+    let ok0 = usable(a0, i0, vocab);
+    let ok1 = usable(a1, i1, vocab);
+    let ok2 = usable(a2, i2, vocab);
+    let ok3 = usable(a3, i3, vocab);
+    let inb = vec4<u32>(0u, 1u, 2u, 3u);
+    if (any(!ok0 & (vec4<u32>(i0) + inb < vec4<u32>(vocab))) ||
+        any(!ok1 & (vec4<u32>(i1) + inb < vec4<u32>(vocab))) ||
+        any(!ok2 & (vec4<u32>(i2) + inb < vec4<u32>(vocab))) ||
+        any(!ok3 & (vec4<u32>(i3) + inb < vec4<u32>(vocab)))) {
+      st.bad = 1u;
+    }
+    if (WITH_LSE) {
+      // One rescale per chunk: the chunk's max first, then 16 exps against it.
+      let ninf = vec4<f32>(neg_inf());
+      let x0 = select(ninf, a0, ok0);
+      let x1 = select(ninf, a1, ok1);
+      let x2 = select(ninf, a2, ok2);
+      let x3 = select(ninf, a3, ok3);
+      let mv = max(max(x0, x1), max(x2, x3));
+      let cm = max(max(mv.x, mv.y), max(mv.z, mv.w));
+      if (cm > st.m) {
+        if (bitcast<u32>(st.m) != NEG_INF_BITS) { st.s *= exp(st.m - cm); }
+        st.m = cm;
+      }
+      if (bitcast<u32>(st.m) != NEG_INF_BITS) {
+        let m = vec4<f32>(st.m);
+        let e = exp(x0 - m) + exp(x1 - m) + exp(x2 - m) + exp(x3 - m);
+        st.s += (e.x + e.y) + (e.z + e.w);
+      }
+    }
+
+    if (start == 0u) {
+      // Threshold from the threads' maxima: each thread's best usable element of the chunk.
+      // A thread without one enters key 0 (below every real key) under an id of its own, so that
+      // the ranks stay a permutation and slot K - 1 is real exactly when its key is not 0.
+      var bk = 0u;
+      var bi = EMPTY_ID - lid;
+      for (var j = 0u; j < 4u * GROUPS; j++) {
+        let g = j >> 2u;
+        let c = j & 3u;
+        let okg = select(select(ok0, ok1, g == 1u), select(ok2, ok3, g == 3u), g >= 2u);
+        let kj = order_key(pick(a0, a1, a2, a3, j));
+        let ij = elem_index(start, lid, g, c);
+        if (okg[c] && better(kj, ij, bk, bi)) {
+          bk = kj;
+          bi = ij;
         }
       }
-      start += next_chunk;
-    } else {
-      for (var e = 0u; e < PER; e++) {
-        let i = start + e * WG + lid;
-        if (i < vocab) { consider(logits[base + i], i, tk, ti, &st); }
+      ckey[lid] = bk;
+      cid[lid] = bi;
+      workgroupBarrier();
+      rank_compact(lid, WG);
+      if (lid == 0u) {
+        // Fewer than K usable maxima: no threshold yet (everything is a candidate).
+        if (ckey[K - 1u] != 0u) {
+          thr_key = ckey[K - 1u];
+          thr_id = cid[K - 1u];
+        }
+        atomicStore(&count, 0u);
       }
-      start += next_chunk;
+      workgroupBarrier();
+      for (var t = lid; t < K; t += WG) {
+        ckey[t] = 0u;
+        cid[t] = EMPTY_ID;
+      }
+      workgroupBarrier();
     }
-    workgroupBarrier();
-    if (lid == 0u) { n_seen = atomicLoad(&count); }
-    let n = workgroupUniformLoad(&n_seen);
-    if (first || n > CAP - next_chunk) { compact(lid, n); }
+
+    var tk = thr_key;
+    var ti = thr_id;
+    var pending = pass_bits(a0, ok0, i0, 0u, tk, ti) | pass_bits(a1, ok1, i1, 1u, tk, ti) |
+      pass_bits(a2, ok2, i2, 2u, tk, ti) | pass_bits(a3, ok3, i3, 3u, tk, ti);
+    loop {
+      let np = countOneBits(pending);
+      if (np > 0u) {
+        var slot = atomicAdd(&count, np);
+        var m = pending;
+        while (m != 0u) {
+          let j = firstTrailingBit(m);
+          m &= m - 1u;
+          if (slot < CAP) {
+            ckey[slot] = order_key(pick(a0, a1, a2, a3, j));
+            cid[slot] = elem_index(start, lid, j >> 2u, j & 3u);
+            pending &= ~(1u << j);
+          }
+          slot++;
+        }
+      }
+      workgroupBarrier();
+      if (lid == 0u) { n_seen = atomicLoad(&count); }
+      let n = workgroupUniformLoad(&n_seen);
+      if (n <= CAP) {
+        // Past half full: cut back to K now, which raises the threshold for the next chunks.
+        if (n > CAP / 2u) { compact(lid, n); }
+        break;
+      }
+      // Overflow: the CAP written slots are cut to the best K; the surplus, still in
+      // registers, is tested against the raised threshold and inserted again.
+      compact(lid, CAP);
+      tk = thr_key;
+      ti = thr_id;
+      var m = pending;
+      pending = 0u;
+      while (m != 0u) {
+        let j = firstTrailingBit(m);
+        m &= m - 1u;
+        if (!better(tk, ti, order_key(pick(a0, a1, a2, a3, j)), elem_index(start, lid, j >> 2u, j & 3u))) {
+          pending |= 1u << j;
+        }
+      }
+    }
   }
   if (lid == 0u) { n_seen = atomicLoad(&count); }
   let n = workgroupUniformLoad(&n_seen);

@@ -128,6 +128,11 @@ Deno.test("top-k (stream) equals the reference exactly: ties to lower id, -Inf l
   await checkTopk(13, 12, 1000, 20, "stream", undefined, false);
   await checkTopk(17, 6, 5000, 200, "stream", undefined, false);
   await checkTopk(16, 19, 776, 20, "stream", 776 * 4 * 9); // vec4 with tiles
+  // Several 4,096-element chunks: the ascending row's later chunks pass the threshold whole and
+  // overflow the 1,024-entry candidate buffer (compact and insert again), at the largest k too.
+  await checkTopk(18, 7, 20000, 256, "stream");
+  await checkTopk(19, 7, 20001, 20, "stream");
+  await checkTopk(20, 7, 16388, 1, "stream", undefined, false);
 });
 
 Deno.test("top-k (sort, any k) equals the reference exactly", async () => {

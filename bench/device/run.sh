@@ -8,7 +8,10 @@
 #   bash bench/device/run.sh STAGE [OUT_DIR]
 # Results go to OUT_DIR (default $OUT, else device-out/): a log per stage and results.tar.gz with
 # every JSON file (one archive, because a device call returns at most 8 files).
+# LIMIT_S (default 170) caps each command in seconds, so that one slow step cannot use up a
+# device call and the archive is still written; `timeout` exits 124 for a command it stopped.
 set -uo pipefail
+limit=${LIMIT_S:-170}
 stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|all [OUT_DIR]}
 out=${2:-${OUT:-device-out}}
 work=$(mktemp -d)
@@ -21,7 +24,7 @@ status=0
 run_tests() {
   { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
     deno task jackpot info
-    deno test --allow-all tests/gpu_layer_test.ts tests/obrs_gpu_kernels_test.ts \
+    timeout "$limit" deno test --allow-all tests/gpu_layer_test.ts tests/obrs_gpu_kernels_test.ts \
       tests/obrs_gpu_jackpot_test.ts tests/obrs_gpu_errors_test.ts tests/matmul_correctness_test.ts \
       tests/autograd_ops_test.ts tests/autograd_elementwise_test.ts tests/autograd_block_test.ts \
       tests/training_mlp_test.ts
@@ -30,15 +33,15 @@ run_tests() {
 
 run_torch() {
   {
-    python3 bench/torch/obrs_pipeline.py --out "$work/torch/obrs.json"
-    python3 bench/torch/matmul.py --out "$work/torch/matmul.json"
-    python3 bench/torch/train_step.py --out "$work/torch/train_step.json"
-    python3 bench/torch/generate.py --out "$work/torch/generate.json"
+    timeout "$limit" python3 bench/torch/obrs_pipeline.py --out "$work/torch/obrs.json"
+    timeout "$limit" python3 bench/torch/matmul.py --out "$work/torch/matmul.json"
+    timeout "$limit" python3 bench/torch/train_step.py --out "$work/torch/train_step.json"
+    timeout "$limit" python3 bench/torch/generate.py --out "$work/torch/generate.json"
   } 2>&1 | tee "$out/torch.log" || status=1
 }
 
 run_ours() {
-  deno task bench --out "$work/bench" --torch "$work/torch" 2>&1 | tee "$out/ours.log" || status=1
+  timeout "$((limit * 2))" deno task bench --out "$work/bench" --torch "$work/torch" 2>&1 | tee "$out/ours.log" || status=1
 }
 
 case "$stage" in

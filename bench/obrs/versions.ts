@@ -26,18 +26,79 @@
  *   llvmpipe at 256 × 4,096: 0.6–0.8× v4's time in interleaved A/B runs (the machine was shared
  *   and loaded, so absolute times varied 4× between runs); at 16 × 151,936 (only 16 workgroups
  *   on 2 cores) v5 47 ms against v4 35 ms. Promoted provisionally (VEC4 = true by default;
- *   `recordRowTopk(..., { vec4: false })` gives v4): the H100 run of this bench decides.
+ *   `recordRowTopk(..., { vec4: false })` gave v4). H100 (first run, 4,096 × 151,936, k = 20):
+ *   v4 14.8 ms (168 GB/s), v5 6.9 ms (358 GB/s), against 1.5 ms for the log-sum-exp kernel alone
+ *   over the same matrix: far from bandwidth. Each workgroup held 34 KB of workgroup memory (CAP
+ *   4,096, sized so that a whole chunk fits), so few workgroups shared an SM, and each thread used
+ *   every load (with a possible atomic append) before issuing the next: too few bytes in flight.
+ * - v6 (kernels/topk_stream.wgsl, promoted): each thread loads its 16 elements of a 4,096-element
+ *   chunk (4 vec4, or 16 scalars when V % 4 != 0) before using any; the first chunk sets the
+ *   threshold from the K-th best of the threads' maxima (a lower bound on the row's K-th best);
+ *   candidates go to an 8 KiB buffer (CAP 1,024), compacted past half full; a chunk that would
+ *   overflow it keeps its surplus in registers, compacts and inserts again, so no input can
+ *   overflow; the log-sum-exp rescales once per chunk instead of per element.
  *
- * Runnable here: v1, v4 with PER pinned to 1 (ablation of the v2 → v3 step), v4 and v5.
+ * Runnable here: v1, v4 with PER pinned to 1 (ablation of the v2 → v3 step), v4, v5 (v2–v5's
+ * kernel is kept in this folder as v5_topk_stream.wgsl) and v6.
  *
  * @module
  */
 import type { ComputeBatch } from "../../src/gpu/batch.ts";
 import type { GpuContext } from "../../src/gpu/device.ts";
+import type { Kernel } from "../../src/gpu/pipelines.ts";
 import { recordRowTopk } from "../../src/obrs/gpu/mod.ts";
-import { streamCapacity } from "../../src/obrs/gpu/ops.ts";
-import { topkStreamKernel } from "../../src/obrs/gpu/kernels.ts";
+import { rowTiles } from "../../src/obrs/gpu/tiles.ts";
 import { grid } from "../../src/gpu/batch.ts";
+import v5Source from "./v5_topk_stream.wgsl" with { type: "text" };
+
+/** v2–v5's kernel (kernels/topk_stream.wgsl before v6), kept here as history. */
+const v5Kernel: Kernel = { name: "topk_bench_v5", code: v5Source };
+
+/** v5's candidate buffer: as large a power of two as the workgroup memory holds. */
+function v5Capacity(gpu: GpuContext): number {
+  const bytes = gpu.limits.maxComputeWorkgroupStorageSize ?? 16384;
+  let cap = 4096;
+  while (cap * 8 + 256 * 8 + 32 > bytes) cap >>= 1;
+  return cap;
+}
+
+/** Records the v5 kernel over row tiles, values only; `per` pinned or as v5 chose it. */
+function recordV5(
+  gpu: GpuContext,
+  batch: ComputeBatch,
+  b: TopkBuffers,
+  opts: { vec4: boolean; per?: number },
+): GPUBuffer[] {
+  const cap = v5Capacity(gpu);
+  const lanes = opts.vec4 ? 4 * 256 : 256;
+  const per = opts.per ?? Math.max(1, Math.min(8, Math.floor((cap - 256) / lanes)));
+  for (const t of rowTiles(gpu, b.rows, b.vocab)) {
+    const tile = { buffer: b.logits, offset: t.offset, size: t.size };
+    batch.dispatch({
+      kernel: v5Kernel,
+      constants: {
+        WG: 256,
+        PER: per,
+        K: b.k,
+        CAP: cap,
+        WITH_LSE: 0,
+        HAS_TOKENS: 0,
+        VEC4: opts.vec4 ? 1 : 0,
+      },
+      bindings: [
+        tile,
+        b.placeholder,
+        b.vals,
+        b.ids,
+        b.info,
+        new Uint32Array([b.vocab, t.rows, t.row0, 0]),
+        opts.vec4 ? tile : b.placeholder,
+      ],
+      workgroups: grid(t.rows),
+    });
+  }
+  return [];
+}
 
 /** What a top-k version needs: one logits matrix and its outputs. */
 export interface TopkBuffers {
@@ -81,45 +142,26 @@ export const TOPK_VERSIONS: TopkVersion[] = [
   {
     id: "v4-per1",
     note: "v4 with PER pinned to 1 (ablation of the v3 change)",
-    skip: (b) =>
-      b.rows * b.vocab * 4 > b.maxBindingBytes ? "needs the matrix in one binding" : undefined,
-    record: (gpu, batch, b) => {
-      // The promoted kernel with PER pinned to 1 (no row tiling: needs the matrix in one binding).
-      const cap = streamCapacity(gpu);
-      batch.dispatch({
-        kernel: topkStreamKernel,
-        constants: { WG: 256, PER: 1, K: b.k, CAP: cap, WITH_LSE: 0, HAS_TOKENS: 0, VEC4: 0 },
-        bindings: [
-          b.logits,
-          b.placeholder,
-          b.vals,
-          b.ids,
-          b.info,
-          new Uint32Array([b.vocab, b.rows, 0, 0]),
-          b.placeholder,
-        ],
-        workgroups: grid(b.rows),
-      });
-      return [];
-    },
+    skip: () => undefined,
+    record: (gpu, batch, b) => recordV5(gpu, batch, b, { vec4: false, per: 1 }),
   },
   {
     id: "v4",
     note: "streaming selection, PER = (CAP - 256) / WG, rank-count compaction",
     skip: () => undefined,
-    record: (gpu, batch, b) =>
-      recordRowTopk(gpu, batch, {
-        ...b,
-        maxBindingBytes: undefined,
-        withLse: false,
-        method: "stream",
-        vec4: false,
-      }),
+    record: (gpu, batch, b) => recordV5(gpu, batch, b, { vec4: false }),
   },
   {
     id: "v5",
-    note: "v4 reading vec4 after the first chunk (promoted)",
+    note: "v4 reading vec4 after the first chunk",
     skip: (b) => (b.vocab % 4 ? "needs V % 4 == 0" : undefined),
+    record: (gpu, batch, b) => recordV5(gpu, batch, b, { vec4: true }),
+  },
+  {
+    id: "v6",
+    note: "16 elements per thread loaded before use, threshold from the threads' maxima, " +
+      "8 KiB buffer with overflow retry (promoted; scalar loads when V % 4 != 0)",
+    skip: () => undefined,
     record: (gpu, batch, b) =>
       recordRowTopk(gpu, batch, {
         ...b,

@@ -27,30 +27,19 @@ const STREAM_WG = 256;
 export const STREAM_MAX_K = 256;
 
 /**
- * Elements (vec4s with `vec4`) per thread per chunk of topk_stream: as many independent loads in
- * flight between two barriers as the candidate buffer allows beside the largest k it serves. It
- * does not depend on k, so neither does the order in which a row's log-sum-exp is summed.
+ * Candidate-buffer entries of topk_stream (8 KiB of workgroup memory): small, so that many
+ * workgroups share a multiprocessor and keep enough loads in flight; a chunk that would overflow
+ * it compacts and inserts again instead of needing room for a whole chunk.
  */
-export function streamPer(cap: number, vec4 = false): number {
-  const lanes = vec4 ? 4 * STREAM_WG : STREAM_WG;
-  return Math.max(1, Math.min(8, Math.floor((cap - STREAM_MAX_K) / lanes)));
-}
+export const STREAM_CAP = 1024;
 
-/** Whether topk_stream can read rows as vec4: V % 4 == 0 and a vec4 chunk fits beside k. */
-export function streamVec4(cap: number, vocab: number): boolean {
-  return vocab % 4 === 0 && cap - STREAM_MAX_K >= 4 * STREAM_WG;
+/** Whether topk_stream can read rows as vec4 (V % 4 == 0; otherwise it reads scalars). */
+export function streamVec4(vocab: number): boolean {
+  return vocab % 4 === 0;
 }
 
 function u32s(...values: number[]): Uint32Array {
   return new Uint32Array(values);
-}
-
-/** Candidate-buffer size of topk_stream for this device's workgroup memory (a power of two). */
-export function streamCapacity(gpu: GpuContext): number {
-  const bytes = gpu.limits.maxComputeWorkgroupStorageSize ?? 16384;
-  let cap = 4096;
-  while (cap * 8 + STREAM_WG * 8 + 32 > bytes) cap >>= 1;
-  return cap;
 }
 
 // Placeholders for optional bindings; distinct slots so that one dispatch never binds the same
@@ -109,8 +98,7 @@ export function recordRowTopk(gpu: GpuContext, batch: ComputeBatch, a: RowTopkAr
   const { rows, vocab, k } = a;
   const withLse = a.withLse ?? true;
   const infoRow0 = a.infoRow0 ?? 0;
-  const cap = streamCapacity(gpu);
-  const streamK = Math.min(STREAM_MAX_K, cap - STREAM_WG * streamPer(cap));
+  const streamK = STREAM_MAX_K;
   const method = a.method === "auto" || a.method === undefined
     ? (k <= streamK ? "stream" : "sort")
     : a.method;
@@ -123,16 +111,15 @@ export function recordRowTopk(gpu: GpuContext, batch: ComputeBatch, a: RowTopkAr
   const streamIds = method === "stream" ? a.ids : createStorageBuffer(gpu, rows * 4, "topk k1 ids");
   const temps = method === "stream" ? [] : [streamVals, streamIds];
   const tiles = rowTiles(gpu, rows, vocab, a.maxBindingBytes);
-  const vec4 = (a.vec4 ?? true) && streamVec4(cap, vocab);
+  const vec4 = (a.vec4 ?? true) && streamVec4(vocab);
   for (const t of tiles) {
     const tile = { buffer: a.logits, offset: t.offset, size: t.size };
     batch.dispatch({
       kernel: topkStreamKernel,
       constants: {
         WG: STREAM_WG,
-        PER: streamPer(cap, vec4),
         K: kStream,
-        CAP: cap,
+        CAP: STREAM_CAP,
         WITH_LSE: withLse ? 1 : 0,
         HAS_TOKENS: a.tokens ? 1 : 0,
         VEC4: vec4 ? 1 : 0,
