@@ -30,6 +30,12 @@ override TRANS_B: bool = false; // B stored N×K
 override ACCUMULATE: bool = false; // C += A·B
 override GROUP_M: u32 = 8u; // tile rows walked together (1: plain row-major order)
 override BK: u32 = 8u; // k per step: 8 or 16 (16 halves the barriers, doubles workgroup memory)
+// K-start stagger (0 or 1: off). With S > 1, workgroup pid begins its k loop at step
+// ((pid % S) · steps) / S of its range and wraps around, so that S consecutive workgroups read S
+// different K offsets at once instead of all walking the same columns of A and rows of B in
+// lockstep (with row strides of 8 or 16 KiB those addresses share their low bits: the suspected
+// DRAM-partition / L2-set hot spot at large K). It only reorders the sum over k.
+override STAGGER: u32 = 0u;
 
 const BM = 128u;
 const BN = 128u;
@@ -171,11 +177,16 @@ fn multiply(which: u32, k: u32) {
   c70 = fma(vec4<f32>(a1.w), b0, c70); c71 = fma(vec4<f32>(a1.w), b1, c71);
 }
 
+// First k of step s (of `steps`) when the loop starts at step `rot` and wraps around.
+fn kOf(s: u32, steps: u32, kStart: u32, rot: u32) -> u32 {
+  return kStart + ((s + rot) % steps) * BK;
+}
+
 // Step s of the k loop on buffer `which` (a literal at both call sites): issue the next step's
 // global loads, multiply the current tiles, park the loads in the other buffer, synchronise.
-fn stage(which: u32, s: u32, steps: u32, kStart: u32) {
+fn stage(which: u32, s: u32, steps: u32, kStart: u32, rot: u32) {
   let more = s + 1u < steps;
-  let k1 = kStart + (s + 1u) * BK;
+  let k1 = kOf(s + 1u, steps, kStart, rot);
   var nextA0 = vec4<f32>(0.0);
   var nextB0 = vec4<f32>(0.0);
   var nextA1 = vec4<f32>(0.0);
@@ -246,17 +257,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   t = lindex;
 
   // Each invocation moves BK / 8 vec4 of each operand per step: slots t and, for BK = 16, t + 256.
-  storeA(0u, t, loadA(kStart, t));
-  storeB(0u, t, loadB(kStart, t));
+  // (A split-K slice may be empty: steps = 0 then, and the first loads read zeros past kEnd.)
+  let steps = (kStop - kStart + BK - 1u) / BK;
+  let rot = select(0u, ((pid % max(STAGGER, 1u)) * steps) / max(STAGGER, 1u), STAGGER > 1u);
+  let k0 = select(kStart, kOf(0u, steps, kStart, rot), steps > 0u);
+  storeA(0u, t, loadA(k0, t));
+  storeB(0u, t, loadB(k0, t));
   if (BK == 16u) {
-    storeA(0u, t + 256u, loadA(kStart, t + 256u));
-    storeB(0u, t + 256u, loadB(kStart, t + 256u));
+    storeA(0u, t + 256u, loadA(k0, t + 256u));
+    storeB(0u, t + 256u, loadB(k0, t + 256u));
   }
   workgroupBarrier();
-  let steps = (kStop - kStart + BK - 1u) / BK;
   for (var s = 0u; s < steps; s += 2u) {
-    stage(0u, s, steps, kStart);
-    if (s + 1u < steps) { stage(1u, s + 1u, steps, kStart); }
+    stage(0u, s, steps, kStart, rot);
+    if (s + 1u < steps) { stage(1u, s + 1u, steps, kStart, rot); }
   }
 
   let r0 = m0 + ty * 4u;

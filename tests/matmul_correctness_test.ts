@@ -215,14 +215,27 @@ Deno.test("matmul: the vec4 kernel's tunings all give the same products", async 
   // 260×260 is 3×3 tiles: with GROUP_M = 2 the last group of tile rows is partial.
   const shapes = [...ALIGNED_SHAPES.slice(1, 4), [260, 260, 8] as [number, number, number]];
   const cases = [...transposeCases(shapes), ...ALIGNED_LAYOUT_CASES];
+  // Every tuning the benchmark's versions use (bench/matmul/versions.ts), and then some.
   const tunings: Array<Partial<Vec4Tuning>> = [
     { BK: 16, PAD: 0 },
     { PAD: 0, GROUP_M: 2 },
+    { GROUP_M: 16 },
     { unrolled: false },
     { unrolled: false, BK: 16, PAD: 0 },
+    { STAGGER: 8 },
+    { STAGGER: 3, BK: 16, PAD: 0 },
+    { STAGGER: 5, GROUP_M: 2 },
   ];
   // The looped vec4 kernel cannot split K; with BK = 16 the slices are whole steps too.
-  const split: Case[] = [{ M: 36, N: 40, K: 100, splitK: 3, accumulate: true, transA: true }];
+  const split: Case[] = [
+    { M: 36, N: 40, K: 100, splitK: 3, accumulate: true, transA: true },
+    // Six tiles, so that a stagger gives the workgroups different start steps; K = 100 leaves a
+    // partial last step that a rotated loop meets in the middle of its range; with split-K each
+    // slice is rotated within itself.
+    { M: 260, N: 132, K: 100 },
+    { M: 260, N: 132, K: 100, transA: true, transB: true, accumulate: true },
+    { M: 260, N: 132, K: 200, splitK: 3, transB: true },
+  ];
   for (const t of tunings) {
     const all = t.unrolled === false ? cases : [...cases, ...split];
     report(
@@ -236,6 +249,21 @@ Deno.test("matmul: the vec4 kernel's tunings all give the same products", async 
   assert.throws(
     () => encodeMatmul(batch, gpu, { ...p, variant: "vec4", vec4Tuning: { BK: 12 } }),
     /BK must be 8 or 16, got 12/,
+  );
+  for (const STAGGER of [-1, 1.5, 65]) {
+    assert.throws(
+      () => encodeMatmul(batch, gpu, { ...p, variant: "vec4", vec4Tuning: { STAGGER } }),
+      /STAGGER must be an integer in 0\.\.64/,
+    );
+  }
+  assert.throws(
+    () =>
+      encodeMatmul(batch, gpu, {
+        ...p,
+        variant: "vec4",
+        vec4Tuning: { STAGGER: 4, unrolled: false },
+      }),
+    /STAGGER > 1 needs the unrolled kernel/,
   );
   const small = gpu.limits.maxComputeWorkgroupStorageSize < 33792;
   if (small) {

@@ -39,6 +39,12 @@ export interface Vec4Tuning {
   GROUP_M: number;
   /** The hand-unrolled kernel (matmul_vec4.wgsl) or the looped one (matmul_vec4_loop.wgsl). */
   unrolled: boolean;
+  /**
+   * K-start stagger (unrolled kernel only): 0 or 1 off; S > 1 starts each of S consecutive
+   * workgroups at a different 1/S of its K range (wrapping round), so that they do not all read
+   * the same K offset of A and B at once. Reorders the sum over k, nothing else.
+   */
+  STAGGER: number;
 }
 
 /**
@@ -50,7 +56,11 @@ export const DEFAULT_VEC4_TUNING: Readonly<Vec4Tuning> = {
   PAD: 1,
   GROUP_M: 8,
   unrolled: true,
+  STAGGER: 0,
 };
+
+/** Largest {@link Vec4Tuning.STAGGER}. */
+export const VEC4_MAX_STAGGER = 64;
 
 /** Bytes of workgroup memory the vec4 kernel needs with `tuning`. */
 export function vec4WorkgroupBytes(tuning: Pick<Vec4Tuning, "BK" | "PAD">): number {
@@ -67,6 +77,14 @@ function vec4Tuned(gpu: GpuContext, partial: Partial<Vec4Tuning> = {}): Vec4Tuni
   }
   if (!Number.isInteger(t.GROUP_M) || t.GROUP_M < 1) {
     throw new RangeError(`matmul: vec4 GROUP_M must be a positive integer, got ${t.GROUP_M}`);
+  }
+  if (!Number.isInteger(t.STAGGER) || t.STAGGER < 0 || t.STAGGER > VEC4_MAX_STAGGER) {
+    throw new RangeError(
+      `matmul: vec4 STAGGER must be an integer in 0..${VEC4_MAX_STAGGER}, got ${t.STAGGER}`,
+    );
+  }
+  if (t.STAGGER > 1 && !t.unrolled) {
+    throw new RangeError("matmul: vec4 STAGGER > 1 needs the unrolled kernel (unrolled: true)");
   }
   const need = vec4WorkgroupBytes(t), have = gpu.limits.maxComputeWorkgroupStorageSize ?? 16384;
   if (need > have) {
@@ -315,6 +333,8 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
     ACCUMULATE: plan.accumulate ? 1 : 0,
     ...(tuning ? { BK: tuning.BK, GROUP_M: tuning.GROUP_M } : {}),
     ...(tuning && !tuning.unrolled ? { PAD: tuning.PAD } : {}),
+    // Only a stagger that is on, so the default keeps its existing pipeline key.
+    ...(tuning && tuning.unrolled && tuning.STAGGER > 1 ? { STAGGER: tuning.STAGGER } : {}),
   };
   const bind = (s: BufferSlice, elements: number): BufferSlice => ({
     buffer: s.buffer,

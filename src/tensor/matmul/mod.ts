@@ -19,6 +19,7 @@ export {
   type MatmulParams,
   type MatmulPlan,
   planMatmul,
+  VEC4_MAX_STAGGER,
   VEC4_MIN_TILES,
   vec4Obstacle,
   type Vec4Tuning,
