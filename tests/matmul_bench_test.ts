@@ -1,7 +1,17 @@
-// The matmul benchmark runs every version end to end on tiny shapes, validates each result, and
-// says why a version cannot run a shape instead of failing.
+// The matmul benchmark runs every version end to end on tiny shapes, validates each result, says
+// why a version cannot run a shape instead of failing, and times versions interleaved so that a
+// GPU whose speed drifts during a shape cannot make one dispatch look faster than itself.
 import assert from "node:assert/strict";
-import { benchMatmul } from "../bench/matmul/main.ts";
+import { ComputeBatch } from "../src/gpu/batch.ts";
+import type { GpuContext } from "../src/gpu/device.ts";
+import type { TimingSummary } from "../src/gpu/timing.ts";
+import {
+  benchMatmul,
+  interleavedSchedule,
+  type MatmulBenchTimer,
+  selectVersions,
+} from "../bench/matmul/main.ts";
+import { parseClockLine, summariseClocks } from "../bench/matmul/clocks.ts";
 import { MATMUL_VERSIONS } from "../bench/matmul/versions.ts";
 
 Deno.test("matmul bench: every version runs or says why not, and every result checks", async () => {
@@ -12,6 +22,7 @@ Deno.test("matmul bench: every version runs or says why not, and every result ch
       { M: 64, N: 64, K: 16, batchCount: 3, transA: true },
     ],
     repeats: 1,
+    all: true,
   });
   assert.equal(rows.length, 3 * MATMUL_VERSIONS.length);
   for (const r of rows) {
@@ -20,8 +31,9 @@ Deno.test("matmul bench: every version runs or says why not, and every result ch
       assert.ok(Number.isNaN(r.ms), where);
       continue;
     }
-    assert.ok(r.ms > 0 && r.tflops > 0, `${where}: ${r.ms} ms`);
+    assert.ok(r.ms > 0 && r.tflops > 0 && r.minMs <= r.ms, `${where}: ${r.ms} ms`);
     assert.ok(r.maxRatio !== null && r.maxRatio <= 1, `${where}: err/bound ${r.maxRatio}`);
+    assert.ok(r.run && r.run.busy > 0 && r.run.roundFactors.length === 1, where);
   }
   const skipped = (id: string, layout: string) =>
     rows.find((r) => r.version === id && r.layout === layout)?.skipped;
@@ -29,4 +41,101 @@ Deno.test("matmul bench: every version runs or says why not, and every result ch
   assert.match(skipped("v5", "NT") ?? "", /not a multiple of 4/, "N = 17 rows are not whole vec4");
   assert.equal(skipped("auto", "NT"), undefined, "encodeMatmul runs any shape");
   await assert.rejects(() => benchMatmul({ versions: ["v99"] }), /unknown matmul version/);
+});
+
+Deno.test("matmul bench: the default run leaves out the history versions", () => {
+  const ids = selectVersions().map((v) => v.id);
+  assert.ok(!ids.includes("v1") && !ids.includes("v3"));
+  for (const id of ["v2", "v5", "v10", "v11", "v12", "v13", "auto"]) assert.ok(ids.includes(id));
+  assert.deepEqual(
+    selectVersions(undefined, true).map((v) => v.id),
+    MATMUL_VERSIONS.map((v) => v.id),
+  );
+  assert.deepEqual(selectVersions(["auto", "v1"]).map((v) => v.id), ["v1", "auto"]);
+});
+
+Deno.test("matmul bench: the schedule gives every version every place once per cycle", () => {
+  const [count, warmup, rounds] = [4, 1, 8];
+  const order = interleavedSchedule(count, warmup, rounds);
+  assert.equal(order.length, count * (warmup + rounds));
+  for (let r = 0; r < warmup + rounds; r++) {
+    const round = order.slice(r * count, (r + 1) * count);
+    assert.deepEqual([...round].sort(), [0, 1, 2, 3], `round ${r} runs each version once`);
+  }
+  for (let v = 0; v < count; v++) {
+    const places = new Set<number>();
+    for (let r = 0; r < count; r++) places.add(order.slice(r * count, (r + 1) * count).indexOf(v));
+    assert.equal(places.size, count, `version ${v} takes every place within ${count} rounds`);
+  }
+});
+
+Deno.test("matmul bench: a GPU that slows down during a shape slows every version alike", async () => {
+  // The first H100 sweep timed the versions one after another and the same dispatch read 39
+  // TFLOP/s early in a block and 10 late. Here a stand-in timer makes every pass 0.5 ms slower
+  // than the one before. v5, v9 and auto record the identical dispatch for this shape (a batch of
+  // 96 tiles of 128², no split), so their figures must agree; run one after another they would
+  // differ about 4×.
+  let recorded = 0;
+  const drifting: MatmulBenchTimer = (gpu, record, opts) => {
+    const warmup = opts?.warmup ?? 2, repeats = opts?.repeats ?? 10;
+    for (let i = 0; i < warmup + repeats; i++) {
+      const batch = new ComputeBatch(gpu as GpuContext);
+      record(batch);
+      recorded += batch.length;
+    }
+    const samplesMs = Array.from({ length: repeats }, (_, i) => 1 + 0.5 * (warmup + i));
+    const summary: TimingSummary = {
+      medianMs: samplesMs[repeats >> 1],
+      minMs: samplesMs[0],
+      maxMs: samplesMs[repeats - 1],
+      samplesMs,
+      method: "gpu-timestamps",
+    };
+    return Promise.resolve(summary);
+  };
+  const rows = await benchMatmul({
+    sizes: [{ M: 128, N: 128, K: 4, batchCount: 96 }],
+    versions: ["v5", "v9", "auto"],
+    repeats: 12,
+    warmupRounds: 1,
+    validate: false,
+    timer: drifting,
+  });
+  assert.equal(recorded, 3 * 13, "one dispatch per pass, every pass recorded");
+  const ms = rows.map((r) => r.ms);
+  const spread = Math.max(...ms) / Math.min(...ms);
+  assert.ok(spread < 1.25, `identical dispatches measured ${ms.join(", ")} ms`);
+  // And the drift is reported: later rounds are slower than earlier ones.
+  const f = rows[0].run!.roundFactors;
+  assert.equal(f.length, 12);
+  assert.ok(f[11] / f[0] > 2, `round factors ${f.join(" ")} hide the drift`);
+});
+
+Deno.test("matmul bench: nvidia-smi clock lines are parsed and summarised per window", () => {
+  const line = "2026/11/23 04:10:01.250, 1980, 512.30, 0x0000000000000004";
+  const s = parseClockLine(line)!;
+  assert.equal(s.smMHz, 1980);
+  assert.equal(s.watts, 512.3);
+  assert.equal(s.reasons, 4);
+  assert.equal(s.at, new Date(2026, 10, 23, 4, 10, 1, 250).getTime());
+  assert.equal(parseClockLine("timestamp, clocks.current.sm [MHz], power.draw [W]"), undefined);
+  assert.equal(parseClockLine(""), undefined);
+  const noReasons = parseClockLine("2026/11/23 04:10:01.350, 345, [N/A]")!;
+  assert.ok(Number.isNaN(noReasons.watts) && noReasons.reasons === 0 && noReasons.smMHz === 345);
+  const samples = [0, 100, 200, 300].map((dt, i) => ({
+    at: s.at + dt,
+    smMHz: [1980, 345, 1755, 1980][i],
+    watts: [500, 90, 450, 510][i],
+    reasons: [0, 1, 4, 0][i],
+  }));
+  const w = summariseClocks(samples, s.at + 50, s.at + 250)!;
+  assert.deepEqual(w, {
+    samples: 2,
+    medianMHz: (345 + 1755) / 2,
+    minMHz: 345,
+    maxMHz: 1755,
+    maxWatts: 450,
+    reasons: 5,
+  });
+  assert.equal(summariseClocks(samples, s.at + 400, s.at + 500), undefined);
 });

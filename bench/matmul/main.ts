@@ -1,12 +1,23 @@
 /**
  * Matmul benchmark: TFLOP/s of each numbered kernel version (versions.ts) over a set of shapes,
- * timed on the GPU with timestamp queries (median of `repeats` passes), each result checked on
- * sampled rows against the float64 reference.
+ * timed on the GPU with timestamp queries, each result checked on sampled rows against the float64
+ * reference.
+ *
+ * The versions of a shape are timed *interleaved*: round r runs one pass of every version (in an
+ * order rotated by r), all rounds submitted back to back with no wait between them, and each
+ * version's figure is the median of its passes. The first H100 sweep timed the versions one after
+ * another with a readback and a CPU check between them, and the same dispatch (v5, v9 and auto
+ * are one and the same on most shapes) measured 39 TFLOP/s early in a block and 10 late in it: the
+ * order, not the kernel, set the figure. Interleaving gives every version the same GPU state, the
+ * busy stream keeps the GPU from idling, the checks run after the timing, and each shape reports
+ * what is needed to trust it: how much of the wall time the timed passes cover, how the rounds
+ * drifted, and (with nvidia-smi) the SM clock while they ran.
  *
  * ```sh
- * deno run -A bench/matmul/main.ts                  # 1024³ .. 4096³, 8192×1536×512 (GPU)
+ * deno run -A bench/matmul/main.ts                  # the GPU shapes, default versions (~60–90 s)
+ * deno run -A bench/matmul/main.ts --all            # + the history versions v1 (naive) and v3
  * deno run -A bench/matmul/main.ts --small          # 128³ .. 512³ (CPU fallback adapter)
- * deno run -A bench/matmul/main.ts --versions=v4,v5 --repeats=20 --json=matmul.json \
+ * deno run -A bench/matmul/main.ts --versions=v5,v10 --repeats=20 --json=matmul.json \
  *   --torch=torch_matmul.json                        # with bench/torch/matmul.py's output beside
  * ```
  *
@@ -18,8 +29,15 @@ import { createStorageBuffer, readBuffers, writeBuffer } from "../../src/gpu/buf
 import { getGpu, type GpuContext } from "../../src/gpu/device.ts";
 import { timeBatches } from "../../src/gpu/timing.ts";
 import { checkMatmul, matmulFlops, type MatmulParams } from "../../src/tensor/matmul/mod.ts";
+import { median } from "../../src/util/stats.ts";
 import { Rng } from "../../src/util/rng.ts";
-import { MATMUL_VERSIONS } from "./versions.ts";
+import {
+  type ClockSampler,
+  type ClockSummary,
+  startClockSampler,
+  summariseClocks,
+} from "./clocks.ts";
+import { MATMUL_VERSIONS, type MatmulVersion } from "./versions.ts";
 
 /** One product to time: C[M×N] = op(A)·op(B) with the contraction K, `batchCount` times. */
 export interface MatmulBenchShape {
@@ -32,18 +50,29 @@ export interface MatmulBenchShape {
   batchCount?: number;
 }
 
+/** The timer {@link benchMatmul} uses: `timeBatches` (src/gpu/timing.ts) or a stand-in (tests). */
+export type MatmulBenchTimer = typeof timeBatches;
+
 /** Options of {@link benchMatmul}. */
 export interface MatmulBenchOptions {
   /** Shapes; default by `small`. */
   sizes?: MatmulBenchShape[];
-  /** Timed passes per (version, shape); default 10 (3 when small). */
+  /** Timed passes per (version, shape), one per interleaved round; default 8 (3 when small). */
   repeats?: number;
+  /** Untimed rounds of every version before the timed ones; default 2 (1 when small). */
+  warmupRounds?: number;
   /** The CPU-fallback set (128³ .. 512³) instead of the GPU set. */
   small?: boolean;
-  /** Version ids to run; default all. */
+  /** Version ids to run; default every version not marked `history` (see `all`). */
   versions?: string[];
+  /** With no `versions`: run the history versions (v1 naive, v3) too. */
+  all?: boolean;
   /** Check sampled rows of each result against the float64 reference; default true. */
   validate?: boolean;
+  /** Clock readings to summarise per shape (startClockSampler's); default none. */
+  clocks?: ClockSampler;
+  /** The timer; default `timeBatches`. */
+  timer?: MatmulBenchTimer;
 }
 
 /** One measured (version, shape). */
@@ -56,8 +85,10 @@ export interface MatmulBenchRow {
   layout: string;
   /** Batch items. */
   batch: number;
-  /** Median milliseconds per product (a pass may hold several products; see `perPass`). */
+  /** Median milliseconds per product over the version's passes (each may hold several). */
   ms: number;
+  /** Fastest pass, milliseconds per product. */
+  minMs: number;
   /** 2·M·N·K / time. */
   tflops: number;
   /** Products recorded in each timed pass (to amortise the pass's own cost on fast GPUs). */
@@ -66,16 +97,43 @@ export interface MatmulBenchRow {
   maxRatio: number | null;
   /** Why the version was skipped, when it was. */
   skipped?: string;
+  /** The shape's run (shared by its rows): see {@link MatmulShapeRun}. */
+  run?: MatmulShapeRun;
+}
+
+/** What a shape's interleaved timing says about its own trustworthiness. */
+export interface MatmulShapeRun {
+  /**
+   * Sum of the timed passes over the wall time from the first timed submit to the last result:
+   * near 1 when the GPU was kept busy; well under 1 when it idled (submission-bound: the clocks
+   * may drop); over ~1.05 means the timestamps are not in nanoseconds.
+   */
+  busy: number;
+  /**
+   * Per round, the geometric mean over versions of (that round's pass / the version's median): a
+   * trend (1.0 … 0.3) means the GPU changed speed during the shape, whatever the kernel.
+   */
+  roundFactors: number[];
+  /** SM clock while the timed rounds ran (nvidia-smi), when sampled. */
+  clocks?: ClockSummary;
 }
 
 /**
- * The GPU shapes: squares, a transformer projection (8192 tokens × 512 → 1536) three ways, and a
- * weight gradient of it.
+ * The GPU shapes: squares (and non-power-of-two twins whose row strides are not 8 or 16 KiB), the
+ * 4096³ work split into a short K over many tiles and a long K over few, a transformer projection
+ * (8192 tokens × 512 → 1536) three ways, a weight gradient of it, and attention.
  */
 export const GPU_SHAPES: MatmulBenchShape[] = [
   { M: 1024, N: 1024, K: 1024 },
   { M: 2048, N: 2048, K: 2048 },
+  // 2048³ with 8,000-byte rows: a power-of-two stride effect (partition camping) shows as a gap.
+  { M: 2000, N: 2000, K: 2000 },
   { M: 4096, N: 4096, K: 4096 },
+  { M: 4000, N: 4000, K: 4000 },
+  // 1,024 tiles with K = 1,024 against 64 tiles (auto: 4 splits of 1,024) with K = 4,096: does a
+  // workgroup's K length or the product's size set the speed?
+  { M: 4096, N: 4096, K: 1024 },
+  { M: 1024, N: 1024, K: 4096 },
   { M: 8192, N: 1536, K: 512 },
   { M: 8192, N: 1536, K: 512, transB: true },
   { M: 8192, N: 1536, K: 512, transA: true },
@@ -127,11 +185,39 @@ function validate(
 }
 
 /**
- * Times every selected version on every shape and returns one row per (version, shape).
+ * The interleaved order of passes: `warmupRounds` then `rounds` rounds of every one of `count`
+ * versions, round r starting at version r mod count, so that no version always runs first or
+ * always follows the same one. Returns version indices, one per pass.
+ */
+export function interleavedSchedule(count: number, warmupRounds: number, rounds: number): number[] {
+  const order: number[] = [];
+  for (let r = 0; r < warmupRounds + rounds; r++) {
+    for (let j = 0; j < count; j++) order.push((j + r) % count);
+  }
+  return order;
+}
+
+/** Selects the versions to run: the named ones (in their list order), or the default set. */
+export function selectVersions(ids?: string[], all = false): MatmulVersion[] {
+  if (ids) {
+    const unknown = ids.filter((id) => !MATMUL_VERSIONS.some((v) => v.id === id));
+    if (unknown.length) throw new RangeError(`unknown matmul version(s): ${unknown.join(", ")}`);
+    return MATMUL_VERSIONS.filter((v) => ids.includes(v.id));
+  }
+  return MATMUL_VERSIONS.filter((v) => all || !v.history);
+}
+
+function geomean(xs: number[]): number {
+  return Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length);
+}
+
+/**
+ * Times the selected versions on every shape, interleaved per shape, and returns one row per
+ * (version, shape).
  *
  * @example
  * ```ts
- * const rows = await benchMatmul({ small: true, versions: ["v2", "v4"] });
+ * const rows = await benchMatmul({ small: true, versions: ["v2", "v5"] });
  * console.table(rows);
  * ```
  */
@@ -139,12 +225,10 @@ export async function benchMatmul(opts: MatmulBenchOptions = {}): Promise<Matmul
   const gpu = await getGpu();
   const small = opts.small ?? false;
   const shapes = opts.sizes ?? (small ? SMALL_SHAPES : GPU_SHAPES);
-  const repeats = opts.repeats ?? (small ? 3 : 10);
-  const versions = MATMUL_VERSIONS.filter((v) => !opts.versions || opts.versions.includes(v.id));
-  if (opts.versions) {
-    const unknown = opts.versions.filter((id) => !MATMUL_VERSIONS.some((v) => v.id === id));
-    if (unknown.length) throw new RangeError(`unknown matmul version(s): ${unknown.join(", ")}`);
-  }
+  const rounds = opts.repeats ?? (small ? 3 : 8);
+  const warmupRounds = opts.warmupRounds ?? (small ? 1 : 2);
+  const timer = opts.timer ?? timeBatches;
+  const versions = selectVersions(opts.versions, opts.all);
   const rows: MatmulBenchRow[] = [];
   const rng = new Rng(2026);
   for (const s of shapes) {
@@ -159,32 +243,118 @@ export async function benchMatmul(opts: MatmulBenchOptions = {}): Promise<Matmul
     writeBuffer(gpu, bufB, b);
     const p: MatmulParams = { ...s, a: { buffer: bufA }, b: { buffer: bufB }, c: { buffer: bufC } };
     const flops = matmulFlops(M, N, K, count);
-    // On a real GPU a 1024³ product takes ~0.1 ms: several per pass keep the pass's fixed cost
-    // out of the figure (each still waits for the previous one, as they share C).
-    const perPass = gpu.isFallback ? 1 : Math.min(50, Math.max(1, Math.ceil(2e10 / flops)));
+    // Several products per pass keep the pass's fixed cost out of the figure and make each pass
+    // ~1 ms or more on an H100, so that submitting passes outpaces the GPU and it never idles
+    // (each product still waits for the previous one, as they share C).
+    const perPass = gpu.isFallback ? 1 : Math.min(64, Math.max(1, Math.ceil(4e10 / flops)));
+    const base = (v: MatmulVersion) => ({
+      version: v.id,
+      M,
+      N,
+      K,
+      layout: layoutOf(s),
+      batch: count,
+      perPass,
+    });
+    const runnable: MatmulVersion[] = [];
+    const shapeRows: MatmulBenchRow[] = [];
     for (const v of versions) {
-      const base = { version: v.id, M, N, K, layout: layoutOf(s), batch: count, perPass };
       const skipped = v.obstacle(gpu, p);
       if (skipped) {
-        rows.push({ ...base, ms: NaN, tflops: NaN, maxRatio: null, skipped });
-        continue;
+        shapeRows.push({ ...base(v), ms: NaN, minMs: NaN, tflops: NaN, maxRatio: null, skipped });
+      } else {
+        runnable.push(v);
       }
+    }
+    if (runnable.length > 0) {
+      const order = interleavedSchedule(runnable.length, warmupRounds, rounds);
+      const warmupPasses = warmupRounds * runnable.length;
+      let next = 0, timedFrom = 0, wallFrom = 0;
       const record = (batch: ComputeBatch) => {
+        if (next === warmupPasses) [timedFrom, wallFrom] = [performance.now(), Date.now()];
+        const v = runnable[order[next++]];
         for (let i = 0; i < perPass; i++) v.encode(batch, gpu, p);
       };
-      const t = await timeBatches(gpu, record, { warmup: small ? 1 : 2, repeats });
-      let maxRatio: number | null = null;
-      if (opts.validate ?? true) {
-        // Batch items are alike; the first stands for all.
-        const [bytes] = await readBuffers(gpu, [{ buffer: bufC, size: M * N * 4 }]);
-        maxRatio = validate(new Float32Array(bytes), a.subarray(0, M * K), b.subarray(0, K * N), s);
+      const t = await timer(gpu, record, {
+        warmup: warmupPasses,
+        repeats: order.length - warmupPasses,
+      });
+      if (next !== order.length || t.samplesMs.length !== order.length - warmupPasses) {
+        throw new Error(
+          `matmul bench: the timer recorded ${next} passes and returned ${t.samplesMs.length} ` +
+            `samples; expected ${order.length} and ${order.length - warmupPasses}`,
+        );
       }
-      const ms = t.medianMs / perPass;
-      rows.push({ ...base, ms, tflops: flops / (ms * 1e-3) / 1e12, maxRatio });
+      const wallMs = performance.now() - timedFrom;
+      const perVersion = runnable.map(() => [] as number[]);
+      t.samplesMs.forEach((ms, i) => perVersion[order[warmupPasses + i]].push(ms / perPass));
+      const medians = perVersion.map((xs) => median(xs));
+      const roundFactors = Array.from({ length: rounds }, (_, r) =>
+        geomean(runnable.map((_, j) => {
+          const i = r * runnable.length + j;
+          return t.samplesMs[i] / perPass / medians[order[warmupPasses + i]];
+        })));
+      const run: MatmulShapeRun = {
+        busy: t.samplesMs.reduce((x, y) => x + y, 0) / wallMs,
+        roundFactors,
+        clocks: opts.clocks
+          ? summariseClocks(opts.clocks.samples, wallFrom, Date.now())
+          : undefined,
+      };
+      for (const [j, v] of runnable.entries()) {
+        let maxRatio: number | null = null;
+        if (opts.validate ?? true) {
+          // After all the timing, one product per version, each checked before the next
+          // overwrites C. Batch items are alike; the first stands for all.
+          const batch = new ComputeBatch(gpu);
+          v.encode(batch, gpu, p);
+          batch.submit();
+          const [bytes] = await readBuffers(gpu, [{ buffer: bufC, size: M * N * 4 }]);
+          maxRatio = validate(
+            new Float32Array(bytes),
+            a.subarray(0, M * K),
+            b.subarray(0, K * N),
+            s,
+          );
+        }
+        const ms = medians[j];
+        const minMs = Math.min(...perVersion[j]);
+        const tflops = flops / (ms * 1e-3) / 1e12;
+        shapeRows.push({ ...base(v), ms, minMs, tflops, maxRatio, run });
+      }
     }
+    // Rows in the version list's order, whatever ran.
+    const rank = (id: string) => versions.findIndex((v) => v.id === id);
+    rows.push(...shapeRows.sort((x, y) => rank(x.version) - rank(y.version)));
     for (const buf of [bufA, bufB, bufC]) buf.destroy();
   }
   return rows;
+}
+
+/**
+ * Keeps the GPU busy for about `ms` with 2048³ products, so that the first shape is not timed
+ * while the clocks climb out of idle.
+ */
+async function warmGpu(gpu: GpuContext, ms: number): Promise<void> {
+  const n = 2048, bytes = n * n * 4;
+  const [a, b, c] = ["warm A", "warm B", "warm C"].map((l) => createStorageBuffer(gpu, bytes, l));
+  const version = MATMUL_VERSIONS.find((v) => v.id === "auto")!;
+  const p: MatmulParams = {
+    M: n,
+    N: n,
+    K: n,
+    a: { buffer: a },
+    b: { buffer: b },
+    c: { buffer: c },
+  };
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    const batch = new ComputeBatch(gpu);
+    for (let i = 0; i < 20; i++) version.encode(batch, gpu, p);
+    batch.submit();
+    await gpu.device.queue.onSubmittedWorkDone();
+  }
+  for (const buf of [a, b, c]) buf.destroy();
 }
 
 /** A torch row from bench/torch/matmul.py, to print the ratio beside ours. */
@@ -197,23 +367,46 @@ interface TorchRow {
   tflops: number;
 }
 
-function printTable(gpu: GpuContext, rows: MatmulBenchRow[], torch: TorchRow[]) {
+function shapeName(r: MatmulBenchRow): string {
+  return `${r.batch > 1 ? `${r.batch}×` : ""}${r.M}×${r.N}×${r.K} ${r.layout}`;
+}
+
+function torchOf(torch: TorchRow[], r: MatmulBenchRow): TorchRow | undefined {
+  return torch.find((t) =>
+    t.M === r.M && t.N === r.N && t.K === r.K && t.layout === r.layout &&
+    (t.batch ?? 1) === r.batch
+  );
+}
+
+/** How far to trust a shape's figures, in one line. */
+function runLine(run: MatmulShapeRun): string {
+  const f = run.roundFactors;
+  const drift = Math.max(...f) / Math.min(...f);
+  const clocks = run.clocks
+    ? `; SM clock ${run.clocks.medianMHz} MHz (${run.clocks.minMHz}–${run.clocks.maxMHz}, ` +
+      `${run.clocks.samples} readings, max ${run.clocks.maxWatts.toFixed(0)} W, reasons ` +
+      `0x${run.clocks.reasons.toString(16)})`
+    : "";
+  const warn = [
+    run.busy > 1.05 ? "TIMESTAMPS NOT IN ns?" : "",
+    run.busy < 0.8 ? "GPU IDLED between passes" : "",
+    drift > 1.15 ? "SPEED DRIFTED during the rounds" : "",
+  ].filter(Boolean).join(", ");
+  return `      busy ${(run.busy * 100).toFixed(0)}% of wall; round factors ` +
+    `${f.map((x) => x.toFixed(2)).join(" ")}${clocks}${warn ? `  <-- ${warn}` : ""}`;
+}
+
+/** Prints one shape's rows (as soon as they are measured). */
+function printShape(gpu: GpuContext, rows: MatmulBenchRow[], torch: TorchRow[]) {
   const unit = gpu.isFallback ? "GFLOP/s" : "TFLOP/s";
   const scale = gpu.isFallback ? 1e3 : 1;
-  console.log(
-    `device: ${gpu.adapter.description || gpu.adapter.device}` +
-      (gpu.isFallback ? " (CPU fallback adapter: not a GPU figure)" : ""),
-  );
   for (const r of rows) {
-    const shape = `${r.batch > 1 ? `${r.batch}×` : ""}${r.M}×${r.N}×${r.K} ${r.layout}`.padEnd(24);
+    const shape = shapeName(r).padEnd(24);
     if (r.skipped) {
       console.log(`${r.version.padEnd(4)}  ${shape} skipped: ${r.skipped}`);
       continue;
     }
-    const ref = torch.find((t) =>
-      t.M === r.M && t.N === r.N && t.K === r.K && t.layout === r.layout &&
-      (t.batch ?? 1) === r.batch
-    );
+    const ref = torchOf(torch, r);
     const vs = ref
       ? `  ${((r.tflops / ref.tflops) * 100).toFixed(0)}% of torch ${ref.tflops.toFixed(1)}`
       : "";
@@ -221,8 +414,32 @@ function printTable(gpu: GpuContext, rows: MatmulBenchRow[], torch: TorchRow[]) 
       ? ""
       : `  err/bound ${r.maxRatio.toFixed(3)}${r.maxRatio <= 1 ? "" : " FAIL"}`;
     console.log(
-      `${r.version.padEnd(4)}  ${shape} ${r.ms.toFixed(3).padStart(9)} ms ` +
-        `${(r.tflops * scale).toFixed(2).padStart(8)} ${unit}${check}${vs}`,
+      `${r.version.padEnd(4)}  ${shape} ${r.ms.toFixed(3).padStart(9)} ms (min ` +
+        `${r.minMs.toFixed(3)}) ${(r.tflops * scale).toFixed(2).padStart(8)} ${unit}${check}${vs}`,
+    );
+  }
+  const run = rows.find((r) => r.run)?.run;
+  if (run) console.log(runLine(run));
+}
+
+/** The shape × version grid of TFLOP/s (GFLOP/s on the fallback), torch last. */
+function printGrid(gpu: GpuContext, rows: MatmulBenchRow[], torch: TorchRow[]) {
+  const scale = gpu.isFallback ? 1e3 : 1;
+  const ids = [...new Set(rows.map((r) => r.version))];
+  const shapes = [...new Set(rows.map(shapeName))];
+  const w = 7;
+  console.log(
+    `\n${"shape".padEnd(24)}${ids.map((id) => id.padStart(w)).join("")}${"torch".padStart(w)}`,
+  );
+  for (const shape of shapes) {
+    const mine = rows.filter((r) => shapeName(r) === shape);
+    const cells = ids.map((id) => {
+      const r = mine.find((x) => x.version === id);
+      return (r && !r.skipped ? (r.tflops * scale).toFixed(1) : "-").padStart(w);
+    });
+    const ref = torchOf(torch, mine[0]);
+    console.log(
+      `${shape.padEnd(24)}${cells.join("")}${(ref ? ref.tflops.toFixed(1) : "").padStart(w)}`,
     );
   }
 }
@@ -232,28 +449,64 @@ if (import.meta.main) {
     args: Deno.args,
     options: {
       small: { type: "boolean", default: false },
+      all: { type: "boolean", default: false },
       repeats: { type: "string" },
       versions: { type: "string" },
       json: { type: "string" },
       torch: { type: "string" },
+      "warm-ms": { type: "string" },
+      "no-clocks": { type: "boolean", default: false },
       "no-validate": { type: "boolean", default: false },
     },
   });
-  const repeats = values.repeats === undefined ? undefined : Number(values.repeats);
-  if (repeats !== undefined && !(Number.isInteger(repeats) && repeats > 0)) {
-    throw new RangeError(`--repeats must be a positive integer, got ${values.repeats}`);
-  }
-  const rows = await benchMatmul({
-    small: values.small,
-    repeats,
-    versions: values.versions?.split(","),
-    validate: !values["no-validate"],
-  });
+  const positive = (name: string, v: string | undefined, min: number) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!(Number.isInteger(n) && n >= min)) {
+      throw new RangeError(`--${name} must be an integer >= ${min}, got ${v}`);
+    }
+    return n;
+  };
+  const repeats = positive("repeats", values.repeats, 1);
   const gpu = await getGpu();
   const torch: TorchRow[] = values.torch
     ? JSON.parse(Deno.readTextFileSync(values.torch)).rows
     : [];
-  printTable(gpu, rows, torch);
+  const versionIds = values.versions?.split(",");
+  selectVersions(versionIds); // unknown ids fail before any work
+  console.log(
+    `device: ${gpu.adapter.description || gpu.adapter.device}` +
+      (gpu.isFallback ? " (CPU fallback adapter: not a GPU figure)" : ""),
+  );
+  const clocks = gpu.isFallback || values["no-clocks"] ? undefined : await startClockSampler(100);
+  if (!gpu.isFallback) {
+    console.log(
+      clocks ? "sampling SM clocks with nvidia-smi" : "no nvidia-smi: clocks not sampled",
+    );
+    await warmGpu(gpu, positive("warm-ms", values["warm-ms"], 0) ?? 2000);
+  }
+  const shapes = values.small ? SMALL_SHAPES : GPU_SHAPES;
+  const rows: MatmulBenchRow[] = [];
+  const t0 = performance.now();
+  try {
+    for (const s of shapes) {
+      const shapeRows = await benchMatmul({
+        small: values.small,
+        sizes: [s],
+        repeats,
+        versions: versionIds,
+        all: values.all,
+        validate: !values["no-validate"],
+        clocks,
+      });
+      printShape(gpu, shapeRows, torch);
+      rows.push(...shapeRows);
+    }
+  } finally {
+    await clocks?.stop();
+  }
+  printGrid(gpu, rows, torch);
+  console.log(`\n${((performance.now() - t0) / 1e3).toFixed(1)} s`);
   if (values.json) {
     const out = {
       device: gpu.adapter.description,
@@ -261,6 +514,7 @@ if (import.meta.main) {
       method: gpu.hasTimestamps ? "gpu-timestamps" : "wall-clock",
       command: `deno run -A bench/matmul/main.ts ${Deno.args.join(" ")}`,
       rows,
+      clockSamples: clocks?.samples ?? [],
     };
     Deno.writeTextFileSync(values.json, JSON.stringify(out, null, 2) + "\n");
   }

@@ -29,6 +29,8 @@ export interface MatmulVersion {
   id: string;
   /** What it is and what changed from the previous version. */
   note: string;
+  /** A history version, left out of the default run (`--all` or `--versions` runs it). */
+  history?: boolean;
   /** Why it cannot run `p` on this device, or undefined when it can. */
   obstacle(gpu: GpuContext, p: MatmulParams): string | undefined;
   /** Records one product. */
@@ -41,12 +43,16 @@ function params(p: MatmulParams): Uint32Array {
   return new Uint32Array([p.M, p.N, p.K, 0, 0, 0, 0, 0]);
 }
 
+// A forced split of K: a number, or one chosen from the product (undefined: encodeMatmul's own).
+type SplitRule = number | ((p: MatmulParams) => number);
+
 function vec4Version(
   id: string,
   note: string,
   tuning: Partial<Vec4Tuning>,
-  splitK?: number,
+  split?: SplitRule,
 ): MatmulVersion {
+  const splitOf = (p: MatmulParams) => typeof split === "function" ? split(p) : split;
   return {
     id,
     note,
@@ -54,17 +60,29 @@ function vec4Version(
       const need = vec4WorkgroupBytes({ ...DEFAULT_VEC4_TUNING, ...tuning });
       const have = gpu.limits.maxComputeWorkgroupStorageSize ?? 16384;
       if (need > have) return `needs ${need} B of workgroup memory, device has ${have}`;
-      return vec4Obstacle(planMatmul(gpu, p));
+      const plan = planMatmul(gpu, p);
+      const s = splitOf(p) ?? 1;
+      if (s > 1 && plan.batchCount > 1) return "forced split-K needs batchCount 1";
+      const scratch = s * plan.M * plan.N * 4;
+      const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;
+      if (s > 1 && scratch > maxBinding) {
+        return `${s} split-K partials need ${scratch} B, over one binding (${maxBinding})`;
+      }
+      return vec4Obstacle(plan);
     },
     encode: (batch, gpu, p) =>
-      encodeMatmul(batch, gpu, { ...p, variant: "vec4", vec4Tuning: tuning, splitK }),
+      encodeMatmul(batch, gpu, { ...p, variant: "vec4", vec4Tuning: tuning, splitK: splitOf(p) }),
   };
 }
+
+/** The k per slab of v11: K is cut into slices this long (split-K), whatever the tile count. */
+export const V11_SLAB = 512;
 
 /** Every version, oldest first. */
 export const MATMUL_VERSIONS: MatmulVersion[] = [
   {
     id: "v1",
+    history: true,
     // llvmpipe 128³ / 256³ / 512³: see the report table in bench/matmul/README.md.
     note: "naive: one invocation per output, K serial loads of A and B (kernels/matmul_naive.wgsl)",
     obstacle: () => undefined,
@@ -79,6 +97,7 @@ export const MATMUL_VERSIONS: MatmulVersion[] = [
   },
   {
     id: "v3",
+    history: true,
     note: "128×128×8 tiles, 8×8 outputs per invocation in 16 vec4 variables, vec4 global loads; " +
       "one buffer, two barriers per step, row-major tile order (bench/matmul/v3_vec4_single.wgsl)",
     obstacle(gpu, p) {
@@ -127,6 +146,33 @@ export const MATMUL_VERSIONS: MatmulVersion[] = [
     "v5 without split-K (splitK: 1): what splitting a long K buys when tiles are few",
     {},
     1,
+  ),
+  // v10–v13 test the suspects for v5's fall from ~39 TFLOP/s at K = 512 to ~7 at K ≥ 2048 in the
+  // first H100 sweep (which was partly an artefact of the bench's order; see main.ts).
+  vec4Version(
+    "v10",
+    "v5 with STAGGER = 8: each of 8 consecutive workgroups starts its k loop 1/8 of K further " +
+      "on (wrapping round), so they stop reading the same K offset of A and B at once: the fix " +
+      "if power-of-two row strides (8, 16 KiB) camp on DRAM partitions / L2 sets",
+    { STAGGER: 8 },
+  ),
+  vec4Version(
+    "v11",
+    `v5 with K cut into slabs of ${V11_SLAB} by split-K (partials + a sum) whatever the tile ` +
+      "count: the fix if a workgroup's long K (not the product's size) is what slows it",
+    {},
+    (p) => Math.max(1, Math.ceil(p.K / V11_SLAB)),
+  ),
+  vec4Version("v12", "v6 (BK = 16, 34 KB) with STAGGER = 8: the two changes together", {
+    BK: 16,
+    PAD: 1,
+    STAGGER: 8,
+  }),
+  vec4Version(
+    "v13",
+    "v5 with GROUP_M = 16: a wave of ~264 workgroups spans 16×16 tiles (at 4096³ 64 MiB of A and " +
+      "B panels) instead of 8×33 (80 MiB): the fix if the wave's panels overflow the 50 MB L2",
+    { GROUP_M: 16 },
   ),
   {
     id: "auto",
