@@ -16,9 +16,11 @@ import {
   chooseMatmulVariant,
   chooseSplits,
   encodeMatmul,
+  matmulReference,
   type MatmulShape,
   type MatmulVariant,
   planMatmul,
+  prepareMatmulCheck,
   type Vec4Tuning,
 } from "../src/tensor/matmul/mod.ts";
 
@@ -387,6 +389,56 @@ Deno.test("matmul: split-K sums its partial products correctly", async () => {
     () => encodeMatmul(batch, gpu, { ...p, M: 2, K: 4, batchCount: 2, splitK: 2, variant: "vec4" }),
     /splitK > 1 needs batchCount 1/,
   );
+});
+
+Deno.test("matmul: the reference is the textbook sum, bit for bit, in every layout", () => {
+  // The reference walks B along its rows for speed; each element must still be the float64 sum
+  // of its K terms in order k = 0, 1, ..., as the definition's triple loop computes it.
+  const rng = new Rng(17);
+  const cases: MatmulShape[] = [
+    ...transposeCases([[5, 7, 9], [1, 3, 1], [4, 1, 6]]),
+    { M: 3, N: 4, K: 5, batchCount: 3, strideA: 17, strideB: 0, strideC: 13, accumulate: true },
+    { M: 3, N: 4, K: 5, batchCount: 2, transA: true, transB: true, accumulate: true },
+  ];
+  for (const s of cases) {
+    const nA = extent(s, s.strideA, s.M * s.K), nB = extent(s, s.strideB, s.K * s.N);
+    const nC = extent(s, s.strideC, s.M * s.N);
+    const a = Float32Array.from({ length: nA }, () => rng.normal());
+    const b = Float32Array.from({ length: nB }, () => rng.normal());
+    const c0 = Float64Array.from({ length: nC }, () => rng.normal());
+    const got = Float64Array.from(c0), want = Float64Array.from(c0);
+    matmulReference(a, b, got, s);
+    const [sA, sB, sC] = [s.strideA ?? s.M * s.K, s.strideB ?? s.K * s.N, s.strideC ?? s.M * s.N];
+    for (let bi = 0; bi < (s.batchCount ?? 1); bi++) {
+      for (let m = 0; m < s.M; m++) {
+        for (let n = 0; n < s.N; n++) {
+          let sum = 0;
+          for (let k = 0; k < s.K; k++) {
+            sum += a[bi * sA + (s.transA ? k * s.M + m : m * s.K + k)] *
+              b[bi * sB + (s.transB ? n * s.K + k : k * s.N + n)];
+          }
+          const i = bi * sC + m * s.N + n;
+          want[i] = s.accumulate ? want[i] + sum : sum;
+        }
+      }
+    }
+    assert.deepEqual(got, want, describe(s));
+  }
+});
+
+Deno.test("matmul: a prepared check gives checkMatmul's verdicts", () => {
+  const rng = new Rng(19);
+  const s: MatmulShape = { M: 6, N: 5, K: 40, transB: true, accumulate: true };
+  const a = Float32Array.from({ length: 240 }, () => rng.normal());
+  const b = Float32Array.from({ length: 200 }, () => rng.normal());
+  const c0 = Float32Array.from({ length: 30 }, () => rng.normal());
+  const want = Float64Array.from(c0);
+  matmulReference(a, b, want, s);
+  const check = prepareMatmulCheck(a, b, c0, s);
+  const good = Float32Array.from(want), bad = Float32Array.from(want);
+  bad[11] += 1e-3;
+  for (const got of [good, bad]) assert.deepEqual(check(got), checkMatmul(got, a, b, c0, s));
+  assert.ok(check(good).ok && !check(bad).ok && check(bad).worstIndex === 11);
 });
 
 Deno.test("matmul: the check fails on a wrong product", async () => {

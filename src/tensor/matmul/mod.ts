@@ -36,4 +36,4 @@ export {
   SPLITK_TARGET_WORKGROUPS,
 } from "./splitk.ts";
 export { matmulReference, type MatmulShape } from "./reference.ts";
-export { checkMatmul, type MatmulCheck } from "./check.ts";
+export { checkMatmul, type MatmulCheck, prepareMatmulCheck } from "./check.ts";

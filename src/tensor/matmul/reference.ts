@@ -49,18 +49,31 @@ export function matmulReference(
   const strideA = s.strideA ?? M * K;
   const strideB = s.strideB ?? K * N;
   const strideC = s.strideC ?? M * N;
+  // Each element sums its K terms in order k = 0, 1, ... into a float64 that starts at 0; the loop
+  // order only decides which operand is walked contiguously (the row of B, or of Bᵀ), which makes
+  // a 4096-wide check ~10× faster than walking B down its columns.
+  const row = new Float64Array(N);
   for (let bi = 0; bi < batchCount; bi++) {
     const a0 = bi * strideA, b0 = bi * strideB, c0 = bi * strideC;
     for (let m = 0; m < M; m++) {
-      for (let n = 0; n < N; n++) {
-        let sum = 0;
+      if (s.transB) {
+        for (let n = 0; n < N; n++) {
+          let sum = 0;
+          const bn = b0 + n * K;
+          for (let k = 0; k < K; k++) sum += a[a0 + (s.transA ? k * M + m : m * K + k)] * b[bn + k];
+          row[n] = sum;
+        }
+      } else {
+        row.fill(0);
         for (let k = 0; k < K; k++) {
           const av = a[a0 + (s.transA ? k * M + m : m * K + k)];
-          const bv = b[b0 + (s.transB ? n * K + k : k * N + n)];
-          sum += av * bv;
+          const bk = b0 + k * N;
+          for (let n = 0; n < N; n++) row[n] += av * b[bk + n];
         }
+      }
+      for (let n = 0; n < N; n++) {
         const i = c0 + m * N + n;
-        c[i] = s.accumulate ? c[i] + sum : sum;
+        c[i] = s.accumulate ? c[i] + row[n] : row[n];
       }
     }
   }
