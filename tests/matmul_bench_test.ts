@@ -2,12 +2,15 @@
 // why a version cannot run a shape instead of failing, and times versions interleaved so that a
 // GPU whose speed drifts during a shape cannot make one dispatch look faster than itself.
 import assert from "node:assert/strict";
-import { ComputeBatch } from "../src/gpu/batch.ts";
-import type { GpuContext } from "../src/gpu/device.ts";
+import { ComputeBatch, type Dispatch } from "../src/gpu/batch.ts";
+import { createStorageBuffer } from "../src/gpu/buffers.ts";
+import { getGpu, type GpuContext } from "../src/gpu/device.ts";
+import type { MatmulParams } from "../src/tensor/matmul/mod.ts";
 import type { TimingSummary } from "../src/gpu/timing.ts";
 import {
   benchMatmul,
   interleavedSchedule,
+  type MatmulBenchShape,
   type MatmulBenchTimer,
   selectVersions,
 } from "../bench/matmul/main.ts";
@@ -138,4 +141,47 @@ Deno.test("matmul bench: nvidia-smi clock lines are parsed and summarised per wi
     reasons: 5,
   });
   assert.equal(summariseClocks(samples, s.at + 400, s.at + 500), undefined);
+});
+
+Deno.test("matmul bench: auto and v5 (and v9 where K is short) record identical dispatches", async () => {
+  // The first H100 sweep read auto at 6.5 against v5's 31.9 TFLOP/s (1024³) and v9/auto at
+  // 10.7/10.1 against v5's 38.9 (8192×1536×512): the same dispatches, so the gap was the bench.
+  const gpu = await getGpu();
+  const byId = (id: string) => MATMUL_VERSIONS.find((v) => v.id === id)!;
+  const record = (id: string, p: MatmulParams) => {
+    const seen: unknown[] = [];
+    const recorder = {
+      dispatch(d: Dispatch) {
+        seen.push({
+          kernel: d.kernel.name,
+          constants: d.constants,
+          workgroups: d.workgroups,
+          bindings: d.bindings.map((b) => ArrayBuffer.isView(b) ? Array.from(b as Uint32Array) : b),
+        });
+        return recorder;
+      },
+    };
+    byId(id).encode(recorder as unknown as ComputeBatch, gpu, p);
+    return seen;
+  };
+  const shapes: Array<[MatmulBenchShape, string[]]> = [
+    [{ M: 1024, N: 1024, K: 1024 }, ["auto"]],
+    [{ M: 2048, N: 2048, K: 2048 }, ["auto", "v9"]],
+    [{ M: 8192, N: 1536, K: 512 }, ["auto", "v9"]],
+    [{ M: 8192, N: 1536, K: 512, transB: true }, ["auto", "v9"]],
+    [{ M: 8192, N: 1536, K: 512, transA: true }, ["auto", "v9"]],
+    [{ M: 512, N: 1536, K: 8192, transA: true }, ["auto"]],
+  ];
+  for (const [s, twins] of shapes) {
+    const bytes = (n: number) => ({ buffer: createStorageBuffer(gpu, n * 4) });
+    const p: MatmulParams = { ...s, a: bytes(s.M * s.K), b: bytes(s.K * s.N), c: bytes(s.M * s.N) };
+    const v5 = record("v5", p);
+    assert.ok(v5.length >= 1);
+    for (const id of twins) {
+      assert.deepEqual(record(id, p), v5, `${id} vs v5 on ${JSON.stringify(s)}`);
+    }
+    // And the K-slab version really differs where K > 512.
+    if (s.K > 512) assert.notDeepEqual(record("v11", p), v5);
+    for (const x of [p.a, p.b, p.c]) x.buffer.destroy();
+  }
 });
