@@ -21,6 +21,7 @@ import {
   type MatmulVariant,
   planMatmul,
   prepareMatmulCheck,
+  SPLITK_SLAB,
   type Vec4Tuning,
 } from "../src/tensor/matmul/mod.ts";
 
@@ -356,6 +357,14 @@ Deno.test("matmul: split-K sums its partial products correctly", async () => {
   assert.equal(chooseSplits(1, 1024), 8);
   assert.equal(chooseSplits(3, 4096), 32, "dW of a 128×384 layer over 4,096 tokens");
   assert.equal(chooseSplits(300, 8192), 1, "enough tiles already");
+  // Slabs (off by default): any long K is cut, however many tiles.
+  assert.equal(SPLITK_SLAB, 0, "slabs are off until an H100 sweep says otherwise");
+  assert.equal(chooseSplits(1024, 4096, 512), 8, "4096³ in slabs of 512");
+  assert.equal(chooseSplits(1024, 4000, 512), 8, "slices of 512, 512, ..., 416");
+  assert.equal(chooseSplits(1024, 1024, 512), 2);
+  assert.equal(chooseSplits(1024, 1000, 512), 1, "under two slabs");
+  assert.equal(chooseSplits(3, 4096, 512), 32, "few tiles still split as many ways as before");
+  assert.equal(chooseSplits(1024, 1 << 16, 512), 64, "at most SPLITK_MAX");
   assert.equal(dispatches, 2);
   // The any-shape kernel splits too: forced on odd shapes, and chosen for an unaligned weight
   // gradient (67 rows of a char vocabulary over 2,048 tokens: 2 tiles of 64², 16 slices).

@@ -33,6 +33,7 @@ export {
   SPLITK_MAX,
   SPLITK_MIN_CHUNK,
   SPLITK_MIN_K,
+  SPLITK_SLAB,
   SPLITK_TARGET_WORKGROUPS,
 } from "./splitk.ts";
 export { matmulReference, type MatmulShape } from "./reference.ts";

@@ -22,6 +22,13 @@ export const SPLITK_MIN_CHUNK = 128;
 export const SPLITK_TARGET_WORKGROUPS = 256;
 /** Most splits. */
 export const SPLITK_MAX = 64;
+/**
+ * K per slab when every long-K product is cut into slabs, however many tiles it has (0: off, the
+ * default). Bench version v11 is v5 with slabs of 512; if the H100 sweep shows it beating v5 on
+ * large squares, set this to 512 and `encodeMatmul` does the same for every unbatched product
+ * whose K is at least two slabs (as far as the partials fit one binding).
+ */
+export const SPLITK_SLAB = 0;
 
 const reduceKernel: Kernel = { name: "matmul_splitk_reduce", code: reduceSource };
 
@@ -42,14 +49,19 @@ export function splitK(K: number, wanted: number): KSplit {
 
 /**
  * How many slices an unbatched product of `tiles` output tiles (one workgroup each) should use:
- * 1 (no split) unless K is long and the tiles alone leave most of the GPU idle.
+ * 1 (no split) unless K is long and the tiles alone leave most of the GPU idle, or (with `slab` >
+ * 0, default {@link SPLITK_SLAB}) K is at least two slabs long.
  */
-export function chooseSplits(tiles: number, K: number): number {
-  if (K < SPLITK_MIN_K) return 1;
-  const s = Math.min(
-    Math.ceil(SPLITK_TARGET_WORKGROUPS / tiles),
-    Math.floor(K / SPLITK_MIN_CHUNK),
-    SPLITK_MAX,
+export function chooseSplits(tiles: number, K: number, slab = SPLITK_SLAB): number {
+  const bySlab = slab > 0 && K >= 2 * slab ? Math.min(Math.ceil(K / slab), SPLITK_MAX) : 1;
+  if (K < SPLITK_MIN_K) return bySlab < 2 ? 1 : splitK(K, bySlab).splits;
+  const s = Math.max(
+    bySlab,
+    Math.min(
+      Math.ceil(SPLITK_TARGET_WORKGROUPS / tiles),
+      Math.floor(K / SPLITK_MIN_CHUNK),
+      SPLITK_MAX,
+    ),
   );
   return s < 2 ? 1 : splitK(K, s).splits;
 }
