@@ -43,8 +43,9 @@ function params(p: MatmulParams): Uint32Array {
   return new Uint32Array([p.M, p.N, p.K, 0, 0, 0, 0, 0]);
 }
 
-// A forced split of K: a number, or one chosen from the product (undefined: encodeMatmul's own).
-type SplitRule = number | ((p: MatmulParams) => number);
+// A forced split of K: a number, or one chosen from the product and the device (undefined:
+// encodeMatmul's own).
+type SplitRule = number | ((p: MatmulParams, gpu: GpuContext) => number);
 
 function vec4Version(
   id: string,
@@ -52,7 +53,8 @@ function vec4Version(
   tuning: Partial<Vec4Tuning>,
   split?: SplitRule,
 ): MatmulVersion {
-  const splitOf = (p: MatmulParams) => typeof split === "function" ? split(p) : split;
+  const splitOf = (p: MatmulParams, gpu: GpuContext) =>
+    typeof split === "function" ? split(p, gpu) : split;
   return {
     id,
     note,
@@ -61,7 +63,7 @@ function vec4Version(
       const have = gpu.limits.maxComputeWorkgroupStorageSize ?? 16384;
       if (need > have) return `needs ${need} B of workgroup memory, device has ${have}`;
       const plan = planMatmul(gpu, p);
-      const s = splitOf(p) ?? 1;
+      const s = splitOf(p, gpu) ?? 1;
       if (s > 1 && plan.batchCount > 1) return "forced split-K needs batchCount 1";
       const scratch = s * plan.M * plan.N * 4;
       const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;
@@ -71,12 +73,25 @@ function vec4Version(
       return vec4Obstacle(plan);
     },
     encode: (batch, gpu, p) =>
-      encodeMatmul(batch, gpu, { ...p, variant: "vec4", vec4Tuning: tuning, splitK: splitOf(p) }),
+      encodeMatmul(batch, gpu, {
+        ...p,
+        variant: "vec4",
+        vec4Tuning: tuning,
+        splitK: splitOf(p, gpu),
+      }),
   };
 }
 
 /** The k per slab of v11: K is cut into slices this long (split-K), whatever the tile count. */
 export const V11_SLAB = 512;
+
+// v11's split: slabs of V11_SLAB, as many as the partials fit one binding (what SPLITK_SLAB = 512
+// would make encodeMatmul do; 4096² partials take 64 MiB each, so a 128 MiB binding holds 2).
+function slabSplits(p: MatmulParams, gpu: GpuContext): number {
+  const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;
+  const fit = Math.max(1, Math.floor(maxBinding / (p.M * p.N * 4)));
+  return Math.max(1, Math.min(Math.ceil(p.K / V11_SLAB), fit));
+}
 
 /** Every version, oldest first. */
 export const MATMUL_VERSIONS: MatmulVersion[] = [
@@ -159,9 +174,10 @@ export const MATMUL_VERSIONS: MatmulVersion[] = [
   vec4Version(
     "v11",
     `v5 with K cut into slabs of ${V11_SLAB} by split-K (partials + a sum) whatever the tile ` +
-      "count: the fix if a workgroup's long K (not the product's size) is what slows it",
+      "count (fewer, longer slabs where the partials would overflow one binding): the fix if a " +
+      "workgroup's long K (not the product's size) is what slows it",
     {},
-    (p) => Math.max(1, Math.ceil(p.K / V11_SLAB)),
+    slabSplits,
   ),
   vec4Version("v12", "v6 (BK = 16, 34 KB) with STAGGER = 8: the two changes together", {
     BK: 16,
