@@ -255,9 +255,10 @@ export async function benchMatmul(opts: MatmulBenchOptions = {}): Promise<Matmul
     const p: MatmulParams = { ...s, a: { buffer: bufA }, b: { buffer: bufB }, c: { buffer: bufC } };
     const flops = matmulFlops(M, N, K, count);
     // Several products per pass keep the pass's fixed cost out of the figure and make each pass
-    // ~1 ms or more on an H100, so that submitting passes outpaces the GPU and it never idles
-    // (each product still waits for the previous one, as they share C).
-    const perPass = gpu.isFallback ? 1 : Math.min(64, Math.max(1, Math.ceil(4e10 / flops)));
+    // ~2.5 ms or more on an H100 (1e11 flops at 40 TFLOP/s), so that submitting passes outpaces
+    // the GPU and it never idles, and the final wait is small against the stream (each product
+    // still waits for the previous one, as they share C).
+    const perPass = gpu.isFallback ? 1 : Math.min(64, Math.max(1, Math.ceil(1e11 / flops)));
     const base = (v: MatmulVersion) => ({
       version: v.id,
       M,
