@@ -7,10 +7,10 @@
 // threshold (key desc, id asc). The first chunk sets the threshold at once: the K-th best of the
 // threads' maxima is a lower bound on the row's K-th best, since it is beaten by K elements of
 // the row. When the buffer passes half full it is cut back to the best K (rank counting, or a
-// bitonic sort past RANK_MAX), which raises the threshold; a chunk that would overflow it keeps
+// bitonic sort past 2 * WG), which raises the threshold; a chunk that would overflow it keeps
 // its surplus in registers, compacts, and inserts again, so no input can overflow (a sorted row
-// only costs more rounds). The buffer is small (CAP = 1024: 8 KiB) so that many workgroups share
-// an SM. Version history and timings: bench/obrs/versions.ts (v6).
+// only costs more rounds). The buffer is small (CAP = 256 entries for K <= 64, 1,024 above), and
+// a small buffer compacts by rank counting, which is cheap; the host picks WG and CAP. Version history and timings: bench/obrs/versions.ts (v6).
 //
 // Row summary info[row] = (max, sampled log-prob, flags, log Σ exp(x − max)): the log-sum-exp is
 // kept as two parts, lse = max + log Σ, and log-probs are computed as (x − max) − log Σ, because
@@ -25,6 +25,8 @@ override HAS_TOKENS: bool = true;
 // Load the row as vec4 (needs V % 4 == 0; `logits4` is the same tile as `logits`). Either way a
 // thread sees the same elements in the same order, so the two give identical results.
 override VEC4: bool = false;
+// Issue the next chunk's loads before ranking this one (no faster on the H100: more registers).
+override PREFETCH: bool = false;
 
 struct Params {
   vocab: u32,
@@ -101,10 +103,9 @@ fn next_pow2(n: u32) -> u32 {
 
 // Up to this many candidates, compaction ranks each candidate by counting the candidates better
 // than it (n²/WG compares per thread, 2 barriers) instead of a bitonic sort (~45 barriers).
-const RANK_MAX: u32 = 512u;
-const RANK_SLOTS: u32 = 2u; // RANK_MAX / WG for WG = 256; checked in rank_compact
+const RANK_SLOTS: u32 = 2u; // candidates per thread: up to 2 * WG are ranked, more are sorted
 
-// Keeps the best K of the n candidates, sorted, by rank counting (n <= RANK_MAX).
+// Keeps the best K of the n candidates, sorted, by rank counting (n <= WG * RANK_SLOTS).
 fn rank_compact(lid: u32, n: u32) {
   var keep_key: array<u32, RANK_SLOTS>;
   var keep_id: array<u32, RANK_SLOTS>;
@@ -144,7 +145,7 @@ fn rank_compact(lid: u32, n: u32) {
 
 // Sorts the n candidates and keeps the best K; raises the threshold once K are known.
 fn compact(lid: u32, n: u32) {
-  if (n <= RANK_MAX && WG * RANK_SLOTS >= RANK_MAX) {
+  if (n <= WG * RANK_SLOTS) {
     rank_compact(lid, n);
   } else {
     let size = next_pow2(n);
@@ -239,34 +240,48 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 
   var st = Stream(neg_inf(), 0.0, 0u);
   let chunk = 4u * GROUPS * WG;
+  // All four loads of a chunk are issued before any is used; with PREFETCH the next chunk's are
+  // issued before this chunk is ranked, so that loads stay in flight across its barriers.
+  var n0 = load_group(base, 0u, lid, 0u, vocab);
+  var n1 = load_group(base, 0u, lid, 1u, vocab);
+  var n2 = load_group(base, 0u, lid, 2u, vocab);
+  var n3 = load_group(base, 0u, lid, 3u, vocab);
   for (var start = 0u; start < vocab; start += chunk) {
-    // All four loads first: nothing below waits on one before the others are issued.
-    let a0 = load_group(base, start, lid, 0u, vocab);
-    let a1 = load_group(base, start, lid, 1u, vocab);
-    let a2 = load_group(base, start, lid, 2u, vocab);
-    let a3 = load_group(base, start, lid, 3u, vocab);
+    var a0 = n0;
+    var a1 = n1;
+    var a2 = n2;
+    var a3 = n3;
+    if (!PREFETCH && start > 0u) {
+      a0 = load_group(base, start, lid, 0u, vocab);
+      a1 = load_group(base, start, lid, 1u, vocab);
+      a2 = load_group(base, start, lid, 2u, vocab);
+      a3 = load_group(base, start, lid, 3u, vocab);
+    }
+    if (PREFETCH) {
+      n0 = load_group(base, start + chunk, lid, 0u, vocab);
+      n1 = load_group(base, start + chunk, lid, 1u, vocab);
+      n2 = load_group(base, start + chunk, lid, 2u, vocab);
+      n3 = load_group(base, start + chunk, lid, 3u, vocab);
+    }
     let i0 = elem_index(start, lid, 0u, 0u);
     let i1 = elem_index(start, lid, 1u, 0u);
     let i2 = elem_index(start, lid, 2u, 0u);
     let i3 = elem_index(start, lid, 3u, 0u);
-    let ok0 = usable(a0, i0, vocab);
-    let ok1 = usable(a1, i1, vocab);
-    let ok2 = usable(a2, i2, vocab);
-    let ok3 = usable(a3, i3, vocab);
-    let inb = vec4<u32>(0u, 1u, 2u, 3u);
-    if (any(!ok0 & (vec4<u32>(i0) + inb < vec4<u32>(vocab))) ||
-        any(!ok1 & (vec4<u32>(i1) + inb < vec4<u32>(vocab))) ||
-        any(!ok2 & (vec4<u32>(i2) + inb < vec4<u32>(vocab))) ||
-        any(!ok3 & (vec4<u32>(i3) + inb < vec4<u32>(vocab)))) {
-      st.bad = 1u;
-    }
+    // Finite or -Inf (entries past the row read as -Inf); false for NaN and +Inf, which are
+    // flagged and never summed or ranked.
+    let inf4 = vec4<f32>(bitcast<f32>(0x7f800000u));
+    let f0 = a0 < inf4;
+    let f1 = a1 < inf4;
+    let f2 = a2 < inf4;
+    let f3 = a3 < inf4;
+    if (!(all(f0) && all(f1) && all(f2) && all(f3))) { st.bad = 1u; }
     if (WITH_LSE) {
       // One rescale per chunk: the chunk's max first, then 16 exps against it.
       let ninf = vec4<f32>(neg_inf());
-      let x0 = select(ninf, a0, ok0);
-      let x1 = select(ninf, a1, ok1);
-      let x2 = select(ninf, a2, ok2);
-      let x3 = select(ninf, a3, ok3);
+      let x0 = select(ninf, a0, f0);
+      let x1 = select(ninf, a1, f1);
+      let x2 = select(ninf, a2, f2);
+      let x3 = select(ninf, a3, f3);
       let mv = max(max(x0, x1), max(x2, x3));
       let cm = max(max(mv.x, mv.y), max(mv.z, mv.w));
       if (cm > st.m) {
@@ -282,6 +297,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 
     if (start == 0u) {
       // Threshold from the threads' maxima: each thread's best usable element of the chunk.
+      let ok0 = usable(a0, i0, vocab);
+      let ok1 = usable(a1, i1, vocab);
+      let ok2 = usable(a2, i2, vocab);
+      let ok3 = usable(a3, i3, vocab);
       // A thread without one enters key 0 (below every real key) under an id of its own, so that
       // the ranks stay a permutation and slot K - 1 is real exactly when its key is not 0.
       var bk = 0u;
@@ -319,8 +338,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 
     var tk = thr_key;
     var ti = thr_id;
-    var pending = pass_bits(a0, ok0, i0, 0u, tk, ti) | pass_bits(a1, ok1, i1, 1u, tk, ti) |
-      pass_bits(a2, ok2, i2, 2u, tk, ti) | pass_bits(a3, ok3, i3, 3u, tk, ti);
+    // Most elements fail the threshold: one float compare per element rules them out (x >= the
+    // threshold's value is necessary to pass; key 0 means no threshold yet, so -Inf passes too),
+    // and only a thread with a hit works out keys, ids and ties.
+    let t4 = vec4<f32>(select(key_value(tk), neg_inf(), tk == 0u));
+    var pending = 0u;
+    if (any(a0 >= t4) || any(a1 >= t4) || any(a2 >= t4) || any(a3 >= t4)) {
+      pending = pass_bits(a0, usable(a0, i0, vocab), i0, 0u, tk, ti) |
+        pass_bits(a1, usable(a1, i1, vocab), i1, 1u, tk, ti) |
+        pass_bits(a2, usable(a2, i2, vocab), i2, 2u, tk, ti) |
+        pass_bits(a3, usable(a3, i3, vocab), i3, 3u, tk, ti);
+    }
     loop {
       let np = countOneBits(pending);
       if (np > 0u) {

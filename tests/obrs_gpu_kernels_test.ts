@@ -81,6 +81,7 @@ async function checkTopk(
   method: "stream" | "sort",
   maxBindingBytes?: number,
   vec4?: boolean,
+  prefetch?: boolean,
 ) {
   const rng = new Rng(seed);
   const x = logitMatrix(rng, rows, vocab, KINDS);
@@ -100,6 +101,7 @@ async function checkTopk(
       method,
       maxBindingBytes,
       vec4,
+      prefetch,
     });
   }, [vals, ids]);
   const gotVals = new Float32Array(vb), gotIds = new Uint32Array(ib);
@@ -133,6 +135,9 @@ Deno.test("top-k (stream) equals the reference exactly: ties to lower id, -Inf l
   await checkTopk(18, 7, 20000, 256, "stream");
   await checkTopk(19, 7, 20001, 20, "stream");
   await checkTopk(20, 7, 16388, 1, "stream", undefined, false);
+  // With the next chunk's loads issued early (the `prefetch` option):
+  await checkTopk(18, 7, 20000, 256, "stream", undefined, undefined, true);
+  await checkTopk(19, 7, 20001, 20, "stream", undefined, false, true);
 });
 
 Deno.test("top-k (sort, any k) equals the reference exactly", async () => {

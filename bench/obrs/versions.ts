@@ -36,10 +36,27 @@
  *   threshold from the K-th best of the threads' maxima (a lower bound on the row's K-th best);
  *   candidates go to an 8 KiB buffer (CAP 1,024), compacted past half full; a chunk that would
  *   overflow it keeps its surplus in registers, compacts and inserts again, so no input can
- *   overflow; the log-sum-exp rescales once per chunk instead of per element.
+ *   overflow; the log-sum-exp rescales once per chunk instead of per element. H100: 2.74 ms
+ *   (909 GB/s), fused with the log-sum-exp 2.97 ms; the whole Jackpot pipeline 16.0 → 6.0 ms.
+ * - v7 = v6 issuing the next chunk's four loads before ranking the current chunk (twice the
+ *   registers), so that a workgroup keeps loads in flight across its three barriers per chunk.
+ *   H100: 2.70 ms, and the fused pass slower (3.50 ms): latency was not the limit. Kept as the
+ *   `prefetch` option (off by default).
+ * - v8 = v6 with the per-element work cut to what almost every element needs: one float compare
+ *   against the threshold's value (necessary to pass) and one for NaN/+Inf; keys, ids, ties and
+ *   range checks only for a thread with a hit. v6 spent ~25 instructions per element, ~0.5 ms
+ *   of issue time at this shape even with perfect overlap. H100: 2.68 ms: not the limit either.
+ *   Ablations in the same run (top-k alone, ms): 64 threads 4.13, 128 threads 2.60, 512 threads
+ *   3.6–6.5, 1,024 threads 6.0–12.4; a 256-entry buffer 2.20, and with 128 threads 1.90. The
+ *   workgroup memory's zero-initialisation is not the cost (bench/probe/workgroup_memory.ts:
+ *   under 4 ns per workgroup even at 32 KiB); the compactions are: with 1,024 entries they ran
+ *   as bitonic sorts (55 barriers) once 512 candidates had gathered.
+ * - v9 = v8 with 128 threads and a 256-entry buffer for k ≤ 64 (256 threads and 1,024 entries
+ *   above), every compaction of up to 2 × threads candidates by rank counting (3 barriers).
  *
  * Runnable here: v1, v4 with PER pinned to 1 (ablation of the v2 → v3 step), v4, v5 (v2–v5's
- * kernel is kept in this folder as v5_topk_stream.wgsl) and v6.
+ * kernel is kept in this folder as v5_topk_stream.wgsl), v8 and v9 (v6 and v7 were the same
+ * kernel before v8's change; `recordRowTopk(..., { prefetch: true })` is v7's change).
  *
  * @module
  */
@@ -47,6 +64,8 @@ import type { ComputeBatch } from "../../src/gpu/batch.ts";
 import type { GpuContext } from "../../src/gpu/device.ts";
 import type { Kernel } from "../../src/gpu/pipelines.ts";
 import { recordRowTopk } from "../../src/obrs/gpu/mod.ts";
+import { topkStreamKernel } from "../../src/obrs/gpu/kernels.ts";
+import { STREAM_CAP } from "../../src/obrs/gpu/ops.ts";
 import { rowTiles } from "../../src/obrs/gpu/tiles.ts";
 import { grid } from "../../src/gpu/batch.ts";
 import v5Source from "./v5_topk_stream.wgsl" with { type: "text" };
@@ -93,6 +112,43 @@ function recordV5(
         b.info,
         new Uint32Array([b.vocab, t.rows, t.row0, 0]),
         opts.vec4 ? tile : b.placeholder,
+      ],
+      workgroups: grid(t.rows),
+    });
+  }
+  return [];
+}
+
+/** Records the promoted kernel with `wg` threads per row (recordRowTopk uses 256), values only. */
+function recordWorkgroupSize(
+  gpu: GpuContext,
+  batch: ComputeBatch,
+  b: TopkBuffers,
+  wg: number,
+  cap = Math.max(STREAM_CAP, 2 * wg),
+): GPUBuffer[] {
+  const vec4 = b.vocab % 4 === 0;
+  for (const t of rowTiles(gpu, b.rows, b.vocab)) {
+    const tile = { buffer: b.logits, offset: t.offset, size: t.size };
+    batch.dispatch({
+      kernel: topkStreamKernel,
+      constants: {
+        WG: wg,
+        K: b.k,
+        CAP: cap,
+        WITH_LSE: 0,
+        HAS_TOKENS: 0,
+        VEC4: vec4 ? 1 : 0,
+        PREFETCH: 0,
+      },
+      bindings: [
+        tile,
+        b.placeholder,
+        b.vals,
+        b.ids,
+        b.info,
+        new Uint32Array([b.vocab, t.rows, t.row0, 0]),
+        vec4 ? tile : b.placeholder,
       ],
       workgroups: grid(t.rows),
     });
@@ -158,9 +214,16 @@ export const TOPK_VERSIONS: TopkVersion[] = [
     record: (gpu, batch, b) => recordV5(gpu, batch, b, { vec4: true }),
   },
   {
-    id: "v6",
-    note: "16 elements per thread loaded before use, threshold from the threads' maxima, " +
-      "8 KiB buffer with overflow retry (promoted; scalar loads when V % 4 != 0)",
+    id: "v8",
+    note: "v6 with one float compare per element against the threshold's value; keys, ids and " +
+      "ties only for a thread with a hit (256 threads, 1,024 entries)",
+    skip: (b) => (b.k > 256 ? "needs k <= 256" : undefined),
+    record: (gpu, batch, b) => recordWorkgroupSize(gpu, batch, b, 256, STREAM_CAP),
+  },
+  {
+    id: "v9",
+    note: "v8 with 128 threads and 256 entries for k <= 64, compacted by rank counting up to " +
+      "2 × threads (promoted)",
     skip: () => undefined,
     record: (gpu, batch, b) =>
       recordRowTopk(gpu, batch, {

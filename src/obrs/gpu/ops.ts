@@ -21,16 +21,20 @@ import {
 } from "./kernels.ts";
 import { rowTiles } from "./tiles.ts";
 
-/** Threads per workgroup of topk_stream. */
-const STREAM_WG = 256;
 /** Largest k that topk_stream handles at full speed; larger k goes to the bitonic sort. */
 export const STREAM_MAX_K = 256;
 
 /**
- * Candidate-buffer entries of topk_stream (8 KiB of workgroup memory): small, so that many
- * workgroups share a multiprocessor and keep enough loads in flight; a chunk that would overflow
- * it compacts and inserts again instead of needing room for a whole chunk.
+ * Threads per row and candidate-buffer entries of topk_stream for a given k. Up to k = 64: 128
+ * threads and 256 entries (2 KiB), compacted by rank counting; the H100 ran this 1.4× faster than
+ * 256 threads and 1,024 entries, whose compactions were bitonic sorts (bench/obrs/versions.ts,
+ * v8-wg128-cap256). Larger k needs the larger buffer (CAP/2 > k) and k ≤ threads.
  */
+export function streamShape(k: number): { wg: number; cap: number } {
+  return k <= 64 ? { wg: 128, cap: 256 } : { wg: 256, cap: STREAM_CAP };
+}
+
+/** Candidate-buffer entries of topk_stream for k > 64 (8 KiB of workgroup memory). */
 export const STREAM_CAP = 1024;
 
 /** Whether topk_stream can read rows as vec4 (V % 4 == 0; otherwise it reads scalars). */
@@ -80,6 +84,11 @@ export interface RowTopkArgs {
   vec4?: boolean;
   /** Binding limit below the device's (tests use it to force row tiles). */
   maxBindingBytes?: number;
+  /**
+   * Let topk_stream issue the next chunk's loads before ranking the current one (default false:
+   * no faster on an H100, see bench/obrs/versions.ts). The results are identical either way.
+   */
+  prefetch?: boolean;
 }
 
 /**
@@ -112,17 +121,19 @@ export function recordRowTopk(gpu: GpuContext, batch: ComputeBatch, a: RowTopkAr
   const temps = method === "stream" ? [] : [streamVals, streamIds];
   const tiles = rowTiles(gpu, rows, vocab, a.maxBindingBytes);
   const vec4 = (a.vec4 ?? true) && streamVec4(vocab);
+  const shape = streamShape(kStream);
   for (const t of tiles) {
     const tile = { buffer: a.logits, offset: t.offset, size: t.size };
     batch.dispatch({
       kernel: topkStreamKernel,
       constants: {
-        WG: STREAM_WG,
+        WG: shape.wg,
         K: kStream,
-        CAP: STREAM_CAP,
+        CAP: shape.cap,
         WITH_LSE: withLse ? 1 : 0,
         HAS_TOKENS: a.tokens ? 1 : 0,
         VEC4: vec4 ? 1 : 0,
+        PREFETCH: a.prefetch ? 1 : 0,
       },
       bindings: [
         tile,
