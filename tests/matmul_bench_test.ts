@@ -15,7 +15,7 @@ import {
   type MatmulBenchTimer,
   selectVersions,
 } from "../bench/matmul/main.ts";
-import { parseClockLine, summariseClocks } from "../bench/matmul/clocks.ts";
+import { parseClockLine, startClockSampler, summariseClocks } from "../bench/matmul/clocks.ts";
 import { MATMUL_VERSIONS } from "../bench/matmul/versions.ts";
 
 Deno.test("matmul bench: every version runs or says why not, and every result checks", async () => {
@@ -188,5 +188,43 @@ Deno.test("matmul bench: auto, v5 and v9 record identical dispatches where the R
     // And the K-slab version really differs where K > 512 (as far as its partials fit a binding).
     if (s.K > 512 && !byId("v11").obstacle(gpu, p)) assert.notDeepEqual(record("v11", p), v5);
     for (const x of [p.a, p.b, p.c]) x.buffer.destroy();
+  }
+});
+
+Deno.test("matmul bench: the clock sampler runs nvidia-smi in a loop and stops it", async () => {
+  // A stand-in nvidia-smi on PATH that answers like the real one (one reading, or one every
+  // -lms milliseconds), so the spawn, parse and stop are exercised on a machine without a GPU.
+  const dir = await Deno.makeTempDir();
+  const fake = `${dir}/nvidia-smi`;
+  await Deno.writeTextFile(
+    fake,
+    `#!/bin/sh
+line() { echo "$(date +'%Y/%m/%d %H:%M:%S.%3N'), 1980, 612.5, 0x0000000000000000"; }
+case "$*" in *-lms*) while true; do line; sleep 0.05; done ;; *) line ;; esac
+`,
+  );
+  await Deno.chmod(fake, 0o755);
+  const path = Deno.env.get("PATH") ?? "";
+  Deno.env.set("PATH", `${dir}:${path}`);
+  try {
+    const sampler = await startClockSampler(50);
+    assert.ok(sampler, "the stand-in nvidia-smi was found");
+    const from = Date.now();
+    await new Promise((r) => setTimeout(r, 400));
+    const to = Date.now();
+    await sampler.stop();
+    const w = summariseClocks(sampler.samples, from - 1000, to + 1000);
+    assert.ok(w && w.samples >= 3, `${w?.samples} readings`);
+    assert.equal(w.medianMHz, 1980);
+    assert.equal(w.maxWatts, 612.5);
+  } finally {
+    Deno.env.set("PATH", path);
+    await Deno.remove(dir, { recursive: true });
+  }
+  Deno.env.set("PATH", "/nonexistent");
+  try {
+    assert.equal(await startClockSampler(50), undefined, "no nvidia-smi: no sampler");
+  } finally {
+    Deno.env.set("PATH", path);
   }
 });

@@ -31,12 +31,7 @@ import { timeBatches } from "../../src/gpu/timing.ts";
 import { matmulFlops, type MatmulParams, prepareMatmulCheck } from "../../src/tensor/matmul/mod.ts";
 import { median } from "../../src/util/stats.ts";
 import { Rng } from "../../src/util/rng.ts";
-import {
-  type ClockSampler,
-  type ClockSummary,
-  startClockSampler,
-  summariseClocks,
-} from "./clocks.ts";
+import { type ClockSummary, startClockSampler, summariseClocks } from "./clocks.ts";
 import { MATMUL_VERSIONS, type MatmulVersion } from "./versions.ts";
 
 /** One product to time: C[M×N] = op(A)·op(B) with the contraction K, `batchCount` times. */
@@ -69,8 +64,6 @@ export interface MatmulBenchOptions {
   all?: boolean;
   /** Check sampled rows of each result against the float64 reference; default true. */
   validate?: boolean;
-  /** Clock readings to summarise per shape (startClockSampler's); default none. */
-  clocks?: ClockSampler;
   /** The timer; default `timeBatches`. */
   timer?: MatmulBenchTimer;
 }
@@ -114,7 +107,12 @@ export interface MatmulShapeRun {
    * trend (1.0 … 0.3) means the GPU changed speed during the shape, whatever the kernel.
    */
   roundFactors: number[];
-  /** SM clock while the timed rounds ran (nvidia-smi), when sampled. */
+  /** Wall-clock window of the timed rounds (ms since the epoch), to match clock readings to. */
+  window: [number, number];
+  /**
+   * SM clock while the timed rounds ran (nvidia-smi), filled in after the run: nvidia-smi's
+   * piped output arrives in blocks, so readings are matched to windows only at the end.
+   */
   clocks?: ClockSummary;
 }
 
@@ -309,9 +307,7 @@ export async function benchMatmul(opts: MatmulBenchOptions = {}): Promise<Matmul
       const run: MatmulShapeRun = {
         busy: t.samplesMs.reduce((x, y) => x + y, 0) / wallMs,
         roundFactors,
-        clocks: opts.clocks
-          ? summariseClocks(opts.clocks.samples, wallFrom, Date.now())
-          : undefined,
+        window: [wallFrom, Date.now()],
       };
       const check = (opts.validate ?? true)
         ? rowChecker(a.subarray(0, M * K), b.subarray(0, K * N), s)
@@ -388,15 +384,17 @@ function torchOf(torch: TorchRow[], r: MatmulBenchRow): TorchRow | undefined {
   );
 }
 
+function clockText(c: ClockSummary | undefined): string {
+  if (!c) return "no readings in the window";
+  return `${c.medianMHz} MHz (${c.minMHz}–${c.maxMHz}, ${c.samples} readings, max ` +
+    `${c.maxWatts.toFixed(0)} W, reasons 0x${c.reasons.toString(16)})`;
+}
+
 /** How far to trust a shape's figures, in one line. */
 function runLine(run: MatmulShapeRun): string {
   const f = run.roundFactors;
   const drift = Math.max(...f) / Math.min(...f);
-  const clocks = run.clocks
-    ? `; SM clock ${run.clocks.medianMHz} MHz (${run.clocks.minMHz}–${run.clocks.maxMHz}, ` +
-      `${run.clocks.samples} readings, max ${run.clocks.maxWatts.toFixed(0)} W, reasons ` +
-      `0x${run.clocks.reasons.toString(16)})`
-    : "";
+  const clocks = run.clocks ? `; SM clock ${clockText(run.clocks)}` : "";
   const warn = [
     run.busy > 1.05 ? "TIMESTAMPS NOT IN ns?" : "",
     run.busy < 0.8 ? "GPU IDLED between passes" : "",
@@ -507,13 +505,21 @@ if (import.meta.main) {
         versions: versionIds,
         all: values.all,
         validate: !values["no-validate"],
-        clocks,
       });
       printShape(gpu, shapeRows, torch);
       rows.push(...shapeRows);
     }
   } finally {
     await clocks?.stop();
+  }
+  if (clocks) {
+    console.log("\nSM clock while each shape's timed rounds ran (nvidia-smi):");
+    const runs = new Map<MatmulShapeRun, string>();
+    for (const r of rows) if (r.run) runs.set(r.run, shapeName(r));
+    for (const [run, name] of runs) {
+      run.clocks = summariseClocks(clocks.samples, run.window[0], run.window[1]);
+      console.log(`${name.padEnd(24)}${clockText(run.clocks)}`);
+    }
   }
   printGrid(gpu, rows, torch);
   console.log(`\n${((performance.now() - t0) / 1e3).toFixed(1)} s`);
