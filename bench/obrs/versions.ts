@@ -233,4 +233,22 @@ export const TOPK_VERSIONS: TopkVersion[] = [
         method: "stream",
       }),
   },
+  {
+    id: "v9-wg64-cap128",
+    note: "v9 with 64 threads and 128 entries (ablation)",
+    skip: (b) => (2 * b.k >= 128 || b.k > 64 ? "needs k < 64 and k <= 64" : undefined),
+    record: (gpu, batch, b) => recordWorkgroupSize(gpu, batch, b, 64, 128),
+  },
+  {
+    id: "v9-wg128-cap128",
+    note: "v9 with 128 threads and 128 entries (ablation)",
+    skip: (b) => (2 * b.k >= 128 || b.k > 128 ? "needs k < 64 and k <= 128" : undefined),
+    record: (gpu, batch, b) => recordWorkgroupSize(gpu, batch, b, 128, 128),
+  },
+  {
+    id: "v9-wg256-cap512",
+    note: "v9 with 256 threads and 512 entries (ablation)",
+    skip: (b) => (2 * b.k >= 512 || b.k > 256 ? "needs k < 256 and k <= 256" : undefined),
+    record: (gpu, batch, b) => recordWorkgroupSize(gpu, batch, b, 256, 512),
+  },
 ];
