@@ -396,7 +396,7 @@ function runLine(run: MatmulShapeRun): string {
   const drift = Math.max(...f) / Math.min(...f);
   const clocks = run.clocks ? `; SM clock ${clockText(run.clocks)}` : "";
   const warn = [
-    run.busy > 1.05 ? "TIMESTAMPS NOT IN ns?" : "",
+    run.busy > 1.05 ? "PASS TIMES EXCEED THE WALL: timestamps not ns, or passes overlap" : "",
     run.busy < 0.8 ? "GPU IDLED between passes" : "",
     drift > 1.15 ? "SPEED DRIFTED during the rounds" : "",
   ].filter(Boolean).join(", ");
