@@ -7,10 +7,38 @@
 import type { GpuContext } from "../../gpu/device.ts";
 import { uploadBuffer } from "../../gpu/buffers.ts";
 
+/**
+ * Consecutive rows of a logits matrix in a buffer of their own: row-major `[rows, V]` f32 from
+ * byte 0. A matrix larger than maxBufferSize (16,384 × 151,936 f32 is 9.96 GB) can only live on
+ * the GPU as several of these, one per micro-batch.
+ */
+export interface LogitBlock {
+  /** The block's buffer: STORAGE usage and at least rows·V·4 bytes. */
+  buffer: GPUBuffer;
+  /** Rows in the block (a positive integer). */
+  rows: number;
+}
+
+/** Logits already on the GPU: one buffer, or row blocks in order (the recorders' input). */
+export type LogitsSource = GPUBuffer | readonly LogitBlock[];
+
+/** Whether logits data are row blocks (rather than one buffer or host data). */
+export function isBlocks(x: Logits["data"]): x is readonly LogitBlock[] {
+  return Array.isArray(x);
+}
+
 /** A `[rows, vocab]` f32 matrix of logits (or log-probs): on the GPU already, or host data. */
 export interface Logits {
-  /** Row-major f32 values; a GPUBuffer needs STORAGE usage and at least rows·vocab·4 bytes. */
-  data: GPUBuffer | Float32Array;
+  /**
+   * Row-major f32 values: one GPUBuffer (STORAGE usage, at least rows·vocab·4 bytes), row blocks
+   * whose rows sum to the matrix's, or host data (uploaded as one buffer).
+   *
+   * @example
+   * ```ts
+   * const logits: Logits = { data: [{ buffer: a, rows: 4096 }, { buffer: b, rows: 4096 }], shape: [8192, v] };
+   * ```
+   */
+  data: GPUBuffer | Float32Array | readonly LogitBlock[];
   /** [rows N, vocab V]. */
   shape: readonly [number, number];
 }
@@ -171,8 +199,18 @@ export function resolveParams(p: JackpotParams, vocab: number): ResolvedParams {
 
 /** Checks that a matrix is [rows, vocab] and that its data holds that many values. */
 export function checkLogits(name: string, m: Logits, rows: number, vocab: number): void {
-  checkType(`${name} logits`, m.data, [Float32Array]);
   const [n, v] = m.shape;
+  if (isBlocks(m.data)) {
+    if (n !== rows || v !== vocab) {
+      throw new RangeError(
+        `${name} logits are [${n}, ${v}] but p_new logits are [${rows}, ${vocab}]: every model ` +
+          `must give one row per token over the same vocabulary`,
+      );
+    }
+    checkBlocks(`${name} logits`, m.data, n, v);
+    return;
+  }
+  checkType(`${name} logits`, m.data, [Float32Array]);
   if (n !== rows || v !== vocab) {
     throw new RangeError(
       `${name} logits are [${n}, ${v}] but p_new logits are [${rows}, ${vocab}]: every model must ` +
@@ -182,6 +220,41 @@ export function checkLogits(name: string, m: Logits, rows: number, vocab: number
   const bytes = m.data instanceof GPUBuffer ? m.data.size : m.data.byteLength;
   if (bytes < n * v * 4) {
     throw new RangeError(`${name} logits hold ${bytes} bytes, fewer than [${n}, ${v}] f32 needs`);
+  }
+}
+
+/**
+ * Checks row blocks of a `[rows, vocab]` matrix: each a STORAGE GPUBuffer of at least its rows·V·4
+ * bytes, rows positive integers summing to the matrix's.
+ */
+export function checkBlocks(
+  name: string,
+  blocks: readonly LogitBlock[],
+  rows: number,
+  vocab: number,
+): void {
+  if (blocks.length === 0) throw new RangeError(`${name}: the list of row blocks is empty`);
+  let sum = 0;
+  blocks.forEach((b, i) => {
+    const r = b?.rows;
+    if (!Number.isInteger(r) || r < 1) {
+      throw new RangeError(`${name} block ${i}: rows must be a positive integer, got ${r}`);
+    }
+    if (!(b.buffer instanceof GPUBuffer)) {
+      throw new RangeError(`${name} block ${i}: buffer must be a GPUBuffer`);
+    }
+    checkType(`${name} block ${i}`, b.buffer, []);
+    if (b.buffer.size < r * vocab * 4) {
+      throw new RangeError(
+        `${name} block ${i} holds ${b.buffer.size} bytes, fewer than [${r}, ${vocab}] f32 needs`,
+      );
+    }
+    sum += r;
+  });
+  if (sum !== rows) {
+    throw new RangeError(
+      `${name}: the row blocks hold ${sum} rows in all, but the matrix has ${rows}`,
+    );
   }
 }
 
@@ -279,6 +352,16 @@ export function checkDistinctIds(
       seen.add(id);
     }
   }
+}
+
+/** The logits on the GPU: blocks and buffers as they are, host data uploaded (into `temps`). */
+export function logitsToGpu(
+  gpu: GpuContext,
+  x: Logits["data"],
+  label: string,
+  temps: GPUBuffer[],
+): LogitsSource {
+  return isBlocks(x) ? x : toGpu(gpu, x, label, temps);
 }
 
 /** A GPU buffer for `x`, uploading host data (which is recorded in `temps` for destruction). */

@@ -32,6 +32,7 @@ import {
   type JackpotBatch,
   type JackpotParams,
   type Logits,
+  logitsToGpu,
   NonFiniteInputError,
   resolveParams,
   toGpu,
@@ -263,9 +264,9 @@ export function recordJackpot(
     const kn = p.k;
     const tokens = toGpu(gpu, batch.tokens, "tokens", temps);
     const valid = batch.valid ? toGpu(gpu, batch.valid, "valid", temps) : undefined;
-    const newData = toGpu(gpu, batch.newLogits.data, "p_new logits", temps);
-    const infData = infFull ? toGpu(gpu, infFull.data, "p_inf logits", temps) : undefined;
-    const refData = refLogits ? toGpu(gpu, refLogits.data, "p_ref logits", temps) : undefined;
+    const newData = logitsToGpu(gpu, batch.newLogits.data, "p_new logits", temps);
+    const infData = infFull ? logitsToGpu(gpu, infFull.data, "p_inf logits", temps) : undefined;
+    const refData = refLogits ? logitsToGpu(gpu, refLogits.data, "p_ref logits", temps) : undefined;
     // info regions: 0 p_inf (sampled as used), 1 p_new, 2 p_ref, 3 trainer-side p_inf rows.
     const info = buf(4 * n * INFO_COLS * 4, "info");
     const newVals = buf(n * kn * 4, "p_new top-k");

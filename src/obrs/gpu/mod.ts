@@ -32,7 +32,9 @@ export {
   type ActorFromTopK,
   type JackpotBatch,
   type JackpotParams,
+  type LogitBlock,
   type Logits,
+  type LogitsSource,
   NonFiniteInputError,
   type RowValues,
 } from "./inputs.ts";
@@ -46,4 +48,12 @@ export {
   type RowTopkArgs,
   STREAM_MAX_K,
 } from "./ops.ts";
-export { type RowTile, rowTiles } from "./tiles.ts";
+export {
+  type BoundTile,
+  type PairedTile,
+  pairedTiles,
+  type RowTile,
+  rowTiles,
+  sourceTiles,
+  type TileBinding,
+} from "./tiles.ts";

@@ -19,7 +19,8 @@ import {
   topkStreamKernel,
   zExactKernel,
 } from "./kernels.ts";
-import { rowTiles } from "./tiles.ts";
+import { type BoundTile, pairedTiles, sourceTiles } from "./tiles.ts";
+import type { LogitsSource } from "./inputs.ts";
 
 /** Largest k that topk_stream handles at full speed; larger k goes to the bitonic sort. */
 export const STREAM_MAX_K = 256;
@@ -58,8 +59,8 @@ const dummies = new WeakMap<GPUDevice, GPUBuffer[]>();
 
 /** Arguments of {@link recordRowTopk}. */
 export interface RowTopkArgs {
-  /** Logits `[rows, vocab]` f32. */
-  logits: GPUBuffer;
+  /** Logits `[rows, vocab]` f32: one buffer or row blocks. */
+  logits: LogitsSource;
   /** Rows N. */
   rows: number;
   /** Vocabulary size V. */
@@ -119,11 +120,11 @@ export function recordRowTopk(gpu: GpuContext, batch: ComputeBatch, a: RowTopkAr
   const streamVals = method === "stream" ? a.vals : createStorageBuffer(gpu, rows * 4, "topk k1");
   const streamIds = method === "stream" ? a.ids : createStorageBuffer(gpu, rows * 4, "topk k1 ids");
   const temps = method === "stream" ? [] : [streamVals, streamIds];
-  const tiles = rowTiles(gpu, rows, vocab, a.maxBindingBytes);
+  const tiles = sourceTiles(gpu, a.logits, rows, vocab, a.maxBindingBytes);
   const vec4 = (a.vec4 ?? true) && streamVec4(vocab);
   const shape = streamShape(kStream);
   for (const t of tiles) {
-    const tile = { buffer: a.logits, offset: t.offset, size: t.size };
+    const tile = { buffer: t.buffer, offset: t.offset, size: t.size };
     batch.dispatch({
       kernel: topkStreamKernel,
       constants: {
@@ -155,7 +156,7 @@ function recordSortTopk(
   gpu: GpuContext,
   batch: ComputeBatch,
   a: RowTopkArgs,
-  tiles: ReturnType<typeof rowTiles>,
+  tiles: BoundTile[],
   withLse: boolean,
   infoRow0: number,
 ): GPUBuffer[] {
@@ -176,7 +177,7 @@ function recordSortTopk(
       const row0 = t.row0 + s0;
       const params = (block: number, stride: number) =>
         u32s(vocab, n, row0, pad, block, stride, k, infoRow0, s0);
-      const src = { buffer: a.logits, offset: t.offset, size: t.size };
+      const src = { buffer: t.buffer, offset: t.offset, size: t.size };
       batch.dispatch({
         kernel: topkSortKernel,
         entryPoint: "init",
@@ -206,16 +207,16 @@ function recordSortTopk(
 
 /** Arguments of {@link recordLogSoftmax}. */
 export interface LogSoftmaxArgs {
-  /** Input `[rows, vocab]` f32. */
-  x: GPUBuffer;
+  /** Input `[rows, vocab]` f32: one buffer or row blocks. */
+  x: LogitsSource;
   /** Rows N. */
   rows: number;
   /** Row length V. */
   vocab: number;
   /** Output `[N]` f32 log-sum-exp of each row. */
   lse: GPUBuffer;
-  /** Output `[N, V]` f32 log-softmax; omit for the log-sum-exp alone. */
-  out?: GPUBuffer;
+  /** Output `[N, V]` f32 log-softmax, split into the same row blocks as `x`; omit for the lse alone. */
+  out?: LogitsSource;
   /** Binding limit below the device's (tests use it to force row tiles). */
   maxBindingBytes?: number;
 }
@@ -229,8 +230,15 @@ export interface LogSoftmaxArgs {
  * ```
  */
 export function recordLogSoftmax(gpu: GpuContext, batch: ComputeBatch, a: LogSoftmaxArgs): void {
-  for (const t of rowTiles(gpu, a.rows, a.vocab, a.maxBindingBytes)) {
-    const x = { buffer: a.x, offset: t.offset, size: t.size };
+  const mismatch = "log-softmax input and output must be split into the same row blocks";
+  const tiles = a.out
+    ? pairedTiles(gpu, a.x, a.out, a.rows, a.vocab, mismatch, a.maxBindingBytes)
+    : sourceTiles(gpu, a.x, a.rows, a.vocab, a.maxBindingBytes).map((t) => {
+      const x = { buffer: t.buffer, offset: t.offset, size: t.size };
+      return { row0: t.row0, rows: t.rows, a: x, b: x };
+    });
+  for (const t of tiles) {
+    const x = t.a;
     const params = u32s(a.vocab, t.rows, t.row0);
     batch.dispatch({
       kernel: logSoftmaxKernel,
@@ -242,7 +250,7 @@ export function recordLogSoftmax(gpu: GpuContext, batch: ComputeBatch, a: LogSof
       batch.dispatch({
         kernel: logSoftmaxKernel,
         entryPoint: "apply",
-        bindings: [x, a.lse, params, { buffer: a.out, offset: t.offset, size: t.size }],
+        bindings: [x, a.lse, params, t.b],
         workgroups: grid(Math.ceil((t.rows * a.vocab) / 256)),
       });
     }
@@ -251,8 +259,8 @@ export function recordLogSoftmax(gpu: GpuContext, batch: ComputeBatch, a: LogSof
 
 /** Arguments of {@link recordGather}. */
 export interface GatherArgs {
-  /** Logits `[rows, vocab]` f32. */
-  logits: GPUBuffer;
+  /** Logits `[rows, vocab]` f32: one buffer or row blocks. */
+  logits: LogitsSource;
   /** Rows N. */
   rows: number;
   /** Vocabulary size V. */
@@ -282,12 +290,12 @@ export interface GatherArgs {
  * ```
  */
 export function recordGather(gpu: GpuContext, batch: ComputeBatch, a: GatherArgs): void {
-  for (const t of rowTiles(gpu, a.rows, a.vocab, a.maxBindingBytes)) {
+  for (const t of sourceTiles(gpu, a.logits, a.rows, a.vocab, a.maxBindingBytes)) {
     batch.dispatch({
       kernel: gatherKernel,
       entryPoint: "gather",
       bindings: [
-        { buffer: a.logits, offset: t.offset, size: t.size },
+        { buffer: t.buffer, offset: t.offset, size: t.size },
         a.ids,
         a.out,
         a.info,
@@ -390,8 +398,10 @@ export function recordZExact(
   gpu: GpuContext,
   batch: ComputeBatch,
   a: {
-    infLogits: GPUBuffer;
-    tgtLogits: GPUBuffer;
+    /** p_inf logits: one buffer or row blocks. */
+    infLogits: LogitsSource;
+    /** p_target logits, split like `infLogits` (or at boundaries that keep offsets aligned). */
+    tgtLogits: LogitsSource;
     rows: number;
     vocab: number;
     target: "ref" | "new";
@@ -405,7 +415,18 @@ export function recordZExact(
     maxBindingBytes?: number;
   },
 ): void {
-  for (const t of rowTiles(gpu, a.rows, a.vocab, a.maxBindingBytes)) {
+  const mismatch =
+    `p_inf and p_${a.target} logits must be split into the same row blocks for exactZ`;
+  const tiles = pairedTiles(
+    gpu,
+    a.infLogits,
+    a.tgtLogits,
+    a.rows,
+    a.vocab,
+    mismatch,
+    a.maxBindingBytes,
+  );
+  for (const t of tiles) {
     const p = new DataView(new ArrayBuffer(28));
     p.setUint32(24, a.infRegion ?? 0, true);
     [a.vocab, t.rows, t.row0, a.rows, a.target === "new" ? 1 : 2].forEach((v, i) =>
@@ -415,8 +436,8 @@ export function recordZExact(
     batch.dispatch({
       kernel: zExactKernel,
       bindings: [
-        { buffer: a.infLogits, offset: t.offset, size: t.size },
-        { buffer: a.tgtLogits, offset: t.offset, size: t.size },
+        t.a,
+        t.b,
         a.info,
         a.rowData,
         new Uint8Array(p.buffer),
