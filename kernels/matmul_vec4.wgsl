@@ -177,9 +177,12 @@ fn multiply(which: u32, k: u32) {
   c70 = fma(vec4<f32>(a1.w), b0, c70); c71 = fma(vec4<f32>(a1.w), b1, c71);
 }
 
-// First k of step s (of `steps`) when the loop starts at step `rot` and wraps around.
+// First k of step s (of `steps`) when the loop starts at step `rot` and wraps around. Both are
+// below `steps` (s may equal it for a load that is not used), so one conditional subtraction
+// wraps: no integer division per step, and with STAGGER off (rot = 0) the add and select are all.
 fn kOf(s: u32, steps: u32, kStart: u32, rot: u32) -> u32 {
-  return kStart + ((s + rot) % steps) * BK;
+  let j = s + rot;
+  return kStart + select(j, j - steps, j >= steps) * BK;
 }
 
 // Step s of the k loop on buffer `which` (a literal at both call sites): issue the next step's
