@@ -12,10 +12,11 @@ import {
   jackpotWeights,
   type LogitBlock,
   pairedTiles,
+  recordLogSoftmax,
   sourceTiles,
 } from "../src/obrs/gpu/mod.ts";
 import { readBuffers } from "../src/gpu/mod.ts";
-import { gpu, makeBatch, upload } from "./obrs_gpu_util.ts";
+import { gpu, makeBatch, run, upload, zeros } from "./obrs_gpu_util.ts";
 
 type Batch = ReturnType<typeof makeBatch>;
 
@@ -214,4 +215,31 @@ Deno.test("row blocks: bad blocks fail with one clear sentence", async () => {
   const r = await jackpotWeights(gpu, mismatched, { ...p, onNonFinite: "report" });
   assert.equal(r.rows, 9);
   r.destroy();
+});
+
+Deno.test("recordLogSoftmax over row blocks = one buffer, bit for bit", async () => {
+  const b = makeBatch(34, 20, 320), n = 20, v = 320;
+  const lse1 = zeros(n * 4), out1 = zeros(n * v * 4), lse2 = zeros(n * 4);
+  const x = blocks(b.nw, v, [7, 1, 12]);
+  const out2 = [7, 1, 12].map((rows) => ({ buffer: zeros(rows * v * 4), rows }));
+  const got = await run((c) => {
+    recordLogSoftmax(gpu, c, { x: upload(b.nw), rows: n, vocab: v, lse: lse1, out: out1 });
+    recordLogSoftmax(gpu, c, {
+      x,
+      rows: n,
+      vocab: v,
+      lse: lse2,
+      out: out2,
+      maxBindingBytes: 4 * v * 4,
+    });
+  }, [lse1, out1, lse2, ...out2.map((o) => o.buffer)]);
+  assert.deepEqual(new Uint32Array(got[2]), new Uint32Array(got[0]));
+  const blocked = new Uint8Array(n * v * 4);
+  let o = 0;
+  for (const g of got.slice(3)) {
+    blocked.set(new Uint8Array(g), o);
+    o += g.byteLength;
+  }
+  assert.deepEqual(blocked, new Uint8Array(got[1]));
+  assert.ok(new Float32Array(got[0]).some((y) => y !== 0));
 });
