@@ -51,8 +51,10 @@
  *   workgroup memory's zero-initialisation is not the cost (bench/probe/workgroup_memory.ts:
  *   under 4 ns per workgroup even at 32 KiB); the compactions are: with 1,024 entries they ran
  *   as bitonic sorts (55 barriers) once 512 candidates had gathered.
- * - v9 = v8 with 128 threads and a 256-entry buffer for k ≤ 64 (256 threads and 1,024 entries
- *   above), every compaction of up to 2 × threads candidates by rank counting (3 barriers).
+ * - v9 = v8 with 128 threads and a small buffer (CAP/2 > k: 128 entries up to k = 32, 256 up to
+ *   64; 256 threads and 1,024 entries above), every compaction of up to 2 × threads candidates by
+ *   rank counting (3 barriers). H100, k = 20 (one run, versions one after another): 128 threads
+ *   and 256 entries 1.92 ms, 64/128 1.71, 128/128 1.61 (promoted), 256/512 2.34.
  *
  * Runnable here: v1, v4 with PER pinned to 1 (ablation of the v2 → v3 step), v4, v5 (v2–v5's
  * kernel is kept in this folder as v5_topk_stream.wgsl), v8 and v9 (v6 and v7 were the same
@@ -222,8 +224,8 @@ export const TOPK_VERSIONS: TopkVersion[] = [
   },
   {
     id: "v9",
-    note: "v8 with 128 threads and 256 entries for k <= 64, compacted by rank counting up to " +
-      "2 × threads (promoted)",
+    note: "v8 with 128 threads and 128 entries up to k = 32 (256 up to 64), compacted by rank " +
+      "counting up to 2 × threads (promoted)",
     skip: () => undefined,
     record: (gpu, batch, b) =>
       recordRowTopk(gpu, batch, {

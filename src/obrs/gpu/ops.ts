@@ -26,12 +26,14 @@ import type { LogitsSource } from "./inputs.ts";
 export const STREAM_MAX_K = 256;
 
 /**
- * Threads per row and candidate-buffer entries of topk_stream for a given k. Up to k = 64: 128
- * threads and 256 entries (2 KiB), compacted by rank counting; the H100 ran this 1.4× faster than
- * 256 threads and 1,024 entries, whose compactions were bitonic sorts (bench/obrs/versions.ts,
- * v8-wg128-cap256). Larger k needs the larger buffer (CAP/2 > k) and k ≤ threads.
+ * Threads per row and candidate-buffer entries of topk_stream for a given k: 128 threads, and the
+ * smallest buffer that leaves room above k (CAP/2 > k): 128 entries up to k = 32, 256 up to 64,
+ * compacted by rank counting. On the H100 (k = 20) 128/128 ran 1.65× faster and 128/256 1.4×
+ * faster than 256 threads and 1,024 entries, whose compactions were bitonic sorts
+ * (bench/obrs/versions.ts, v9). Larger k takes 256 threads and 1,024 entries (k ≤ threads).
  */
 export function streamShape(k: number): { wg: number; cap: number } {
+  if (k <= 32) return { wg: 128, cap: 128 };
   return k <= 64 ? { wg: 128, cap: 256 } : { wg: 256, cap: STREAM_CAP };
 }
 
