@@ -25,7 +25,7 @@ run_tests() {
   { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
     deno task jackpot info
     timeout "$limit" deno test --allow-all tests/gpu_layer_test.ts tests/obrs_gpu_kernels_test.ts \
-      tests/obrs_gpu_jackpot_test.ts tests/obrs_gpu_errors_test.ts tests/matmul_correctness_test.ts \
+      tests/obrs_gpu_jackpot_test.ts tests/obrs_gpu_errors_test.ts tests/obrs_gpu_blocks_test.ts tests/matmul_correctness_test.ts \
       tests/autograd_ops_test.ts tests/autograd_elementwise_test.ts tests/autograd_block_test.ts \
       tests/training_mlp_test.ts
   } 2>&1 | tee "$out/tests.log" || status=1
