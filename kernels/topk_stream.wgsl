@@ -9,8 +9,9 @@
 // the row. When the buffer passes half full it is cut back to the best K (rank counting, or a
 // bitonic sort past 2 * WG), which raises the threshold; a chunk that would overflow it keeps
 // its surplus in registers, compacts, and inserts again, so no input can overflow (a sorted row
-// only costs more rounds). The buffer is small (CAP = 256 entries for K <= 64, 1,024 above), and
-// a small buffer compacts by rank counting, which is cheap; the host picks WG and CAP. Version history and timings: bench/obrs/versions.ts (v6).
+// only costs more rounds). The buffer is small (CAP = 128 entries up to K = 32, 256 up to 64, 1,024
+// above; src/obrs/gpu/ops.ts streamShape), and a small buffer compacts by cheap rank counting.
+// Version history and timings: bench/obrs/versions.ts (v6 to v9).
 //
 // Row summary info[row] = (max, sampled log-prob, flags, log Σ exp(x − max)): the log-sum-exp is
 // kept as two parts, lse = max + log Σ, and log-probs are computed as (x − max) − log Σ, because

@@ -178,7 +178,6 @@ export async function benchObrs(
   const copyMb = Math.min(1024, Math.max(4, bytes / 2 ** 20));
   const [copy] = await benchCopy(gpu, { megabytes: [copyMb], repeats });
   result.copyGbPerSecond = copy.gbPerSecond;
-  // Copy moves 2 bytes (read + write) per byte of buffer; a reader of B bytes needs B / (copy / 2).
   // The floor is reading each byte once at the rate the copy kernel moves bytes (read + write
   // together, ~3 TB/s on an H100): the "~1.7 ms to read both matrices once".
   const readLimitMs = (b: number) => b / (copy.gbPerSecond * 1e6);

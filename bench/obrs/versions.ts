@@ -83,66 +83,23 @@ function v5Capacity(gpu: GpuContext): number {
   return cap;
 }
 
-/** Records the v5 kernel over row tiles, values only; `per` pinned or as v5 chose it. */
-function recordV5(
+/**
+ * Records `kernel` (topk_stream's bindings; values only, no lse or tokens) over the matrix's row
+ * tiles with the given constants; VEC4 follows `vec4`.
+ */
+function recordStreamTiles(
   gpu: GpuContext,
   batch: ComputeBatch,
   b: TopkBuffers,
-  opts: { vec4: boolean; per?: number },
+  kernel: Kernel,
+  constants: Record<string, number>,
+  vec4: boolean,
 ): GPUBuffer[] {
-  const cap = v5Capacity(gpu);
-  const lanes = opts.vec4 ? 4 * 256 : 256;
-  const per = opts.per ?? Math.max(1, Math.min(8, Math.floor((cap - 256) / lanes)));
   for (const t of rowTiles(gpu, b.rows, b.vocab)) {
     const tile = { buffer: b.logits, offset: t.offset, size: t.size };
     batch.dispatch({
-      kernel: v5Kernel,
-      constants: {
-        WG: 256,
-        PER: per,
-        K: b.k,
-        CAP: cap,
-        WITH_LSE: 0,
-        HAS_TOKENS: 0,
-        VEC4: opts.vec4 ? 1 : 0,
-      },
-      bindings: [
-        tile,
-        b.placeholder,
-        b.vals,
-        b.ids,
-        b.info,
-        new Uint32Array([b.vocab, t.rows, t.row0, 0]),
-        opts.vec4 ? tile : b.placeholder,
-      ],
-      workgroups: grid(t.rows),
-    });
-  }
-  return [];
-}
-
-/** Records the promoted kernel with `wg` threads per row (recordRowTopk uses 256), values only. */
-function recordWorkgroupSize(
-  gpu: GpuContext,
-  batch: ComputeBatch,
-  b: TopkBuffers,
-  wg: number,
-  cap = Math.max(STREAM_CAP, 2 * wg),
-): GPUBuffer[] {
-  const vec4 = b.vocab % 4 === 0;
-  for (const t of rowTiles(gpu, b.rows, b.vocab)) {
-    const tile = { buffer: b.logits, offset: t.offset, size: t.size };
-    batch.dispatch({
-      kernel: topkStreamKernel,
-      constants: {
-        WG: wg,
-        K: b.k,
-        CAP: cap,
-        WITH_LSE: 0,
-        HAS_TOKENS: 0,
-        VEC4: vec4 ? 1 : 0,
-        PREFETCH: 0,
-      },
+      kernel,
+      constants: { ...constants, K: b.k, WITH_LSE: 0, HAS_TOKENS: 0, VEC4: vec4 ? 1 : 0 },
       bindings: [
         tile,
         b.placeholder,
@@ -156,6 +113,31 @@ function recordWorkgroupSize(
     });
   }
   return [];
+}
+
+/** Records the v5 kernel; `per` pinned or as v5 chose it. */
+function recordV5(
+  gpu: GpuContext,
+  batch: ComputeBatch,
+  b: TopkBuffers,
+  opts: { vec4: boolean; per?: number },
+): GPUBuffer[] {
+  const cap = v5Capacity(gpu);
+  const lanes = opts.vec4 ? 4 * 256 : 256;
+  const per = opts.per ?? Math.max(1, Math.min(8, Math.floor((cap - 256) / lanes)));
+  return recordStreamTiles(gpu, batch, b, v5Kernel, { WG: 256, PER: per, CAP: cap }, opts.vec4);
+}
+
+/** Records the promoted kernel with `wg` threads per row and `cap` candidate entries. */
+function recordWorkgroupSize(
+  gpu: GpuContext,
+  batch: ComputeBatch,
+  b: TopkBuffers,
+  wg: number,
+  cap = Math.max(STREAM_CAP, 2 * wg),
+): GPUBuffer[] {
+  const constants = { WG: wg, CAP: cap, PREFETCH: 0 };
+  return recordStreamTiles(gpu, batch, b, topkStreamKernel, constants, b.vocab % 4 === 0);
 }
 
 /** What a top-k version needs: one logits matrix and its outputs. */

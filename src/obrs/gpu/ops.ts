@@ -110,12 +110,11 @@ export function recordRowTopk(gpu: GpuContext, batch: ComputeBatch, a: RowTopkAr
   const { rows, vocab, k } = a;
   const withLse = a.withLse ?? true;
   const infoRow0 = a.infoRow0 ?? 0;
-  const streamK = STREAM_MAX_K;
   const method = a.method === "auto" || a.method === undefined
-    ? (k <= streamK ? "stream" : "sort")
+    ? (k <= STREAM_MAX_K ? "stream" : "sort")
     : a.method;
-  if (method === "stream" && k > streamK) {
-    throw new RangeError(`topk_stream handles k <= ${streamK} on this device, got k = ${k}`);
+  if (method === "stream" && k > STREAM_MAX_K) {
+    throw new RangeError(`topk_stream handles k <= ${STREAM_MAX_K}, got k = ${k}`);
   }
   // The sort path still runs the stream pass with k = 1 for the lse, sampled log-prob and flags.
   const kStream = method === "stream" ? k : 1;
