@@ -5,6 +5,9 @@
  *
  * Usage: deno task bench [--suite copy,dispatch,obrs,matmul,tensor,nn] [--small] [--out DIR] [--torch DIR]
  *
+ * `--suite profile` (not in the default list) breaks the training step and a sampling batch of
+ * each anchor down by kernel (bench/nn/profile.ts).
+ *
  * Each suite also runs alone (`deno run -A bench/<suite>/main.ts --help`); this runner starts
  * each in its own process so that one suite's failure or memory does not affect the next, and
  * collects their JSON into `--out` (default runs/bench-<UTC time>/). With `--torch DIR` holding
@@ -41,12 +44,15 @@ const SUITES: Record<string, Suite | "in-process"> = {
     jsonArgs: (f) => ["--json", f],
     torchArgs: (d) => ["--torch", d],
   },
+  profile: { script: "bench/nn/profile.ts", jsonArgs: (f) => ["--json", f] },
 };
+// Every suite but the profile, which is a diagnosis rather than a figure to compare.
+const DEFAULT_SUITES = Object.keys(SUITES).filter((s) => s !== "profile");
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
-    suite: { type: "string", default: Object.keys(SUITES).join(",") },
+    suite: { type: "string", default: DEFAULT_SUITES.join(",") },
     small: { type: "boolean", default: false },
     out: { type: "string" },
     torch: { type: "string" },
@@ -55,8 +61,8 @@ const { values } = parseArgs({
 });
 if (values.help) {
   console.log(
-    "Usage: deno task bench [--suite " + Object.keys(SUITES).join(",") +
-      "] [--small] [--out DIR] [--torch DIR]",
+    "Usage: deno task bench [--suite " + DEFAULT_SUITES.join(",") +
+      "] [--small] [--out DIR] [--torch DIR]\n(--suite profile: the per-kernel profile of bench/nn)",
   );
   Deno.exit(0);
 }

@@ -3,7 +3,8 @@
 #   tests   the GPU kernels against their float64 references, on the real adapter
 #   torch   the PyTorch reference scripts (bench/torch/*.py), eager and torch.compile
 #   ours    deno task bench at the issue shapes, with the PyTorch JSON for ratios
-#   all     the three in order
+#   profile the training step and a sampling batch of each anchor, kernel by kernel (bench/nn/profile.ts)
+#   all     tests, torch, ours in order
 # Usage (from the repository root, after `source .device/enter.sh` on a host without network):
 #   bash bench/device/run.sh STAGE [OUT_DIR]
 # Results go to OUT_DIR (default $OUT, else device-out/): a log per stage and results.tar.gz with
@@ -12,7 +13,7 @@
 # device call and the archive is still written; `timeout` exits 124 for a command it stopped.
 set -uo pipefail
 limit=${LIMIT_S:-170}
-stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|all [OUT_DIR]}
+stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|profile|all [OUT_DIR]}
 out=${2:-${OUT:-device-out}}
 work=$(mktemp -d)
 mkdir -p "$out" "$work/torch" "$work/bench"
@@ -24,7 +25,7 @@ status=0
 run_tests() {
   { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
     deno task jackpot info
-    timeout "$limit" deno test --allow-all tests/gpu_layer_test.ts tests/obrs_gpu_kernels_test.ts \
+    timeout "$limit" deno test --allow-all tests/gpu_layer_test.ts tests/gpu_profile_test.ts tests/obrs_gpu_kernels_test.ts \
       tests/obrs_gpu_jackpot_test.ts tests/obrs_gpu_errors_test.ts tests/obrs_gpu_blocks_test.ts tests/matmul_correctness_test.ts \
       tests/autograd_ops_test.ts tests/autograd_elementwise_test.ts tests/autograd_block_test.ts \
       tests/training_mlp_test.ts
@@ -44,12 +45,18 @@ run_ours() {
   timeout "$((limit * 2))" deno task bench --out "$work/bench" --torch "$work/torch" 2>&1 | tee "$out/ours.log" || status=1
 }
 
+run_profile() {
+  timeout "$limit" deno run -A bench/nn/profile.ts --top 25 --json "$work/bench/profile.json" 2>&1 |
+    tee "$out/profile.log" || status=1
+}
+
 case "$stage" in
   tests) run_tests ;;
   torch) run_torch ;;
   ours) run_ours ;;
+  profile) run_profile ;;
   all) run_tests; run_torch; run_ours ;;
-  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, all)" >&2; exit 2 ;;
+  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, all)" >&2; exit 2 ;;
 esac
 tar czf "$out/results.tar.gz" -C "$work" .
 exit "$status"

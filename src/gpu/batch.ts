@@ -12,6 +12,7 @@ import type { GpuContext } from "./device.ts";
 import { type Kernel, type KernelConstants, pipelineCache } from "./pipelines.ts";
 import { scopedSubmit } from "./errors.ts";
 import { bindGroupCache } from "./bind_groups.ts";
+import { activeProfiler } from "./profile.ts";
 
 /** A byte range of a buffer to bind. */
 export interface BufferSlice {
@@ -149,7 +150,13 @@ export class ComputeBatch {
       const cache = pipelineCache(device);
       const groups = bindGroupCache(device);
       const encoder = device.createCommandEncoder();
-      const pass = encoder.beginComputePass(
+      // While a DispatchProfiler runs (profile.ts), each dispatch gets a pass with its own
+      // timestamps; otherwise all share one pass.
+      const profiler = activeProfiler()?.device === device ? activeProfiler() : undefined;
+      if (profiler && timestamps) {
+        throw new Error("ComputeBatch: pass timestamps cannot be taken while a profiler runs");
+      }
+      let pass = profiler ? undefined : encoder.beginComputePass(
         timestamps
           ? {
             timestampWrites: {
@@ -176,12 +183,16 @@ export class ComputeBatch {
           if (b instanceof GPUBuffer) return { binding, resource: { buffer: b } };
           return { binding, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size } };
         });
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(0, groups.get(pipeline, entries));
+        if (profiler) {
+          pass?.end();
+          pass = encoder.beginComputePass({ timestampWrites: profiler.slot(d) });
+        }
+        pass!.setPipeline(pipeline);
+        pass!.setBindGroup(0, groups.get(pipeline, entries));
         const [x, y = 1, z = 1] = d.workgroups;
-        if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+        if (x > 0 && y > 0 && z > 0) pass!.dispatchWorkgroups(x, y, z);
       }
-      pass.end();
+      pass?.end();
       for (const [src, so, dst, doff, size] of this.#copies) {
         encoder.copyBufferToBuffer(src, so, dst, doff, size);
       }

@@ -12,3 +12,4 @@ export * from "./errors.ts";
 export * from "./buffers.ts";
 export * from "./timing.ts";
 export * from "./kernels.ts";
+export * from "./profile.ts";
