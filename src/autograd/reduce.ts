@@ -35,24 +35,45 @@ function reduceRaw(
   if (out.size === 0) return out;
   if (
     op === 0 && x.isContiguous && redCount > 1 && out.size > 1 && axes.every((a, i) => a === i) &&
-    Math.ceil(out.size / 256) <= MAX_GROUPS
+    Math.ceil(out.size / COLS_PER_GROUP) <= MAX_GROUPS
   ) {
     columnSums(x.binding, redCount, out.size, scale, out); // leading axes: coalesced column sums
     return out;
   }
   const kShape = kept.map((i) => x.shape[i]), kStrides = kept.map((i) => x.strides[i]);
-  const rShape = axes.map((i) => x.shape[i]), rStrides = axes.map((i) => x.strides[i]);
+  const row = trailingRow(x, axes);
+  // A contiguous run of trailing axes reduces as rows of redCount elements (vec4 when aligned).
+  const rShape = row ? [redCount] : axes.map((i) => x.shape[i]);
+  const rStrides = row ? [1] : axes.map((i) => x.strides[i]);
+  const entry = !row ? "main" : redCount % 4 === 0 && x.offset % 4 === 0 &&
+      kStrides.every((s, i) => kShape[i] === 1 || s % 4 === 0)
+    ? "rows4"
+    : "rows";
   if (redCount <= PART) {
-    reduceDispatch(x, kShape, kStrides, rShape, rStrides, redCount, op, scale, out);
+    reduceDispatch(x, entry, kShape, kStrides, rShape, rStrides, redCount, op, scale, out);
     return out;
   }
   // Long reductions in two passes: [out, parts] partials, then each row of partials.
   const parts = Math.ceil(redCount / PART);
   const partial = empty([out.size, parts], "f32", "partialReduce");
-  reduceDispatch(x, kShape, kStrides, rShape, rStrides, PART, op, 1, partial);
-  reduceDispatch(partial, [out.size], [parts], [parts], [1], parts, op, scale, out);
+  reduceDispatch(x, entry, kShape, kStrides, rShape, rStrides, PART, op, 1, partial);
+  const pEntry = parts % 4 === 0 ? "rows4" : "rows";
+  reduceDispatch(partial, pEntry, [out.size], [parts], [parts], [1], parts, op, scale, out);
   partial.dispose(); // recorded work keeps running in order; the pool reuses it only afterwards
   return out;
+}
+
+// True when `axes` (sorted) are the trailing axes of x and row-major among themselves, so the
+// reduced elements of each output are one contiguous run (size-1 axes have any stride).
+function trailingRow(x: Tensor, axes: number[]): boolean {
+  if (axes.length === 0 || axes[axes.length - 1] !== x.rank - 1) return false;
+  if (axes.some((a, i) => a !== x.rank - axes.length + i)) return false;
+  let acc = 1;
+  for (let i = x.rank - 1; i >= x.rank - axes.length; i--) {
+    if (x.shape[i] !== 1 && x.strides[i] !== acc) return false;
+    acc *= x.shape[i];
+  }
+  return true;
 }
 
 // Elements of the reduced space one workgroup covers (at most 64 per thread), and the most
@@ -60,9 +81,11 @@ function reduceRaw(
 const PART = 256 * 64;
 const MAX_GROUPS = 65535;
 
-// One dispatch of ops_reduce.wgsl `main` into `dst` [out, ceil(redCount / partLen)].
+// One dispatch of ops_reduce.wgsl `entry` (main, rows or rows4) into `dst`
+// [out, ceil(redCount / partLen)].
 function reduceDispatch(
   x: Tensor,
+  entry: "main" | "rows" | "rows4",
   kShape: number[],
   kStrides: number[],
   rShape: number[],
@@ -93,32 +116,40 @@ function reduceDispatch(
   );
   runtime().dispatch({
     kernel: reduceKernel,
+    entryPoint: entry,
     constants: { OP: op },
     bindings: [x.storageBuffer, dst.binding, p],
     workgroups: grid(outCount * parts),
   });
 }
 
-const CHUNK = 64;
+// Columns one colsum workgroup covers (16 vec4 or 64 scalars), the fewest rows per chunk (a
+// thread then sums 16 rows in four trips of four loads), and about how many workgroups a pass
+// aims for (enough to keep a large GPU's memory busy; fewer chunks mean smaller partials).
+const COLS_PER_GROUP = 64;
+const MIN_CHUNK = 256;
+const TARGET_GROUPS = 1024;
 
-// Sums the rows of a contiguous [rows, cols] buffer into `out` [cols], in chunks of CHUNK rows
-// (more when there would be over 65,535 chunks: one grid dimension) folded again until one chunk
-// is left (coalesced reads; fixed order, so deterministic).
+// Sums the rows of a contiguous [rows, cols] buffer into `out` [cols]: chunks of rows summed per
+// column strip, then the [chunks, cols] partials folded again the same way until one chunk is
+// left (coalesced reads; fixed order, so deterministic). Usually two dispatches.
 function columnSums(src: Binding, rows: number, cols: number, scale: number, out: Tensor): void {
   const rt = runtime();
+  const gx = Math.ceil(cols / COLS_PER_GROUP);
   let buffer = src;
   let n = rows;
   const temps: Tensor[] = [];
   while (n > 0) {
-    const chunk = Math.max(CHUNK, Math.ceil(n / MAX_GROUPS));
+    const perGroup = Math.max(1, Math.floor(TARGET_GROUPS / gx));
+    const chunk = Math.max(MIN_CHUNK, Math.ceil(n / perGroup), Math.ceil(n / MAX_GROUPS));
     const chunks = Math.ceil(n / chunk);
     const dst = chunks === 1 ? out : empty([chunks, cols], "f32", "partialSums");
     if (dst !== out) temps.push(dst);
     rt.dispatch({
       kernel: reduceKernel,
-      entryPoint: "colsum",
+      entryPoint: cols % 4 === 0 ? "colsum4" : "colsum",
       bindings: [buffer, dst.binding, params([n, cols, chunk, f32(chunks === 1 ? scale : 1)])],
-      workgroups: [Math.ceil(cols / 256), chunks],
+      workgroups: [gx, chunks],
     });
     if (chunks === 1) break;
     buffer = dst.binding;
