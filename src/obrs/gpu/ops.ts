@@ -220,6 +220,10 @@ export interface LogSoftmaxArgs {
   out?: LogitsSource;
   /** Binding limit below the device's (tests use it to force row tiles). */
   maxBindingBytes?: number;
+  /** vec4 loads each thread issues before using them: 1, 2, 4 (default) or 8. */
+  loads?: 1 | 2 | 4 | 8;
+  /** Read each row's aligned body as vec4 (default true); false reads the same elements as f32. */
+  vec4?: boolean;
 }
 
 /**
@@ -238,13 +242,21 @@ export function recordLogSoftmax(gpu: GpuContext, batch: ComputeBatch, a: LogSof
       const x = { buffer: t.buffer, offset: t.offset, size: t.size };
       return { row0: t.row0, rows: t.rows, a: x, b: x };
     });
+  const loads = a.loads ?? 4;
+  if (![1, 2, 4, 8].includes(loads)) {
+    throw new RangeError(`log-softmax loads must be 1, 2, 4 or 8, got ${loads}`);
+  }
   for (const t of tiles) {
     const x = t.a;
     const params = u32s(a.vocab, t.rows, t.row0);
+    // The vec4 view of the same tile, cut to whole vec4s (the body never reads past them).
+    const size4 = Math.floor(x.size / 16) * 16;
+    const vec4 = (a.vec4 ?? true) && size4 > 0;
     batch.dispatch({
       kernel: logSoftmaxKernel,
       entryPoint: "lse",
-      bindings: [x, a.lse, params],
+      constants: { LOADS: loads, VEC4: vec4 ? 1 : 0 },
+      bindings: [x, a.lse, params, vec4 ? { ...x, size: size4 } : dummy(gpu, 2)],
       workgroups: grid(t.rows),
     });
     if (a.out) {
