@@ -348,9 +348,10 @@ Deno.test("matmul: split-K sums its partial products correctly", async () => {
     { M: 8, N: 8, K: 1001, splitK: 3, transA: true },
   ];
   report("vec4 split-K", await runCases(gpu, cases, { variant: "vec4", seed: 11 }));
-  // Chosen automatically: one 8×8 tile with K = 1024 becomes 8 slices of 128 (product + sum).
+  // Chosen automatically: one 72×8 tile with K = 1024 becomes 8 slices of 128 (product + sum).
+  // (72 rows: at most SKINNY_MAX_M rows go to the skinny kernel, tested in matmul_skinny_test.ts.)
   let dispatches = 0;
-  const auto = await runCases(gpu, [{ M: 8, N: 8, K: 1024, accumulate: true }], {
+  const auto = await runCases(gpu, [{ M: 72, N: 8, K: 1024, accumulate: true }], {
     onRecorded: (n) => dispatches = n,
   });
   report("auto split-K", auto);

@@ -8,6 +8,7 @@ import { type BufferSlice, type ComputeBatch, grid } from "../../gpu/batch.ts";
 import type { GpuContext } from "../../gpu/device.ts";
 import { MATMUL_TILES, matmulKernel, type MatmulVariant } from "./kernels.ts";
 import { chooseSplits, encodeSplitK, type KSplit, splitK } from "./splitk.ts";
+import { encodeSkinny, SKINNY_MAX_M, skinnyObstacle, type SkinnyOverride } from "./skinny.ts";
 import type { MatmulShape } from "./reference.ts";
 
 /** Arguments of {@link encodeMatmul}: the three buffers and the shape. */
@@ -21,10 +22,12 @@ export interface MatmulParams extends MatmulShape {
   /** Force a kernel variant (tests and benchmarks); default: chosen by shape. */
   variant?: MatmulVariant;
   /**
-   * Slices of K computed in parallel and summed (tiled or unrolled vec4 kernel, unbatched; tests and
-   * benchmarks); default chosen by shape, 1 turns splitting off.
+   * Slices of K computed in parallel and summed (tiled, unrolled vec4 or skinny kernel, unbatched;
+   * tests and benchmarks); default chosen by shape, 1 turns splitting off.
    */
   splitK?: number;
+  /** Columns per workgroup of the `skinny` kernel (tests and benchmarks); default by shape. */
+  skinnyTiling?: Pick<SkinnyOverride, "colGroups">;
   /** Tuning of the `vec4` kernel (tests and benchmarks); default {@link DEFAULT_VEC4_TUNING}. */
   vec4Tuning?: Partial<Vec4Tuning>;
 }
@@ -243,13 +246,15 @@ function tileUse(M: number, N: number, tile: number): number {
 }
 
 /**
- * The variant {@link encodeMatmul} uses for a validated plan, by alignment and size: `vec4` when
+ * The variant {@link encodeMatmul} uses for a validated plan, by alignment and size: `skinny` for
+ * at most `skinnyMaxM` rows (default {@link SKINNY_MAX_M}; unbatched, A stored M×K); `vec4` when
  * its 128×128 tiles fill the GPU without wasting much more of themselves than 64×64 tiles would
  * (it does about twice the work per workgroup-second, so up to half as well used still wins), or
  * when too few tiles can be made up by splitting a long K (which beats any tile shape); otherwise
  * `tiled`.
  */
-export function chooseMatmulVariant(plan: MatmulPlan): MatmulVariant {
+export function chooseMatmulVariant(plan: MatmulPlan, skinnyMaxM = SKINNY_MAX_M): MatmulVariant {
+  if (plan.M <= skinnyMaxM && skinnyObstacle(plan) === undefined) return "skinny";
   if (vec4Obstacle(plan) !== undefined) return "tiled";
   const tiles = vec4Tiles(plan);
   const few = tiles < VEC4_MIN_TILES;
@@ -323,9 +328,20 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
       throw new RangeError(`matmul: the vec4 kernel cannot run this shape: ${obstacle}`);
     }
   }
+  const aliased = p.c.buffer === p.a.buffer || p.c.buffer === p.b.buffer;
+  const bind = (s: BufferSlice, elements: number): BufferSlice => ({
+    buffer: s.buffer,
+    offset: s.offset ?? 0,
+    size: elements * 4,
+  });
+  const a = bind(p.a, plan.extentA), b = bind(p.b, plan.extentB), c = bind(p.c, plan.extentC);
+  if (variant === "skinny") {
+    const force = { ...p.skinnyTiling, kSplits: p.splitK };
+    encodeSkinny(batch, gpu, plan, { a, b, c, aliased, force });
+    return;
+  }
   const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;
   const split = resolveSplit(plan, variant, tuning, maxBinding, p.splitK);
-  const aliased = p.c.buffer === p.a.buffer || p.c.buffer === p.b.buffer;
   const form = { pad: tuning?.PAD, unrolled: tuning?.unrolled };
   const constants = {
     TRANS_A: plan.transA ? 1 : 0,
@@ -336,12 +352,6 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
     // Only a stagger that is on, so the default keeps its existing pipeline key.
     ...(tuning && tuning.unrolled && tuning.STAGGER > 1 ? { STAGGER: tuning.STAGGER } : {}),
   };
-  const bind = (s: BufferSlice, elements: number): BufferSlice => ({
-    buffer: s.buffer,
-    offset: s.offset ?? 0,
-    size: elements * 4,
-  });
-  const a = bind(p.a, plan.extentA), b = bind(p.b, plan.extentB), c = bind(p.c, plan.extentC);
   const [tileM, tileN] = MATMUL_TILES[variant];
   const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535;
   // vec4 orders its tiles itself (grouped for L2 reuse) from a flat index on a 2-D grid.

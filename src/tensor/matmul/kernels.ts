@@ -13,23 +13,33 @@ import naiveSource from "../../../kernels/matmul_naive.wgsl" with { type: "text"
 import tiledSource from "../../../kernels/matmul_tiled.wgsl" with { type: "text" };
 import vec4Source from "../../../kernels/matmul_vec4.wgsl" with { type: "text" };
 import vec4LoopSource from "../../../kernels/matmul_vec4_loop.wgsl" with { type: "text" };
+import skinnySource from "../../../kernels/matmul_skinny.wgsl" with { type: "text" };
+import skinnyVec4Prelude from "../../../kernels/matmul_skinny_vec4.wgsl" with { type: "text" };
+import skinnyScalarPrelude from "../../../kernels/matmul_skinny_scalar.wgsl" with { type: "text" };
 
 /**
  * The kernel variants `encodeMatmul` picks from by shape and alignment:
  * - `naive`: one invocation per output (the baseline; any shape);
  * - `tiled`: 64×64 tiles, 4×4 per invocation, scalar loads (any shape and alignment);
- * - `vec4`: 128×128 tiles, 8×8 per invocation, vec4 loads (rows a multiple of 4 floats).
+ * - `vec4`: 128×128 tiles, 8×8 per invocation, vec4 loads (rows a multiple of 4 floats);
+ * - `skinny`: M ≤ 64 rows, all of them per workgroup, 4–32 columns, K split among the invocations
+ *   (decode steps; unbatched, A not transposed; src/tensor/matmul/skinny.ts).
  */
-export type MatmulVariant = "naive" | "tiled" | "vec4";
+export type MatmulVariant = "naive" | "tiled" | "vec4" | "skinny";
 
-/** Output tile of each variant's workgroup (rows, columns). */
+/**
+ * Output tile of each variant's workgroup (rows, columns); the skinny kernel's is the most it
+ * covers (its columns, 4 to 32, are chosen by shape: `chooseSkinnyTiling`).
+ */
 export const MATMUL_TILES: Record<MatmulVariant, readonly [number, number]> = {
   naive: [16, 16],
   tiled: [64, 64],
   vec4: [128, 128],
+  skinny: [64, 32],
 };
 
-const SOURCES: Record<MatmulVariant, string> = {
+// The skinny kernel's source is its body after a prelude (bindings and loads) chosen by `scalar`.
+const SOURCES: Record<Exclude<MatmulVariant, "skinny">, string> = {
   naive: naiveSource,
   tiled: tiledSource,
   vec4: vec4Source,
@@ -46,6 +56,8 @@ export interface KernelForm {
   pad?: number;
   /** vec4 only: the hand-unrolled kernel (true, the default) or the looped one. */
   unrolled?: boolean;
+  /** skinny only: scalar loads, for any alignment (false, the default: vec4 loads). */
+  scalar?: boolean;
 }
 
 const kernels = new Map<string, Kernel>();
@@ -60,12 +72,18 @@ const kernels = new Map<string, Kernel>();
  */
 export function matmulKernel(variant: MatmulVariant, form: KernelForm = {}): Kernel {
   const looped = variant === "vec4" && form.unrolled === false;
-  const source = looped ? vec4LoopSource : SOURCES[variant];
+  const skinny = variant === "skinny";
+  const source = skinny
+    ? (form.scalar ? skinnyScalarPrelude : skinnyVec4Prelude) + skinnySource
+    : looped
+    ? vec4LoopSource
+    : SOURCES[variant];
   if (source === undefined) throw new RangeError(`matmul: unknown variant ${String(variant)}`);
   // The looped kernel takes its pad as an override constant; the unrolled one in its text.
   const unpadded = variant === "vec4" && !looped && form.pad === 0;
-  const name = `matmul_${variant}${looped ? "_loop" : ""}${form.aliased ? "+aliased" : ""}` +
-    `${unpadded ? "+pad0" : ""}`;
+  const name =
+    `matmul_${variant}${looped ? "_loop" : ""}${skinny && form.scalar ? "_scalar" : ""}` +
+    `${form.aliased ? "+aliased" : ""}${unpadded ? "+pad0" : ""}`;
   let kernel = kernels.get(name);
   if (kernel) return kernel;
   let code = source;

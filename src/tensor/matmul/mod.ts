@@ -36,5 +36,18 @@ export {
   SPLITK_SLAB,
   SPLITK_TARGET_WORKGROUPS,
 } from "./splitk.ts";
+export {
+  chooseSkinnyTiling,
+  encodeSkinny,
+  SKINNY_COST,
+  SKINNY_MAX_M,
+  SKINNY_MIN_CHUNK,
+  SKINNY_ROWS,
+  skinnyCost,
+  skinnyObstacle,
+  type SkinnyOverride,
+  type SkinnyTiling,
+  skinnyVec4,
+} from "./skinny.ts";
 export { matmulReference, type MatmulShape } from "./reference.ts";
 export { checkMatmul, type MatmulCheck, prepareMatmulCheck } from "./check.ts";

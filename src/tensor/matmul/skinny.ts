@@ -1,0 +1,215 @@
+/**
+ * The matmul for few rows (kernels/matmul_skinny.wgsl): C (+)= A·op(B) with M ≤ 64, as in every
+ * matmul of a decode step (M = batch rows × 1 token, B a weight read as `w.transpose()`). Which
+ * products take it ({@link SKINNY_MAX_M}), how its work is cut ({@link chooseSkinnyTiling}), and
+ * how it is recorded.
+ *
+ * @module
+ */
+import type { BufferSlice, ComputeBatch } from "../../gpu/batch.ts";
+import type { GpuContext } from "../../gpu/device.ts";
+import type { KernelConstants } from "../../gpu/pipelines.ts";
+import type { MatmulPlan } from "./encode.ts";
+import { matmulKernel } from "./kernels.ts";
+import { encodeSplitK, splitK } from "./splitk.ts";
+
+/**
+ * Largest M for which `encodeMatmul` picks the skinny kernel (unbatched, A not transposed; 0
+ * turns it off). At M = 64 the tiled kernels give N/64 (64×64 tiles) or N/128 workgroups: 8–24
+ * for the 29M anchor's decode matmuls on a 132-SM H100, each walking all of K with one barrier
+ * per 16 k. The skinny kernel gives N/BN workgroups (64–130 there), no barrier in its k loop, and
+ * reads each weight once from memory; every workgroup rereads A (M·K floats, ≤ 384 KB at the
+ * anchors) from L2, which {@link chooseSkinnyTiling} weighs. 64 is also the kernel's own limit.
+ */
+export const SKINNY_MAX_M = 64;
+
+/** Rows the kernel can cover: 8 row groups of 8. */
+export const SKINNY_ROWS = 64;
+
+/** How the skinny kernel cuts a product. */
+export interface SkinnyTiling {
+  /** Groups of 8 rows per workgroup (1, 2, 4, 8): the fewest that cover M. */
+  rowGroups: number;
+  /** Groups of 4 columns per workgroup (1, 2, 4, 8): BN = 4·colGroups columns each. */
+  colGroups: number;
+  /** Slices of K run by separate workgroups and summed by a second dispatch (1: none). */
+  kSplits: number;
+}
+
+/**
+ * The GPU {@link chooseSkinnyTiling} plans for: an H100 SXM (WebGPU does not say how many
+ * multiprocessors a device has). Per multiprocessor: ~32 bytes per clock from L2 and half the 128
+ * FMA lanes kept busy, at ~1.75 GHz; a second (reduction) dispatch costs a few microseconds of
+ * launch and barrier at these sizes. Estimates to rank tilings, not predictions.
+ */
+export const SKINNY_COST = {
+  multiprocessors: 132,
+  bytesPerUs: 56e3,
+  fmaPerUs: 112e3,
+  reduceUs: 3,
+} as const;
+
+/** Fewest k per slice when K is split across workgroups. */
+export const SKINNY_MIN_CHUNK = 64;
+
+/** Why the skinny kernel cannot run this product, or undefined when it can. */
+export function skinnyObstacle(plan: MatmulPlan): string | undefined {
+  if (plan.M > SKINNY_ROWS) return `M = ${plan.M} is over ${SKINNY_ROWS} rows`;
+  if (plan.batchCount > 1) return "it is not batched (batchCount must be 1)";
+  if (plan.transA) return "A must be stored M×K (transA false)";
+  return undefined;
+}
+
+/**
+ * Whether every 4-run the kernel reads starts on a vec4 (one 16-byte load): A's rows (K) and B's
+ * stored rows (K when transB, else N) a multiple of 4 floats. Offsets are multiples of 256 bytes.
+ */
+export function skinnyVec4(plan: Pick<MatmulPlan, "N" | "K" | "transB">): boolean {
+  return plan.K % 4 === 0 && (plan.transB || plan.N % 4 === 0);
+}
+
+function rowGroupsFor(M: number): number {
+  let g = 1;
+  while (8 * g < M) g *= 2;
+  return g;
+}
+
+/** Estimated microseconds of a tiling under {@link SKINNY_COST} (to rank tilings). */
+export function skinnyCost(M: number, N: number, K: number, t: SkinnyTiling): number {
+  const c = SKINNY_COST;
+  const chunk = t.kSplits > 1 ? splitK(K, t.kSplits).chunk : K;
+  const splits = Math.ceil(K / chunk);
+  const BN = 4 * t.colGroups;
+  const workgroups = Math.ceil(N / BN) * splits;
+  // Each workgroup reads its k range of all of A and of its BN columns of B, and runs 8·rowGroups
+  // × BN × chunk FMAs (rows past M too); the busiest multiprocessor runs ⌈wg / SMs⌉ of them.
+  const perWorkgroup = (M + BN) * chunk * 4 / c.bytesPerUs +
+    8 * t.rowGroups * BN * chunk / c.fmaPerUs;
+  return Math.ceil(workgroups / c.multiprocessors) * perWorkgroup +
+    (splits > 1 ? c.reduceUs : 0);
+}
+
+/**
+ * The tiling of least {@link skinnyCost} over 4–32 columns per workgroup and 1–16 slices of K
+ * (each at least {@link SKINNY_MIN_CHUNK} long), within `maxGrid` workgroups along x. Ties go to
+ * fewer splits, then fewer workgroups.
+ *
+ * @example
+ * ```ts
+ * chooseSkinnyTiling(64, 1536, 512); // { rowGroups: 8, colGroups: 4, kSplits: 1 }: 96 workgroups
+ * ```
+ */
+export function chooseSkinnyTiling(
+  M: number,
+  N: number,
+  K: number,
+  maxGrid = 65535,
+): SkinnyTiling {
+  const rowGroups = rowGroupsFor(M);
+  let best: SkinnyTiling | undefined, bestCost = Infinity;
+  for (let wanted = 1; wanted <= 16; wanted *= 2) {
+    const kSplits = wanted > 1 ? splitK(K, wanted).splits : 1;
+    if (wanted > 1 && (kSplits < 2 || Math.ceil(K / kSplits) < SKINNY_MIN_CHUNK)) continue;
+    for (let colGroups = 8; colGroups >= 1; colGroups /= 2) {
+      if (Math.ceil(N / (4 * colGroups)) > maxGrid) continue;
+      const t = { rowGroups, colGroups, kSplits };
+      const cost = skinnyCost(M, N, K, t);
+      if (cost < bestCost * (1 - 1e-9)) [best, bestCost] = [t, cost];
+    }
+  }
+  if (!best) {
+    throw new RangeError(`matmul: N = ${N} needs more than ${maxGrid} skinny workgroups`);
+  }
+  return best;
+}
+
+/** Forced parts of a {@link SkinnyTiling} (tests, benchmarks); the rest is chosen. */
+export type SkinnyOverride = Partial<Pick<SkinnyTiling, "colGroups" | "kSplits">>;
+
+// The tiling for this plan: chosen, then the forced parts checked and applied.
+function resolveTiling(plan: MatmulPlan, maxGrid: number, force: SkinnyOverride): SkinnyTiling {
+  const t = chooseSkinnyTiling(plan.M, plan.N, plan.K, maxGrid);
+  if (force.colGroups !== undefined) {
+    if (![1, 2, 4, 8].includes(force.colGroups)) {
+      throw new RangeError(`matmul: skinny colGroups must be 1, 2, 4 or 8, got ${force.colGroups}`);
+    }
+    t.colGroups = force.colGroups;
+  }
+  if (force.kSplits !== undefined) {
+    if (!Number.isInteger(force.kSplits) || force.kSplits < 1) {
+      throw new RangeError(
+        `matmul: skinny kSplits must be a positive integer, got ${force.kSplits}`,
+      );
+    }
+    t.kSplits = force.kSplits > 1 ? splitK(plan.K, force.kSplits).splits : 1;
+  }
+  if (Math.ceil(plan.N / (4 * t.colGroups)) > maxGrid) {
+    throw new RangeError(
+      `matmul: N = ${plan.N} in blocks of ${4 * t.colGroups} columns needs more than ` +
+        `${maxGrid} workgroups`,
+    );
+  }
+  return t;
+}
+
+/** What {@link encodeSkinny} needs beyond the plan. */
+export interface SkinnyJob {
+  /** A, B, C bound to exactly the elements the product touches. */
+  a: BufferSlice;
+  b: BufferSlice;
+  c: BufferSlice;
+  /** C shares a buffer with A or B. */
+  aliased: boolean;
+  /** Forced tiling parts. */
+  force?: SkinnyOverride;
+}
+
+/**
+ * Records the skinny product (and, with K split across workgroups, the sum of its slices) for a
+ * validated plan that {@link skinnyObstacle} accepts. Returns the tiling used.
+ */
+export function encodeSkinny(
+  batch: ComputeBatch,
+  gpu: GpuContext,
+  plan: MatmulPlan,
+  job: SkinnyJob,
+): SkinnyTiling {
+  const why = skinnyObstacle(plan);
+  if (why) throw new RangeError(`matmul: the skinny kernel cannot run this shape: ${why}`);
+  const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535;
+  const t = resolveTiling(plan, maxDim, job.force ?? {});
+  const scalar = !skinnyVec4(plan);
+  const constants: KernelConstants = {
+    TRANS_B: plan.transB ? 1 : 0,
+    ACCUMULATE: plan.accumulate ? 1 : 0,
+    RG: t.rowGroups,
+    CG: t.colGroups,
+  };
+  const gx = Math.ceil(plan.N / (4 * t.colGroups));
+  if (t.kSplits > 1) {
+    const split = splitK(plan.K, t.kSplits);
+    if (split.splits > maxDim) {
+      throw new RangeError(`matmul: ${split.splits} splits exceed ${maxDim} workgroups along z`);
+    }
+    // C is not bound by the product (the partials are), so the plain kernel serves.
+    const kernel = matmulKernel("skinny", { scalar });
+    encodeSplitK(batch, gpu, {
+      ...plan,
+      kernel,
+      constants,
+      grid: [gx, 1],
+      a: job.a,
+      b: job.b,
+      c: job.c,
+      split,
+    });
+    return { ...t, kSplits: split.splits };
+  }
+  batch.dispatch({
+    kernel: matmulKernel("skinny", { scalar, aliased: job.aliased }),
+    constants,
+    bindings: [job.a, job.b, job.c, new Uint32Array([plan.M, plan.N, plan.K, 0, 0, 0, 0, 0])],
+    workgroups: [gx, 1, 1],
+  });
+  return t;
+}
