@@ -8,7 +8,7 @@
 import { encodeMatmul } from "../tensor/matmul/mod.ts";
 import { empty, fillInPlace, materialize, runtime, type Tensor } from "../tensor/mod.ts";
 import { broadcastShapes, fmtShape, sameShape } from "../tensor/shape.ts";
-import { record } from "./tape.ts";
+import { gradSink, needsGrad, record } from "./tape.ts";
 import { expand, transpose } from "./views.ts";
 
 /** A stored matrix operand: a buffer holding `batch` row-major matrices, maybe transposed. */
@@ -37,7 +37,8 @@ function flip(o: Operand): Operand {
   return { t: o.t, trans: !o.trans };
 }
 
-// C[batch, M, N] = op(A)·op(B) with the given stored operands.
+// C[batch, M, N] = op(A)·op(B) with the given stored operands; with `into` (a contiguous tensor
+// of that many elements, bindable where it starts), C += op(A)·op(B) into it instead.
 function mm(
   a: Operand,
   b: Operand,
@@ -47,15 +48,17 @@ function mm(
   batch: number,
   strideB: number,
   shape: number[],
+  into?: Tensor,
 ): Tensor {
-  const c = empty(shape, "f32", "matmul");
-  if (c.size === 0) return c;
+  const c = into ?? empty(shape, "f32", "matmul");
+  if (c.size === 0 || (into && K === 0)) return c;
   if (K === 0) return fillInPlace(c, 0);
   runtime().encode((bt, gpu) =>
     encodeMatmul(bt, gpu, {
       a: { buffer: a.t.storageBuffer, offset: a.t.offset * 4 },
       b: { buffer: b.t.storageBuffer, offset: b.t.offset * 4 },
-      c: { buffer: c.buffer },
+      c: { buffer: c.storageBuffer, offset: c.offset * 4 },
+      accumulate: into !== undefined,
       M,
       N,
       K,
@@ -105,7 +108,16 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     const out = mm(a2, B, M, N, K, 1, K * N, [...a.shape.slice(0, -1), N]);
     return record(out, "matmul", [a, b], (g) => {
       const G: Operand = { t: materialize(g), trans: false };
-      const da = mm(G, flip(B), M, K, N, 1, K * N, [...a.shape]);
+      const da = needsGrad(a) ? mm(G, flip(B), M, K, N, 1, K * N, [...a.shape]) : null;
+      // A weight's gradient is added straight into its `.grad` by the kernel (gradSink), saving a
+      // temporary and an accumulate dispatch per weight per step.
+      if (!needsGrad(b)) return [da, null];
+      const sink = gradSink(b);
+      if (sink && sink.transposed === B.trans) {
+        if (B.trans) mm(flip(G), a2, N, K, M, 1, M * K, [N, K], sink.grad);
+        else mm(flip(a2), G, K, N, M, 1, M * N, [K, N], sink.grad);
+        return [da, null];
+      }
       // b read transposed (a weight used as w.transpose()): its gradient is computed in the stored
       // layout, Gᵀ·a, and handed back as the transposed view, so what reaches w is contiguous and
       // is accumulated without a strided copy.

@@ -16,5 +16,13 @@
  */
 import "./methods.ts";
 export * as ops from "./ops.ts";
-export { backward, isGradEnabled, needsGrad, noGrad, record } from "./tape.ts";
+export {
+  backward,
+  type GradSink,
+  gradSink,
+  isGradEnabled,
+  needsGrad,
+  noGrad,
+  record,
+} from "./tape.ts";
 export * from "./optim.ts";

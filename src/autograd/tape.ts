@@ -164,9 +164,8 @@ export function backward(root: Tensor, grad?: Tensor): void {
           for (const pg of pgs) pg?.dispose();
           t.node = freed(node.op);
         } else if (t.requiresGrad) {
-          if (!t.grad) t.grad = t.gradFactory ? t.gradFactory() : keep(zeros(t.shape));
           const dense = materialize(g);
-          accumulateInto(t.grad, dense);
+          accumulateInto(leafGrad(t), dense);
           if (dense !== g) dense.dispose();
         }
         g.dispose();
@@ -176,6 +175,51 @@ export function backward(root: Tensor, grad?: Tensor): void {
       for (const g of grads.values()) g.dispose();
     }
   });
+}
+
+// The leaf's `.grad`, created (zero) on first use: in its optimizer's arena when it has one.
+function leafGrad(t: Tensor): Tensor {
+  if (!t.grad) t.grad = t.gradFactory ? t.gradFactory() : keep(zeros(t.shape));
+  return t.grad;
+}
+
+/** Where a backward closure may add a gradient itself; see {@link gradSink}. */
+export interface GradSink {
+  /** The leaf's `.grad`: contiguous, bindable where it starts. */
+  grad: Tensor;
+  /** The input is a 2-D transposed view of the leaf: add the gradient in the leaf's layout. */
+  transposed: boolean;
+}
+
+/**
+ * The `.grad` a backward closure may add the gradient of `input` into directly, skipping the tape
+ * (a matmul computing a weight's gradient then accumulates it in the kernel, instead of writing a
+ * temporary that a second dispatch adds to `.grad`). Applies when `input` is a leaf with
+ * `requiresGrad`, or a 2-D transposed view of such a leaf (`w.transpose()` of a weight stored as
+ * [out, in]); null otherwise, and also when the leaf's `.grad` cannot be bound where it starts.
+ * Leaves' gradients are sums, so adding a contribution early changes only the rounding order. A
+ * closure that uses the sink returns null for that input.
+ */
+export function gradSink(input: Tensor): GradSink | null {
+  let leaf = input, transposed = false;
+  if (input.node) {
+    // a transpose view: permute of a contiguous 2-D leaf, reading its storage in place
+    const p = input.node.parents[0];
+    if (
+      input.node.op !== "permute" || input.rank !== 2 || !p || p.rank !== 2 || p.node ||
+      !p.isContiguous || input.offset !== p.offset || input.shape[0] !== p.shape[1] ||
+      input.shape[1] !== p.shape[0] || input.strides[0] !== 1 || input.strides[1] !== p.shape[1] ||
+      input.storageBuffer !== p.storageBuffer
+    ) return null;
+    leaf = p;
+    transposed = true;
+  }
+  if (!leaf.requiresGrad || leaf.node || !leaf.isContiguous) return null;
+  const grad = leafGrad(leaf);
+  if (!grad.isContiguous || !grad.isBindableOffset || !sameShape(grad.shape, leaf.shape)) {
+    return null;
+  }
+  return { grad, transposed };
 }
 
 // Gradients live across the closures' tidy scopes until the engine disposes them itself.
