@@ -1,33 +1,15 @@
-// RMSNorm and LayerNorm over the last axis of contiguous [rows, C] f32, one workgroup per row,
-// saving the per-row statistics for the backward. The weight/bias gradients are column sums over
-// rows computed by one thread per column in row order (deterministic, no atomics).
-const WG: u32 = 256u;
-
+// RMSNorm and LayerNorm over the last axis of contiguous [rows, C] f32 (after ops_rows.wgsl), one
+// workgroup per row, saving the per-row statistics for the backward.
+//
+// C % 4 == 0 takes the vec4 kernels at the end: the forward reads the row once into registers
+// (ops_rows.wgsl) and writes it once. For C ≤ 4096 the backward is one fused kernel per block of
+// `chunk` rows: each thread keeps its columns of the weight and of the weight (and bias) gradient
+// in registers, walks the block's rows (loading the next row's dy and x before the current row's
+// barriers, so memory stays busy), writes dx and, at the end, one partial row of dw (db) per block,
+// which the caller folds with a column sum: x and dy are read once, where a separate gradient
+// kernel read them again. Other C: the scalar kernels, with the weight gradients as column sums
+// by one thread per column in row order (deterministic, no atomics).
 struct Params { rows: u32, c: u32, eps: f32, chunk: u32 } // chunk: rows per partial column sum
-
-var<workgroup> sh: array<f32, WG>;
-
-// Workgroup sum in three barriers (256 → 32 partials of 8 → 1) rather than a log2(256)-deep tree:
-// barriers dominate row kernels on CPU adapters and the serial tails are short on GPUs.
-fn reduce_sum(v: f32, lid: u32) -> f32 {
-  sh[lid] = v;
-  workgroupBarrier();
-  if (lid < 32u) {
-    var s = 0.0;
-    for (var k = 0u; k < 8u; k++) { s += sh[lid * 8u + k]; }
-    sh[lid * 8u] = s;
-  }
-  workgroupBarrier();
-  if (lid == 0u) {
-    var s = 0.0;
-    for (var k = 0u; k < 32u; k++) { s += sh[k * 8u]; }
-    sh[0] = s;
-  }
-  workgroupBarrier();
-  let r = sh[0];
-  workgroupBarrier();
-  return r;
-}
 
 // forward: x, weight, [bias,] y, stats (rstd for RMS; mean and rstd interleaved for LayerNorm)
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -44,7 +26,7 @@ fn rms_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   let base = row * p.c;
   var ss = 0.0;
   for (var i = lid; i < p.c; i += WG) { let v = x[base + i]; ss += v * v; }
-  ss = reduce_sum(ss, lid);
+  ss = wg_sum(ss, lid);
   let r = inverseSqrt(ss / f32(p.c) + p.eps);
   for (var i = lid; i < p.c; i += WG) { y[base + i] = x[base + i] * r * w[i]; }
   if (lid == 0u) { stats[row] = r; }
@@ -61,10 +43,10 @@ fn ln_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   let base = row * pl.c;
   var s = 0.0;
   for (var i = lid; i < pl.c; i += WG) { s += x[base + i]; }
-  let mean = reduce_sum(s, lid) / f32(pl.c);
+  let mean = wg_sum(s, lid) / f32(pl.c);
   var ss = 0.0;
   for (var i = lid; i < pl.c; i += WG) { let d = x[base + i] - mean; ss += d * d; }
-  let r = inverseSqrt(reduce_sum(ss, lid) / f32(pl.c) + pl.eps);
+  let r = inverseSqrt(wg_sum(ss, lid) / f32(pl.c) + pl.eps);
   for (var i = lid; i < pl.c; i += WG) { y[base + i] = (x[base + i] - mean) * r * w[i] + lbias[i]; }
   if (lid == 0u) { stats[2u * row] = mean; stats[2u * row + 1u] = r; }
 }
@@ -87,7 +69,7 @@ fn rms_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   let r = bstats[row];
   var d = 0.0;
   for (var i = lid; i < pb.c; i += WG) { d += dy[base + i] * bw[i] * bx[base + i]; }
-  let k = reduce_sum(d, lid) * r * r / f32(pb.c);
+  let k = wg_sum(d, lid) * r * r / f32(pb.c);
   for (var i = lid; i < pb.c; i += WG) {
     dx[base + i] = r * (dy[base + i] * bw[i] - bx[base + i] * k);
   }
@@ -109,8 +91,8 @@ fn ln_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     a += gy;
     b += gy * (bx[base + i] - mean) * r;
   }
-  let ma = reduce_sum(a, lid) / f32(pb.c);
-  let mb = reduce_sum(b, lid) / f32(pb.c);
+  let ma = wg_sum(a, lid) / f32(pb.c);
+  let mb = wg_sum(b, lid) / f32(pb.c);
   for (var i = lid; i < pb.c; i += WG) {
     let xhat = (bx[base + i] - mean) * r;
     dx[base + i] = r * (dy[base + i] * bw[i] - ma - xhat * mb);
@@ -159,10 +141,12 @@ fn ln_dwb(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   db[wid.y * pc.c + col] = ab;
 }
 
-// vec4 variants of the RMSNorm kernels for C % 4 == 0: a quarter of the loads and loop trips.
+
+// ---- vec4 kernels (C % 4 == 0) ----
 @group(0) @binding(0) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(1) var<storage, read> w4: array<vec4f>;
 @group(0) @binding(2) var<storage, read_write> y4: array<vec4f>;
+@group(0) @binding(4) var<storage, read> b4: array<vec4f>;
 
 @compute @workgroup_size(WG)
 fn rms_fwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -171,19 +155,85 @@ fn rms_fwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   if (row >= p.rows) { return; }
   let c4 = p.c / 4u;
   let base = row * c4;
+  let nt = tiles(c4);
+  var a: array<vec4f, K>;
   var ss = 0.0;
-  for (var i = lid; i < c4; i += WG) { let v = x4[base + i]; ss += dot(v, v); }
-  ss = reduce_sum(ss, lid);
-  let r = inverseSqrt(ss / f32(p.c) + p.eps);
-  for (var i = lid; i < c4; i += WG) { y4[base + i] = x4[base + i] * r * w4[i]; }
+  for (var t = 0u; t < nt; t++) {
+    for (var j = 0u; j < K; j++) {
+      let q = tq(t, j, lid);
+      a[j] = vec4f(0.0);
+      if (q < c4) { a[j] = x4[base + q]; }
+    }
+    for (var j = 0u; j < K; j++) { ss += dot(a[j], a[j]); }
+  }
+  let r = inverseSqrt(wg_sum(ss, lid) / f32(p.c) + p.eps);
+  for (var t = 0u; t < nt; t++) {
+    for (var j = 0u; j < K; j++) {
+      let q = tq(t, j, lid);
+      if (q < c4) {
+        var v = a[j];
+        if (nt > 1u) { v = x4[base + q]; }
+        y4[base + q] = v * r * w4[q];
+      }
+    }
+  }
   if (lid == 0u) { stats[row] = r; }
 }
 
+@compute @workgroup_size(WG)
+fn ln_fwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+           @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= pl.rows) { return; }
+  let c4 = pl.c / 4u;
+  let base = row * c4;
+  let nt = tiles(c4);
+  var a: array<vec4f, K>;
+  var s = 0.0;
+  for (var t = 0u; t < nt; t++) {
+    for (var j = 0u; j < K; j++) {
+      let q = tq(t, j, lid);
+      a[j] = vec4f(0.0);
+      if (q < c4) { a[j] = x4[base + q]; }
+    }
+    for (var j = 0u; j < K; j++) { s += hsum(a[j]); }
+  }
+  let mean = wg_sum(s, lid) / f32(pl.c);
+  // Σ (x − mean)² after the mean (not Σx² − mean²): no cancellation for rows far from 0
+  var ss = 0.0;
+  for (var t = 0u; t < nt; t++) {
+    for (var j = 0u; j < K; j++) {
+      let q = tq(t, j, lid);
+      if (q < c4) {
+        if (nt > 1u) { a[j] = x4[base + q]; }
+        let d = a[j] - mean;
+        ss += dot(d, d);
+      }
+    }
+  }
+  let r = inverseSqrt(wg_sum(ss, lid) / f32(pl.c) + pl.eps);
+  for (var t = 0u; t < nt; t++) {
+    for (var j = 0u; j < K; j++) {
+      let q = tq(t, j, lid);
+      if (q < c4) {
+        if (nt > 1u) { a[j] = x4[base + q]; }
+        y4[base + q] = (a[j] - mean) * r * w4[q] + b4[q];
+      }
+    }
+  }
+  if (lid == 0u) { stats[2u * row] = mean; stats[2u * row + 1u] = r; }
+}
+
+// backward: x, weight, dy, stats, dx, params, dw partials [blocks, C], db partials [blocks, C]
 @group(0) @binding(0) var<storage, read> bx4: array<vec4f>;
 @group(0) @binding(1) var<storage, read> bw4: array<vec4f>;
 @group(0) @binding(2) var<storage, read> dy4: array<vec4f>;
 @group(0) @binding(4) var<storage, read_write> dx4: array<vec4f>;
+@group(0) @binding(6) var<storage, read_write> dwp4: array<vec4f>;
+@group(0) @binding(7) var<storage, read_write> dbp4: array<vec4f>;
 
+// dx of RMSNorm for any C % 4 == 0 (rows longer than a tile re-read it for the write); the weight
+// gradient then comes from rms_dw.
 @compute @workgroup_size(WG)
 fn rms_bwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
             @builtin(local_invocation_index) lid: u32) {
@@ -191,11 +241,135 @@ fn rms_bwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   if (row >= pb.rows) { return; }
   let c4 = pb.c / 4u;
   let base = row * c4;
+  let nt = tiles(c4);
   let r = bstats[row];
+  var g: array<vec4f, K>;
+  var xv: array<vec4f, K>;
   var d = 0.0;
-  for (var i = lid; i < c4; i += WG) { d += dot(dy4[base + i] * bw4[i], bx4[base + i]); }
-  let k = reduce_sum(d, lid) * r * r / f32(pb.c);
-  for (var i = lid; i < c4; i += WG) {
-    dx4[base + i] = r * (dy4[base + i] * bw4[i] - bx4[base + i] * k);
+  for (var t = 0u; t < nt; t++) {
+    for (var j = 0u; j < K; j++) {
+      let q = tq(t, j, lid);
+      g[j] = vec4f(0.0);
+      xv[j] = vec4f(0.0);
+      if (q < c4) { g[j] = dy4[base + q] * bw4[q]; xv[j] = bx4[base + q]; }
+    }
+    for (var j = 0u; j < K; j++) { d += dot(g[j], xv[j]); }
+  }
+  let k = wg_sum(d, lid) * r * r / f32(pb.c);
+  for (var t = 0u; t < nt; t++) {
+    for (var j = 0u; j < K; j++) {
+      let q = tq(t, j, lid);
+      if (q < c4) {
+        if (nt > 1u) { g[j] = dy4[base + q] * bw4[q]; xv[j] = bx4[base + q]; }
+        dx4[base + q] = r * (g[j] - xv[j] * k);
+      }
+    }
+  }
+}
+
+// RMSNorm dx and the block's partial dw in one pass, C ≤ 4·TILE4: dx = r·(gy − x·r²·mean(gy·x)),
+// gy = dy·w; dw += dy·x·r.
+@compute @workgroup_size(WG)
+fn rms_bwd_dw4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+               @builtin(local_invocation_index) lid: u32) {
+  let blk = wid.x + wid.y * nwg.x;
+  let r0 = blk * pb.chunk;
+  if (r0 >= pb.rows) { return; }
+  let r1 = min(pb.rows, r0 + pb.chunk);
+  let c4 = pb.c / 4u;
+  var wv: array<vec4f, K>;
+  var acc: array<vec4f, K>;
+  var dv: array<vec4f, K>; // this row's dy and x
+  var xv: array<vec4f, K>;
+  var nd: array<vec4f, K>; // the next row's
+  var nx: array<vec4f, K>;
+  for (var j = 0u; j < K; j++) {
+    let q = j * WG + lid;
+    wv[j] = vec4f(0.0);
+    acc[j] = vec4f(0.0);
+    dv[j] = vec4f(0.0);
+    xv[j] = vec4f(0.0);
+    nd[j] = vec4f(0.0);
+    nx[j] = vec4f(0.0);
+    if (q < c4) { wv[j] = bw4[q]; dv[j] = dy4[r0 * c4 + q]; xv[j] = bx4[r0 * c4 + q]; }
+  }
+  for (var row = r0; row < r1; row++) {
+    let r = bstats[row];
+    var d = 0.0;
+    for (var j = 0u; j < K; j++) { d += dot(dv[j] * wv[j], xv[j]); }
+    if (row + 1u < r1) {
+      for (var j = 0u; j < K; j++) {
+        let q = j * WG + lid;
+        if (q < c4) { nd[j] = dy4[(row + 1u) * c4 + q]; nx[j] = bx4[(row + 1u) * c4 + q]; }
+      }
+    }
+    let k = wg_sum(d, lid) * r * r / f32(pb.c);
+    for (var j = 0u; j < K; j++) {
+      let q = j * WG + lid;
+      if (q < c4) { dx4[row * c4 + q] = r * (dv[j] * wv[j] - xv[j] * k); }
+      acc[j] += dv[j] * xv[j] * r;
+      dv[j] = nd[j];
+      xv[j] = nx[j];
+    }
+  }
+  for (var j = 0u; j < K; j++) {
+    let q = j * WG + lid;
+    if (q < c4) { dwp4[blk * c4 + q] = acc[j]; }
+  }
+}
+
+// LayerNorm dx and the block's partial dw, db in one pass, C ≤ 4·TILE4:
+// dx = r·(gy − mean(gy) − xhat·mean(gy·xhat)), xhat = (x − mean)·r; dw += dy·xhat; db += dy.
+@compute @workgroup_size(WG)
+fn ln_bwd_dwb4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+               @builtin(local_invocation_index) lid: u32) {
+  let blk = wid.x + wid.y * nwg.x;
+  let r0 = blk * pb.chunk;
+  if (r0 >= pb.rows) { return; }
+  let r1 = min(pb.rows, r0 + pb.chunk);
+  let c4 = pb.c / 4u;
+  var wv: array<vec4f, K>;
+  var aw: array<vec4f, K>;
+  var ab: array<vec4f, K>;
+  var dv: array<vec4f, K>;
+  var xh: array<vec4f, K>;
+  for (var j = 0u; j < K; j++) {
+    let q = j * WG + lid;
+    wv[j] = vec4f(0.0);
+    aw[j] = vec4f(0.0);
+    ab[j] = vec4f(0.0);
+    dv[j] = vec4f(0.0);
+    xh[j] = vec4f(0.0);
+    if (q < c4) { wv[j] = bw4[q]; }
+  }
+  for (var row = r0; row < r1; row++) {
+    let mean = bstats[2u * row];
+    let r = bstats[2u * row + 1u];
+    for (var j = 0u; j < K; j++) {
+      let q = j * WG + lid;
+      if (q < c4) { dv[j] = dy4[row * c4 + q]; xh[j] = bx4[row * c4 + q]; }
+    }
+    var a = 0.0;
+    var b = 0.0;
+    for (var j = 0u; j < K; j++) {
+      // lanes past C stay 0 (an unloaded lane would otherwise drift to inf over the rows)
+      xh[j] = select(vec4f(0.0), (xh[j] - mean) * r, j * WG + lid < c4);
+      let gy = dv[j] * wv[j];
+      a += hsum(gy);
+      b += dot(gy, xh[j]);
+    }
+    let m = wg_reduce(vec4f(a, b, 0.0, 0.0), lid, false).xy / f32(pb.c);
+    for (var j = 0u; j < K; j++) {
+      let q = j * WG + lid;
+      if (q < c4) {
+        dx4[row * c4 + q] = r * (dv[j] * wv[j] - m.x - xh[j] * m.y);
+        aw[j] += dv[j] * xh[j];
+        ab[j] += dv[j];
+      }
+    }
+  }
+  for (var j = 0u; j < K; j++) {
+    let q = j * WG + lid;
+    if (q < c4) { dwp4[blk * c4 + q] = aw[j]; dbp4[blk * c4 + q] = ab[j]; }
   }
 }

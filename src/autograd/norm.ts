@@ -4,6 +4,7 @@
  * @module
  */
 import normSource from "../../kernels/ops_norm.wgsl" with { type: "text" };
+import rowsSource from "../../kernels/ops_rows.wgsl" with { type: "text" };
 import ropeSource from "../../kernels/ops_rope.wgsl" with { type: "text" };
 import { grid, type Kernel } from "../gpu/mod.ts";
 import { empty, f32, launch1d, materialize, params, runtime, type Tensor } from "../tensor/mod.ts";
@@ -12,12 +13,22 @@ import { record } from "./tape.ts";
 import { sum } from "./reduce.ts";
 import { reshape } from "./views.ts";
 
-// Rows per partial column sum of the weight gradients: enough chunks to fill a large GPU, but no
-// more than one grid dimension holds (65,535), so beyond 4.2M rows a chunk grows.
+// Rows per partial column sum of the scalar weight-gradient kernels: enough chunks to fill a
+// large GPU, but no more than one grid dimension holds (65,535), so beyond 4.2M rows a chunk grows.
 const CHUNK = 64;
 const chunkOf = (rows: number) => Math.max(CHUNK, Math.ceil(rows / 65535));
 
-const normKernel: Kernel = { name: "ops_norm", code: normSource };
+// The fused vec4 backward (C % 4 == 0, C ≤ FUSED_MAX_C: a thread keeps its 16 columns in
+// registers) takes blocks of rows: about FUSED_BLOCKS of them (two workgroups per SM of a large
+// GPU, a few MB of partials a one-pass fold reads back), at most FUSED_MAX_ROWS rows each
+// (llvmpipe's 65,535-iteration limit per invocation; the grid goes 2-D past 65,535 blocks).
+const FUSED_MAX_C = 4096;
+const FUSED_BLOCKS = 256;
+const FUSED_MAX_ROWS = 512;
+const fusedRows = (rows: number) =>
+  Math.min(FUSED_MAX_ROWS, Math.max(1, Math.ceil(rows / FUSED_BLOCKS)));
+
+const normKernel: Kernel = { name: "ops_norm", code: rowsSource + normSource };
 const ropeKernel: Kernel = { name: "ops_rope", code: ropeSource };
 
 function checkNorm(
@@ -58,8 +69,10 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   const ws = materialize(weight);
   const y = empty(x.shape, "f32", "rmsNorm");
   const rstd = empty([rows], "f32", "rstd");
-  const p = params([rows, C, f32(eps), chunkOf(rows)]);
-  const chunks = Math.max(1, Math.ceil(rows / chunkOf(rows)));
+  const fused = C % 4 === 0 && C <= FUSED_MAX_C;
+  const rb = fused ? fusedRows(rows) : chunkOf(rows);
+  const p = params([rows, C, f32(eps), rb]);
+  const chunks = Math.max(1, Math.ceil(rows / rb));
   const rt = runtime();
   if (rows > 0) {
     rt.dispatch({
@@ -73,18 +86,35 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
     const gs = materialize(g);
     const dx = empty(x.shape, "f32", "grad");
     const dwParts = empty([chunks, C], "f32", "grad");
-    rt.dispatch({
-      kernel: normKernel,
-      entryPoint: C % 4 === 0 ? "rms_bwd4" : "rms_bwd",
-      bindings: [xs.binding, ws.binding, gs.binding, rstd.binding, dx.binding, p],
-      workgroups: grid(rows),
-    });
-    rt.dispatch({
-      kernel: normKernel,
-      entryPoint: "rms_dw",
-      bindings: [xs.binding, gs.binding, rstd.binding, dwParts.binding, p],
-      workgroups: [Math.ceil(C / 256), chunks],
-    });
+    if (fused) {
+      rt.dispatch({
+        kernel: normKernel,
+        entryPoint: "rms_bwd_dw4",
+        bindings: [
+          xs.binding,
+          ws.binding,
+          gs.binding,
+          rstd.binding,
+          dx.binding,
+          p,
+          dwParts.binding,
+        ],
+        workgroups: grid(chunks),
+      });
+    } else {
+      rt.dispatch({
+        kernel: normKernel,
+        entryPoint: C % 4 === 0 ? "rms_bwd4" : "rms_bwd",
+        bindings: [xs.binding, ws.binding, gs.binding, rstd.binding, dx.binding, p],
+        workgroups: grid(rows),
+      });
+      rt.dispatch({
+        kernel: normKernel,
+        entryPoint: "rms_dw",
+        bindings: [xs.binding, gs.binding, rstd.binding, dwParts.binding, p],
+        workgroups: [Math.ceil(C / 256), chunks],
+      });
+    }
     return [dx, chunks === 1 ? reshape(dwParts, [C]) : sum(dwParts, 0)];
   });
 }
@@ -97,13 +127,15 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   const bs = materialize(bias);
   const y = empty(x.shape, "f32", "layerNorm");
   const st = empty([2 * rows], "f32", "stats");
-  const p = params([rows, C, f32(eps), chunkOf(rows)]);
-  const chunks = Math.max(1, Math.ceil(rows / chunkOf(rows)));
+  const fused = C % 4 === 0 && C <= FUSED_MAX_C;
+  const rb = fused ? fusedRows(rows) : chunkOf(rows);
+  const p = params([rows, C, f32(eps), rb]);
+  const chunks = Math.max(1, Math.ceil(rows / rb));
   const rt = runtime();
   if (rows > 0) {
     rt.dispatch({
       kernel: normKernel,
-      entryPoint: "ln_fwd",
+      entryPoint: C % 4 === 0 ? "ln_fwd4" : "ln_fwd",
       bindings: [xs.binding, ws.binding, y.binding, st.binding, bs.binding, p],
       workgroups: grid(rows),
     });
@@ -113,18 +145,36 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
     const dx = empty(x.shape, "f32", "grad");
     const dw = empty([chunks, C], "f32", "grad");
     const db = empty([chunks, C], "f32", "grad");
-    rt.dispatch({
-      kernel: normKernel,
-      entryPoint: "ln_bwd",
-      bindings: [xs.binding, ws.binding, gs.binding, st.binding, dx.binding, p],
-      workgroups: grid(rows),
-    });
-    rt.dispatch({
-      kernel: normKernel,
-      entryPoint: "ln_dwb",
-      bindings: [xs.binding, gs.binding, st.binding, dw.binding, db.binding, p],
-      workgroups: [Math.ceil(C / 256), chunks],
-    });
+    if (fused) {
+      rt.dispatch({
+        kernel: normKernel,
+        entryPoint: "ln_bwd_dwb4",
+        bindings: [
+          xs.binding,
+          ws.binding,
+          gs.binding,
+          st.binding,
+          dx.binding,
+          p,
+          dw.binding,
+          db.binding,
+        ],
+        workgroups: grid(chunks),
+      });
+    } else {
+      rt.dispatch({
+        kernel: normKernel,
+        entryPoint: "ln_bwd",
+        bindings: [xs.binding, ws.binding, gs.binding, st.binding, dx.binding, p],
+        workgroups: grid(rows),
+      });
+      rt.dispatch({
+        kernel: normKernel,
+        entryPoint: "ln_dwb",
+        bindings: [xs.binding, gs.binding, st.binding, dw.binding, db.binding, p],
+        workgroups: [Math.ceil(C / 256), chunks],
+      });
+    }
     const fold = (t: Tensor) => (chunks === 1 ? reshape(t, [C]) : sum(t, 0));
     return [dx, fold(dw), fold(db)];
   });
