@@ -17,6 +17,9 @@ import {
 } from "../bench/matmul/main.ts";
 import { parseClockLine, startClockSampler, summariseClocks } from "../bench/matmul/clocks.ts";
 import { MATMUL_VERSIONS } from "../bench/matmul/versions.ts";
+import { DECODE_VERSIONS, decodeShapes, decodeStepLines } from "../bench/matmul/decode.ts";
+import { ANCHORS } from "../src/nn/anchors.ts";
+import { Transformer } from "../src/nn/transformer.ts";
 
 Deno.test("matmul bench: every version runs or says why not, and every result checks", async () => {
   const rows = await benchMatmul({
@@ -50,6 +53,7 @@ Deno.test("matmul bench: every version runs or says why not, and every result ch
 Deno.test("matmul bench: the default run leaves out the history versions", () => {
   const ids = selectVersions().map((v) => v.id);
   assert.ok(!ids.includes("v1") && !ids.includes("v3"));
+  assert.ok(!ids.includes("v14") && !ids.includes("tiles"), "decode versions only with --decode");
   for (const id of ["v2", "v5", "v10", "v11", "v12", "v13", "auto"]) assert.ok(ids.includes(id));
   assert.deepEqual(
     selectVersions(undefined, true).map((v) => v.id),
@@ -227,4 +231,37 @@ case "$*" in *-lms*) while true; do line; sleep 0.05; done ;; *) line ;; esac
   } finally {
     Deno.env.set("PATH", path);
   }
+});
+
+Deno.test("matmul bench: the decode set is every weight of a decode step, once per use", () => {
+  // Each weight matrix [out, in] of the model is one NT product of M rows per step (the tied
+  // embedding as the classifier); the set's shapes and counts must say exactly that.
+  const shapes = decodeShapes(ANCHORS, 64);
+  for (const a of ANCHORS) {
+    const mine = shapes.filter((s) => s.anchor === a.name);
+    const want = new Map<string, number>();
+    for (const [name, shape] of Transformer.shapes(a.config)) {
+      if (shape.length !== 2) continue;
+      const key = `${shape[0]}×${shape[1]}`;
+      want.set(key, (want.get(key) ?? 0) + 1);
+      assert.ok(name === "model.embed_tokens.weight" || name.startsWith("model.layers."), name);
+    }
+    const got = new Map(mine.map((s) => [`${s.N}×${s.K}`, s.perStep]));
+    assert.deepEqual(got, want, a.name);
+    for (const s of mine) assert.ok(s.M === 64 && s.transB && !s.transA, `${a.name} ${s.role}`);
+  }
+});
+
+Deno.test("matmul bench: the decode versions run and check on a scaled-down decode set", async () => {
+  // The 0.8M anchor's products at 8 rows (llvmpipe-sized): every decode version runs every shape,
+  // and the per-step sum covers them all.
+  const shapes = decodeShapes(ANCHORS.slice(0, 1), 8);
+  const rows = await benchMatmul({ sizes: shapes, repeats: 1, versions: DECODE_VERSIONS });
+  assert.equal(rows.length, shapes.length * DECODE_VERSIONS.length);
+  for (const r of rows) {
+    assert.equal(r.skipped, undefined, `${r.version} ${r.N}×${r.K}`);
+    assert.ok(r.maxRatio !== null && r.maxRatio <= 1, `${r.version} ${r.N}×${r.K}: ${r.maxRatio}`);
+  }
+  const [, line] = decodeStepLines(rows, shapes);
+  for (const id of DECODE_VERSIONS) assert.match(line, new RegExp(`${id} \\d+`), line);
 });

@@ -17,6 +17,8 @@
  * deno run -A bench/matmul/main.ts                  # the GPU shapes, default versions (~60–90 s)
  * deno run -A bench/matmul/main.ts --all            # + the history versions v1 (naive) and v3
  * deno run -A bench/matmul/main.ts --small          # 128³ .. 512³ (CPU fallback adapter)
+ * deno run -A bench/matmul/main.ts --decode         # the anchors' decode-step products (M = 64)
+ * deno run -A bench/matmul/main.ts --decode --small # the 0.8M anchor's only (CPU fallback)
  * deno run -A bench/matmul/main.ts --versions=v5,v10 --repeats=20 --json=matmul.json \
  *   --torch=torch_matmul.json                        # with bench/torch/matmul.py's output beside
  * ```
@@ -28,10 +30,17 @@ import { ComputeBatch } from "../../src/gpu/batch.ts";
 import { createStorageBuffer, readBuffers, writeBuffer } from "../../src/gpu/buffers.ts";
 import { getGpu, type GpuContext } from "../../src/gpu/device.ts";
 import { timeBatches } from "../../src/gpu/timing.ts";
-import { matmulFlops, type MatmulParams, prepareMatmulCheck } from "../../src/tensor/matmul/mod.ts";
+import {
+  chooseSkinnyTiling,
+  matmulFlops,
+  type MatmulParams,
+  prepareMatmulCheck,
+} from "../../src/tensor/matmul/mod.ts";
 import { median } from "../../src/util/stats.ts";
 import { Rng } from "../../src/util/rng.ts";
 import { type ClockSummary, startClockSampler, summariseClocks } from "./clocks.ts";
+import { DECODE_VERSIONS, decodeShapes, decodeStepLines } from "./decode.ts";
+import { ANCHORS } from "../../src/nn/anchors.ts";
 import { MATMUL_VERSIONS, type MatmulVersion } from "./versions.ts";
 
 /** One product to time: C[M×N] = op(A)·op(B) with the contraction K, `batchCount` times. */
@@ -199,14 +208,17 @@ export function interleavedSchedule(count: number, warmupRounds: number, rounds:
   return order;
 }
 
-/** Selects the versions to run: the named ones (in their list order), or the default set. */
+/**
+ * Selects the versions to run: the named ones (in their list order), or the default set (neither
+ * history nor decode-only versions; `all`: every one).
+ */
 export function selectVersions(ids?: string[], all = false): MatmulVersion[] {
   if (ids) {
     const unknown = ids.filter((id) => !MATMUL_VERSIONS.some((v) => v.id === id));
     if (unknown.length) throw new RangeError(`unknown matmul version(s): ${unknown.join(", ")}`);
     return MATMUL_VERSIONS.filter((v) => ids.includes(v.id));
   }
-  return MATMUL_VERSIONS.filter((v) => all || !v.history);
+  return MATMUL_VERSIONS.filter((v) => all || !(v.history || v.decode));
 }
 
 // Uniform values in [-1, 1) (a plain loop: Float32Array.from with a map function is ~5× slower).
@@ -457,6 +469,7 @@ if (import.meta.main) {
     args: Deno.args,
     options: {
       small: { type: "boolean", default: false },
+      decode: { type: "boolean", default: false },
       all: { type: "boolean", default: false },
       repeats: { type: "string" },
       versions: { type: "string" },
@@ -480,7 +493,8 @@ if (import.meta.main) {
   const torch: TorchRow[] = values.torch
     ? JSON.parse(Deno.readTextFileSync(values.torch)).rows
     : [];
-  const versionIds = values.versions?.split(",");
+  const versionIds = values.versions?.split(",") ??
+    (values.decode && !values.all ? DECODE_VERSIONS : undefined);
   selectVersions(versionIds); // unknown ids fail before any work
   console.log(
     `device: ${gpu.adapter.description || gpu.adapter.device}` +
@@ -493,11 +507,21 @@ if (import.meta.main) {
     );
     await warmGpu(gpu, positive("warm-ms", values["warm-ms"], 0) ?? 2000);
   }
-  const shapes = values.small ? SMALL_SHAPES : GPU_SHAPES;
+  const decode = values.decode ? decodeShapes(values.small ? ANCHORS.slice(0, 1) : ANCHORS) : [];
+  const shapes = values.decode ? decode : values.small ? SMALL_SHAPES : GPU_SHAPES;
   const rows: MatmulBenchRow[] = [];
   const t0 = performance.now();
   try {
     for (const s of shapes) {
+      const d = decode.find((x) => x === s);
+      if (d) {
+        const t = chooseSkinnyTiling(d.M, d.N, d.K);
+        const wg = Math.ceil(d.N / (4 * t.colGroups)) * t.kSplits;
+        console.log(
+          `-- ${d.anchor} ${d.role} (${d.perStep} per decode step; v14: ${4 * t.colGroups} ` +
+            `columns × ${t.kSplits} K slices per workgroup, ${wg} workgroups)`,
+        );
+      }
       const shapeRows = await benchMatmul({
         small: values.small,
         sizes: [s],
@@ -522,6 +546,7 @@ if (import.meta.main) {
     }
   }
   printGrid(gpu, rows, torch);
+  if (values.decode) { for (const line of decodeStepLines(rows, decode)) console.log(line); }
   console.log(`\n${((performance.now() - t0) / 1e3).toFixed(1)} s`);
   if (values.json) {
     const out = {
@@ -530,6 +555,7 @@ if (import.meta.main) {
       method: gpu.hasTimestamps ? "gpu-timestamps" : "wall-clock",
       command: `deno run -A bench/matmul/main.ts ${Deno.args.join(" ")}`,
       rows,
+      ...(values.decode ? { decodeShapes: decode } : {}),
       clockSamples: clocks?.samples ?? [],
     };
     Deno.writeTextFileSync(values.json, JSON.stringify(out, null, 2) + "\n");

@@ -13,10 +13,13 @@ import type { ComputeBatch } from "../../src/gpu/batch.ts";
 import type { GpuContext } from "../../src/gpu/device.ts";
 import type { Kernel } from "../../src/gpu/pipelines.ts";
 import {
+  chooseMatmulVariant,
   DEFAULT_VEC4_TUNING,
   encodeMatmul,
   type MatmulParams,
   planMatmul,
+  skinnyObstacle,
+  type SkinnyOverride,
   vec4Obstacle,
   type Vec4Tuning,
   vec4WorkgroupBytes,
@@ -31,6 +34,11 @@ export interface MatmulVersion {
   note: string;
   /** A history version, left out of the default run (`--all` or `--versions` runs it). */
   history?: boolean;
+  /**
+   * A few-row (decode) version: left out of the default run on the general shapes, where it
+   * cannot run (`--decode` runs it; so do `--all` and `--versions`).
+   */
+  decode?: boolean;
   /** Why it cannot run `p` on this device, or undefined when it can. */
   obstacle(gpu: GpuContext, p: MatmulParams): string | undefined;
   /** Records one product. */
@@ -91,6 +99,24 @@ function slabSplits(p: MatmulParams, gpu: GpuContext): number {
   const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;
   const fit = Math.max(1, Math.floor(maxBinding / (p.M * p.N * 4)));
   return Math.max(1, Math.min(Math.ceil(p.K / V11_SLAB), fit));
+}
+
+// A skinny-kernel version (kernels/matmul_skinny.wgsl, M ≤ 64): its tiling chosen by shape, or
+// parts of it forced (K slices go through `splitK`, as encodeMatmul takes them).
+function skinnyVersion(id: string, note: string, force: SkinnyOverride = {}): MatmulVersion {
+  return {
+    id,
+    note,
+    decode: true,
+    obstacle: (gpu, p) => skinnyObstacle(planMatmul(gpu, p)),
+    encode: (batch, gpu, p) =>
+      encodeMatmul(batch, gpu, {
+        ...p,
+        variant: "skinny",
+        skinnyTiling: { colGroups: force.colGroups },
+        splitK: force.kSplits,
+      }),
+  };
 }
 
 /** Every version, oldest first. */
@@ -190,6 +216,27 @@ export const MATMUL_VERSIONS: MatmulVersion[] = [
       "B panels) instead of 8×33 (80 MiB): the fix if the wave's panels overflow the 50 MB L2",
     { GROUP_M: 16 },
   ),
+  skinnyVersion(
+    "v14",
+    "few rows (M ≤ 64, decode steps): each workgroup owns all rows and 4–32 columns, its 256 " +
+      "invocations split K (coalesced vec4 loads along k, next step's loads in flight, no " +
+      "barrier in the k loop) and sum by a fixed tree; tiling and split-K across workgroups " +
+      "by a cost model (kernels/matmul_skinny.wgsl; the default for M ≤ SKINNY_MAX_M)",
+  ),
+  skinnyVersion("v15", "v14 without split-K across workgroups (one dispatch)", { kSplits: 1 }),
+  skinnyVersion("v16", "v14 with 4 columns per workgroup (most workgroups, most A rereads)", {
+    colGroups: 1,
+  }),
+  skinnyVersion("v17", "v14 with 32 columns per workgroup (fewest A rereads)", { colGroups: 8 }),
+  {
+    id: "tiles",
+    decode: true,
+    note: "what encodeMatmul picks with the skinny kernel off (SKINNY_MAX_M = 0): tiled, or vec4 " +
+      "with split-K; the decode figure before v14",
+    obstacle: () => undefined,
+    encode: (batch, gpu, p) =>
+      encodeMatmul(batch, gpu, { ...p, variant: chooseMatmulVariant(planMatmul(gpu, p), 0) }),
+  },
   {
     id: "auto",
     note: "whatever encodeMatmul picks for the shape (the figure the library delivers)",

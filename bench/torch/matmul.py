@@ -7,6 +7,7 @@ pass), `repeats` times after warm-up; the median is reported.
 
     python bench/torch/matmul.py --out torch_matmul.json
     python bench/torch/matmul.py --small            # the --small shapes, on CPU if no CUDA
+    python bench/torch/matmul.py --decode --out torch_decode.json   # the anchors' decode steps
 
 The JSON's "rows" carry M, N, K, layout ("NN", "NT", "TN": whether A, B are stored transposed),
 ms and tflops; `deno run -A bench/matmul/main.ts --torch=torch_matmul.json` prints the ratio.
@@ -19,6 +20,8 @@ import sys
 import time
 
 import torch
+
+from anchors import ANCHORS, GENERATE
 
 GPU_SHAPES = [
     (1024, 1024, 1024, "NN"),
@@ -44,6 +47,22 @@ SMALL_SHAPES = [
     (64, 96, 2048, "TN"),
     (64, 64, 32, "NT", 16),
 ]
+
+
+def decode_shapes(names=None):
+    """One decode step's distinct products per anchor (bench/matmul/decode.ts): activations
+    [batch, in] times a weight stored [out, in], read transposed (NT)."""
+    out = []
+    for name, a in ANCHORS.items():
+        if names and name not in names:
+            continue
+        c, q, kv = a["hidden"], a["heads"] * a["head_dim"], a["kv_heads"] * a["head_dim"]
+        for n, k in [(q, c), (kv, c), (c, q), (a["intermediate"], c), (c, a["intermediate"]),
+                     (a["vocab"], c)]:
+            shape = (GENERATE["batch"], n, k, "NT")
+            if shape not in out:
+                out.append(shape)
+    return out
 
 
 def operands(m, n, k, layout, batch, device, gen):
@@ -96,6 +115,8 @@ def time_shape(m, n, k, layout, batch, device, repeats, warmup):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--small", action="store_true", help="the small (CPU fallback) shapes")
+    p.add_argument("--decode", action="store_true",
+                   help="the anchors' decode-step products (with --small: the 0.8M anchor's)")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--out", help="write JSON here (default: stdout)")
@@ -104,7 +125,10 @@ def main():
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    shapes = SMALL_SHAPES if args.small else GPU_SHAPES
+    if args.decode:
+        shapes = decode_shapes(["0.8M"] if args.small else None)
+    else:
+        shapes = SMALL_SHAPES if args.small else GPU_SHAPES
     rows = [time_shape(*s[:4], s[4] if len(s) > 4 else 1, device, args.repeats, args.warmup)
             for s in shapes]
     out = {
