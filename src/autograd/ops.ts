@@ -15,6 +15,7 @@ import * as em from "./embedding.ts";
 import * as nm from "./norm.ts";
 import * as mm from "./matmul.ts";
 import * as at from "./attention.ts";
+import * as sg from "./swiglu.ts";
 export type { Operand } from "./elementwise.ts";
 export type { CrossEntropyOptions } from "./softmax.ts";
 export type { RopeOptions } from "./norm.ts";
@@ -60,6 +61,8 @@ export const relu: typeof el.relu = scoped(el.relu);
 export const sigmoid: typeof el.sigmoid = scoped(el.sigmoid);
 /** See elementwise.ts `silu`. */
 export const silu: typeof el.silu = scoped(el.silu);
+/** See swiglu.ts `swiglu`. */
+export const swiglu: typeof sg.swiglu = scoped(sg.swiglu);
 /** See elementwise.ts `sqrt`. */
 export const sqrt: typeof el.sqrt = scoped(el.sqrt);
 /** See elementwise.ts `sub`. */

@@ -37,11 +37,10 @@ const {
   crossEntropy,
   embedding,
   matmul,
-  mul,
   reshape,
   rmsNorm,
   rope,
-  silu,
+  swiglu,
   transpose,
 } = ops;
 
@@ -266,8 +265,8 @@ export class Transformer {
 
   /** SwiGLU MLP of block `b`: `down(silu(gate·h) ⊙ up·h)`. */
   mlp(b: BlockParams, h: Tensor): Tensor {
-    const gate = silu(matmul(h, transpose(b.wGate)));
-    return matmul(mul(gate, matmul(h, transpose(b.wUp))), transpose(b.wDown));
+    const gated = swiglu(matmul(h, transpose(b.wGate)), matmul(h, transpose(b.wUp)));
+    return matmul(gated, transpose(b.wDown));
   }
 
   /** The classifier on the residual stream `x` [..., C] → logits [..., V]. */
