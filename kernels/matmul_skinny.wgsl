@@ -8,7 +8,7 @@
 // so that neighbouring invocations read neighbouring vec4 of a row: coalesced), read A and B
 // straight from global memory (A, a few hundred KB at most, is shared by every workgroup through
 // L2 and L1; each B element is read by one workgroup), with the next step's 12 loads issued
-// before this step's 128 FMAs and no barrier in the k loop. The slices are summed at the end by a
+// before this step's 128 FMAs (PREFETCH) and no barrier in the k loop. The slices are summed at the end by a
 // fixed tree in workgroup memory, so the result does not depend on timing. A long K can also be
 // split across workgroups (kChunk > 0, along z): each writes its partial to item z of C (a
 // scratch buffer) and matmul_splitk_reduce.wgsl sums them in order.
@@ -25,6 +25,9 @@ override ACCUMULATE: bool = false; // C += A·op(B)
 override RG: u32 = 8u; // groups of 8 rows: the workgroup covers rows 0 .. 8·RG − 1 (1, 2, 4 or 8)
 override CG: u32 = 4u; // groups of 4 columns: the workgroup covers BN = 4·CG columns (1, 2, 4, 8)
 override KS: u32 = 256u / (RG * CG); // k slices per workgroup (a power of two, ≥ 4)
+// Issue the next step's loads before this step's FMAs (12 more vec4 registers per invocation:
+// latency hidden within a warp), or after them (fewer registers: more warps per SM may fit).
+override PREFETCH: bool = true;
 
 // The matmul kernels' parameter layout (src/tensor/matmul/splitk.ts fills it for a split):
 // strideC is the distance between partials when kChunk > 0; strideA, strideB, batchBase unused.
@@ -117,8 +120,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   var k = kLo + 4u * s;
   var cur = fetch(m, rows, n, k, kHi);
   while (k < kHi) {
-    // The next step's loads go out before this step's arithmetic, which hides their latency.
-    let next = fetch(m, rows, n, k + stride, kHi);
+    var next: Step;
+    if (PREFETCH) { next = fetch(m, rows, n, k + stride, kHi); }
     var k0 = cur.b0; var k1 = cur.b1; var k2 = cur.b2; var k3 = cur.b3;
     if (TRANS_B) {
       // Stored per column (4 k each): regroup per k (4 columns each).
@@ -135,6 +138,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     acc5 = madd(acc5, cur.a5, k0, k1, k2, k3);
     acc6 = madd(acc6, cur.a6, k0, k1, k2, k3);
     acc7 = madd(acc7, cur.a7, k0, k1, k2, k3);
+    if (!PREFETCH) { next = fetch(m, rows, n, k + stride, kHi); }
     cur = next;
     k += stride;
   }

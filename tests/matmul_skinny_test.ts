@@ -135,6 +135,10 @@ Deno.test("skinny matmul: any shape (scalar loads) matches the float64 reference
   const cases: Case[] = [
     ...layouts(shapes),
     ...layouts([[7, 41, 301]], { force: { kSplits: 3 } }),
+    // 32 columns per workgroup leave 8 (M ≤ 8) or 4 (M > 32) k slices: many steps per
+    // invocation, so the loop carries loads from step to step (most cases above take one step).
+    ...layouts([[5, 13, 229], [63, 33, 91]], { force: { colGroups: 8 } }),
+    ...layouts([[17, 13, 229]], { force: { prefetch: false, colGroups: 8 } }),
     ...layouts([[64, 23, 35]], { accumulate: true, offsets: [256, 512, 768] }),
     { M: 5, N: 19, K: 21, transB: true, offsets: [256, 0, 256], shareAC: true },
   ];
@@ -160,6 +164,10 @@ Deno.test("skinny matmul: aligned shapes (vec4 loads), every block width and spl
   // K split across workgroups: 4 slices of 64; 3 slices of 48, 48, 4 (a short last slice).
   cases.push(...layouts([[64, 20, 256]], { force: { kSplits: 4, colGroups: 2 } }));
   cases.push(...layouts([[12, 8, 100]], { force: { kSplits: 3 }, accumulate: true }));
+  // Loads issued after the FMAs instead of before (bench v18).
+  cases.push(...layouts([[33, 44, 200]], { force: { prefetch: false, colGroups: 8 } }));
+  cases.push(...layouts([[64, 20, 256]], { force: { prefetch: false, kSplits: 2 } }));
+  cases.push(...layouts([[3, 40, 1000]], { force: { colGroups: 8 } }));
   cases.push({ M: 8, N: 12, K: 16, transB: true, offsets: [256, 0, 256], shareAC: true });
   cases.push({ M: 20, N: 8, K: 24, accumulate: true, offsets: [256, 512, 768] });
   const results = await run(gpu, cases, 2, "skinny");

@@ -21,7 +21,7 @@ export interface DecodeShape extends MatmulBenchShape {
 }
 
 /** The versions `--decode` runs unless `--versions` says otherwise. */
-export const DECODE_VERSIONS = ["v2", "v5", "tiles", "v14", "v15", "v16", "v17", "auto"];
+export const DECODE_VERSIONS = ["v2", "v5", "tiles", "v14", "v15", "v16", "v17", "v18", "auto"];
 
 /**
  * The decode-step products of `anchors` at `rows` rows (q and o share a shape when heads·D equals

@@ -113,7 +113,7 @@ function skinnyVersion(id: string, note: string, force: SkinnyOverride = {}): Ma
       encodeMatmul(batch, gpu, {
         ...p,
         variant: "skinny",
-        skinnyTiling: { colGroups: force.colGroups },
+        skinnyTiling: { colGroups: force.colGroups, prefetch: force.prefetch },
         splitK: force.kSplits,
       }),
   };
@@ -228,6 +228,12 @@ export const MATMUL_VERSIONS: MatmulVersion[] = [
     colGroups: 1,
   }),
   skinnyVersion("v17", "v14 with 32 columns per workgroup (fewest A rereads)", { colGroups: 8 }),
+  skinnyVersion(
+    "v18",
+    "v14 without the register prefetch (each step's loads after the previous step's FMAs): " +
+      "12 fewer vec4 registers, so perhaps two workgroups per SM instead of one",
+    { prefetch: false },
+  ),
   {
     id: "tiles",
     decode: true,

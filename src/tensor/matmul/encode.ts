@@ -26,8 +26,11 @@ export interface MatmulParams extends MatmulShape {
    * tests and benchmarks); default chosen by shape, 1 turns splitting off.
    */
   splitK?: number;
-  /** Columns per workgroup of the `skinny` kernel (tests and benchmarks); default by shape. */
-  skinnyTiling?: Pick<SkinnyOverride, "colGroups">;
+  /**
+   * Columns per workgroup and load order of the `skinny` kernel (tests and benchmarks); default
+   * by shape and prefetching. Its K slices are `splitK`.
+   */
+  skinnyTiling?: Omit<SkinnyOverride, "kSplits">;
   /** Tuning of the `vec4` kernel (tests and benchmarks); default {@link DEFAULT_VEC4_TUNING}. */
   vec4Tuning?: Partial<Vec4Tuning>;
 }

@@ -124,7 +124,13 @@ export function chooseSkinnyTiling(
 }
 
 /** Forced parts of a {@link SkinnyTiling} (tests, benchmarks); the rest is chosen. */
-export type SkinnyOverride = Partial<Pick<SkinnyTiling, "colGroups" | "kSplits">>;
+export interface SkinnyOverride extends Partial<Pick<SkinnyTiling, "colGroups" | "kSplits">> {
+  /**
+   * false: issue each step's loads after the previous step's FMAs instead of before them (fewer
+   * registers, so more workgroups may share an SM); default true.
+   */
+  prefetch?: boolean;
+}
 
 // The tiling for this plan: chosen, then the forced parts checked and applied.
 function resolveTiling(plan: MatmulPlan, maxGrid: number, force: SkinnyOverride): SkinnyTiling {
@@ -184,6 +190,8 @@ export function encodeSkinny(
     ACCUMULATE: plan.accumulate ? 1 : 0,
     RG: t.rowGroups,
     CG: t.colGroups,
+    // Only when off, so that the default keeps its pipeline key.
+    ...(job.force?.prefetch === false ? { PREFETCH: 0 } : {}),
   };
   const gx = Math.ceil(plan.N / (4 * t.colGroups));
   if (t.kSplits > 1) {
