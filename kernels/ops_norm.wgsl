@@ -293,11 +293,13 @@ fn rms_bwd_dw4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
     nx[j] = vec4f(0.0);
     if (q < c4) { wv[j] = bw4[q]; dv[j] = dy4[r0 * c4 + q]; xv[j] = bx4[r0 * c4 + q]; }
   }
+  var r = bstats[r0];
+  var nr = r;
   for (var row = r0; row < r1; row++) {
-    let r = bstats[row];
     var d = 0.0;
     for (var j = 0u; j < K; j++) { d += dot(dv[j] * wv[j], xv[j]); }
     if (row + 1u < r1) {
+      nr = bstats[row + 1u];
       for (var j = 0u; j < K; j++) {
         let q = j * WG + lid;
         if (q < c4) { nd[j] = dy4[(row + 1u) * c4 + q]; nx[j] = bx4[(row + 1u) * c4 + q]; }
@@ -311,6 +313,7 @@ fn rms_bwd_dw4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
       dv[j] = nd[j];
       xv[j] = nx[j];
     }
+    r = nr;
   }
   for (var j = 0u; j < K; j++) {
     let q = j * WG + lid;

@@ -3,8 +3,9 @@
 // forward keeps log-sum-exp per row, the backward recomputes softmax from it (llm.c's classifier).
 // A target equal to `ignore` contributes 0 to the loss and gradient and is left out of the mean;
 // a target outside [0, V) yields NaN for its row (the caller can check targets on the host).
-const WG: u32 = 256u;
-
+//
+// V % 4 == 0 takes xent_fwd4 (the row read once into registers, see ops_rows.wgsl, where the
+// scalar kernel reads it twice one float at a time) and xent_bwd4 (a vec4 per thread).
 struct Params { rows: u32, v: u32, ignore: i32, mean: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -13,32 +14,26 @@ struct Params { rows: u32, v: u32, ignore: i32, mean: u32 }
 @group(0) @binding(3) var<storage, read_write> lse_out: array<f32>;  // [rows, 2]: max, log Σ exp(x - max)
 @group(0) @binding(4) var<uniform> p: Params;
 
-var<workgroup> sh: array<f32, WG>;
+// Thread 0 writes a row's statistics and loss; `xt` is its logit at the target (when in range).
+fn finish_row(row: u32, m: f32, s: f32, xt: f32) {
+  // max and log Σ kept apart: near -3.4e38, max + log Σ would lose log Σ
+  let ls = log(s);
+  let t = tgt[row];
+  lse_out[2u * row] = m;
+  lse_out[2u * row + 1u] = ls;
+  if (t == p.ignore) {
+    row_loss[row] = 0.0;
+  } else if (t < 0 || u32(t) >= p.v) {
+    row_loss[row] = sqrt(-1.0 - abs(ls)); // NaN: target out of range
+  } else {
+    row_loss[row] = ls - (xt - m);
+  }
+}
 
-// Reduces sh[0..256) (already written) in three barriers: 256 → 32 partials of 8 → 1.
-fn tree(lid: u32, is_max: bool) -> f32 {
-  workgroupBarrier();
-  if (lid < 32u) {
-    var s = sh[lid * 8u];
-    for (var k = 1u; k < 8u; k++) {
-      let o = sh[lid * 8u + k];
-      s = select(s + o, max(s, o), is_max);
-    }
-    sh[lid * 8u] = s;
-  }
-  workgroupBarrier();
-  if (lid == 0u) {
-    var s = sh[0];
-    for (var k = 1u; k < 32u; k++) {
-      let o = sh[k * 8u];
-      s = select(s + o, max(s, o), is_max);
-    }
-    sh[0] = s;
-  }
-  workgroupBarrier();
-  let r = sh[0];
-  workgroupBarrier();
-  return r;
+// The target's logit, or 0 for an ignored or out-of-range target (finish_row does not use it).
+fn target_index(row: u32) -> u32 {
+  let t = tgt[row];
+  return select(0u, u32(t), t >= 0 && u32(t) < p.v);
 }
 
 @compute @workgroup_size(WG)
@@ -51,26 +46,48 @@ fn xent_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   // masked with the most negative f32 gives log(V), not -inf
   var m = bitcast<f32>(0xff800000u | (lid & 0u));
   for (var i = lid; i < p.v; i += WG) { m = max(m, x[base + i]); }
-  sh[lid] = m;
-  m = tree(lid, true);
+  m = wg_max(m, lid);
   var s = 0.0;
   for (var i = lid; i < p.v; i += WG) { s += exp(x[base + i] - m); }
-  sh[lid] = s;
-  s = tree(lid, false);
-  if (lid == 0u) {
-    // max and log Σ kept apart: near -3.4e38, max + log Σ would lose log Σ
-    let ls = log(s);
-    let t = tgt[row];
-    lse_out[2u * row] = m;
-    lse_out[2u * row + 1u] = ls;
-    if (t == p.ignore) {
-      row_loss[row] = 0.0;
-    } else if (t < 0 || u32(t) >= p.v) {
-      row_loss[row] = sqrt(-1.0 - abs(ls)); // NaN: target out of range
-    } else {
-      row_loss[row] = ls - (x[base + u32(t)] - m);
+  s = wg_sum(s, lid);
+  if (lid == 0u) { finish_row(row, m, s, x[base + target_index(row)]); }
+}
+
+@group(0) @binding(0) var<storage, read> x4: array<vec4f>;
+
+@compute @workgroup_size(WG)
+fn xent_fwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+             @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let v4 = p.v / 4u;
+  let base = row * v4;
+  let nt = tiles(v4);
+  let ti = target_index(row);
+  let xt = x4[base + ti / 4u][ti % 4u]; // loaded with the row, used by thread 0 at the end
+  var a: array<vec4f, K>;
+  var mv = vec4f(neg_inf(lid));
+  for (var t = 0u; t < nt; t++) {
+    for (var j = 0u; j < K; j++) {
+      let q = tq(t, j, lid);
+      a[j] = vec4f(neg_inf(lid));
+      if (q < v4) { a[j] = x4[base + q]; }
+    }
+    for (var j = 0u; j < K; j++) { mv = max(mv, a[j]); }
+  }
+  let m = wg_max(hmax(mv), lid);
+  var s = 0.0;
+  for (var t = 0u; t < nt; t++) {
+    for (var j = 0u; j < K; j++) {
+      let q = tq(t, j, lid);
+      if (q < v4) {
+        if (nt > 1u) { a[j] = x4[base + q]; }
+        s += hsum(exp(a[j] - m));
+      }
     }
   }
+  s = wg_sum(s, lid);
+  if (lid == 0u) { finish_row(row, m, s, xt); }
 }
 
 // One workgroup: loss[0] = Σ row_loss / max(1, valid) (or Σ when not mean); loss[1] = the scale the
@@ -82,16 +99,26 @@ fn xent_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
 
 @compute @workgroup_size(WG)
 fn xent_finalize(@builtin(local_invocation_index) lid: u32) {
-  var s = 0.0;
-  var c = 0.0;
-  for (var i = lid; i < pf.rows; i += WG) {
+  // four rows per trip, loaded before they are summed: one workgroup walks every row, and one
+  // load at a time would leave it waiting on memory latency once per 256 rows
+  var s4 = vec4f(0.0);
+  var c4 = vec4f(0.0);
+  var i = lid;
+  for (; i + 3u * WG < pf.rows; i += 4u * WG) {
+    let l = vec4f(rl[i], rl[i + WG], rl[i + 2u * WG], rl[i + 3u * WG]);
+    let t = vec4i(tg[i], tg[i + WG], tg[i + 2u * WG], tg[i + 3u * WG]);
+    s4 += l;
+    c4 += select(vec4f(1.0), vec4f(0.0), t == vec4i(pf.ignore));
+  }
+  var s = hsum(s4);
+  var c = hsum(c4);
+  for (; i < pf.rows; i += WG) {
     s += rl[i];
     c += select(1.0, 0.0, tg[i] == pf.ignore);
   }
-  sh[lid] = s;
-  s = tree(lid, false);
-  sh[lid] = c;
-  c = tree(lid, false);
+  let sc = wg_reduce(vec4f(s, c, 0.0, 0.0), lid, false);
+  s = sc.x;
+  c = sc.y;
   if (lid == 0u) {
     let scale = select(1.0, 1.0 / max(c, 1.0), pf.mean == 1u);
     loss[0] = s * scale;
@@ -122,6 +149,26 @@ fn xent_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   let g = select(gin[0] * scale[1], gin[row], PER_ROW == 1u);
   let pr = exp((xb[i] - lseb[2u * row]) - lseb[2u * row + 1u]);
   dx[i] = (pr - select(0.0, 1.0, i32(col) == t)) * g;
+}
+
+// The same for V % 4 == 0, one vec4 of a row per thread (one division per four outputs).
+@group(0) @binding(0) var<storage, read> xb4: array<vec4f>;
+@group(0) @binding(5) var<storage, read_write> dx4: array<vec4f>;
+
+@compute @workgroup_size(WG)
+fn xent_bwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+             @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+  let v4 = pb.v / 4u;
+  if (i >= pb.rows * v4) { return; }
+  let row = i / v4;
+  let col = (i % v4) * 4u;
+  let t = tb[row];
+  if (t == pb.ignore) { dx4[i] = vec4f(0.0); return; }
+  let g = select(gin[0] * scale[1], gin[row], PER_ROW == 1u);
+  let pr = exp((xb4[i] - lseb[2u * row]) - lseb[2u * row + 1u]);
+  let hot = select(vec4f(0.0), vec4f(1.0), vec4i(i32(col)) + vec4i(0, 1, 2, 3) == vec4i(t));
+  dx4[i] = (pr - hot) * g;
 }
 
 // Gather: out[r] = x[r, ids[r]] (NaN for an id outside [0, V)); backward: dx[r, v] = [v == ids[r]]·g[r].

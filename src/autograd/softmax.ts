@@ -6,6 +6,7 @@
  */
 import softmaxSource from "../../kernels/ops_softmax.wgsl" with { type: "text" };
 import xentSource from "../../kernels/ops_xent.wgsl" with { type: "text" };
+import rowsSource from "../../kernels/ops_rows.wgsl" with { type: "text" };
 import { grid, type Kernel } from "../gpu/mod.ts";
 import {
   empty,
@@ -21,8 +22,8 @@ import { fmtShape } from "../tensor/shape.ts";
 import { record } from "./tape.ts";
 import { reshape, slice, transpose } from "./views.ts";
 
-const softmaxKernel: Kernel = { name: "ops_softmax", code: softmaxSource };
-const xentKernel: Kernel = { name: "ops_xent", code: xentSource };
+const softmaxKernel: Kernel = { name: "ops_softmax", code: rowsSource + softmaxSource };
+const xentKernel: Kernel = { name: "ops_xent", code: rowsSource + xentSource };
 
 function rowwise(x: Tensor, axis: number, op: string, fn: (x: Tensor) => Tensor): Tensor {
   x.expectDtype(op, "f32");
@@ -51,7 +52,7 @@ function softmaxLast(x: Tensor, log: boolean): Tensor {
     const gs = materialize(g);
     runtime().dispatch({
       kernel: softmaxKernel,
-      entryPoint: log ? "logsoftmax_bwd" : "softmax_bwd",
+      entryPoint: (log ? "logsoftmax_bwd" : "softmax_bwd") + (n % 4 === 0 ? "4" : ""),
       bindings: [y.binding, gs.binding, dx.binding, params([rows, n, 0, 0])],
       workgroups: grid(rows),
     });
@@ -127,7 +128,7 @@ export function crossEntropy(
   if (rows > 0) {
     rt.dispatch({
       kernel: xentKernel,
-      entryPoint: "xent_fwd",
+      entryPoint: V % 4 === 0 ? "xent_fwd4" : "xent_fwd",
       bindings: [x.binding, t.binding, rowLoss.binding, lse.binding, p],
       workgroups: grid(rows),
     });
@@ -151,9 +152,9 @@ export function crossEntropy(
     launch1d(
       rt,
       xentKernel,
-      "xent_bwd",
+      V % 4 === 0 ? "xent_bwd4" : "xent_bwd",
       [x.binding, t.binding, lse.binding, gs.binding, scale.binding, dx.binding, p],
-      rows * V,
+      V % 4 === 0 ? rows * V / 4 : rows * V,
       { PER_ROW: reduction === "none" ? 1 : 0 },
     );
     return [dx];
