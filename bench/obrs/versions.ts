@@ -106,7 +106,7 @@ function recordStreamTiles(
         b.vals,
         b.ids,
         b.info,
-        new Uint32Array([b.vocab, t.rows, t.row0, 0]),
+        new Uint32Array([b.vocab, t.rows, t.row0, 0, b.vocab]), // seg_len = V: one segment
         vec4 ? tile : b.placeholder,
       ],
       workgroups: grid(t.rows),

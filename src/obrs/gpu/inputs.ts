@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { checkStreamOptions } from "./topk.ts";
 import type { GpuContext } from "../../gpu/device.ts";
 import { uploadBuffer } from "../../gpu/buffers.ts";
 
@@ -112,6 +113,10 @@ export interface JackpotParams {
   topkMethod?: "auto" | "stream" | "sort";
   /** Let the streaming top-k read vec4 rows when V % 4 == 0; default true (bench/obrs v5 vs v4). */
   topkVec4?: boolean;
+  /** Split-row top-k: segments per row (default 1, the fused pass; see `RowTopkArgs.segments`). */
+  topkSegments?: number;
+  /** vec4 groups per thread per chunk of the streaming top-k: 4 (default) or 8. */
+  topkGroups?: 4 | 8;
   /** Binding limit below the device's (tests use it to force row tiles). */
   maxBindingBytes?: number;
 }
@@ -162,6 +167,8 @@ export function resolveParams(p: JackpotParams, vocab: number): ResolvedParams {
     onNonFinite: p.onNonFinite ?? "throw",
     topkMethod: p.topkMethod ?? "auto",
     topkVec4: p.topkVec4 ?? true,
+    topkSegments: p.topkSegments ?? 1,
+    topkGroups: p.topkGroups ?? 4,
     baseline: p.baseline,
     maxBindingBytes: p.maxBindingBytes,
   };
@@ -184,6 +191,7 @@ export function resolveParams(p: JackpotParams, vocab: number): ResolvedParams {
       `topkMethod must be "auto", "stream" or "sort", got ${String(r.topkMethod)}`,
     );
   }
+  checkStreamOptions(r.k, r.topkSegments, r.topkGroups);
   if (r.maxBindingBytes !== undefined) checkPositiveNumber("maxBindingBytes", r.maxBindingBytes);
   if (r.baseline) {
     const { tisCap, icepopLow, icepopHigh } = r.baseline;

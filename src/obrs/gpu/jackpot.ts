@@ -278,6 +278,8 @@ export function recordJackpot(
       maxBindingBytes: p.maxBindingBytes,
       tokens,
       vec4: p.topkVec4,
+      segments: p.topkSegments,
+      groups: p.topkGroups,
     };
     const method = p.topkMethod;
     temps.push(...recordRowTopk(gpu, cb, {
