@@ -156,7 +156,7 @@ fn rms_fwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   let c4 = p.c / 4u;
   let base = row * c4;
   let nt = tiles(c4);
-  var a: array<vec4f, K>;
+  var a: array<vec4f, KMAX>;
   var ss = 0.0;
   for (var t = 0u; t < nt; t++) {
     for (var j = 0u; j < K; j++) {
@@ -188,7 +188,7 @@ fn ln_fwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   let c4 = pl.c / 4u;
   let base = row * c4;
   let nt = tiles(c4);
-  var a: array<vec4f, K>;
+  var a: array<vec4f, KMAX>;
   var s = 0.0;
   for (var t = 0u; t < nt; t++) {
     for (var j = 0u; j < K; j++) {
@@ -243,8 +243,8 @@ fn rms_bwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   let base = row * c4;
   let nt = tiles(c4);
   let r = bstats[row];
-  var g: array<vec4f, K>;
-  var xv: array<vec4f, K>;
+  var g: array<vec4f, KMAX>;
+  var xv: array<vec4f, KMAX>;
   var d = 0.0;
   for (var t = 0u; t < nt; t++) {
     for (var j = 0u; j < K; j++) {
@@ -267,7 +267,7 @@ fn rms_bwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   }
 }
 
-// RMSNorm dx and the block's partial dw in one pass, C ≤ 4·TILE4: dx = r·(gy − x·r²·mean(gy·x)),
+// RMSNorm dx and the block's partial dw in one pass, C ≤ 4·WG·K: dx = r·(gy − x·r²·mean(gy·x)),
 // gy = dy·w; dw += dy·x·r.
 @compute @workgroup_size(WG)
 fn rms_bwd_dw4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -277,12 +277,12 @@ fn rms_bwd_dw4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   if (r0 >= pb.rows) { return; }
   let r1 = min(pb.rows, r0 + pb.chunk);
   let c4 = pb.c / 4u;
-  var wv: array<vec4f, K>;
-  var acc: array<vec4f, K>;
-  var dv: array<vec4f, K>; // this row's dy and x
-  var xv: array<vec4f, K>;
-  var nd: array<vec4f, K>; // the next row's
-  var nx: array<vec4f, K>;
+  var wv: array<vec4f, KMAX>;
+  var acc: array<vec4f, KMAX>;
+  var dv: array<vec4f, KMAX>; // this row's dy and x
+  var xv: array<vec4f, KMAX>;
+  var nd: array<vec4f, KMAX>; // the next row's
+  var nx: array<vec4f, KMAX>;
   for (var j = 0u; j < K; j++) {
     let q = j * WG + lid;
     wv[j] = vec4f(0.0);
@@ -321,7 +321,7 @@ fn rms_bwd_dw4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   }
 }
 
-// LayerNorm dx and the block's partial dw, db in one pass, C ≤ 4·TILE4:
+// LayerNorm dx and the block's partial dw, db in one pass, C ≤ 4·WG·K:
 // dx = r·(gy − mean(gy) − xhat·mean(gy·xhat)), xhat = (x − mean)·r; dw += dy·xhat; db += dy.
 @compute @workgroup_size(WG)
 fn ln_bwd_dwb4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -331,11 +331,11 @@ fn ln_bwd_dwb4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   if (r0 >= pb.rows) { return; }
   let r1 = min(pb.rows, r0 + pb.chunk);
   let c4 = pb.c / 4u;
-  var wv: array<vec4f, K>;
-  var aw: array<vec4f, K>;
-  var ab: array<vec4f, K>;
-  var dv: array<vec4f, K>;
-  var xh: array<vec4f, K>;
+  var wv: array<vec4f, KMAX>;
+  var aw: array<vec4f, KMAX>;
+  var ab: array<vec4f, KMAX>;
+  var dv: array<vec4f, KMAX>;
+  var xh: array<vec4f, KMAX>;
   for (var j = 0u; j < K; j++) {
     let q = j * WG + lid;
     wv[j] = vec4f(0.0);

@@ -1,13 +1,16 @@
 // Shared by the row kernels (ops_norm, ops_softmax, ops_xent; prepended to their source): one
 // workgroup of WG threads per row of C floats, the row read as a register tile of K vec4 per
-// thread (TILE4 = WG·K vec4 = 4096 floats): thread `lid` holds vec4 j·WG + lid of the tile, so
-// each of its K loads is a coalesced 512-byte read per warp and all K are issued before any is
-// used (K·16 = 64 bytes in flight per thread). A row of up to TILE4 vec4 is read from memory once
-// and kept in registers for every pass the op needs; a longer row is walked tile by tile and
-// re-read from cache for the later passes.
+// thread (a tile is WG·K vec4, at most 4096 floats): thread `lid` holds vec4 j·WG + lid of the
+// tile, so each of its K loads is a coalesced 512-byte read per warp and all K are issued before
+// any is used (up to K·16 = 64 bytes in flight per thread). A row of up to one tile is read from
+// memory once and kept in registers for every pass the op needs; a longer row is walked tile by
+// tile and re-read from cache for the later passes. The host sets K (1, 2 or 4: the fewest vec4
+// per thread that hold the row, 4 past 1024 vec4) so the compiled loops are unrolled over exactly
+// the registers a row needs: no masked-off loads (a CPU adapter runs those too) and no registers
+// held for them (fewer registers, more workgroups per SM).
 const WG: u32 = 256u;
-const K: u32 = 4u;
-const TILE4: u32 = WG * K;
+const KMAX: u32 = 4u; // register arrays are declared this long; only the first K are used
+override K: u32 = 4u;
 
 var<workgroup> sh: array<vec4f, WG>;
 
@@ -49,5 +52,5 @@ fn hmax(v: vec4f) -> f32 { return max(max(v.x, v.y), max(v.z, v.w)); }
 fn neg_inf(lid: u32) -> f32 { return bitcast<f32>(0xff800000u | (lid & 0u)); }
 
 // Tiles of a row of c4 vec4, and vec4 j of tile t for thread lid (in range when < c4).
-fn tiles(c4: u32) -> u32 { return (c4 + TILE4 - 1u) / TILE4; }
-fn tq(t: u32, j: u32, lid: u32) -> u32 { return t * TILE4 + j * WG + lid; }
+fn tiles(c4: u32) -> u32 { return (c4 + WG * K - 1u) / (WG * K); }
+fn tq(t: u32, j: u32, lid: u32) -> u32 { return (t * K + j) * WG + lid; }

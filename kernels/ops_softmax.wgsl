@@ -85,7 +85,7 @@ fn fwd4(row: u32, lid: u32, log_softmax: bool) {
   let n4 = p.n / 4u;
   let base = row * n4;
   let nt = tiles(n4);
-  var a: array<vec4f, K>;
+  var a: array<vec4f, KMAX>;
   var m = vec4f(neg_inf(lid));
   for (var t = 0u; t < nt; t++) {
     for (var j = 0u; j < K; j++) {
@@ -146,8 +146,8 @@ fn bwd4(row: u32, lid: u32, log_softmax: bool) {
   let n4 = pb.n / 4u;
   let base = row * n4;
   let nt = tiles(n4);
-  var yv: array<vec4f, K>;
-  var gv: array<vec4f, K>;
+  var yv: array<vec4f, KMAX>;
+  var gv: array<vec4f, KMAX>;
   var d = 0.0;
   for (var t = 0u; t < nt; t++) {
     for (var j = 0u; j < K; j++) {

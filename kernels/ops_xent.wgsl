@@ -65,7 +65,7 @@ fn xent_fwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
   let nt = tiles(v4);
   let ti = target_index(row);
   let xt = x4[base + ti / 4u][ti % 4u]; // loaded with the row, used by thread 0 at the end
-  var a: array<vec4f, K>;
+  var a: array<vec4f, KMAX>;
   var mv = vec4f(neg_inf(lid));
   for (var t = 0u; t < nt; t++) {
     for (var j = 0u; j < K; j++) {

@@ -56,7 +56,8 @@ async function checkNorm(kind: "rms" | "ln", R: number, C: number, scale = 2): P
   assertNoGpuErrors();
   const name = `${kind}Norm [${R}, ${C}]`;
   const want = kind === "rms" ? rmsNormRef(x, w, EPS) : layerNormRef(x, w, b, EPS);
-  assertClose(`${name} forward`, got[0], want.data, 1e-4, 1e-4);
+  // atol 3e-4: the row shifted by 300·scale carries f32 rounding of its mean (~1e-4)
+  assertClose(`${name} forward`, got[0], want.data, 3e-4, 1e-4);
   normGradRef(kind, x, w, gy).forEach((g, i) => {
     assertClose(`${name} ${["dx", "dw", "db"][i]}`, got[i + 1], g, 2e-3, 2e-3);
   });
@@ -114,8 +115,9 @@ Deno.test("norm gradient closed forms agree with finite differences (small shape
 
 Deno.test("RMSNorm and LayerNorm: fused vec4 backward, one row and many rows per block", async () => {
   await setup();
-  // [R, C]: C/4 below, at and past one workgroup's width; 1 row; rows per block 3 and 9 (folds)
-  for (const [R, C] of [[3, 8], [5, 1028], [1, 4096], [600, 12], [2100, 4]]) {
+  // [R, C]: C/4 within one, two and four vec4 per thread (K = 1, 2, 4); 1 row; 3 and 9 rows per
+  // block (their partials folded)
+  for (const [R, C] of [[3, 8], [5, 1028], [2, 2052], [1, 4096], [600, 12], [2100, 4]]) {
     await checkNorm("rms", R, C);
     await checkNorm("ln", R, C);
   }

@@ -10,7 +10,8 @@ import { Rng } from "../src/util/rng.ts";
 import { assertClose, assertNoGpuErrors, checkOp, randArr, setup, up } from "./autograd_util.ts";
 
 const rng = new Rng(13);
-const LENGTHS = [8, 1028, 4096, 4100, 8196, 7, 1030];
+// K = 1, 2, 4 vec4 per thread; two and three tiles; scalar rows
+const LENGTHS = [8, 1028, 2052, 4096, 4100, 8196, 7, 1030];
 
 // Rows of n logits: random (scale 3), flat, peaked near -200, with -inf entries, masked with
 // -3.4e38.

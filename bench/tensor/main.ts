@@ -8,6 +8,7 @@
  * ```sh
  * deno run -A bench/tensor/main.ts           # GPU shapes (16M elements)
  * deno run -A bench/tensor/main.ts --small   # CPU fallback shapes (256K elements)
+ * deno run -A bench/tensor/main.ts --rows 8192 --cols 768 --json out.json
  * ```
  *
  * @module
@@ -78,6 +79,14 @@ export async function benchTensorOps(
   const wg = keep(w.detach());
   wg.requiresGrad = true;
   const normOut = keep(ops.rmsNorm(x, wg));
+  const bg = keep(b.detach());
+  bg.requiresGrad = true;
+  const lnOut = keep(ops.layerNorm(x, wg, bg));
+  const xg = keep(x.detach());
+  xg.requiresGrad = true;
+  const smOut = keep(ops.softmax(xg));
+  const ceOut = keep(ops.crossEntropy(xg, ids));
+  const one = keep(tensor(new Float32Array([1]), []));
   rt.flush();
   const time = async (record: () => void) =>
     await timeBatches(rt.gpu, (batch) => rt.recordInto(batch, () => tidy(record)), { repeats });
@@ -111,6 +120,12 @@ export async function benchTensorOps(
     ["layerNorm forward", 8 * n, () => void ops.layerNorm(x, w, b)],
     ["crossEntropy forward", 4 * n, () => void ops.crossEntropy(x, ids)],
     ["AdamW step (+ grad norm)", 32 * n, () => opt.step()],
+    // rows added after the 2026-11-23 H100 run (the rows above keep their names and shapes)
+    ["max over last axis", 4 * n, () => void ops.max(x, -1)],
+    ["logSoftmax forward", 8 * n, () => void ops.logSoftmax(x)],
+    ["softmax backward", 12 * n, () => void smOut.node!.backward(y)],
+    ["layerNorm backward (dx, dw, db)", 12 * n, () => void lnOut.node!.backward(y)],
+    ["crossEntropy backward", 8 * n, () => void ceOut.node!.backward(one)],
   ];
   for (const [op, bytes, record] of cases) {
     const t = await time(record);
@@ -125,7 +140,7 @@ export async function benchTensorOps(
       method: t.method,
     });
   }
-  for (const t of [x, y, w, wg, b, ids, p, normOut]) t.dispose();
+  for (const t of [x, y, w, wg, b, bg, xg, ids, p, normOut, lnOut, smOut, ceOut, one]) t.dispose();
   opt.dispose();
   return rows;
 }
@@ -133,7 +148,7 @@ export async function benchTensorOps(
 /** Prints rows as an aligned table. */
 export function formatTensorBench(rows: TensorBenchRow[]): string {
   return rows.map((r) =>
-    `${r.op.padEnd(28)} [${r.shape.join("×")}] ${r.ms.toFixed(3).padStart(9)} ms ` +
+    `${r.op.padEnd(32)} [${r.shape.join("×")}] ${r.ms.toFixed(3).padStart(9)} ms ` +
     `${r.gbPerSecond.toFixed(1).padStart(8)} GB/s ${
       (100 * r.ofCopy).toFixed(0).padStart(4)
     }% of copy (${r.method})`
@@ -143,13 +158,30 @@ export function formatTensorBench(rows: TensorBenchRow[]): string {
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { small: { type: "boolean", default: false }, json: { type: "string" } },
+    options: {
+      small: { type: "boolean", default: false },
+      json: { type: "string" },
+      rows: { type: "string" },
+      cols: { type: "string" },
+      repeats: { type: "string" },
+    },
   });
+  const int = (name: string, v: string | undefined) => {
+    if (v === undefined) return undefined;
+    const k = Number(v);
+    if (!Number.isInteger(k) || k < 1) throw new RangeError(`--${name} ${v}: need an integer >= 1`);
+    return k;
+  };
   const rt = await initTensors();
   console.log(
     `adapter: ${rt.gpu.adapter.description}${rt.gpu.isFallback ? " (CPU fallback)" : ""}`,
   );
-  const rows = await benchTensorOps({ small: values.small });
+  const rows = await benchTensorOps({
+    small: values.small,
+    rows: int("rows", values.rows),
+    cols: int("cols", values.cols),
+    repeats: int("repeats", values.repeats),
+  });
   console.log(formatTensorBench(rows));
   if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(rows, null, 2) + "\n");
 }

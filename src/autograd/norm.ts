@@ -28,6 +28,15 @@ const FUSED_MAX_ROWS = 512;
 const fusedRows = (rows: number) =>
   Math.min(FUSED_MAX_ROWS, Math.max(1, Math.ceil(rows / FUSED_BLOCKS)));
 
+/**
+ * Vec4 per thread of the register tile of kernels/ops_rows.wgsl (its override `K`) for rows of
+ * `n` floats: the fewest of 1, 2, 4 that hold the row (4 past 4096 floats, walked in tiles).
+ */
+export function rowTileK(n: number): number {
+  const vec4s = Math.ceil(n / 4);
+  return vec4s <= 256 ? 1 : vec4s <= 512 ? 2 : 4;
+}
+
 const normKernel: Kernel = { name: "ops_norm", code: rowsSource + normSource };
 const ropeKernel: Kernel = { name: "ops_rope", code: ropeSource };
 
@@ -78,6 +87,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
     rt.dispatch({
       kernel: normKernel,
       entryPoint: C % 4 === 0 ? "rms_fwd4" : "rms_fwd",
+      constants: C % 4 === 0 ? { K: rowTileK(C) } : undefined,
       bindings: [xs.binding, ws.binding, y.binding, rstd.binding, p],
       workgroups: grid(rows),
     });
@@ -90,6 +100,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
       rt.dispatch({
         kernel: normKernel,
         entryPoint: "rms_bwd_dw4",
+        constants: { K: rowTileK(C) },
         bindings: [
           xs.binding,
           ws.binding,
@@ -105,6 +116,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
       rt.dispatch({
         kernel: normKernel,
         entryPoint: C % 4 === 0 ? "rms_bwd4" : "rms_bwd",
+        constants: C % 4 === 0 ? { K: rowTileK(C) } : undefined,
         bindings: [xs.binding, ws.binding, gs.binding, rstd.binding, dx.binding, p],
         workgroups: grid(rows),
       });
@@ -136,6 +148,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
     rt.dispatch({
       kernel: normKernel,
       entryPoint: C % 4 === 0 ? "ln_fwd4" : "ln_fwd",
+      constants: C % 4 === 0 ? { K: rowTileK(C) } : undefined,
       bindings: [xs.binding, ws.binding, y.binding, st.binding, bs.binding, p],
       workgroups: grid(rows),
     });
@@ -149,6 +162,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
       rt.dispatch({
         kernel: normKernel,
         entryPoint: "ln_bwd_dwb4",
+        constants: { K: rowTileK(C) },
         bindings: [
           xs.binding,
           ws.binding,

@@ -21,6 +21,7 @@ import {
 import { fmtShape } from "../tensor/shape.ts";
 import { record } from "./tape.ts";
 import { reshape, slice, transpose } from "./views.ts";
+import { rowTileK } from "./norm.ts";
 
 const softmaxKernel: Kernel = { name: "ops_softmax", code: rowsSource + softmaxSource };
 const xentKernel: Kernel = { name: "ops_xent", code: rowsSource + xentSource };
@@ -43,6 +44,7 @@ function softmaxLast(x: Tensor, log: boolean): Tensor {
     runtime().dispatch({
       kernel: softmaxKernel,
       entryPoint: (log ? "logsoftmax_fwd" : "softmax_fwd") + (n % 4 === 0 ? "4" : ""),
+      constants: n % 4 === 0 ? { K: rowTileK(n) } : undefined,
       bindings: [xs.binding, y.binding, params([rows, n, 0, 0])],
       workgroups: grid(rows),
     });
@@ -53,6 +55,7 @@ function softmaxLast(x: Tensor, log: boolean): Tensor {
     runtime().dispatch({
       kernel: softmaxKernel,
       entryPoint: (log ? "logsoftmax_bwd" : "softmax_bwd") + (n % 4 === 0 ? "4" : ""),
+      constants: n % 4 === 0 ? { K: rowTileK(n) } : undefined,
       bindings: [y.binding, gs.binding, dx.binding, params([rows, n, 0, 0])],
       workgroups: grid(rows),
     });
@@ -129,6 +132,7 @@ export function crossEntropy(
     rt.dispatch({
       kernel: xentKernel,
       entryPoint: V % 4 === 0 ? "xent_fwd4" : "xent_fwd",
+      constants: V % 4 === 0 ? { K: rowTileK(V) } : undefined,
       bindings: [x.binding, t.binding, rowLoss.binding, lse.binding, p],
       workgroups: grid(rows),
     });
