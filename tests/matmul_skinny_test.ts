@@ -28,6 +28,7 @@ import {
   SKINNY_MAX_M,
   SKINNY_MIN_CHUNK,
   skinnyCost,
+  skinnyMaxM,
   type SkinnyOverride,
   skinnyVec4,
 } from "../src/tensor/matmul/mod.ts";
@@ -217,14 +218,16 @@ Deno.test("skinny matmul: encodeMatmul picks it for few rows, and the tiling fil
   }
   assert.deepEqual(chooseSkinnyTiling(7, 1536, 512).rowGroups, 1);
   assert.deepEqual(chooseSkinnyTiling(9, 1536, 512).rowGroups, 2);
-  // Chosen automatically, a split product runs (29M's down projection shape, scaled to llvmpipe).
+  // Its tiling chosen automatically, a split product runs (29M's down projection shape, scaled to
+  // llvmpipe; the variant is forced where the adapter is a CPU, which keeps the tiled kernels).
   const t = chooseSkinnyTiling(64, 128, 1536);
-  const results = await run(gpu, [{ M: 64, N: 128, K: 1536, transB: true }], 3);
+  const forced = skinnyMaxM(gpu) >= 64 ? undefined : "skinny";
+  const results = await run(gpu, [{ M: 64, N: 128, K: 1536, transB: true }], 3, forced);
   assert.equal(results[0].kernels.length, t.kSplits > 1 ? 2 : 1);
   assert.equal(results[0].kernels[0], "matmul_skinny");
 });
 
-Deno.test("skinny matmul: the public matmul op takes it for a decode step's projection", async () => {
+Deno.test("skinny matmul: the public matmul op takes it for a decode step's projection (tiled on a CPU adapter)", async () => {
   // As decodeStep calls it: x [B, 1, C] times the transpose of a weight [N, C] that lives at an
   // offset inside the parameter arena (bound as a slice, transB, no copy).
   const rt = await initTensors();
@@ -238,7 +241,8 @@ Deno.test("skinny matmul: the public matmul op takes it for a decode step's proj
   const spy = new SpyBatch(rt.gpu);
   const y = noGrad(() => rt.recordInto(spy, () => ops.matmul(x, ops.transpose(w))));
   spy.submit();
-  assert.deepEqual(spy.kernels, ["matmul_skinny"]);
+  // a CPU adapter keeps the tiled kernels, which suit it better (skinny.ts SKINNY_MAX_M_FALLBACK)
+  assert.deepEqual(spy.kernels, skinnyMaxM(rt.gpu) >= B ? ["matmul_skinny"] : ["matmul_tiled"]);
   assert.deepEqual(y.shape, [B, 1, N]);
   const [got] = await readAll([y]);
   const r = checkMatmul(got as Float32Array, xs, ws, new Float32Array(B * N), {

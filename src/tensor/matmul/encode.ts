@@ -8,7 +8,13 @@ import { type BufferSlice, type ComputeBatch, grid } from "../../gpu/batch.ts";
 import type { GpuContext } from "../../gpu/device.ts";
 import { MATMUL_TILES, matmulKernel, type MatmulVariant } from "./kernels.ts";
 import { chooseSplits, encodeSplitK, type KSplit, splitK } from "./splitk.ts";
-import { encodeSkinny, SKINNY_MAX_M, skinnyObstacle, type SkinnyOverride } from "./skinny.ts";
+import {
+  encodeSkinny,
+  SKINNY_MAX_M,
+  skinnyMaxM,
+  skinnyObstacle,
+  type SkinnyOverride,
+} from "./skinny.ts";
 import type { MatmulShape } from "./reference.ts";
 
 /** Arguments of {@link encodeMatmul}: the three buffers and the shape. */
@@ -320,7 +326,7 @@ export function matmulFlops(M: number, N: number, K: number, batchCount = 1): nu
  */
 export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulParams): void {
   const plan = planMatmul(gpu, p);
-  const variant = p.variant ?? chooseMatmulVariant(plan);
+  const variant = p.variant ?? chooseMatmulVariant(plan, skinnyMaxM(gpu));
   if (!(variant in MATMUL_TILES)) {
     throw new RangeError(`matmul: unknown variant ${String(variant)}`);
   }

@@ -23,6 +23,18 @@ import { encodeSplitK, splitK } from "./splitk.ts";
  */
 export const SKINNY_MAX_M = 64;
 
+/**
+ * The same limit on a CPU (fallback) adapter: 0, off. llvmpipe runs workgroups one after another,
+ * so the fewest, widest tiles win there: the 0.8M anchor's decode-step products took ~57 ms with
+ * the skinny kernel against ~20 ms tiled (`bench/matmul/main.ts --decode --small`).
+ */
+export const SKINNY_MAX_M_FALLBACK = 0;
+
+/** The skinny limit for this adapter: {@link SKINNY_MAX_M}, or 0 on a CPU fallback adapter. */
+export function skinnyMaxM(gpu: { isFallback: boolean }): number {
+  return gpu.isFallback ? SKINNY_MAX_M_FALLBACK : SKINNY_MAX_M;
+}
+
 /** Rows the kernel can cover: 8 row groups of 8. */
 export const SKINNY_ROWS = 64;
 
