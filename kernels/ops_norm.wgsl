@@ -4,10 +4,11 @@
 // C % 4 == 0 takes the vec4 kernels at the end: the forward reads the row once into registers
 // (ops_rows.wgsl) and writes it once. For C ≤ 4096 the backward is one fused kernel per block of
 // `chunk` rows: each thread keeps its columns of the weight and of the weight (and bias) gradient
-// in registers, walks the block's rows (loading the next row's dy and x before the current row's
-// barriers, so memory stays busy), writes dx and, at the end, one partial row of dw (db) per block,
-// which the caller folds with a column sum: x and dy are read once, where a separate gradient
-// kernel read them again. Other C: the scalar kernels, with the weight gradients as column sums
+// in registers, walks the block's rows (RMSNorm loads the next row's dy and x before the current
+// row's barriers, so memory stays busy), writes dx and, at the end, one partial row of dw (db) per
+// block, which the caller folds with a column sum: x and dy are read once, where a separate
+// gradient kernel read them again. C % 4 == 0 past 4096: rms_bwd4 / ln_bwd for dx, then the
+// scalar gradient kernels. Other C: the scalar kernels, with the weight gradients as column sums
 // by one thread per column in row order (deterministic, no atomics).
 struct Params { rows: u32, c: u32, eps: f32, chunk: u32 } // chunk: rows per partial column sum
 
