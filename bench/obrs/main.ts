@@ -8,7 +8,16 @@
  * deno run -A bench/obrs/main.ts --small         # 256 × 4,096 (CPU fallback adapter)
  * deno run -A bench/obrs/main.ts --rows 4096 --vocab 151936 --k 20 --repeats 20 --out obrs.json
  * deno run -A bench/obrs/main.ts --rows 300 --vocab 4096 --block-rows 64   # logits as row blocks
+ * deno run -A bench/obrs/main.ts --rows 4096 --only 'v9,v10*,v11*,lse*,fused*,jackpot*'
  * ```
+ *
+ * `--only` keeps the cases whose id matches one of its comma-separated patterns (a trailing `*`
+ * matches any ending): top-k versions (v1 … v11-s4-g8, versions.ts), log-sum-exp versions
+ * (lse-v1, lse-v2, lse-v2-l1/l2/l8), fused-pass variants (fused, fused-g8, …, FUSED_VARIANTS) and
+ * the Jackpot weights with each fused variant's options (jackpot, jackpot-g8, …; jackpot-exactz).
+ * Every case is first run once and compared with the float64 reference (bench/obrs/check.ts: an
+ * edge-case matrix, and rows of the timed matrix); a case that disagrees is reported as WRONG and
+ * not timed.
  *
  * A matrix over maxBufferSize (16,384 × 151,936 f32 is 9.96 GB; the H100's WebGPU adapter allows
  * 4.29 GB per buffer) is held as row blocks, as a trainer holding micro-batches would hold it; the
@@ -31,14 +40,14 @@ import {
   type LogitBlock,
   type LogitsSource,
   recordJackpot,
-  recordLogSoftmax,
   recordRowTopk,
   rowTiles,
   sourceTiles,
 } from "../../src/obrs/gpu/mod.ts";
 import { Rng } from "../../src/util/rng.ts";
 import { benchCopy } from "../copy.ts";
-import { TOPK_VERSIONS } from "./versions.ts";
+import { FUSED_VARIANTS, LSE_VERSIONS, TOPK_VERSIONS } from "./versions.ts";
+import { Checker } from "./check.ts";
 import rngSource from "../../kernels/rng.wgsl" with { type: "text" };
 import fillSource from "./fill.wgsl" with { type: "text" };
 
@@ -46,6 +55,8 @@ const fillKernel: Kernel = { name: "obrs_bench_fill", code: rngSource + fillSour
 
 /** One timed case. */
 export interface ObrsBenchRow {
+  /** The case's id (what `--only` matches). */
+  id: string;
   /** What was timed. */
   name: string;
   /** Median GPU time of one pass, ms. */
@@ -74,6 +85,16 @@ export interface ObrsBenchResult {
   stats?: { acceptRate: number; kappa: number; meanZApprox: number; zApproxOverZ: number | null };
   /** Why a shape or case was skipped. */
   skipped: string[];
+  /** Cases that disagreed with the float64 reference (not timed): "id: first mismatch". */
+  wrong: string[];
+}
+
+/** Whether `id` matches one of the comma-separated patterns (trailing `*`: any ending). */
+export function matchesOnly(id: string, only: string | undefined): boolean {
+  if (only === undefined) return true;
+  return only.split(",").map((p) => p.trim()).some((p) =>
+    p.endsWith("*") ? id.startsWith(p.slice(0, -1)) : id === p
+  );
 }
 
 // Element indices are global (t.row0 is), so blocks hold the same values as one buffer would.
@@ -159,6 +180,8 @@ export async function benchObrs(
     out?: string;
     /** Hold each matrix as blocks of this many rows (default: only when over maxBufferSize). */
     blockRows?: number;
+    /** Patterns of the case ids to run (see {@link matchesOnly}); default all. */
+    only?: string;
   },
 ): Promise<ObrsBenchResult> {
   const { rows, vocab, k, repeats } = opts;
@@ -172,6 +195,7 @@ export async function benchObrs(
     copyGbPerSecond: 0,
     results: [],
     skipped: [],
+    wrong: [],
   };
   const bytes = rows * vocab * 4;
   const blockRows = chooseBlockRows(gpu, rows, vocab, opts.blockRows);
@@ -181,8 +205,9 @@ export async function benchObrs(
   // The floor is reading each byte once at the rate the copy kernel moves bytes (read + write
   // together, ~3 TB/s on an H100): the issue's "~1.7 ms to read both matrices once".
   const readLimitMs = (b: number) => b / (copy.gbPerSecond * 1e6);
-  const add = (name: string, ms: number, bytesRead: number) =>
+  const add = (id: string, name: string, ms: number, bytesRead: number) =>
     result.results.push({
+      id,
       name,
       medianMs: ms,
       bytesRead,
@@ -197,7 +222,8 @@ export async function benchObrs(
   fill(gpu, inf, rows, vocab, 0);
   fill(gpu, nw, rows, vocab, 1);
   const rng = new Rng(5);
-  const tokens = uploadBuffer(gpu, Uint32Array.from({ length: rows }, () => rng.int(vocab)));
+  const tokenIds = Uint32Array.from({ length: rows }, () => rng.int(vocab));
+  const tokens = uploadBuffer(gpu, tokenIds);
   const refSampled = uploadBuffer(gpu, new Float32Array(rows).fill(-2));
   const vals = createStorageBuffer(gpu, rows * k * 4), ids = createStorageBuffer(gpu, rows * k * 4);
   const info = createStorageBuffer(gpu, rows * 16), placeholder = createStorageBuffer(gpu, 16);
@@ -220,7 +246,22 @@ export async function benchObrs(
 
   const maxBindingBytes = gpu.limits.maxStorageBufferBindingSize ?? 134217728;
   const tb = { logits: inf, rows, vocab, k, vals, ids, info, placeholder, maxBindingBytes };
+  const lse = createStorageBuffer(gpu, rows * 4, "bench lse");
+  scratch.push(lse);
+  const checker = new Checker(
+    gpu,
+    { logits: inf, rows, vocab, k, tokens, vals, ids, info, lse },
+    tokenIds,
+  );
+  const want = (id: string) => matchesOnly(id, opts.only);
+  // Runs the case once against the reference; false (and a WRONG line) when it disagrees.
+  const passes = async (id: string, check: Promise<string | undefined>) => {
+    const why = await check;
+    if (why) result.wrong.push(`${id}: ${why}`);
+    return why === undefined;
+  };
   for (const v of TOPK_VERSIONS) {
+    if (!want(v.id)) continue;
     const why = inf instanceof GPUBuffer
       ? v.skip({ ...tb, logits: inf })
       : `logits in ${inf.length} row blocks (the numbered versions bind one buffer)`;
@@ -228,21 +269,67 @@ export async function benchObrs(
       result.skipped.push(`top-k ${v.id}: ${why}`);
       continue;
     }
+    const ok = await passes(
+      v.id,
+      checker.check(
+        "topk",
+        (b, c) => v.record(gpu, b, { ...tb, ...c, logits: c.logits as GPUBuffer, maxBindingBytes }),
+      ),
+    );
+    if (!ok) continue;
     const t = await time((b) =>
       scratch.push(...v.record(gpu, b, { ...tb, logits: inf as GPUBuffer }))
     );
-    add(`top-k ${v.id} (${v.note})`, t.medianMs, bytes);
+    add(v.id, `top-k ${v.id} (${v.note})`, t.medianMs, bytes);
   }
-  const lse = createStorageBuffer(gpu, rows * 4, "bench lse");
-  scratch.push(lse);
-  const lseTime = await time((b) => recordLogSoftmax(gpu, b, { x: inf, rows, vocab, lse }));
-  add("log-sum-exp alone (logsoftmax.wgsl `lse`, one matrix)", lseTime.medianMs, bytes);
-  const fused = await time((b) =>
-    scratch.push(
-      ...recordRowTopk(gpu, b, { ...tb, maxBindingBytes: undefined, tokens, withLse: true }),
-    )
-  );
-  add("fused row pass: lse + top-k + sampled log-prob (one matrix)", fused.medianMs, bytes);
+  for (const v of LSE_VERSIONS) {
+    if (!want(v.id)) continue;
+    const ok = await passes(
+      v.id,
+      checker.check(
+        "lse",
+        (b, c) => v.record(gpu, b, { x: c.logits, rows: c.rows, vocab: c.vocab, lse: c.lse }),
+      ),
+    );
+    if (!ok) continue;
+    const t = await time((b) => v.record(gpu, b, { x: inf, rows, vocab, lse }));
+    add(v.id, `log-sum-exp ${v.id} alone (${v.note}, one matrix)`, t.medianMs, bytes);
+  }
+  const fusedOk = new Set<string>();
+  for (const v of FUSED_VARIANTS) {
+    const jid = "jackpot" + v.id.slice("fused".length);
+    if (!want(v.id) && !want(jid)) continue;
+    const ok = await passes(
+      v.id,
+      checker.check("fused", (b, c) =>
+        recordRowTopk(gpu, b, {
+          logits: c.logits,
+          rows: c.rows,
+          vocab: c.vocab,
+          k: c.k,
+          tokens: c.tokens,
+          vals: c.vals,
+          ids: c.ids,
+          info: c.info,
+          ...v.opts,
+        })),
+    );
+    if (!ok) continue;
+    fusedOk.add(v.id);
+    if (!want(v.id)) continue;
+    const fused = await time((b) =>
+      scratch.push(
+        ...recordRowTopk(gpu, b, { ...tb, maxBindingBytes: undefined, tokens, ...v.opts }),
+      )
+    );
+    add(
+      v.id,
+      `fused row pass ${v.id} (${v.note}): lse + top-k + sampled log-prob (one matrix)`,
+      fused.medianMs,
+      bytes,
+    );
+  }
+  checker.destroy();
 
   const batch: JackpotBatch = {
     tokens,
@@ -250,11 +337,31 @@ export async function benchObrs(
     newLogits: { data: nw, shape: [rows, vocab] },
     ref: { sampledLogp: refSampled },
   };
-  for (const exactZ of [false, true]) {
+  // The Jackpot weights with each fused variant's options that passed its check, and exact Z.
+  const cases = FUSED_VARIANTS.filter((v) => fusedOk.has(v.id)).map((v) => ({
+    id: "jackpot" + v.id.slice("fused".length),
+    note: v.note,
+    exactZ: false,
+    opts: v.opts,
+  }));
+  cases.push({ id: "jackpot-exactz", note: "library default", exactZ: true, opts: {} });
+  for (const c of cases) {
+    if (!want(c.id)) continue;
+    const { exactZ } = c;
+    const params = {
+      k,
+      seed: 1,
+      exactZ,
+      topkSegments: c.opts.segments,
+      topkGroups: c.opts.groups,
+      topkUniformCount: c.opts.uniformCount,
+    };
     const recs: Array<ReturnType<typeof recordJackpot>> = [];
-    const t = await time((b) => recs.push(recordJackpot(gpu, b, batch, { k, seed: 1, exactZ })));
+    const t = await time((b) => recs.push(recordJackpot(gpu, b, batch, params)));
     add(
-      `jackpot weights, target new${exactZ ? " + exact Z" : ""} (p_inf, p_new logits)`,
+      c.id,
+      `jackpot weights ${c.id} (${c.note}), target new${exactZ ? " + exact Z" : ""} ` +
+        `(p_inf, p_new logits)`,
       t.medianMs,
       (exactZ ? 4 : 2) * bytes,
     );
@@ -308,6 +415,7 @@ export function printObrs(r: ObrsBenchResult): void {
   }
   if (r.stats) console.log(`sanity: ${JSON.stringify(r.stats)}`);
   for (const s of r.skipped) console.log(`skipped: ${s}`);
+  for (const w of r.wrong) console.log(`WRONG (not timed): ${w}`);
 }
 
 if (import.meta.main) {
@@ -321,6 +429,7 @@ if (import.meta.main) {
       repeats: { type: "string", default: "10" },
       out: { type: "string" },
       "block-rows": { type: "string" },
+      only: { type: "string" },
     },
   });
   const vocab = Number(values.vocab ?? (values.small ? 4096 : 151936));
@@ -333,6 +442,7 @@ if (import.meta.main) {
       k: Number(values.k),
       repeats: Number(values.repeats),
       blockRows: values["block-rows"] === undefined ? undefined : Number(values["block-rows"]),
+      only: values.only,
     });
     printObrs(r);
     all.push(r);

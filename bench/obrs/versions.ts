@@ -56,24 +56,49 @@
  *   rank counting (3 barriers). H100, k = 20 (one run, versions one after another): 128 threads
  *   and 256 entries 1.92 ms, 64/128 1.71, 128/128 1.61 (promoted), 256/512 2.34.
  *
+ * - v10 (kernels/topk_stream.wgsl now; default = v9's arithmetic and shape) = v9 restructured so
+ *   that one kernel takes three options as override constants, each a hypothesis for the gap
+ *   between the fused pass (1.9 ms, 1.6 for top-k alone) and the copy rate (0.82 ms per matrix):
+ *   - v10-g8, GROUPS = 8: 32 elements per thread per chunk instead of 16, so half the chunks, half
+ *     the barriers and twice the bytes in flight (16 KiB per 128-thread workgroup) per chunk. Tests
+ *     "the per-chunk fixed cost (barriers, count read) dominates". Also a first-chunk threshold
+ *     over 4,096 elements instead of 2,048 (fewer early candidates).
+ *   - v10-uc, UNIFORM_COUNT: the candidate count read by one workgroupUniformLoad of the atomic (2
+ *     barriers per chunk instead of 3, no copy by thread 0). Tests "barriers dominate" on its own.
+ *   - v11-sS, SEGS = S (2, 4, 8): the split-row design. Each row is streamed as S segments, one
+ *     workgroup each (S × more, S × shorter workgroups), each writing its top-k and (max, Σ exp)
+ *     partial; kernels/topk_split.wgsl merges the S · k candidates per row (binary searches in
+ *     the sorted lists) and the partials in segment order. Tests "long per-row workgroups
+ *     (74 chunks in sequence, few rows per SM at a time, a tail at the end) are the limit".
+ *   Not measured on a GPU yet (no GPU in the session that wrote them).
+ *
  * Runnable here: v1, v4 with PER pinned to 1 (ablation of the v2 → v3 step), v4, v5 (v2–v5's
- * kernel is kept in this folder as v5_topk_stream.wgsl), v8 and v9 (v6 and v7 were the same
- * kernel before v8's change; `recordRowTopk(..., { prefetch: true })` is v7's change).
+ * kernel is kept in this folder as v5_topk_stream.wgsl), v8 and v9 (v9's kernel is kept as
+ * v9_topk_stream.wgsl; v6 and v7 were the same kernel before v8's change;
+ * `recordRowTopk(..., { prefetch: true })` is v7's change), v10 and v11. The log-sum-exp alone
+ * has its own versions ({@link LSE_VERSIONS}), and the fused pass with the lse its variants
+ * ({@link FUSED_VARIANTS}).
  *
  * @module
  */
 import type { ComputeBatch } from "../../src/gpu/batch.ts";
 import type { GpuContext } from "../../src/gpu/device.ts";
 import type { Kernel } from "../../src/gpu/pipelines.ts";
-import { recordRowTopk } from "../../src/obrs/gpu/mod.ts";
-import { topkStreamKernel } from "../../src/obrs/gpu/kernels.ts";
-import { STREAM_CAP } from "../../src/obrs/gpu/ops.ts";
-import { rowTiles } from "../../src/obrs/gpu/tiles.ts";
+import { type LogitsSource, recordLogSoftmax, recordRowTopk } from "../../src/obrs/gpu/mod.ts";
+import { STREAM_CAP, streamShape } from "../../src/obrs/gpu/topk.ts";
+import type { RowTopkArgs } from "../../src/obrs/gpu/topk.ts";
+import { rowTiles, sourceTiles } from "../../src/obrs/gpu/tiles.ts";
 import { grid } from "../../src/gpu/batch.ts";
 import v5Source from "./v5_topk_stream.wgsl" with { type: "text" };
+import v9Source from "./v9_topk_stream.wgsl" with { type: "text" };
+import v1LseSource from "./v1_logsoftmax.wgsl" with { type: "text" };
 
 /** v2–v5's kernel (kernels/topk_stream.wgsl before v6), kept here as history. */
 const v5Kernel: Kernel = { name: "topk_bench_v5", code: v5Source };
+/** v6–v9's kernel (kernels/topk_stream.wgsl before v10), kept here as history. */
+const v9Kernel: Kernel = { name: "topk_bench_v9", code: v9Source };
+/** The log-sum-exp before LOADS (one scalar load per thread at a time). */
+const v1LseKernel: Kernel = { name: "logsoftmax_bench_v1", code: v1LseSource };
 
 /** v5's candidate buffer: as large a power of two as the workgroup memory holds. */
 function v5Capacity(gpu: GpuContext): number {
@@ -137,7 +162,28 @@ function recordWorkgroupSize(
   cap = Math.max(STREAM_CAP, 2 * wg),
 ): GPUBuffer[] {
   const constants = { WG: wg, CAP: cap, PREFETCH: 0 };
-  return recordStreamTiles(gpu, batch, b, topkStreamKernel, constants, b.vocab % 4 === 0);
+  return recordStreamTiles(gpu, batch, b, v9Kernel, constants, b.vocab % 4 === 0);
+}
+
+/** Records the library's stream top-k (values only) with the given options. */
+function recordStream(
+  gpu: GpuContext,
+  batch: ComputeBatch,
+  b: TopkBuffers,
+  opts: Partial<RowTopkArgs>,
+): GPUBuffer[] {
+  return recordRowTopk(gpu, batch, {
+    ...b,
+    maxBindingBytes: undefined,
+    withLse: false,
+    method: "stream",
+    ...opts,
+  });
+}
+
+/** Skip reason for a split version: segments · k over the merge's limit. */
+function splitSkip(b: TopkBuffers, segments: number): string | undefined {
+  return segments * b.k > 2048 ? "needs segments · k <= 2048" : undefined;
 }
 
 /** What a top-k version needs: one logits matrix and its outputs. */
@@ -207,15 +253,12 @@ export const TOPK_VERSIONS: TopkVersion[] = [
   {
     id: "v9",
     note: "v8 with 128 threads and 128 entries up to k = 32 (256 up to 64), compacted by rank " +
-      "counting up to 2 × threads (promoted)",
-    skip: () => undefined,
-    record: (gpu, batch, b) =>
-      recordRowTopk(gpu, batch, {
-        ...b,
-        maxBindingBytes: undefined,
-        withLse: false,
-        method: "stream",
-      }),
+      "counting up to 2 × threads",
+    skip: (b) => (b.k > 256 ? "needs k <= 256" : undefined),
+    record: (gpu, batch, b) => {
+      const { wg, cap } = streamShape(b.k);
+      return recordWorkgroupSize(gpu, batch, b, wg, cap);
+    },
   },
   {
     id: "v9-wg64-cap128",
@@ -234,5 +277,112 @@ export const TOPK_VERSIONS: TopkVersion[] = [
     note: "v9 with 256 threads and 512 entries (ablation)",
     skip: (b) => (2 * b.k >= 512 || b.k > 256 ? "needs k < 256 and k <= 256" : undefined),
     record: (gpu, batch, b) => recordWorkgroupSize(gpu, batch, b, 256, 512),
+  },
+  {
+    id: "v10",
+    note: "v9 restructured for GROUPS/SEGS/UNIFORM_COUNT, at their defaults (library default)",
+    skip: (b) => (b.k > 256 ? "needs k <= 256" : undefined),
+    record: (gpu, batch, b) => recordStream(gpu, batch, b, {}),
+  },
+  {
+    id: "v10-g8",
+    note: "v10 with 32 elements per thread per chunk (GROUPS = 8)",
+    skip: (b) => (b.k > 256 ? "needs k <= 256" : undefined),
+    record: (gpu, batch, b) => recordStream(gpu, batch, b, { groups: 8 }),
+  },
+  {
+    id: "v10-uc",
+    note: "v10 reading the candidate count with 2 barriers per chunk instead of 3",
+    skip: (b) => (b.k > 256 ? "needs k <= 256" : undefined),
+    record: (gpu, batch, b) => recordStream(gpu, batch, b, { uniformCount: true }),
+  },
+  {
+    id: "v10-g8-uc",
+    note: "v10 with both GROUPS = 8 and the 2-barrier count",
+    skip: (b) => (b.k > 256 ? "needs k <= 256" : undefined),
+    record: (gpu, batch, b) => recordStream(gpu, batch, b, { groups: 8, uniformCount: true }),
+  },
+  ...[2, 4, 8].map((segments): TopkVersion => ({
+    id: `v11-s${segments}`,
+    note: `split rows: ${segments} segments per row, one workgroup each, then a merge per row`,
+    skip: (b) => splitSkip(b, segments),
+    record: (gpu, batch, b) => recordStream(gpu, batch, b, { segments }),
+  })),
+  {
+    id: "v11-s4-g8",
+    note: "split rows (4 segments) with 32 elements per thread per chunk",
+    skip: (b) => splitSkip(b, 4),
+    record: (gpu, batch, b) => recordStream(gpu, batch, b, { segments: 4, groups: 8 }),
+  },
+];
+
+/** What a log-sum-exp version needs: the input (one buffer or blocks) and the `[N]` output. */
+export interface LseBuffers {
+  x: LogitsSource;
+  rows: number;
+  vocab: number;
+  lse: GPUBuffer;
+}
+
+/** One numbered log-sum-exp version (kernels/logsoftmax.wgsl `lse`). */
+export interface LseVersion {
+  id: string;
+  note: string;
+  record(gpu: GpuContext, batch: ComputeBatch, b: LseBuffers): void;
+}
+
+/**
+ * The log-sum-exp versions. lse-v1 read one f32 per thread at a time with branches per element
+ * (H100: 1.50–1.60 ms at 4,096 × 151,936, 1.66 TB/s: 1 KiB in flight per 256-thread workgroup,
+ * latency-bound). lse-v2 (the library's) issues LOADS vec4 loads per thread before using them
+ * (16 KiB per workgroup at LOADS = 4), one rescale per step and one exp per element; -l1, -l2
+ * and -l8 ask how many loads in flight are needed. Not measured on a GPU yet.
+ */
+export const LSE_VERSIONS: LseVersion[] = [
+  {
+    id: "lse-v1",
+    note: "one scalar load per thread at a time (bench/obrs/v1_logsoftmax.wgsl)",
+    record: (gpu, batch, b) => {
+      for (const t of sourceTiles(gpu, b.x, b.rows, b.vocab)) {
+        batch.dispatch({
+          kernel: v1LseKernel,
+          entryPoint: "lse",
+          bindings: [
+            { buffer: t.buffer, offset: t.offset, size: t.size },
+            b.lse,
+            new Uint32Array([b.vocab, t.rows, t.row0]),
+          ],
+          workgroups: grid(t.rows),
+        });
+      }
+    },
+  },
+  ...([1, 2, 4, 8] as const).map((loads): LseVersion => ({
+    id: loads === 4 ? "lse-v2" : `lse-v2-l${loads}`,
+    note: `${loads} vec4 loads per thread before use${loads === 4 ? " (library default)" : ""}`,
+    record: (gpu, batch, b) => recordLogSoftmax(gpu, batch, { ...b, loads }),
+  })),
+];
+
+/** One set of options of the fused pass (lse + top-k + sampled log-prob), as Jackpot runs it. */
+export interface FusedVariant {
+  id: string;
+  note: string;
+  opts: Pick<RowTopkArgs, "groups" | "segments" | "uniformCount">;
+}
+
+/** The fused pass's variants: the same hypotheses as v10/v11, with the lse and tokens. */
+export const FUSED_VARIANTS: FusedVariant[] = [
+  { id: "fused", note: "library default (v10)", opts: {} },
+  { id: "fused-g8", note: "32 elements per thread per chunk", opts: { groups: 8 } },
+  { id: "fused-uc", note: "2 barriers per chunk", opts: { uniformCount: true } },
+  { id: "fused-g8-uc", note: "both", opts: { groups: 8, uniformCount: true } },
+  { id: "fused-s2", note: "split rows, 2 segments", opts: { segments: 2 } },
+  { id: "fused-s4", note: "split rows, 4 segments", opts: { segments: 4 } },
+  { id: "fused-s8", note: "split rows, 8 segments", opts: { segments: 8 } },
+  {
+    id: "fused-s4-g8",
+    note: "4 segments, 32 elements per chunk",
+    opts: { segments: 4, groups: 8 },
   },
 ];

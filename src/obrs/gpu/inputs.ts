@@ -117,6 +117,8 @@ export interface JackpotParams {
   topkSegments?: number;
   /** vec4 groups per thread per chunk of the streaming top-k: 4 (default) or 8. */
   topkGroups?: 4 | 8;
+  /** Streaming top-k reads its candidate count with 2 barriers per chunk (default false). */
+  topkUniformCount?: boolean;
   /** Binding limit below the device's (tests use it to force row tiles). */
   maxBindingBytes?: number;
 }
@@ -169,6 +171,7 @@ export function resolveParams(p: JackpotParams, vocab: number): ResolvedParams {
     topkVec4: p.topkVec4 ?? true,
     topkSegments: p.topkSegments ?? 1,
     topkGroups: p.topkGroups ?? 4,
+    topkUniformCount: p.topkUniformCount ?? false,
     baseline: p.baseline,
     maxBindingBytes: p.maxBindingBytes,
   };

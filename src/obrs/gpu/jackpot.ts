@@ -280,6 +280,7 @@ export function recordJackpot(
       vec4: p.topkVec4,
       segments: p.topkSegments,
       groups: p.topkGroups,
+      uniformCount: p.topkUniformCount,
     };
     const method = p.topkMethod;
     temps.push(...recordRowTopk(gpu, cb, {
