@@ -157,7 +157,9 @@ fn rows4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 // (column, row lane) so each row segment is one coalesced read, and a thread sums every RL-th row
 // of the chunk four rows at a time (four independent loads in flight), then the lanes are folded
 // in workgroup memory in lane order. out[chunk, col] = scale · Σ rows of the chunk; the caller
-// folds the chunks again (fixed order throughout: deterministic).
+// folds the chunks again (fixed order throughout: deterministic). With ACCUMULATE the sum is added
+// to `out` instead (a parameter's `.grad`, which the last fold then updates in place).
+override ACCUMULATE: bool = false;
 struct ColParams { rows: u32, cols: u32, chunk: u32, scale: f32 }
 @group(0) @binding(0) var<storage, read> cx: array<f32>;
 @group(0) @binding(1) var<storage, read_write> cout: array<f32>;
@@ -194,7 +196,8 @@ fn colsum(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li
   if (lane == 0u && col < cp.cols) {
     var s = sh[lid];
     for (var k = 1u; k < RL; k++) { s += sh[k * CW + lid]; }
-    cout[wid.y * cp.cols + col] = s * cp.scale;
+    let o = wid.y * cp.cols + col;
+    if (ACCUMULATE) { cout[o] = cout[o] + s * cp.scale; } else { cout[o] = s * cp.scale; }
   }
 }
 
@@ -234,6 +237,7 @@ fn colsum4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   if (lane == 0u && col < c4) {
     var s = sh4[lid];
     for (var k = 1u; k < RL4; k++) { s += sh4[k * CW4 + lid]; }
-    cout4[wid.y * c4 + col] = s * cp.scale;
+    let o = wid.y * c4 + col;
+    if (ACCUMULATE) { cout4[o] = cout4[o] + s * cp.scale; } else { cout4[o] = s * cp.scale; }
   }
 }

@@ -128,3 +128,25 @@ Deno.test("gradSink: leaves and their transposes qualify; outputs of ops and dat
   assert.deepEqual(checks.out, [null, null, null]);
   for (const t of [w, d] as Tensor[]) t.dispose();
 });
+
+Deno.test("gradSink: rmsNorm folds its weight's gradient partials into .grad (twice: sums)", async () => {
+  for (const [rows, C] of [[3, 8], [40, 12], [5, 7]]) {
+    const x = randArr(rng, [rows, C]);
+    const w = randArr(rng, [C], 0.5, 1);
+    const R = randArr(rng, [rows, C]);
+    const [wt] = upPacked([w]);
+    const wTape = up(w, true); // reached through an op: the tape's path, the yardstick
+    const xt = up(x), Rt = up(R);
+    const kernels = await kernelsOf(() => tidy(() => ops.rmsNorm(xt, wt).backward(Rt)));
+    tidy(() => ops.rmsNorm(xt, wt).backward(Rt));
+    for (let i = 0; i < 2; i++) tidy(() => ops.rmsNorm(xt, ops.mul(wTape, 1)).backward(Rt));
+    const [sunk, taped] = await readAll([wt.grad!, wTape.grad!]);
+    assertNoGpuErrors();
+    assertClose(`rmsNorm dw [${rows}, ${C}]`, sunk, taped, 1e-6, 1e-5);
+    assert.ok(sunk.some((v) => v !== 0));
+    if (rt.gpu.hasTimestamps) {
+      assert.deepEqual(kernels.filter((k) => k.endsWith(":accumulate")), [], kernels.join(" "));
+    }
+    for (const t of [wt, wTape, xt, Rt]) t.dispose();
+  }
+});

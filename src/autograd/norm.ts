@@ -9,8 +9,8 @@ import ropeSource from "../../kernels/ops_rope.wgsl" with { type: "text" };
 import { grid, type Kernel } from "../gpu/mod.ts";
 import { empty, f32, launch1d, materialize, params, runtime, type Tensor } from "../tensor/mod.ts";
 import { fmtShape } from "../tensor/shape.ts";
-import { record } from "./tape.ts";
-import { sum } from "./reduce.ts";
+import { gradSink, record } from "./tape.ts";
+import { addColumnSums, sum } from "./reduce.ts";
 import { reshape } from "./views.ts";
 
 // Rows per partial column sum of the scalar weight-gradient kernels: enough chunks to fill a
@@ -126,6 +126,12 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
         bindings: [xs.binding, gs.binding, rstd.binding, dwParts.binding, p],
         workgroups: [Math.ceil(C / 256), chunks],
       });
+    }
+    // the weight's partials are folded straight into its `.grad` when it has one to sink into
+    const sink = gradSink(weight);
+    if (sink && !sink.transposed) {
+      addColumnSums(dwParts, sink.grad);
+      return [dx, null];
     }
     return [dx, chunks === 1 ? reshape(dwParts, [C]) : sum(dwParts, 0)];
   });

@@ -130,10 +130,18 @@ const COLS_PER_GROUP = 64;
 const MIN_CHUNK = 256;
 const TARGET_GROUPS = 1024;
 
-// Sums the rows of a contiguous [rows, cols] buffer into `out` [cols]: chunks of rows summed per
-// column strip, then the [chunks, cols] partials folded again the same way until one chunk is
-// left (coalesced reads; fixed order, so deterministic). Usually two dispatches.
-function columnSums(src: Binding, rows: number, cols: number, scale: number, out: Tensor): void {
+// Sums the rows of a contiguous [rows, cols] buffer into `out` [cols] (or adds them to it, with
+// `accumulate`): chunks of rows summed per column strip, then the [chunks, cols] partials folded
+// again the same way until one chunk is left (coalesced reads; fixed order, so deterministic).
+// Usually two dispatches.
+function columnSums(
+  src: Binding,
+  rows: number,
+  cols: number,
+  scale: number,
+  out: Tensor,
+  accumulate = false,
+): void {
   const rt = runtime();
   const gx = Math.ceil(cols / COLS_PER_GROUP);
   let buffer = src;
@@ -148,6 +156,7 @@ function columnSums(src: Binding, rows: number, cols: number, scale: number, out
     rt.dispatch({
       kernel: reduceKernel,
       entryPoint: cols % 4 === 0 ? "colsum4" : "colsum",
+      constants: accumulate && chunks === 1 ? { ACCUMULATE: 1 } : undefined,
       bindings: [buffer, dst.binding, params([n, cols, chunk, f32(chunks === 1 ? scale : 1)])],
       workgroups: [gx, chunks],
     });
@@ -156,6 +165,22 @@ function columnSums(src: Binding, rows: number, cols: number, scale: number, out
     n = chunks;
   }
   for (const t of temps) t.dispose();
+}
+
+/**
+ * Adds the column sums of a contiguous `[rows, cols]` tensor to the contiguous `[cols]` tensor
+ * `target` in place (deterministic fixed-order sums): how a weight's gradient partials reach its
+ * `.grad` without a temporary and an accumulate dispatch (see tape.ts `gradSink`).
+ */
+export function addColumnSums(src: Tensor, target: Tensor): void {
+  const [rows, cols] = src.shape;
+  if (src.rank !== 2 || !src.isContiguous || !target.isContiguous || target.size !== cols) {
+    throw new RangeError(
+      `addColumnSums: ${src.describe()} into ${target.describe()} needs contiguous [rows, cols] ` +
+        "and [cols]",
+    );
+  }
+  if (rows > 0 && cols > 0) columnSums(src.binding, rows, cols, 1, target, true);
 }
 
 function keptShape(shape: readonly number[], axes: number[]): number[] {
