@@ -182,6 +182,8 @@ export async function benchObrs(
     blockRows?: number;
     /** Patterns of the case ids to run (see {@link matchesOnly}); default all. */
     only?: string;
+    /** Print each result (and each WRONG case) as soon as it is known. */
+    progress?: boolean;
   },
 ): Promise<ObrsBenchResult> {
   const { rows, vocab, k, repeats } = opts;
@@ -205,15 +207,19 @@ export async function benchObrs(
   // The floor is reading each byte once at the rate the copy kernel moves bytes (read + write
   // together, ~3 TB/s on an H100): the issue's "~1.7 ms to read both matrices once".
   const readLimitMs = (b: number) => b / (copy.gbPerSecond * 1e6);
-  const add = (id: string, name: string, ms: number, bytesRead: number) =>
-    result.results.push({
+  const add = (id: string, name: string, ms: number, bytesRead: number) => {
+    const row = {
       id,
       name,
       medianMs: ms,
       bytesRead,
       tbPerSecond: bytesRead / (ms * 1e9),
       limitMs: readLimitMs(bytesRead),
-    });
+    };
+    result.results.push(row);
+    // Printed as it comes too, so that a run stopped by a time limit still shows what it timed.
+    if (opts.progress) console.log(`[obrs k=${k}] ${formatRow(row)}`);
+  };
 
   const infM = allocate(gpu, rows, vocab, blockRows, "bench p_inf");
   const nwM = allocate(gpu, rows, vocab, blockRows, "bench p_new");
@@ -258,6 +264,7 @@ export async function benchObrs(
   const passes = async (id: string, check: Promise<string | undefined>) => {
     const why = await check;
     if (why) result.wrong.push(`${id}: ${why}`);
+    if (why && opts.progress) console.log(`[obrs k=${k}] WRONG (not timed): ${id}: ${why}`);
     return why === undefined;
   };
   for (const v of TOPK_VERSIONS) {
@@ -399,20 +406,20 @@ export async function benchObrs(
   return result;
 }
 
+/** One result as a table line: median, read rate, the copy-rate floor, what was timed. */
+export function formatRow(x: ObrsBenchRow): string {
+  const gbs = (x.tbPerSecond * 1000).toPrecision(3).padStart(7);
+  return `${x.medianMs.toFixed(3).padStart(10)} ms  ${gbs} GB/s read  ` +
+    `(limit ${x.limitMs.toFixed(3)} ms)  ${x.name}`;
+}
+
 /** Prints one shape's results as a table. */
 export function printObrs(r: ObrsBenchResult): void {
   const tag = r.fallback ? " (CPU fallback: not GPU speed)" : "";
   console.log(`\nOBRS [${r.rows} × ${r.vocab}], k = ${r.k} on ${r.adapter}${tag}`);
   console.log(`copy bandwidth ${r.copyGbPerSecond.toFixed(1)} GB/s (read + write)`);
   if (r.blockRows) console.log(`logits held as ${r.blockRows.length} row blocks: ${r.blockRows}`);
-  for (const x of r.results) {
-    console.log(
-      `${x.medianMs.toFixed(3).padStart(10)} ms  ${
-        (x.tbPerSecond * 1000).toPrecision(3).padStart(7)
-      } ` +
-        `GB/s read  (limit ${x.limitMs.toFixed(3)} ms)  ${x.name}`,
-    );
-  }
+  for (const x of r.results) console.log(formatRow(x));
   if (r.stats) console.log(`sanity: ${JSON.stringify(r.stats)}`);
   for (const s of r.skipped) console.log(`skipped: ${s}`);
   for (const w of r.wrong) console.log(`WRONG (not timed): ${w}`);
@@ -443,6 +450,7 @@ if (import.meta.main) {
       repeats: Number(values.repeats),
       blockRows: values["block-rows"] === undefined ? undefined : Number(values["block-rows"]),
       only: values.only,
+      progress: true,
     });
     printObrs(r);
     all.push(r);
