@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Checker } from "../bench/obrs/check.ts";
-import { matchesOnly } from "../bench/obrs/main.ts";
+import { DEFAULT_ONLY, matchesOnly } from "../bench/obrs/main.ts";
 import { FUSED_VARIANTS, LSE_VERSIONS, TOPK_VERSIONS } from "../bench/obrs/versions.ts";
 import { recordRowTopk } from "../src/obrs/gpu/mod.ts";
 import { edgeMatrix } from "../bench/obrs/check.ts";
@@ -91,4 +91,7 @@ Deno.test("bench --only patterns", () => {
   assert.ok(!matchesOnly("v9-wg64-cap128", "v9,v11*"));
   assert.ok(matchesOnly("fused-g8", " fused* "));
   assert.ok(!matchesOnly("jackpot", "fused*"));
+  assert.ok(matchesOnly("v11-s8", "all"));
+  assert.ok(matchesOnly("v9-wg64-cap128", DEFAULT_ONLY) && matchesOnly("fused", DEFAULT_ONLY));
+  assert.ok(!matchesOnly("v10-g8", DEFAULT_ONLY) && !matchesOnly("lse-v2-l8", DEFAULT_ONLY));
 });

@@ -12,7 +12,8 @@
  * ```
  *
  * `--only` keeps the cases whose id matches one of its comma-separated patterns (a trailing `*`
- * matches any ending): top-k versions (v1 … v11-s4-g8, versions.ts), log-sum-exp versions
+ * matches any ending; `all` keeps every case; default {@link DEFAULT_ONLY}, the history and the
+ * library's defaults): top-k versions (v1 … v11-s4-g8, versions.ts), log-sum-exp versions
  * (lse-v1, lse-v2, lse-v2-l1/l2/l8), fused-pass variants (fused, fused-g8, …, FUSED_VARIANTS) and
  * the Jackpot weights with each fused variant's options (jackpot, jackpot-g8, …; jackpot-exactz).
  * Every case is first run once and compared with the float64 reference (bench/obrs/check.ts: an
@@ -89,9 +90,15 @@ export interface ObrsBenchResult {
   wrong: string[];
 }
 
+/**
+ * The cases a run without `--only` times: the version history and the library's defaults, as the
+ * full benchmark (`deno task bench`) reports them. The sweep's variants need `--only` (or `all`).
+ */
+export const DEFAULT_ONLY = "v1,v4*,v5,v8,v9*,v10,lse-v1,lse-v2,fused,jackpot,jackpot-exactz";
+
 /** Whether `id` matches one of the comma-separated patterns (trailing `*`: any ending). */
 export function matchesOnly(id: string, only: string | undefined): boolean {
-  if (only === undefined) return true;
+  if (only === undefined || only === "all") return true;
   return only.split(",").map((p) => p.trim()).some((p) =>
     p.endsWith("*") ? id.startsWith(p.slice(0, -1)) : id === p
   );
@@ -449,7 +456,7 @@ if (import.meta.main) {
       k: Number(values.k),
       repeats: Number(values.repeats),
       blockRows: values["block-rows"] === undefined ? undefined : Number(values["block-rows"]),
-      only: values.only,
+      only: values.only ?? DEFAULT_ONLY,
       progress: true,
     });
     printObrs(r);
