@@ -4,6 +4,10 @@
 #   torch   the PyTorch reference scripts (bench/torch/*.py), eager and torch.compile
 #   ours    deno task bench at the issue shapes, with the PyTorch JSON for ratios
 #   profile the training step and a sampling batch of each anchor, kernel by kernel (bench/nn/profile.ts)
+#   sweep   the candidates awaiting an H100 verdict, in one call (~6 min): their tests on the real
+#           adapter, the row kernels (bench/tensor), the decode matmuls against PyTorch
+#           (bench/matmul --decode), the OBRS row-pass variants (bench/obrs/sweep.sh), then the
+#           profile; each one's decision rule is in BENCHMARKS.md, "Next GPU run"
 #   all     tests, torch, ours in order
 # Usage (from the repository root, after `source .device/enter.sh` on a host without network):
 #   bash bench/device/run.sh STAGE [OUT_DIR]
@@ -13,7 +17,7 @@
 # device call and the archive is still written; `timeout` exits 124 for a command it stopped.
 set -uo pipefail
 limit=${LIMIT_S:-170}
-stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|profile|all [OUT_DIR]}
+stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|profile|sweep|all [OUT_DIR]}
 out=${2:-${OUT:-device-out}}
 work=$(mktemp -d)
 mkdir -p "$out" "$work/torch" "$work/bench"
@@ -28,6 +32,9 @@ run_tests() {
     timeout "$limit" deno test --allow-all tests/gpu_layer_test.ts tests/gpu_profile_test.ts tests/obrs_gpu_kernels_test.ts \
       tests/obrs_gpu_jackpot_test.ts tests/obrs_gpu_errors_test.ts tests/obrs_gpu_blocks_test.ts tests/matmul_correctness_test.ts \
       tests/autograd_ops_test.ts tests/autograd_elementwise_test.ts tests/autograd_block_test.ts \
+      tests/autograd_rowops_reduce_test.ts tests/autograd_rowops_norm_test.ts \
+      tests/autograd_rowops_softmax_test.ts tests/autograd_swiglu_test.ts tests/autograd_grad_sink_test.ts \
+      tests/matmul_skinny_test.ts tests/obrs_gpu_lse_test.ts tests/obrs_gpu_split_test.ts \
       tests/training_mlp_test.ts
   } 2>&1 | tee "$out/tests.log" || status=1
 }
@@ -50,13 +57,30 @@ run_profile() {
     tee "$out/profile.log" || status=1
 }
 
+run_sweep() {
+  {
+    nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv || true
+    timeout 150 deno test --allow-all tests/autograd_rowops_reduce_test.ts tests/autograd_rowops_norm_test.ts \
+      tests/autograd_rowops_softmax_test.ts tests/autograd_swiglu_test.ts tests/autograd_grad_sink_test.ts \
+      tests/matmul_skinny_test.ts tests/obrs_gpu_lse_test.ts tests/obrs_gpu_split_test.ts 2>&1 | tail -4
+    timeout 60 deno run -A bench/tensor/main.ts --json "$work/bench/tensor.json"
+    timeout 40 python3 bench/torch/matmul.py --decode --out "$work/torch/matmul_decode.json"
+    timeout 60 deno run -A bench/matmul/main.ts --decode --warm-ms=1000 \
+      --torch="$work/torch/matmul_decode.json" --json="$work/bench/matmul_decode.json" | tail -45
+  } 2>&1 | tee "$out/sweep.log" || status=1
+  bash bench/obrs/sweep.sh "$work/obrs" >/dev/null 2>&1 || status=1
+  cp "$work/obrs/sweep.log" "$out/obrs_sweep.log" 2>/dev/null || true
+  limit=150 run_profile
+}
+
 case "$stage" in
   tests) run_tests ;;
   torch) run_torch ;;
   ours) run_ours ;;
   profile) run_profile ;;
+  sweep) run_sweep ;;
   all) run_tests; run_torch; run_ours ;;
-  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, all)" >&2; exit 2 ;;
+  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, sweep, all)" >&2; exit 2 ;;
 esac
 tar czf "$out/results.tar.gz" -C "$work" .
 exit "$status"
