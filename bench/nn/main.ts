@@ -20,15 +20,13 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { AdamW } from "../../src/autograd/mod.ts";
 import { timeBatches } from "../../src/gpu/mod.ts";
-import { initTensors, readAll, tensor, tidy } from "../../src/tensor/mod.ts";
+import { initTensors, readAll } from "../../src/tensor/mod.ts";
 import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
 import { forwardFlopsPerToken, parameterCount } from "../../src/nn/config.ts";
 import { RolloutEngine } from "../../src/nn/rollout.ts";
-import { Transformer } from "../../src/nn/transformer.ts";
-import { Rng } from "../../src/util/rng.ts";
 import { median } from "../../src/util/stats.ts";
+import { benchPrompts, trainAnchor } from "./setup.ts";
 
 // Steps run before timing (see the warm-up comment in benchTransformer).
 const WARMUP_STEPS = 16;
@@ -111,25 +109,9 @@ export async function benchTransformer(
     const genBatch = small ? 8 : GENERATE_BENCH.batch;
     const genTokens = small ? 16 : GENERATE_BENCH.newTokens;
     const c = a.config;
-    const model = Transformer.init(c, { seed: 1 });
-    const opt = new AdamW(model.parameters(), { lr: 1e-3, maxGradNorm: 1 });
-    const rng = new Rng(7);
-    const ids = () => Int32Array.from({ length: B * T }, () => rng.int(c.vocabSize));
-    const tokens = tensor(ids(), [B, T]);
-    const targets = tensor(ids(), [B, T]);
-    const step = () =>
-      tidy(() => {
-        model.loss(tokens, targets).backward();
-        opt.step();
-        opt.zeroGrad();
-      });
     // Warm-up: compiles every pipeline, fills the pool and lets the pool's buffer order settle so
     // that every bind group is found in the cache (tests/gpu_bind_groups_test.ts: ~13 steps).
-    for (let i = 0; i < WARMUP_STEPS; i++) {
-      step();
-      rt.flush();
-    }
-    await readAll([opt.gradNorm]);
+    const { model, opt, rng, step, disposeTraining } = await trainAnchor(rt, a, B, T, WARMUP_STEPS);
     const gpu = opts.hostOnly
       ? { medianMs: NaN, method: "skipped: host only" }
       : await timeBatches(rt.gpu, (batch) => rt.recordInto(batch, step), {
@@ -149,18 +131,9 @@ export async function benchTransformer(
     }
     await readAll([opt.gradNorm]);
     const stepWallMs = (performance.now() - t0) / repeats;
-    opt.dispose();
-    tokens.dispose();
-    targets.dispose();
+    disposeTraining();
 
-    const prompts = Array.from(
-      { length: genBatch },
-      () =>
-        Int32Array.from(
-          { length: GENERATE_BENCH.promptLength },
-          () => 3 + rng.int(c.vocabSize - 3),
-        ),
-    );
+    const prompts = benchPrompts(rng, c.vocabSize, genBatch);
     const engine = new RolloutEngine(model, {
       maxBatch: genBatch,
       maxPromptLength: GENERATE_BENCH.promptLength,

@@ -13,7 +13,6 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { AdamW } from "../../src/autograd/mod.ts";
 import {
   ComputeBatch,
   type DispatchTiming,
@@ -23,11 +22,10 @@ import {
   summariseProfile,
   timeBatches,
 } from "../../src/gpu/mod.ts";
-import { initTensors, readAll, tensor, tidy } from "../../src/tensor/mod.ts";
+import { initTensors } from "../../src/tensor/mod.ts";
 import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
 import { RolloutEngine } from "../../src/nn/rollout.ts";
-import { Transformer } from "../../src/nn/transformer.ts";
-import { Rng } from "../../src/util/rng.ts";
+import { benchPrompts, trainAnchor } from "./setup.ts";
 
 /** The profile of one anchor. */
 export interface AnchorProfile {
@@ -84,23 +82,13 @@ export async function profileAnchors(
     const genBatch = small ? 8 : GENERATE_BENCH.batch;
     const genTokens = small ? 8 : GENERATE_BENCH.newTokens;
     const c = a.config;
-    const model = Transformer.init(c, { seed: 1 });
-    const opt = new AdamW(model.parameters(), { lr: 1e-3, maxGradNorm: 1 });
-    const rng = new Rng(7);
-    const ids = () => Int32Array.from({ length: B * T }, () => rng.int(c.vocabSize));
-    const tokens = tensor(ids(), [B, T]);
-    const targets = tensor(ids(), [B, T]);
-    const step = () =>
-      tidy(() => {
-        model.loss(tokens, targets).backward();
-        opt.step();
-        opt.zeroGrad();
-      });
-    for (let i = 0; i < (small ? 3 : 16); i++) {
-      step();
-      rt.flush();
-    }
-    await readAll([opt.gradNorm]);
+    const { model, rng, step, disposeTraining } = await trainAnchor(
+      rt,
+      a,
+      B,
+      T,
+      small ? 3 : 16,
+    );
     const onePass = await timeBatches(rt.gpu, (b) => rt.recordInto(b, step), {
       warmup: 1,
       repeats: small ? 2 : 5,
@@ -111,14 +99,7 @@ export async function profileAnchors(
     batch.submit();
     const stepTimings = await profiler.finish();
 
-    const prompts = Array.from(
-      { length: genBatch },
-      () =>
-        Int32Array.from(
-          { length: GENERATE_BENCH.promptLength },
-          () => 3 + rng.int(c.vocabSize - 3),
-        ),
-    );
+    const prompts = benchPrompts(rng, c.vocabSize, genBatch);
     const engine = new RolloutEngine(model, {
       maxBatch: genBatch,
       maxPromptLength: GENERATE_BENCH.promptLength,
@@ -135,10 +116,8 @@ export async function profileAnchors(
     // generate reads back once, after its last submit: the profile holds the whole call
     const genTimings = await profiler.finish();
     engine.dispose();
-    opt.dispose();
+    disposeTraining();
     model.dispose();
-    tokens.dispose();
-    targets.dispose();
     out.push({
       anchor: name,
       B,

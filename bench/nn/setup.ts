@@ -1,0 +1,71 @@
+/**
+ * The training step and sampling prompts of an anchor, as bench/nn/main.ts times them and
+ * bench/nn/profile.ts profiles them (one definition, so both measure the same work).
+ *
+ * @module
+ */
+import { AdamW } from "../../src/autograd/mod.ts";
+import { readAll, type Tensor, tensor, tidy } from "../../src/tensor/mod.ts";
+import { type Anchor, GENERATE_BENCH } from "../../src/nn/anchors.ts";
+import { Transformer } from "../../src/nn/transformer.ts";
+import type { TensorRuntime } from "../../src/tensor/runtime.ts";
+import { Rng } from "../../src/util/rng.ts";
+
+/** A model, its optimizer and one batch of random tokens, ready to step. */
+export interface AnchorTraining {
+  model: Transformer;
+  opt: AdamW;
+  /** The seeded stream the batch was drawn from (prompts continue it). */
+  rng: Rng;
+  /** One training step (forward, backward, AdamW, zeroGrad) recorded into the open batch. */
+  step: () => void;
+  /** Releases the optimizer and the batch (the model stays: sampling uses it next). */
+  disposeTraining: () => void;
+}
+
+/**
+ * Builds anchor `a`'s model (seed 1) and AdamW, draws a [B, T] batch and runs `warmup` steps (each
+ * submitted; then one readback), which compiles every pipeline, fills the pool and lets the bind
+ * group cache settle (tests/gpu_bind_groups_test.ts: ~13 steps).
+ */
+export async function trainAnchor(
+  rt: TensorRuntime,
+  a: Anchor,
+  B: number,
+  T: number,
+  warmup: number,
+): Promise<AnchorTraining> {
+  const c = a.config;
+  const model = Transformer.init(c, { seed: 1 });
+  const opt = new AdamW(model.parameters(), { lr: 1e-3, maxGradNorm: 1 });
+  const rng = new Rng(7);
+  const ids = () => Int32Array.from({ length: B * T }, () => rng.int(c.vocabSize));
+  const tokens: Tensor = tensor(ids(), [B, T]);
+  const targets: Tensor = tensor(ids(), [B, T]);
+  const step = () =>
+    tidy(() => {
+      model.loss(tokens, targets).backward();
+      opt.step();
+      opt.zeroGrad();
+    });
+  for (let i = 0; i < warmup; i++) {
+    step();
+    rt.flush();
+  }
+  await readAll([opt.gradNorm]);
+  const disposeTraining = () => {
+    opt.dispose();
+    tokens.dispose();
+    targets.dispose();
+  };
+  return { model, opt, rng, step, disposeTraining };
+}
+
+/** `batch` random prompts of the sampling benchmark's length (token ids ≥ 3: no specials). */
+export function benchPrompts(rng: Rng, vocabSize: number, batch: number): Int32Array[] {
+  return Array.from(
+    { length: batch },
+    () =>
+      Int32Array.from({ length: GENERATE_BENCH.promptLength }, () => 3 + rng.int(vocabSize - 3)),
+  );
+}
