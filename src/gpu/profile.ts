@@ -13,6 +13,7 @@
 import type { GpuContext } from "./device.ts";
 import type { Dispatch } from "./batch.ts";
 import { median } from "../util/stats.ts";
+import { readTimestamps } from "./timing.ts";
 
 // WebGPU caps a query set at 4,096 queries; each dispatch writes two.
 const DISPATCHES_PER_SET = 2048;
@@ -124,38 +125,18 @@ export class DispatchProfiler {
     if (this.#finished) throw new Error("DispatchProfiler: already finished");
     this.#finished = true;
     if (active === this) active = undefined;
-    const { device } = this.#gpu;
-    const staged: { staging: GPUBuffer; resolve: GPUBuffer; chunk: QueryChunk }[] = [];
-    for (const chunk of this.#chunks) {
-      const bytes = 16 * chunk.records.length;
-      if (bytes === 0) continue;
-      const resolve = device.createBuffer({
-        size: bytes,
-        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-      });
-      const staging = device.createBuffer({
-        size: bytes,
-        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-      });
-      const encoder = device.createCommandEncoder();
-      encoder.resolveQuerySet(chunk.querySet, 0, 2 * chunk.records.length, resolve, 0);
-      encoder.copyBufferToBuffer(resolve, 0, staging, 0, bytes);
-      device.queue.submit([encoder.finish()]);
-      staged.push({ staging, resolve, chunk });
-    }
-    await Promise.all(staged.map((s) => s.staging.mapAsync(GPUMapMode.READ)));
+    const chunks = this.#chunks.filter((c) => c.records.length > 0);
+    const ticks = await readTimestamps(
+      this.#gpu.device,
+      chunks.map((c) => ({ querySet: c.querySet, count: 2 * c.records.length })),
+    );
+    for (const c of this.#chunks) if (c.records.length === 0) c.querySet.destroy();
     const out: DispatchTiming[] = [];
-    for (const { staging, resolve, chunk } of staged) {
-      const ticks = new BigUint64Array(staging.getMappedRange().slice(0));
-      staging.unmap();
-      staging.destroy();
-      resolve.destroy();
+    chunks.forEach((chunk, j) => {
       chunk.records.forEach((r, i) => {
-        // timestamps are nanoseconds (WebGPU spec; the matmul bench's busy line confirms it on the H100)
-        out.push({ ...r, ms: Number(ticks[2 * i + 1] - ticks[2 * i]) / 1e6 });
+        out.push({ ...r, ms: Number(ticks[j][2 * i + 1] - ticks[j][2 * i]) / 1e6 });
       });
-    }
-    for (const c of this.#chunks) c.querySet.destroy();
+    });
     return out;
   }
 }

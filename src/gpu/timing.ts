@@ -69,8 +69,7 @@ export async function timeBatches(
   }
   // A query set holds at most 4,096 timestamps, two per repeat: longer runs use several sets,
   // all submitted before the single wait.
-  const chunks: { querySet: GPUQuerySet; staging: GPUBuffer; count: number }[] = [];
-  const resolves: GPUBuffer[] = [];
+  const sets: { querySet: GPUQuerySet; count: number }[] = [];
   for (let first = 0; first < repeats; first += MAX_REPEATS_PER_SET) {
     const count = Math.min(MAX_REPEATS_PER_SET, repeats - first);
     const querySet = device.createQuerySet({ type: "timestamp", count: 2 * count });
@@ -79,7 +78,26 @@ export async function timeBatches(
       record(b);
       b.submit({ querySet, beginIndex: 2 * i, endIndex: 2 * i + 1 });
     }
-    const bytes = 16 * count;
+    sets.push({ querySet, count: 2 * count });
+  }
+  const samplesMs: number[] = [];
+  for (const ticks of await readTimestamps(device, sets)) {
+    for (let i = 0; i < ticks.length; i += 2) samplesMs.push(Number(ticks[i + 1] - ticks[i]) / 1e6);
+  }
+  return summarise(samplesMs, "gpu-timestamps");
+}
+
+/**
+ * Resolves the first `count` timestamps of each query set and reads them all back with one wait,
+ * then destroys the sets. Timestamps are nanoseconds (WebGPU; on the H100 the matmul bench's busy
+ * line, the sum of pass times over wall time, confirms the unit).
+ */
+export async function readTimestamps(
+  device: GPUDevice,
+  sets: readonly { querySet: GPUQuerySet; count: number }[],
+): Promise<BigUint64Array[]> {
+  const staged = sets.map(({ querySet, count }) => {
+    const bytes = Math.max(8, 8 * count);
     const resolve = device.createBuffer({
       size: bytes,
       usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
@@ -89,25 +107,21 @@ export async function timeBatches(
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
     const encoder = device.createCommandEncoder();
-    encoder.resolveQuerySet(querySet, 0, 2 * count, resolve, 0);
+    if (count > 0) encoder.resolveQuerySet(querySet, 0, count, resolve, 0);
     encoder.copyBufferToBuffer(resolve, 0, staging, 0, bytes);
     device.queue.submit([encoder.finish()]);
-    chunks.push({ querySet, staging, count });
-    resolves.push(resolve);
-  }
-  await Promise.all(chunks.map((c) => c.staging.mapAsync(GPUMapMode.READ)));
-  const samplesMs: number[] = [];
-  for (const { querySet, staging, count } of chunks) {
-    const ticks = new BigUint64Array(staging.getMappedRange().slice(0));
+    return { resolve, staging, count };
+  });
+  await Promise.all(staged.map((s) => s.staging.mapAsync(GPUMapMode.READ)));
+  const out = staged.map(({ resolve, staging, count }) => {
+    const ticks = new BigUint64Array(staging.getMappedRange().slice(0, 8 * count));
     staging.unmap();
     staging.destroy();
-    querySet.destroy();
-    for (let i = 0; i < count; i++) {
-      samplesMs.push(Number(ticks[2 * i + 1] - ticks[2 * i]) / 1e6);
-    }
-  }
-  for (const b of resolves) b.destroy();
-  return summarise(samplesMs, "gpu-timestamps");
+    resolve.destroy();
+    return ticks;
+  });
+  for (const { querySet } of sets) querySet.destroy();
+  return out;
 }
 
 function summarise(samplesMs: number[], method: TimingSummary["method"]): TimingSummary {
