@@ -12,6 +12,7 @@ import { fmtShape } from "../tensor/shape.ts";
 import { gradSink, record } from "./tape.ts";
 import { addColumnSums, sum } from "./reduce.ts";
 import { reshape } from "./views.ts";
+import { rowTileK } from "./row_tile.ts";
 
 // Rows per partial column sum of the scalar weight-gradient kernels: enough chunks to fill a
 // large GPU, but no more than one grid dimension holds (65,535), so beyond 4.2M rows a chunk grows.
@@ -28,13 +29,16 @@ const FUSED_MAX_ROWS = 512;
 const fusedRows = (rows: number) =>
   Math.min(FUSED_MAX_ROWS, Math.max(1, Math.ceil(rows / FUSED_BLOCKS)));
 
-/**
- * Vec4 per thread of the register tile of kernels/ops_rows.wgsl (its override `K`) for rows of
- * `n` floats: the fewest of 1, 2, 4 that hold the row (4 past 4096 floats, walked in tiles).
- */
-export function rowTileK(n: number): number {
-  const vec4s = Math.ceil(n / 4);
-  return vec4s <= 256 ? 1 : vec4s <= 512 ? 2 : 4;
+// A weight's [chunks, C] gradient partials: folded straight into its `.grad` when it has one to
+// sink into (null goes to the tape), else folded into a [C] gradient that the tape accumulates.
+function weightGrad(parts: Tensor, weight: Tensor): Tensor | null {
+  const sink = gradSink(weight);
+  if (sink && !sink.transposed) {
+    addColumnSums(parts, sink.grad);
+    return null;
+  }
+  const [chunks, C] = parts.shape;
+  return chunks === 1 ? reshape(parts, [C]) : sum(parts, 0);
 }
 
 const normKernel: Kernel = { name: "ops_norm", code: rowsSource + normSource };
@@ -127,13 +131,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
         workgroups: [Math.ceil(C / 256), chunks],
       });
     }
-    // the weight's partials are folded straight into its `.grad` when it has one to sink into
-    const sink = gradSink(weight);
-    if (sink && !sink.transposed) {
-      addColumnSums(dwParts, sink.grad);
-      return [dx, null];
-    }
-    return [dx, chunks === 1 ? reshape(dwParts, [C]) : sum(dwParts, 0)];
+    return [dx, weightGrad(dwParts, weight)];
   });
 }
 
@@ -195,8 +193,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
         workgroups: [Math.ceil(C / 256), chunks],
       });
     }
-    const fold = (t: Tensor) => (chunks === 1 ? reshape(t, [C]) : sum(t, 0));
-    return [dx, fold(dw), fold(db)];
+    return [dx, weightGrad(dw, weight), weightGrad(db, bias)];
   });
 }
 

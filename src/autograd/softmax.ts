@@ -21,7 +21,7 @@ import {
 import { fmtShape } from "../tensor/shape.ts";
 import { record } from "./tape.ts";
 import { reshape, slice, transpose } from "./views.ts";
-import { rowTileK } from "./norm.ts";
+import { rowTileK } from "./row_tile.ts";
 
 const softmaxKernel: Kernel = { name: "ops_softmax", code: rowsSource + softmaxSource };
 const xentKernel: Kernel = { name: "ops_xent", code: rowsSource + xentSource };
