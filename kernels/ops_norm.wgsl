@@ -181,6 +181,48 @@ fn rms_fwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   if (lid == 0u) { stats[row] = r; }
 }
 
+// Residual add fused with RMSNorm (a transformer block's `x = x + branch; h = rmsNorm(x)`): one
+// read of each operand, the sum written once for the residual stream and normalised from the
+// registers. Bindings as rms_fwd4, plus the branch and the sum.
+@group(0) @binding(5) var<storage, read> r4: array<vec4f>;
+@group(0) @binding(6) var<storage, read_write> s4: array<vec4f>;
+
+@compute @workgroup_size(WG)
+fn add_rms_fwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let c4 = p.c / 4u;
+  let base = row * c4;
+  let nt = tiles(c4);
+  var a: array<vec4f, KMAX>;
+  var ss = 0.0;
+  for (var t = 0u; t < nt; t++) {
+    for (var j = 0u; j < K; j++) {
+      let q = tq(t, j, lid);
+      a[j] = vec4f(0.0);
+      if (q < c4) { a[j] = x4[base + q] + r4[base + q]; }
+    }
+    for (var j = 0u; j < K; j++) {
+      let q = tq(t, j, lid);
+      if (q < c4) { s4[base + q] = a[j]; }
+      ss += dot(a[j], a[j]);
+    }
+  }
+  let r = inverseSqrt(wg_sum(ss, lid) / f32(p.c) + p.eps);
+  for (var t = 0u; t < nt; t++) {
+    for (var j = 0u; j < K; j++) {
+      let q = tq(t, j, lid);
+      if (q < c4) {
+        var v = a[j];
+        if (nt > 1u) { v = s4[base + q]; }
+        y4[base + q] = v * r * w4[q];
+      }
+    }
+  }
+  if (lid == 0u) { stats[row] = r; }
+}
+
 @compute @workgroup_size(WG)
 fn ln_fwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
            @builtin(local_invocation_index) lid: u32) {

@@ -8,8 +8,9 @@ import rowsSource from "../../kernels/ops_rows.wgsl" with { type: "text" };
 import ropeSource from "../../kernels/ops_rope.wgsl" with { type: "text" };
 import { grid, type Kernel } from "../gpu/mod.ts";
 import { empty, f32, launch1d, materialize, params, runtime, type Tensor } from "../tensor/mod.ts";
-import { fmtShape } from "../tensor/shape.ts";
-import { gradSink, record } from "./tape.ts";
+import { fmtShape, sameShape } from "../tensor/shape.ts";
+import { add } from "./elementwise.ts";
+import { gradSink, needsGrad, record } from "./tape.ts";
 import { addColumnSums, sum } from "./reduce.ts";
 import { reshape } from "./views.ts";
 import { rowTileK } from "./row_tile.ts";
@@ -77,18 +78,10 @@ function checkNorm(
  * ```
  */
 export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
-  const [rows, C] = checkNorm("rmsNorm", x, weight, undefined, eps);
-  const xs = materialize(x);
-  const ws = materialize(weight);
-  const y = empty(x.shape, "f32", "rmsNorm");
-  const rstd = empty([rows], "f32", "rstd");
-  const fused = C % 4 === 0 && C <= FUSED_MAX_C;
-  const rb = fused ? fusedRows(rows) : chunkOf(rows);
-  const p = params([rows, C, f32(eps), rb]);
-  const chunks = Math.max(1, Math.ceil(rows / rb));
-  const rt = runtime();
+  const plan = planRms("rmsNorm", x, weight, eps);
+  const { rows, C, xs, ws, y, rstd, p } = plan;
   if (rows > 0) {
-    rt.dispatch({
+    runtime().dispatch({
       kernel: normKernel,
       entryPoint: C % 4 === 0 ? "rms_fwd4" : "rms_fwd",
       constants: C % 4 === 0 ? { K: rowTileK(C) } : undefined,
@@ -96,7 +89,119 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
       workgroups: grid(rows),
     });
   }
-  return record(y, "rmsNorm", [x, weight], (g) => {
+  return recordRms(plan, x, weight);
+}
+
+/** The residual stream and its normalised rows, from {@link addRmsNorm}. */
+export interface AddRmsNormResult {
+  /** `x + r`. */
+  sum: Tensor;
+  /** `rmsNorm(x + r, weight, eps)`. */
+  normed: Tensor;
+}
+
+/**
+ * A transformer block's residual step `s = x + r; h = rmsNorm(s, weight)` in one kernel: the sum is
+ * written once and normalised from registers, where `add` then `rmsNorm` cost two dispatches and a
+ * second read of `s`. Both results take part in autograd as the composed ops would (`s`'s gradient
+ * reaches `x` and `r` unchanged). Needs `x` and `r` of one shape with a last axis that is a
+ * multiple of 4; other cases run the two ops.
+ *
+ * @example
+ * ```ts
+ * const { sum: x1, normed: h } = addRmsNorm(x, attnOut, block.postNorm, 1e-6);
+ * ```
+ */
+export function addRmsNorm(x: Tensor, r: Tensor, weight: Tensor, eps = 1e-6): AddRmsNormResult {
+  if (!fusesAddRms(x, r)) {
+    const s = add(x, r);
+    return { sum: s, normed: rmsNorm(s, weight, eps) };
+  }
+  const s = empty(x.shape, "f32", "addRmsNorm");
+  return { sum: s, normed: addRmsNormInto(x, r, weight, eps, s) };
+}
+
+/**
+ * Whether {@link addRmsNorm} runs as one kernel for `x` and `r` (else as `add` then `rmsNorm`);
+ * throws on operands that cannot be added.
+ */
+export function fusesAddRms(x: Tensor, r: Tensor): boolean {
+  x.expectDtype("addRmsNorm", "f32");
+  r.expectDtype("addRmsNorm", "f32");
+  if (!sameShape(x.shape, r.shape)) {
+    throw new RangeError(
+      `addRmsNorm: x ${fmtShape(x.shape)} and r ${fmtShape(r.shape)} must have the same shape`,
+    );
+  }
+  return x.rank > 0 && x.shape[x.rank - 1] % 4 === 0;
+}
+
+/**
+ * The fused case of {@link addRmsNorm} writing the sum into `s` (f32, `x`'s shape, made by the
+ * caller so that a scope adopting the op's temporaries into the normalised rows leaves the
+ * residual stream out); records `s` on the tape and returns the normalised rows.
+ */
+export function addRmsNormInto(
+  x: Tensor,
+  r: Tensor,
+  weight: Tensor,
+  eps: number,
+  s: Tensor,
+): Tensor {
+  const C = x.shape[x.rank - 1];
+  const xs = materialize(x);
+  const rs = materialize(r);
+  const plan = planRms("addRmsNorm", s, weight, eps);
+  const { rows, ws, y, rstd, p } = plan;
+  if (rows > 0) {
+    runtime().dispatch({
+      kernel: normKernel,
+      entryPoint: "add_rms_fwd4",
+      constants: { K: rowTileK(C) },
+      bindings: [xs.binding, ws.binding, y.binding, rstd.binding, p, rs.binding, s.binding],
+      workgroups: grid(rows),
+    });
+  }
+  record(s, "add", [x, r], (g) => [needsGrad(x) ? g : null, needsGrad(r) ? g : null]);
+  return recordRms(plan, s, weight);
+}
+
+// What an RMSNorm's forward and backward share: the inputs as bound, the outputs, the backward's
+// row blocking and the uniform block.
+interface RmsPlan {
+  rows: number;
+  C: number;
+  xs: Tensor;
+  ws: Tensor;
+  y: Tensor;
+  rstd: Tensor;
+  p: Uint32Array;
+  fused: boolean;
+  chunks: number;
+}
+
+function planRms(op: string, x: Tensor, weight: Tensor, eps: number): RmsPlan {
+  const [rows, C] = checkNorm(op, x, weight, undefined, eps);
+  const fused = C % 4 === 0 && C <= FUSED_MAX_C;
+  const rb = fused ? fusedRows(rows) : chunkOf(rows);
+  return {
+    rows,
+    C,
+    xs: materialize(x),
+    ws: materialize(weight),
+    y: empty(x.shape, "f32", op),
+    rstd: empty([rows], "f32", "rstd"),
+    p: params([rows, C, f32(eps), rb]),
+    fused,
+    chunks: Math.max(1, Math.ceil(rows / rb)),
+  };
+}
+
+// Records `plan.y = rmsNorm(x, weight)` on the tape, with the backward of the plan's kernels.
+function recordRms(plan: RmsPlan, x: Tensor, weight: Tensor): Tensor {
+  const { rows, C, xs, ws, rstd, p, fused, chunks } = plan;
+  const rt = runtime();
+  return record(plan.y, "rmsNorm", [x, weight], (g) => {
     const gs = materialize(g);
     const dx = empty(x.shape, "f32", "grad");
     const dwParts = empty([chunks, C], "f32", "grad");

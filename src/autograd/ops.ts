@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { opScope } from "../tensor/mod.ts";
+import { empty, opScope } from "../tensor/mod.ts";
 import * as el from "./elementwise.ts";
 import * as rd from "./reduce.ts";
 import * as vw from "./views.ts";
@@ -18,7 +18,7 @@ import * as at from "./attention.ts";
 import * as sg from "./swiglu.ts";
 export type { Operand } from "./elementwise.ts";
 export type { CrossEntropyOptions } from "./softmax.ts";
-export type { RopeOptions } from "./norm.ts";
+export type { AddRmsNormResult, RopeOptions } from "./norm.ts";
 export type { AttentionOptions } from "./attention.ts";
 
 function scoped<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
@@ -107,9 +107,27 @@ export const embedding: typeof em.embedding = scoped(em.embedding);
 export const layerNorm: typeof nm.layerNorm = scoped(nm.layerNorm);
 /** See norm.ts `rmsNorm`. */
 export const rmsNorm: typeof nm.rmsNorm = scoped(nm.rmsNorm);
+/**
+ * See norm.ts `addRmsNorm`. The sum is made outside the op's scope: it is the residual stream,
+ * which outlives the normalised rows that adopt the op's temporaries.
+ */
+export const addRmsNorm: typeof nm.addRmsNorm = (x, r, weight, eps) => {
+  if (!nm.fusesAddRms(x, r)) {
+    const s = add(x, r);
+    return { sum: s, normed: rmsNorm(s, weight, eps) };
+  }
+  const s = empty(x.shape, "f32", "addRmsNorm");
+  try {
+    return { sum: s, normed: opScope(() => nm.addRmsNormInto(x, r, weight, eps ?? 1e-6, s)) };
+  } catch (e) {
+    s.dispose();
+    throw e;
+  }
+};
 /** See norm.ts `rope`. */
 export const rope: typeof nm.rope = scoped(nm.rope);
 /** See matmul.ts `matmul`. */
 export const matmul: typeof mm.matmul = scoped(mm.matmul);
 /** See attention.ts `causalSelfAttention`. */
 export const causalSelfAttention: typeof at.causalSelfAttention = scoped(at.causalSelfAttention);
+export const rmsNormRope: typeof nr.rmsNormRope = scoped(nr.rmsNormRope);
