@@ -16,9 +16,11 @@ import * as nm from "./norm.ts";
 import * as mm from "./matmul.ts";
 import * as at from "./attention.ts";
 import * as sg from "./swiglu.ts";
+import * as nr from "./norm_rope.ts";
 export type { Operand } from "./elementwise.ts";
 export type { CrossEntropyOptions } from "./softmax.ts";
 export type { AddRmsNormResult, RopeOptions } from "./norm.ts";
+export type { RmsNormRopeOptions } from "./norm_rope.ts";
 export type { AttentionOptions } from "./attention.ts";
 
 function scoped<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
@@ -130,4 +132,5 @@ export const rope: typeof nm.rope = scoped(nm.rope);
 export const matmul: typeof mm.matmul = scoped(mm.matmul);
 /** See attention.ts `causalSelfAttention`. */
 export const causalSelfAttention: typeof at.causalSelfAttention = scoped(at.causalSelfAttention);
+/** See norm_rope.ts `rmsNormRope`. */
 export const rmsNormRope: typeof nr.rmsNormRope = scoped(nr.rmsNormRope);

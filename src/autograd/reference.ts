@@ -417,3 +417,15 @@ export function adamwRef(
   });
   return [norm, scale];
 }
+
+/** RMSNorm over the last axis, then RoPE: `ropeRef(rmsNormRef(x, w, eps), layout, offset, base)`. */
+export function rmsNormRopeRef(
+  x: Arr,
+  w: Arr,
+  eps: number,
+  layout: "bthd" | "bhtd",
+  offset: number,
+  base: number,
+): Arr {
+  return ropeRef(rmsNormRef(x, w, eps), layout, offset, base);
+}
