@@ -310,6 +310,12 @@ fn rms_bwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   }
 }
 
+// ADDEND: dx also adds the gradient that other consumers of x already gave it (binding 7, read
+// once here), so the tape needs no separate add (src/autograd/tape.ts `takePendingGrad`); off, the
+// binding is a dummy the kernel never reads.
+override ADDEND: bool = false;
+@group(0) @binding(7) var<storage, read> ga4: array<vec4f>;
+
 // RMSNorm dx and the block's partial dw in one pass, C ≤ 4·WG·K: dx = r·(gy − x·r²·mean(gy·x)),
 // gy = dy·w; dw += dy·x·r.
 @compute @workgroup_size(WG)
@@ -351,7 +357,11 @@ fn rms_bwd_dw4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
     let k = wg_sum(d, lid) * r * r / f32(pb.c);
     for (var j = 0u; j < K; j++) {
       let q = j * WG + lid;
-      if (q < c4) { dx4[row * c4 + q] = r * (dv[j] * wv[j] - xv[j] * k); }
+      if (q < c4) {
+        var g = r * (dv[j] * wv[j] - xv[j] * k);
+        if (ADDEND) { g += ga4[row * c4 + q]; }
+        dx4[row * c4 + q] = g;
+      }
       acc[j] += dv[j] * xv[j] * r;
       dv[j] = nd[j];
       xv[j] = nx[j];

@@ -24,5 +24,6 @@ export {
   needsGrad,
   noGrad,
   record,
+  takePendingGrad,
 } from "./tape.ts";
 export * from "./optim.ts";

@@ -10,7 +10,7 @@ import { grid, type Kernel } from "../gpu/mod.ts";
 import { empty, f32, launch1d, materialize, params, runtime, type Tensor } from "../tensor/mod.ts";
 import { fmtShape, sameShape } from "../tensor/shape.ts";
 import { add } from "./elementwise.ts";
-import { gradSink, needsGrad, record } from "./tape.ts";
+import { gradSink, needsGrad, record, takePendingGrad } from "./tape.ts";
 import { addColumnSums, sum } from "./reduce.ts";
 import { reshape } from "./views.ts";
 import { rowTileK } from "./row_tile.ts";
@@ -206,10 +206,12 @@ function recordRms(plan: RmsPlan, x: Tensor, weight: Tensor): Tensor {
     const dx = empty(x.shape, "f32", "grad");
     const dwParts = empty([chunks, C], "f32", "grad");
     if (fused) {
+      // x's gradient from its other consumers (the residual stream's) is added here, not by the tape
+      const addend = needsGrad(x) ? takePendingGrad(x) : null;
       rt.dispatch({
         kernel: normKernel,
         entryPoint: "rms_bwd_dw4",
-        constants: { K: rowTileK(C) },
+        constants: { K: rowTileK(C), ADDEND: addend ? 1 : 0 },
         bindings: [
           xs.binding,
           ws.binding,
@@ -218,6 +220,7 @@ function recordRms(plan: RmsPlan, x: Tensor, weight: Tensor): Tensor {
           dx.binding,
           p,
           dwParts.binding,
+          (addend ?? gs).binding,
         ],
         workgroups: grid(chunks),
       });

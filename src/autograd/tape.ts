@@ -136,6 +136,8 @@ export function backward(root: Tensor, grad?: Tensor): void {
         const node = t.node;
         if (node) {
           let pgs: (Tensor | null)[];
+          const taken: Tensor[] = [];
+          pending = { grads, parents: node.parents, taken };
           try {
             pgs = tidy(() => node.backward(g));
           } catch (e) {
@@ -144,6 +146,11 @@ export function backward(root: Tensor, grad?: Tensor): void {
               e.message = `backward of '${node.op}': ${e.message}`;
             }
             throw e;
+          } finally {
+            // a taken gradient was read by a kernel the closure recorded; its sum is in the
+            // closure's result for that input, which the loop below stores in its place
+            pending = null;
+            for (const t of taken) t.dispose();
           }
           node.parents.forEach((p, j) => {
             const pg = pgs[j];
@@ -175,6 +182,28 @@ export function backward(root: Tensor, grad?: Tensor): void {
       for (const g of grads.values()) g.dispose();
     }
   });
+}
+
+// The gradients met so far while a backward closure runs, for takePendingGrad.
+let pending: { grads: Map<Tensor, Tensor>; parents: Tensor[]; taken: Tensor[] } | null = null;
+
+/**
+ * For a backward closure: takes the gradient that `input` (one of the op's inputs) has already
+ * received from consumers processed earlier, so that the closure adds it into its own gradient
+ * for `input` in the same kernel (an RMSNorm on the residual stream adds the stream's gradient to
+ * its dx). The tape then keeps the closure's result as the input's whole gradient, where it would
+ * otherwise add the two with a dispatch of its own. Null when there is none, when it is not
+ * contiguous (a kernel reads it as plain rows), outside a backward closure, or for a tensor that
+ * is not an input of the op. The returned tensor is read-only (it
+ * may share storage with other gradients) and lives until the closure returns.
+ */
+export function takePendingGrad(input: Tensor): Tensor | null {
+  if (!pending || !pending.parents.includes(input)) return null;
+  const g = pending.grads.get(input);
+  if (!g || !g.isContiguous || g.dtype !== "f32") return null;
+  pending.grads.delete(input);
+  pending.taken.push(g);
+  return g;
 }
 
 // The leaf's `.grad`, created (zero) on first use: in its optimizer's arena when it has one.
