@@ -182,3 +182,28 @@ Deno.test("rmsNormRope: bad shapes and options are errors naming the op and the 
   assert.throws(() => ops.rmsNormRope(xi, w8), /rmsNormRope/);
   for (const t of [x, w, w8, odd, w5, xi]) t.dispose();
 });
+
+Deno.test("rmsNormRope of a strided view (a permuted [B, H, T, D]) matches the composed ops", async () => {
+  await setup();
+  const [B, H, T, D] = [2, 3, 5, 16];
+  const x = randArr(rng, [B, H, T, D]), w = randArr(rng, [D], 0.5, 1);
+  const gy = randArr(rng, [B, T, H, D]);
+  const grads = async (f: (v: Tensor, g: Tensor) => Tensor) => {
+    const xt = up(x, true), wt = up(w, true);
+    const y = tidy(() => {
+      const out = f(ops.permute(xt, [0, 2, 1, 3]), wt);
+      out.backward(up(gy));
+      return out;
+    });
+    const got = await readAll([y, xt.grad!, wt.grad!]);
+    for (const t of [y, xt, wt]) t.dispose();
+    return got;
+  };
+  const opts = { eps: 1e-6, offset: 4, base: 500 };
+  const fused = await grads((v, g) => ops.rmsNormRope(v, g, opts));
+  const composed = await grads((v, g) => ops.rope(ops.rmsNorm(v, g, 1e-6), opts));
+  assertNoGpuErrors();
+  ["y", "dx", "dw"].forEach((what, i) => {
+    assertClose(`permuted view ${what}`, fused[i], composed[i], 1e-5, 1e-4);
+  });
+});
