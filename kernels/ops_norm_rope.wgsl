@@ -1,7 +1,7 @@
 // RMSNorm then RoPE over rows of D floats (a head's query or key: QK-norm then rotary embedding),
-// forward and backward in one kernel each, where the composed ops take two and four (rmsNorm's
-// forward, rope's forward; rope's backward, rmsNorm's fused backward and the fold of its
-// weight-gradient partials stays).
+// forward and backward in one kernel each. Composed, the forward takes two dispatches (rmsNorm,
+// rope) and the backward three (rope's, rmsNorm's fused dx and dw partials, and the fold of the
+// partials, which the fused op keeps).
 //
 // Layout: a workgroup of WG threads holds WG / S rows at once, S lanes per row (S = the smallest
 // power of two ≥ min(D/2, WG)); lane j owns the rotate-half pairs (j + m·S, j + m·S + D/2), m < P.

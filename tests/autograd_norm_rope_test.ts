@@ -68,8 +68,8 @@ async function run(
 Deno.test("rmsNormRope matches the composed rope(rmsNorm(x, w)) on the GPU, w a leaf or computed", async () => {
   await setup();
   // [shape, layout, offset]: 8-lane rows; 64-lane rows in blocks of two row groups with a partial
-  // last block (1,203 rows); 4 pairs per lane... 1 (D = 2048, 1024, 2); one row group per
-  // workgroup of 256 lanes; rows past the fused kernel (D = 2052, the composed fallback)
+  // last block (1,203 rows); 256-lane rows with 4, 2 and 1 pairs per lane (D = 2048, 1024, 512);
+  // 48 pairs in 64 lanes; rows past the fused kernel (D = 2052: the composed fallback)
   const cases: [number[], Layout, number][] = [
     [[2, 37, 3, 16], "bthd", 0],
     [[3, 401, 1, 128], "bthd", 9],
