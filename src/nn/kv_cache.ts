@@ -22,7 +22,7 @@ import {
 } from "../tensor/mod.ts";
 import type { Transformer } from "./transformer.ts";
 
-const { add, matmul, mul, reshape, rmsNorm, slice, softmax, transpose, embedding } = ops;
+const { addRmsNorm, matmul, mul, reshape, rmsNorm, slice, softmax, transpose, embedding } = ops;
 
 const decodeKernel: Kernel = { name: "nn_decode_attention", code: decodeSource };
 
@@ -176,11 +176,15 @@ export function decodeStep(
   }
   const attend = fused ? decodeAttentionFused : decodeAttentionComposed;
   let x = embedding(model.embed, reshape(tokens, [B, 1]));
+  // Each residual add is fused with the RMSNorm that reads its sum (the next block's input norm,
+  // the final norm after the last block): one dispatch where add + rmsNorm took two.
+  let h = rmsNorm(x, model.blocks[0]?.inputNorm ?? model.finalNorm, c.normEps);
   model.blocks.forEach((b, l) => {
-    const { q, k, v } = model.qkv(b, rmsNorm(x, b.inputNorm, c.normEps), pos);
+    const { q, k, v } = model.qkv(b, h, pos);
     const att = attend(q, k, v, cache, l, pos);
-    x = add(x, matmul(att, transpose(b.wo)));
-    x = add(x, model.mlp(b, rmsNorm(x, b.postNorm, c.normEps)));
+    ({ sum: x, normed: h } = addRmsNorm(x, matmul(att, transpose(b.wo)), b.postNorm, c.normEps));
+    const next = model.blocks[l + 1]?.inputNorm ?? model.finalNorm;
+    ({ sum: x, normed: h } = addRmsNorm(x, model.mlp(b, h), next, c.normEps));
   });
-  return reshape(model.head(x), [B, c.vocabSize]);
+  return reshape(matmul(h, transpose(model.lmHead ?? model.embed)), [B, c.vocabSize]);
 }
