@@ -10,9 +10,8 @@ import { grid, type Kernel } from "../gpu/mod.ts";
 import { empty, f32, launch1d, materialize, params, runtime, type Tensor } from "../tensor/mod.ts";
 import { fmtShape, sameShape } from "../tensor/shape.ts";
 import { add } from "./elementwise.ts";
-import { gradSink, needsGrad, record, takePendingGrad } from "./tape.ts";
-import { addColumnSums, sum } from "./reduce.ts";
-import { reshape } from "./views.ts";
+import { needsGrad, record, takePendingGrad } from "./tape.ts";
+import { weightGradFromPartials } from "./reduce.ts";
 import { rowTileK } from "./row_tile.ts";
 
 // Rows per partial column sum of the scalar weight-gradient kernels: enough chunks to fill a
@@ -29,18 +28,6 @@ const FUSED_BLOCKS = 256;
 const FUSED_MAX_ROWS = 512;
 const fusedRows = (rows: number) =>
   Math.min(FUSED_MAX_ROWS, Math.max(1, Math.ceil(rows / FUSED_BLOCKS)));
-
-// A weight's [chunks, C] gradient partials: folded straight into its `.grad` when it has one to
-// sink into (null goes to the tape), else folded into a [C] gradient that the tape accumulates.
-function weightGrad(parts: Tensor, weight: Tensor): Tensor | null {
-  const sink = gradSink(weight);
-  if (sink && !sink.transposed) {
-    addColumnSums(parts, sink.grad);
-    return null;
-  }
-  const [chunks, C] = parts.shape;
-  return chunks === 1 ? reshape(parts, [C]) : sum(parts, 0);
-}
 
 const normKernel: Kernel = { name: "ops_norm", code: rowsSource + normSource };
 const ropeKernel: Kernel = { name: "ops_rope", code: ropeSource };
@@ -239,7 +226,7 @@ function recordRms(plan: RmsPlan, x: Tensor, weight: Tensor): Tensor {
         workgroups: [Math.ceil(C / 256), chunks],
       });
     }
-    return [dx, weightGrad(dwParts, weight)];
+    return [dx, weightGradFromPartials(dwParts, weight)];
   });
 }
 
@@ -301,7 +288,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
         workgroups: [Math.ceil(C / 256), chunks],
       });
     }
-    return [dx, weightGrad(dw, weight), weightGrad(db, bias)];
+    return [dx, weightGradFromPartials(dw, weight), weightGradFromPartials(db, bias)];
   });
 }
 

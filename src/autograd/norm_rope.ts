@@ -12,9 +12,8 @@ import { grid, type Kernel } from "../gpu/mod.ts";
 import { empty, f32, materialize, params, runtime, type Tensor } from "../tensor/mod.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { rmsNorm, rope } from "./norm.ts";
-import { addColumnSums, sum } from "./reduce.ts";
-import { gradSink, record } from "./tape.ts";
-import { reshape } from "./views.ts";
+import { weightGradFromPartials } from "./reduce.ts";
+import { record } from "./tape.ts";
 
 const kernel: Kernel = { name: "ops_norm_rope", code: normRopeSource };
 
@@ -41,19 +40,6 @@ export interface RmsNormRopeOptions {
   base?: number;
   /** "bthd" (default): x is [..., T, H, D]; "bhtd": x is [..., H, T, D]. */
   layout?: "bthd" | "bhtd";
-}
-
-// The weight's [blocks, D] gradient partials: folded straight into its `.grad` when it is a leaf
-// to sink into (null goes to the tape), else summed into a [D] gradient the tape accumulates.
-// (The route of norm.ts's weightGrad, which is private to that module.)
-function weightGrad(parts: Tensor, weight: Tensor): Tensor | null {
-  const sink = gradSink(weight);
-  if (sink && !sink.transposed) {
-    addColumnSums(parts, sink.grad);
-    return null;
-  }
-  const [blocks, D] = parts.shape;
-  return blocks === 1 ? reshape(parts, [D]) : sum(parts, 0);
 }
 
 /**
@@ -153,6 +139,6 @@ export function rmsNormRope(x: Tensor, weight: Tensor, opts: RmsNormRopeOptions 
       ],
       workgroups: grid(blocks),
     });
-    return [dx, weightGrad(dwParts, weight)];
+    return [dx, weightGradFromPartials(dwParts, weight)];
   });
 }

@@ -7,7 +7,7 @@ import reduceSource from "../../kernels/ops_reduce.wgsl" with { type: "text" };
 import { type Binding, grid, type Kernel } from "../gpu/mod.ts";
 import { empty, f32, normAxes, params, runtime, sameShape, type Tensor } from "../tensor/mod.ts";
 import { fmtShape } from "../tensor/shape.ts";
-import { record } from "./tape.ts";
+import { gradSink, record } from "./tape.ts";
 import { div, eq, mul } from "./elementwise.ts";
 import { expand, reshape } from "./views.ts";
 
@@ -181,6 +181,22 @@ export function addColumnSums(src: Tensor, target: Tensor): void {
     );
   }
   if (rows > 0 && cols > 0) columnSums(src.binding, rows, cols, 1, target, true);
+}
+
+/**
+ * A weight's gradient from per-block partial rows `parts` [blocks, C] (the fused norm backward
+ * kernels write one row per block of input rows): added straight into the weight's `.grad` when it
+ * is a leaf to sink into (then null, so the tape adds nothing), else summed into a [C] gradient for
+ * the tape.
+ */
+export function weightGradFromPartials(parts: Tensor, weight: Tensor): Tensor | null {
+  const sink = gradSink(weight);
+  if (sink && !sink.transposed) {
+    addColumnSums(parts, sink.grad);
+    return null;
+  }
+  const [blocks, C] = parts.shape;
+  return blocks === 1 ? reshape(parts, [C]) : sum(parts, 0);
 }
 
 function keptShape(shape: readonly number[], axes: number[]): number[] {
