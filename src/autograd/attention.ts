@@ -1,14 +1,16 @@
 /**
- * Causal self-attention with grouped-query heads, composed from the tape's ops (matmul, scale,
- * mask, softmax, matmul), so its backward is the composition of theirs. The G query heads that
- * share one key/value head are stacked along the rows of one batched matmul, so K and V are never
- * repeated in memory.
+ * Causal self-attention with grouped-query heads, in two implementations with one semantics:
+ * "composed" from the tape's ops (matmul, scale, mask, softmax, matmul), so its backward is the
+ * composition of theirs, and "fused" (attention_fused.ts: one kernel forward, two backward). In
+ * the composed op the G query heads that share one key/value head are stacked along the rows of
+ * one batched matmul, so K and V are never repeated in memory. {@link setAttentionImpl} picks the
+ * default; {@link AttentionOptions.impl} overrides it per call.
  *
  * @module
  */
 import { full, keep, type Tensor, tensor } from "../tensor/mod.ts";
-import { fmtShape } from "../tensor/shape.ts";
 import { add, mul } from "./elementwise.ts";
+import { checkAttention, deviceAttentionTiles, fusedCausalAttention } from "./attention_fused.ts";
 import { matmul } from "./matmul.ts";
 import { softmax } from "./softmax.ts";
 import { reshape, transpose } from "./views.ts";
@@ -35,10 +37,45 @@ function causalMask(Tq: number, Tk: number): Tensor {
   return m;
 }
 
+/** Which implementation {@link causalSelfAttention} runs. */
+export type AttentionImpl = "fused" | "composed";
+
+let defaultImpl: AttentionImpl = "composed";
+
+/**
+ * Sets the implementation {@link causalSelfAttention} uses when a call does not name one (the
+ * default is "composed" until the fused kernel is timed on a GPU); returns the previous one.
+ *
+ * @example
+ * ```ts
+ * const prev = setAttentionImpl("fused");
+ * try { model.loss(tokens, targets).backward(); } finally { setAttentionImpl(prev); }
+ * ```
+ */
+export function setAttentionImpl(impl: AttentionImpl): AttentionImpl {
+  if (impl !== "fused" && impl !== "composed") {
+    throw new RangeError(`setAttentionImpl: '${impl}' is not "fused" or "composed"`);
+  }
+  const prev = defaultImpl;
+  defaultImpl = impl;
+  return prev;
+}
+
+/** The implementation {@link causalSelfAttention} uses by default. */
+export function attentionImpl(): AttentionImpl {
+  return defaultImpl;
+}
+
 /** Options of {@link causalSelfAttention}. */
 export interface AttentionOptions {
   /** Score scale; default 1/√D. */
   scale?: number;
+  /**
+   * "fused" or "composed"; default {@link attentionImpl}. The fused kernel falls back to the
+   * composed ops for empty operands and for heads too wide for its tiles (D past 128 at 16 KiB
+   * of workgroup memory).
+   */
+  impl?: AttentionImpl;
 }
 
 /**
@@ -58,20 +95,13 @@ export function causalSelfAttention(
   v: Tensor,
   opts: AttentionOptions = {},
 ): Tensor {
-  const bad = (why: string) =>
-    new RangeError(
-      `causalSelfAttention: q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${
-        fmtShape(v.shape)
-      }: ${why}`,
-    );
-  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) throw bad("expected [B, T, H, D] tensors");
-  const [B, T, Hq, D] = q.shape;
-  const [, Tk, Hkv] = k.shape;
-  if (k.shape[0] !== B || k.shape[3] !== D) throw bad("k does not match q");
-  if (Tk < T) throw bad(`fewer keys (${Tk}) than queries (${T})`);
-  if (v.shape.some((d, i) => d !== k.shape[i])) throw bad("v does not match k");
-  if (Hkv === 0 || Hq % Hkv !== 0) {
-    throw bad(`${Hq} query heads are not a multiple of ${Hkv} key/value heads`);
+  const impl = opts.impl ?? defaultImpl;
+  if (impl !== "fused" && impl !== "composed") {
+    throw new RangeError(`causalSelfAttention: impl '${impl}' is not "fused" or "composed"`);
+  }
+  const { B, Tq: T, Tk, Hq, Hkv, D } = checkAttention("causalSelfAttention", q, k, v, opts.scale);
+  if (impl === "fused" && q.size > 0 && k.size > 0 && deviceAttentionTiles(D)) {
+    return fusedCausalAttention(q, k, v, { scale: opts.scale });
   }
   const G = Hq / Hkv;
   const scale = opts.scale ?? 1 / Math.sqrt(D);

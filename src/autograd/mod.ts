@@ -27,3 +27,4 @@ export {
   takePendingGrad,
 } from "./tape.ts";
 export * from "./optim.ts";
+export { attentionImpl, setAttentionImpl } from "./attention.ts";

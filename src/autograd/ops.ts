@@ -134,3 +134,10 @@ export const matmul: typeof mm.matmul = scoped(mm.matmul);
 export const causalSelfAttention: typeof at.causalSelfAttention = scoped(at.causalSelfAttention);
 /** See norm_rope.ts `rmsNormRope`. */
 export const rmsNormRope: typeof nr.rmsNormRope = scoped(nr.rmsNormRope);
+import * as af from "./attention_fused.ts";
+export type { AttentionImpl } from "./attention.ts";
+export type { FusedAttentionOptions } from "./attention_fused.ts";
+/** See attention_fused.ts `fusedCausalAttention`. */
+export const fusedCausalAttention: typeof af.fusedCausalAttention = scoped(
+  af.fusedCausalAttention,
+);
