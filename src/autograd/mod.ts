@@ -27,4 +27,4 @@ export {
   takePendingGrad,
 } from "./tape.ts";
 export * from "./optim.ts";
-export { attentionImpl, setAttentionImpl } from "./attention.ts";
+export { type AttentionImpl, attentionImpl, setAttentionImpl } from "./attention.ts";
