@@ -384,7 +384,11 @@ function transposeHeadsBack(x: ArrayLike<number>, c: Case): Float64Array {
 
 Deno.test("transformer loss and gradients: fused attention as composed", async () => {
   await setup();
-  assert.equal(attentionImpl(), "composed", "the default until an H100 run decides");
+  // the setter returns the previous default and attentionImpl() reports the current one
+  const initial = setAttentionImpl("fused");
+  assert.equal(attentionImpl(), "fused");
+  assert.equal(setAttentionImpl(initial), "fused");
+  assert.equal(attentionImpl(), initial);
   assert.ok(deviceAttentionTiles(8), "the device has tiles for D = 8");
   const cfg = validateModelConfig({
     vocabSize: 13,
