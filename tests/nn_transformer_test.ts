@@ -80,7 +80,10 @@ for (const variant of [{}, { tiedEmbeddings: false, qkNorm: false, kvHeads: 4 },
       return l;
     });
     const named = model.namedParameters();
-    const grads = await readAll([loss, ...[...named.values()].map((t) => t.grad!)]);
+    // by HF name: rows of the joined q/k/v and gate/up gradients for the projections
+    const byName = tidy(() => [...model.namedGradients().values()].map((g) => g!));
+    const grads = await readAll([loss, ...byName]);
+    byName.forEach((g) => g.dispose());
     const p = await hostParams(model);
     const ref = referenceLoss(cfg, p, tokens, targets);
     assert.ok(Math.abs(grads[0][0] - ref) < 1e-5, `loss ${grads[0][0]} vs ${ref}`);

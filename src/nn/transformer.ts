@@ -5,15 +5,26 @@
  * src/autograd, so `loss(...).backward()` gives every parameter's gradient.
  *
  * Weights use the Hugging Face layout (`nn.Linear`: `[out, in]`, `y = x·Wᵀ`) and names
- * (`qwenLayerNames`), so a checkpoint written here loads in `transformers` and back.
+ * (`qwenLayerNames`), so a checkpoint written here loads in `transformers` and back. Inside, each
+ * block keeps q_proj, k_proj and v_proj stacked as one `[(heads + 2·kvHeads)·D, C]` parameter and
+ * gate_proj and up_proj as one `[2I, C]`: one matmul computes q, k and v (split into contiguous
+ * pieces in one dispatch) and one computes gate and up (read joined by the SwiGLU kernel), and
+ * their backward is one product for the input's gradient and one for the weight's, where separate
+ * products took three (two) of each plus the adds of the input's gradients. The HF tensors are
+ * row views of the joined ones ({@link Transformer.namedParameters}), so checkpoints are unchanged.
  *
  * @module
  */
 import { noGrad, ops } from "../autograd/mod.ts";
+import { splitLast } from "../autograd/split.ts";
+import * as sg from "../autograd/swiglu.ts";
 import {
   arenaCapacity,
   arenaLayout,
+  copyInto,
+  empty,
   keep,
+  opScope,
   packTensors,
   randn,
   readAll,
@@ -40,19 +51,27 @@ const {
   reshape,
   rmsNorm,
   rope,
-  swiglu,
   transpose,
 } = ops;
 
-/** The parameters of one decoder block (HF layout). */
+// ops.ts collects the scoped ops; swigluJoined is scoped here until it joins them there.
+const swigluJoined = (x: Tensor): Tensor => opScope(() => sg.swigluJoined(x));
+
+/**
+ * The parameters of one decoder block (HF layout). `wQkv` and `wGateUp` are the trained
+ * parameters; `wq`, `wk`, `wv`, `wGate` and `wUp` are views of their rows (the HF tensors), which
+ * read and write the same memory but get no gradient of their own.
+ */
 export interface BlockParams {
   /** RMSNorm before attention `[C]`. */
   inputNorm: Tensor;
-  /** `[heads·D, C]`. */
+  /** q_proj, k_proj and v_proj stacked: `[(heads + 2·kvHeads)·D, C]`. */
+  wQkv: Tensor;
+  /** Rows of {@link wQkv}: `[heads·D, C]`. */
   wq: Tensor;
-  /** `[kvHeads·D, C]`. */
+  /** Rows of {@link wQkv}: `[kvHeads·D, C]`. */
   wk: Tensor;
-  /** `[kvHeads·D, C]`. */
+  /** Rows of {@link wQkv}: `[kvHeads·D, C]`. */
   wv: Tensor;
   /** `[C, heads·D]`. */
   wo: Tensor;
@@ -62,12 +81,34 @@ export interface BlockParams {
   kNorm: Tensor | null;
   /** RMSNorm before the MLP `[C]`. */
   postNorm: Tensor;
-  /** SwiGLU gate `[I, C]`. */
+  /** gate_proj and up_proj stacked: `[2I, C]`. */
+  wGateUp: Tensor;
+  /** Rows of {@link wGateUp}, the SwiGLU gate: `[I, C]`. */
   wGate: Tensor;
-  /** SwiGLU up `[I, C]`. */
+  /** Rows of {@link wGateUp}, the SwiGLU up projection: `[I, C]`. */
   wUp: Tensor;
   /** SwiGLU down `[C, I]`. */
   wDown: Tensor;
+}
+
+// `parts` [r_i, C] stacked along the rows into one new [Σr_i, C] tensor (one copy each); the parts
+// are disposed.
+function joinRows(parts: Tensor[]): Tensor {
+  const C = parts[0].shape[1];
+  const out = empty([parts.reduce((s, t) => s + t.shape[0], 0), C], "f32", "parameter");
+  let row = 0;
+  for (const t of parts) {
+    copyInto(t, out, out.strides, row * C);
+    row += t.shape[0];
+    t.dispose();
+  }
+  return out;
+}
+
+// Rows start..start+count-1 of the [R, C] parameter `w`, a view that outlives any scope.
+function rows(w: Tensor, start: number, count: number): Tensor {
+  const C = w.shape[1];
+  return keep(w.viewAs([count, C], [C, 1], w.offset + start * C, "parameter"));
 }
 
 /** Options of {@link Transformer.init}. */
@@ -109,47 +150,72 @@ export class Transformer {
   /** Classifier `[V, C]`, or null when tied to {@link embed}. */
   readonly lmHead: Tensor | null;
 
-  private constructor(config: ModelConfig, separate: Map<string, Tensor>) {
+  // The trained parameters, in the arena's order (the HF order, with joined projections).
+  readonly #params: Tensor[];
+
+  /** Takes ownership of `hf` (HF name → tensor, every name of {@link shapes}). */
+  private constructor(config: ModelConfig, hf: Map<string, Tensor>) {
     this.config = config;
-    // One arena for every parameter: each is bound as a slice of it, and AdamW updates them all
-    // with one dispatch (src/autograd/optim_packed.ts). An arena must fit one storage binding:
-    // a larger model keeps one buffer per parameter (and AdamW its per-parameter path).
-    const sizes = [...separate.values()].map((t) => t.size);
-    let named = separate;
-    if (arenaLayout(sizes).length <= arenaCapacity()) {
-      const packed = packTensors([...separate.values()], "parameter");
-      named = new Map([...separate.keys()].map((name, i) => [name, packed[i]]));
-      for (const t of separate.values()) t.dispose();
-    }
     const q = toQwenConfig(config);
-    const get = (n: string) => {
-      const t = named.get(n);
+    const take = (n: string) => {
+      const t = hf.get(n);
       if (!t) throw new Error(`transformer: missing parameter ${n}`);
       return t;
     };
-    this.embed = get(EMBED_TOKENS);
-    this.finalNorm = get(FINAL_NORM);
-    this.lmHead = config.tiedEmbeddings ? null : get(LM_HEAD);
-    this.blocks = Array.from({ length: config.layers }, (_, i) => {
+    // The joined projections first (their parts are released as they are copied in), then one
+    // arena for every parameter: each is bound as a slice of it, and AdamW updates them all with
+    // one dispatch (src/autograd/optim_packed.ts). An arena must fit one storage binding: a larger
+    // model keeps one buffer per parameter (and AdamW its per-parameter path).
+    let params: Tensor[] = [take(EMBED_TOKENS)];
+    const slots = Array.from({ length: config.layers }, (_, i) => {
       const n = qwenLayerNames(q, i);
+      const at = (t: Tensor) => params.push(t) - 1;
       return {
-        inputNorm: get(n.inputLayernorm),
-        wq: get(n.qProj),
-        wk: get(n.kProj),
-        wv: get(n.vProj),
-        wo: get(n.oProj),
-        qNorm: n.qNorm ? get(n.qNorm) : null,
-        kNorm: n.kNorm ? get(n.kNorm) : null,
-        postNorm: get(n.postAttentionLayernorm),
-        wGate: get(n.gateProj),
-        wUp: get(n.upProj),
-        wDown: get(n.downProj),
+        inputNorm: at(take(n.inputLayernorm)),
+        wQkv: at(joinRows([take(n.qProj), take(n.kProj), take(n.vProj)])),
+        wo: at(take(n.oProj)),
+        qNorm: n.qNorm ? at(take(n.qNorm)) : -1,
+        kNorm: n.kNorm ? at(take(n.kNorm)) : -1,
+        postNorm: at(take(n.postAttentionLayernorm)),
+        wGateUp: at(joinRows([take(n.gateProj), take(n.upProj)])),
+        wDown: at(take(n.downProj)),
       };
     });
-    for (const t of named.values()) {
+    params.push(take(FINAL_NORM));
+    if (!config.tiedEmbeddings) params.push(take(LM_HEAD));
+    if (arenaLayout(params.map((t) => t.size)).length <= arenaCapacity()) {
+      const packed = packTensors(params, "parameter");
+      for (const t of params) t.dispose();
+      params = packed;
+    }
+    for (const t of params) {
       keep(t); // parameters outlive any tidy scope they were created in
       t.requiresGrad = true;
     }
+    this.#params = params;
+    this.embed = params[0];
+    const last = params.length - 1;
+    this.finalNorm = params[config.tiedEmbeddings ? last : last - 1];
+    this.lmHead = config.tiedEmbeddings ? null : params[last];
+    const { heads, kvHeads, headDim: D, intermediate: I } = config;
+    this.blocks = slots.map((s) => {
+      const wQkv = params[s.wQkv], wGateUp = params[s.wGateUp];
+      return {
+        inputNorm: params[s.inputNorm],
+        wQkv,
+        wq: rows(wQkv, 0, heads * D),
+        wk: rows(wQkv, heads * D, kvHeads * D),
+        wv: rows(wQkv, (heads + kvHeads) * D, kvHeads * D),
+        wo: params[s.wo],
+        qNorm: s.qNorm >= 0 ? params[s.qNorm] : null,
+        kNorm: s.kNorm >= 0 ? params[s.kNorm] : null,
+        postNorm: params[s.postNorm],
+        wGateUp,
+        wGate: rows(wGateUp, 0, I),
+        wUp: rows(wGateUp, I, I),
+        wDown: params[s.wDown],
+      };
+    });
   }
 
   /** The expected parameters: HF name → shape, in checkpoint order. */
@@ -219,7 +285,11 @@ export class Transformer {
     return new Transformer(c, named);
   }
 
-  /** Parameters by HF name, in checkpoint order. */
+  /**
+   * Parameters by HF name, in checkpoint order. The projections are row views of the joined
+   * parameters ({@link BlockParams}): read them, or write them in place, but train
+   * {@link parameters}.
+   */
   namedParameters(): Map<string, Tensor> {
     const q = toQwenConfig(this.config);
     const m = new Map<string, Tensor>([[EMBED_TOKENS, this.embed]]);
@@ -242,18 +312,43 @@ export class Transformer {
     return m;
   }
 
-  /** Every parameter (for the optimizer). */
+  /**
+   * The gradients by HF name after `backward()`, in checkpoint order: views of the parameters'
+   * `.grad` (rows of the joined projections' gradients), made in the current scope; null for a
+   * parameter without a gradient yet.
+   */
+  namedGradients(): Map<string, Tensor | null> {
+    const out = new Map<string, Tensor | null>();
+    for (const [name, t] of this.namedParameters()) {
+      const owner = this.#params.find((p) =>
+        p.storage === t.storage && t.offset >= p.offset && t.offset + t.size <= p.offset + p.size
+      )!;
+      const g = owner.grad;
+      out.set(
+        name,
+        g && g.viewAs(t.shape, t.strides, g.offset + (t.offset - owner.offset), "grad"),
+      );
+    }
+    return out;
+  }
+
+  /** Every trained parameter (for the optimizer): the joined projections, not their HF views. */
   parameters(): Tensor[] {
-    return [...this.namedParameters().values()];
+    return [...this.#params];
   }
 
   /** The projections, QK-norm and RoPE of block `b` for `h` [B, T, C] starting at position `offset`. */
   qkv(b: BlockParams, h: Tensor, offset: number): Qkv {
     const c = this.config;
     const [B, T] = h.shape;
-    let q = reshape(matmul(h, transpose(b.wq)), [B, T, c.heads, c.headDim]);
-    let k = reshape(matmul(h, transpose(b.wk)), [B, T, c.kvHeads, c.headDim]);
-    const v = reshape(matmul(h, transpose(b.wv)), [B, T, c.kvHeads, c.headDim]);
+    const [qf, kf, vf] = splitLast(matmul(h, transpose(b.wQkv)), [
+      c.heads * c.headDim,
+      c.kvHeads * c.headDim,
+      c.kvHeads * c.headDim,
+    ]);
+    let q = reshape(qf, [B, T, c.heads, c.headDim]);
+    let k = reshape(kf, [B, T, c.kvHeads, c.headDim]);
+    const v = reshape(vf, [B, T, c.kvHeads, c.headDim]);
     if (b.qNorm && b.kNorm) {
       q = rmsNorm(q, b.qNorm, c.normEps);
       k = rmsNorm(k, b.kNorm, c.normEps);
@@ -263,10 +358,9 @@ export class Transformer {
     return { q, k, v };
   }
 
-  /** SwiGLU MLP of block `b`: `down(silu(gate·h) ⊙ up·h)`. */
+  /** SwiGLU MLP of block `b`: `down(silu(gate·h) ⊙ up·h)`, gate and up from one product. */
   mlp(b: BlockParams, h: Tensor): Tensor {
-    const gated = swiglu(matmul(h, transpose(b.wGate)), matmul(h, transpose(b.wUp)));
-    return matmul(gated, transpose(b.wDown));
+    return matmul(swigluJoined(matmul(h, transpose(b.wGateUp))), transpose(b.wDown));
   }
 
   /** The classifier on the residual stream `x` [..., C] → logits [..., V]. */
@@ -323,8 +417,9 @@ export class Transformer {
     return { config: { ...toQwenConfig(this.config), jackpot }, tensors };
   }
 
-  /** Frees every parameter (and its gradient). */
+  /** Frees every parameter (and its gradient) and the HF views of them. */
   dispose(): void {
-    for (const t of this.parameters()) t.dispose();
+    for (const b of this.blocks) for (const v of [b.wq, b.wk, b.wv, b.wGate, b.wUp]) v.dispose();
+    for (const t of this.#params) t.dispose();
   }
 }
