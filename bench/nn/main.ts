@@ -15,11 +15,13 @@
  * deno run -A bench/nn/main.ts --small    # 0.8M anchor at CPU-fallback shapes
  * deno run -A bench/nn/main.ts --torch torch   # ratios to bench/torch/{train_step,generate}.py --out torch/…
  * deno run -A bench/nn/main.ts --host-only     # the host side alone at the issue shapes (any machine)
+ * deno run -A bench/nn/main.ts --attention fused  # the fused attention kernel instead of the composed ops
  * ```
  *
  * @module
  */
 import { parseArgs } from "node:util";
+import { attentionImpl, setAttentionImpl } from "../../src/autograd/mod.ts";
 import { timeBatches } from "../../src/gpu/mod.ts";
 import { initTensors, readAll } from "../../src/tensor/mod.ts";
 import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
@@ -237,11 +239,22 @@ if (import.meta.main) {
       anchors: { type: "string" },
       json: { type: "string" },
       torch: { type: "string" },
+      attention: { type: "string" },
     },
   });
+  if (values.attention) {
+    if (values.attention !== "fused" && values.attention !== "composed") {
+      console.error(`--attention must be fused or composed, got '${values.attention}'`);
+      Deno.exit(2);
+    }
+    setAttentionImpl(values.attention);
+  }
   const rt = await initTensors();
   const fallback = rt.gpu.isFallback;
-  console.log(`adapter: ${rt.gpu.adapter.description}${fallback ? " (CPU fallback)" : ""}`);
+  console.log(
+    `adapter: ${rt.gpu.adapter.description}${fallback ? " (CPU fallback)" : ""}, ` +
+      `attention: ${attentionImpl()}`,
+  );
   const rows = await benchTransformer({
     small: values.small,
     anchors: values.anchors?.split(","),
@@ -258,7 +271,13 @@ if (import.meta.main) {
     await Deno.writeTextFile(
       values.json,
       JSON.stringify(
-        { adapter: rt.gpu.adapter.description, fallback, small: values.small, rows },
+        {
+          adapter: rt.gpu.adapter.description,
+          fallback,
+          small: values.small,
+          attention: attentionImpl(),
+          rows,
+        },
         null,
         2,
       ) + "\n",

@@ -8,11 +8,13 @@
  * deno run -A bench/nn/profile.ts                    # every anchor (an H100)
  * deno run -A bench/nn/profile.ts --small            # 0.8M at CPU-fallback shapes
  * deno run -A bench/nn/profile.ts --anchors 5M --top 30 --json profile.json
+ * deno run -A bench/nn/profile.ts --attention fused  # with the fused attention kernel
  * ```
  *
  * @module
  */
 import { parseArgs } from "node:util";
+import { setAttentionImpl } from "../../src/autograd/mod.ts";
 import {
   ComputeBatch,
   type DispatchTiming,
@@ -168,12 +170,20 @@ if (import.meta.main) {
       anchors: { type: "string" },
       top: { type: "string", default: "20" },
       json: { type: "string" },
+      attention: { type: "string" },
     },
   });
   const top = Number(values.top);
   if (!Number.isInteger(top) || top < 1) {
     console.error(`profile: --top must be a positive integer, got '${values.top}'`);
     Deno.exit(2);
+  }
+  if (values.attention) {
+    if (values.attention !== "fused" && values.attention !== "composed") {
+      console.error(`--attention must be fused or composed, got '${values.attention}'`);
+      Deno.exit(2);
+    }
+    setAttentionImpl(values.attention);
   }
   const rt = await initTensors();
   console.log(
