@@ -234,7 +234,7 @@ Deno.test("init draws every HF tensor from its own stream, as before the project
   assertNoGpuErrors();
 });
 
-Deno.test("a joined training step records fewer dispatches than the separate products", async () => {
+Deno.test("a joined training step records fewer dispatches than the separate products", () => {
   const rt = runtime();
   const cfg = validateModelConfig({ ...BASE, ...CONFIGS[1][1] });
   const { hf, B, T, ids, tgt } = problem(cfg, 3);
