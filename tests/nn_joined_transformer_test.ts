@@ -257,3 +257,20 @@ Deno.test("a joined training step records fewer dispatches than the separate pro
   model.dispose();
   assertNoGpuErrors();
 });
+
+Deno.test("disposing the model, or its parameters one by one, returns every buffer", async () => {
+  const rt = runtime();
+  const cfg = validateModelConfig({ ...BASE, ...CONFIGS[1][1] });
+  await readAll([tensor(new Float32Array(1), [1])]); // settle the pool
+  for (const byParameter of [false, true]) {
+    const before = rt.pool.stats().liveBuffers;
+    const model = Transformer.init(cfg, { seed: 1 });
+    tidy(() => model.namedGradients()); // views of no gradients yet
+    const ck = await model.toCheckpoint();
+    assert.equal(ck.tensors.size, Transformer.shapes(cfg).size);
+    if (byParameter) model.parameters().forEach((p) => p.dispose());
+    else model.dispose();
+    assert.equal(rt.pool.stats().liveBuffers, before, byParameter ? "by parameter" : "model");
+  }
+  assertNoGpuErrors();
+});

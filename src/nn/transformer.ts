@@ -200,19 +200,28 @@ export class Transformer {
     const { heads, kvHeads, headDim: D, intermediate: I } = config;
     this.blocks = slots.map((s) => {
       const wQkv = params[s.wQkv], wGateUp = params[s.wGateUp];
+      const [wq, wk, wv] = [
+        rows(wQkv, 0, heads * D),
+        rows(wQkv, heads * D, kvHeads * D),
+        rows(wQkv, (heads + kvHeads) * D, kvHeads * D),
+      ];
+      const [wGate, wUp] = [rows(wGateUp, 0, I), rows(wGateUp, I, I)];
+      // the views go with their parameter, also when parameters() are disposed one by one
+      wQkv.adopt([wq, wk, wv]);
+      wGateUp.adopt([wGate, wUp]);
       return {
         inputNorm: params[s.inputNorm],
         wQkv,
-        wq: rows(wQkv, 0, heads * D),
-        wk: rows(wQkv, heads * D, kvHeads * D),
-        wv: rows(wQkv, (heads + kvHeads) * D, kvHeads * D),
+        wq,
+        wk,
+        wv,
         wo: params[s.wo],
         qNorm: s.qNorm >= 0 ? params[s.qNorm] : null,
         kNorm: s.kNorm >= 0 ? params[s.kNorm] : null,
         postNorm: params[s.postNorm],
         wGateUp,
-        wGate: rows(wGateUp, 0, I),
-        wUp: rows(wGateUp, I, I),
+        wGate,
+        wUp,
         wDown: params[s.wDown],
       };
     });
@@ -417,9 +426,8 @@ export class Transformer {
     return { config: { ...toQwenConfig(this.config), jackpot }, tensors };
   }
 
-  /** Frees every parameter (and its gradient) and the HF views of them. */
+  /** Frees every parameter (and its gradient, and the HF views of the joined ones). */
   dispose(): void {
-    for (const b of this.blocks) for (const v of [b.wq, b.wk, b.wv, b.wGate, b.wUp]) v.dispose();
     for (const t of this.#params) t.dispose();
   }
 }
