@@ -183,7 +183,10 @@ for (const [label, over] of CONFIGS) {
       const before = hf.get(n)!.data as Float32Array;
       const a = got[2 + i], b = got[2 + names.length + i];
       assert.ok(a.some((v, j) => v !== before[j]), `${n} moved`);
-      assertClose(`${n} after one step`, a, b, 1e-6, 1e-4);
+      // Adam's first step is lr·g/(|g| + eps): for a gradient near eps, the rounding difference
+      // of the fused ops (QK-norm with RoPE, residual add with RMSNorm) moves the update by up to
+      // ~1e-3·lr, where the gradients themselves agree to 1e-4 relative (above)
+      assertClose(`${n} after one step`, a, b, 2e-3 * opts.lr, 1e-4);
     });
     [tokens, targets, ...P.values()].forEach((t) => t.dispose());
     optJ.dispose();

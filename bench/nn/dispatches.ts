@@ -12,6 +12,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { setAttentionImpl } from "../../src/autograd/mod.ts";
 import { ComputeBatch, type Dispatch } from "../../src/gpu/mod.ts";
 import { noGrad } from "../../src/autograd/mod.ts";
 import { initTensors, tensor, tidy } from "../../src/tensor/mod.ts";
@@ -82,8 +83,19 @@ export async function countDispatches(names: readonly string[]): Promise<Dispatc
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { anchors: { type: "string" }, "by-kernel": { type: "boolean", default: false } },
+    options: {
+      anchors: { type: "string" },
+      "by-kernel": { type: "boolean", default: false },
+      attention: { type: "string" },
+    },
   });
+  if (values.attention) {
+    if (values.attention !== "fused" && values.attention !== "composed") {
+      console.error(`--attention must be fused or composed, got '${values.attention}'`);
+      Deno.exit(2);
+    }
+    setAttentionImpl(values.attention);
+  }
   const names = values.anchors?.split(",") ?? ANCHORS.map((a) => a.name);
   for (const c of await countDispatches(names)) {
     console.log(`${c.anchor}: ${c.step} dispatches per training step, ${c.decode} per decode step`);

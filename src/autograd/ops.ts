@@ -17,6 +17,7 @@ import * as mm from "./matmul.ts";
 import * as at from "./attention.ts";
 import * as sg from "./swiglu.ts";
 import * as nr from "./norm_rope.ts";
+import * as sp from "./split.ts";
 export type { Operand } from "./elementwise.ts";
 export type { CrossEntropyOptions } from "./softmax.ts";
 export type { AddRmsNormResult, RopeOptions } from "./norm.ts";
@@ -65,6 +66,10 @@ export const sigmoid: typeof el.sigmoid = scoped(el.sigmoid);
 export const silu: typeof el.silu = scoped(el.silu);
 /** See swiglu.ts `swiglu`. */
 export const swiglu: typeof sg.swiglu = scoped(sg.swiglu);
+/** See swiglu.ts `swigluJoined`. */
+export const swigluJoined: typeof sg.swigluJoined = scoped(sg.swigluJoined);
+/** See split.ts `splitLast` (several results: their temporaries stay with the enclosing scope). */
+export const splitLast: typeof sp.splitLast = sp.splitLast;
 /** See elementwise.ts `sqrt`. */
 export const sqrt: typeof el.sqrt = scoped(el.sqrt);
 /** See elementwise.ts `sub`. */

@@ -186,5 +186,5 @@ export function decodeStep(
     const next = model.blocks[l + 1]?.inputNorm ?? model.finalNorm;
     ({ sum: x, normed: h } = addRmsNorm(x, model.mlp(b, h), next, c.normEps));
   });
-  return reshape(matmul(h, transpose(model.lmHead ?? model.embed)), [B, c.vocabSize]);
+  return reshape(model.classify(h), [B, c.vocabSize]);
 }

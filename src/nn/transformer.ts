@@ -16,15 +16,12 @@
  * @module
  */
 import { noGrad, ops } from "../autograd/mod.ts";
-import { splitLast } from "../autograd/split.ts";
-import * as sg from "../autograd/swiglu.ts";
 import {
   arenaCapacity,
   arenaLayout,
   copyInto,
   empty,
   keep,
-  opScope,
   packTensors,
   randn,
   readAll,
@@ -44,18 +41,19 @@ import { fromQwenConfig, type ModelConfig, toQwenConfig, validateModelConfig } f
 
 const {
   add,
+  addRmsNorm,
   causalSelfAttention,
   crossEntropy,
   embedding,
   matmul,
   reshape,
   rmsNorm,
+  rmsNormRope,
   rope,
+  splitLast,
+  swigluJoined,
   transpose,
 } = ops;
-
-// ops.ts collects the scoped ops; swigluJoined is scoped here until it joins them there.
-const swigluJoined = (x: Tensor): Tensor => opScope(() => sg.swigluJoined(x));
 
 /**
  * The parameters of one decoder block (HF layout). `wQkv` and `wGateUp` are the trained
@@ -358,12 +356,14 @@ export class Transformer {
     let q = reshape(qf, [B, T, c.heads, c.headDim]);
     let k = reshape(kf, [B, T, c.kvHeads, c.headDim]);
     const v = reshape(vf, [B, T, c.kvHeads, c.headDim]);
-    if (b.qNorm && b.kNorm) {
-      q = rmsNorm(q, b.qNorm, c.normEps);
-      k = rmsNorm(k, b.kNorm, c.normEps);
+    const r = { offset, base: c.ropeTheta };
+    if (b.qNorm && b.kNorm) { // QK-norm and RoPE in one kernel each way
+      q = rmsNormRope(q, b.qNorm, { eps: c.normEps, ...r });
+      k = rmsNormRope(k, b.kNorm, { eps: c.normEps, ...r });
+    } else {
+      q = rope(q, r);
+      k = rope(k, r);
     }
-    q = rope(q, { offset, base: c.ropeTheta });
-    k = rope(k, { offset, base: c.ropeTheta });
     return { q, k, v };
   }
 
@@ -374,7 +374,11 @@ export class Transformer {
 
   /** The classifier on the residual stream `x` [..., C] → logits [..., V]. */
   head(x: Tensor): Tensor {
-    const h = rmsNorm(x, this.finalNorm, this.config.normEps);
+    return this.classify(rmsNorm(x, this.finalNorm, this.config.normEps));
+  }
+
+  /** Logits [..., V] from rows `h` [..., C] that are already through the final RMSNorm. */
+  classify(h: Tensor): Tensor {
     return matmul(h, transpose(this.lmHead ?? this.embed));
   }
 
@@ -383,6 +387,23 @@ export class Transformer {
    * layer's keys and values `[B, T, kvHeads, D]` (after QK-norm and RoPE): the KV-cache prefill.
    */
   hidden(tokens: Tensor, onKv?: (layer: number, k: Tensor, v: Tensor) => void): Tensor {
+    return this.#stream(tokens, onKv, false);
+  }
+
+  /** Logits [B, T, V] for i32 `tokens` [B, T]. */
+  forward(tokens: Tensor): Tensor {
+    return this.classify(this.#stream(tokens, undefined, true));
+  }
+
+  // The blocks over `tokens`: the residual stream after the last one, or with `finalNormed` that
+  // stream through the final RMSNorm. Each residual add is fused with the RMSNorm that reads its
+  // sum (the block's post-attention norm, the next block's input norm, the final norm): one
+  // dispatch where add + rmsNorm took two.
+  #stream(
+    tokens: Tensor,
+    onKv: ((layer: number, k: Tensor, v: Tensor) => void) | undefined,
+    finalNormed: boolean,
+  ): Tensor {
     const c = this.config;
     if (tokens.rank !== 2) {
       throw new RangeError(`transformer: tokens must be [B, T], got ${tokens.describe()}`);
@@ -392,19 +413,20 @@ export class Transformer {
       throw new RangeError(`transformer: sequence length ${T} exceeds maxSeqLen ${c.maxSeqLen}`);
     }
     let x = embedding(this.embed, tokens);
+    const first = this.blocks[0]?.inputNorm ?? (finalNormed ? this.finalNorm : null);
+    if (!first) return x;
+    let h = rmsNorm(x, first, c.normEps);
     for (const [l, b] of this.blocks.entries()) {
-      const { q, k, v } = this.qkv(b, rmsNorm(x, b.inputNorm, c.normEps), 0);
+      const { q, k, v } = this.qkv(b, h, 0);
       onKv?.(l, k, v);
       const att = reshape(causalSelfAttention(q, k, v), [B, T, c.heads * c.headDim]);
-      x = add(x, matmul(att, transpose(b.wo)));
-      x = add(x, this.mlp(b, rmsNorm(x, b.postNorm, c.normEps)));
+      ({ sum: x, normed: h } = addRmsNorm(x, matmul(att, transpose(b.wo)), b.postNorm, c.normEps));
+      const m = this.mlp(b, h);
+      const next = this.blocks[l + 1]?.inputNorm ?? (finalNormed ? this.finalNorm : null);
+      if (next) ({ sum: x, normed: h } = addRmsNorm(x, m, next, c.normEps));
+      else x = add(x, m);
     }
-    return x;
-  }
-
-  /** Logits [B, T, V] for i32 `tokens` [B, T]. */
-  forward(tokens: Tensor): Tensor {
-    return this.head(this.hidden(tokens));
+    return finalNormed ? h : x;
   }
 
   /**
