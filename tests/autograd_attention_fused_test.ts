@@ -13,8 +13,10 @@ import {
   setAttentionImpl,
 } from "../src/autograd/mod.ts";
 import { deviceAttentionTiles, fusedAttentionTiles } from "../src/autograd/attention_fused.ts";
+import { AUTO_FUSED_MAX_WORK } from "../src/autograd/attention.ts";
 import { type Arr, attentionRef, finiteDiff } from "../src/autograd/reference.ts";
-import { readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
+import { readAll, runtime, type Tensor, tensor, tidy, zeros } from "../src/tensor/mod.ts";
+import { ComputeBatch } from "../src/gpu/mod.ts";
 import { validateModelConfig } from "../src/nn/config.ts";
 import { Transformer } from "../src/nn/transformer.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -342,9 +344,9 @@ Deno.test("fused attention: one dispatch forward, two backward; strided inputs; 
   }
   assert.throws(
     () => ops.causalSelfAttention(q4, k3, k3, { impl: "flash" as "fused" }),
-    /impl 'flash' is not "fused" or "composed"/,
+    /impl 'flash' is not "fused", "composed" or "auto"/,
   );
-  assert.throws(() => setAttentionImpl("flash" as "fused"), /not "fused" or "composed"/);
+  assert.throws(() => setAttentionImpl("flash" as "fused"), /not "fused", "composed" or "auto"/);
   const i32 = tensor(new Int32Array(1 * 3 * 2 * 8), [1, 3, 2, 8]);
   assert.throws(() => ops.fusedCausalAttention(q4, i32, i32), /expected a f32 tensor/);
   for (const t of [q4, k3, k2, kD, i32]) t.dispose();
@@ -443,4 +445,32 @@ Deno.test("transformer loss and gradients: fused attention as composed", async (
     `transformer fused vs composed: worst err / (1e-7 + 1e-4·|want|) ${worst.toFixed(3)}`,
   );
   assert.ok(noGrad(() => isGradEnabled()) === false);
+});
+
+Deno.test('"auto" attention: the fused kernel up to AUTO_FUSED_MAX_WORK, the composed ops past it', async () => {
+  await setup();
+  const rt = runtime();
+  // forward dispatches of one call: the fused kernel is 1, the composed ops several
+  // (recorded into a batch that is never submitted: the large case costs no GPU time)
+  const forwardDispatches = (shape: number[], kvShape: number[]) => {
+    const [q, k] = [zeros(shape), zeros(kvShape)];
+    rt.flush();
+    const batch = new ComputeBatch(rt.gpu);
+    rt.recordInto(batch, () => tidy(() => void ops.causalSelfAttention(q, k, k, { impl: "auto" })));
+    for (const t of [q, k]) t.dispose();
+    return batch.length;
+  };
+  assert.equal(AUTO_FUSED_MAX_WORK, 2 ** 27);
+  // B·Hq·T·T·D = 2·2·16·16·8: far below the bound
+  assert.equal(forwardDispatches([2, 16, 2, 8], [2, 16, 1, 8]), 1);
+  // 1·4·512·512·128 = 2^27: the bound itself, fused; 1·8·512·512·128 = 2^28: past it
+  assert.equal(forwardDispatches([1, 512, 4, 128], [1, 512, 4, 128]), 1);
+  // the composed ops upload their causal mask once per (T, Tk): made here, outside the batch
+  const [qm, km] = [zeros([1, 512, 1, 4]), zeros([1, 512, 1, 4])];
+  tidy(() => void ops.causalSelfAttention(qm, km, km, { impl: "composed" }));
+  qm.dispose();
+  km.dispose();
+  assert.ok(forwardDispatches([1, 512, 8, 128], [1, 512, 8, 128]) > 1);
+  assert.equal(attentionImpl(), "auto", "the library default");
+  assertNoGpuErrors();
 });

@@ -12,7 +12,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { setAttentionImpl } from "../../src/autograd/mod.ts";
+import { type AttentionImpl, setAttentionImpl } from "../../src/autograd/mod.ts";
 import { ComputeBatch, type Dispatch } from "../../src/gpu/mod.ts";
 import { noGrad } from "../../src/autograd/mod.ts";
 import { initTensors, tensor, tidy } from "../../src/tensor/mod.ts";
@@ -90,11 +90,11 @@ if (import.meta.main) {
     },
   });
   if (values.attention) {
-    if (values.attention !== "fused" && values.attention !== "composed") {
-      console.error(`--attention must be fused or composed, got '${values.attention}'`);
+    if (!["fused", "composed", "auto"].includes(values.attention)) {
+      console.error(`--attention must be fused, composed or auto, got '${values.attention}'`);
       Deno.exit(2);
     }
-    setAttentionImpl(values.attention);
+    setAttentionImpl(values.attention as AttentionImpl);
   }
   const names = values.anchors?.split(",") ?? ANCHORS.map((a) => a.name);
   for (const c of await countDispatches(names)) {

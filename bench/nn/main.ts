@@ -15,13 +15,13 @@
  * deno run -A bench/nn/main.ts --small    # 0.8M anchor at CPU-fallback shapes
  * deno run -A bench/nn/main.ts --torch torch   # ratios to bench/torch/{train_step,generate}.py --out torch/…
  * deno run -A bench/nn/main.ts --host-only     # the host side alone at the issue shapes (any machine)
- * deno run -A bench/nn/main.ts --attention fused  # the fused attention kernel instead of the composed ops
+ * deno run -A bench/nn/main.ts --attention fused  # fused attention kernel everywhere (default auto: by size)
  * ```
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { attentionImpl, setAttentionImpl } from "../../src/autograd/mod.ts";
+import { type AttentionImpl, attentionImpl, setAttentionImpl } from "../../src/autograd/mod.ts";
 import { timeBatches } from "../../src/gpu/mod.ts";
 import { initTensors, readAll } from "../../src/tensor/mod.ts";
 import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
@@ -243,11 +243,11 @@ if (import.meta.main) {
     },
   });
   if (values.attention) {
-    if (values.attention !== "fused" && values.attention !== "composed") {
-      console.error(`--attention must be fused or composed, got '${values.attention}'`);
+    if (!["fused", "composed", "auto"].includes(values.attention)) {
+      console.error(`--attention must be fused, composed or auto, got '${values.attention}'`);
       Deno.exit(2);
     }
-    setAttentionImpl(values.attention);
+    setAttentionImpl(values.attention as AttentionImpl);
   }
   const rt = await initTensors();
   const fallback = rt.gpu.isFallback;

@@ -14,7 +14,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { setAttentionImpl } from "../../src/autograd/mod.ts";
+import { type AttentionImpl, setAttentionImpl } from "../../src/autograd/mod.ts";
 import {
   ComputeBatch,
   type DispatchTiming,
@@ -179,11 +179,11 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   if (values.attention) {
-    if (values.attention !== "fused" && values.attention !== "composed") {
-      console.error(`--attention must be fused or composed, got '${values.attention}'`);
+    if (!["fused", "composed", "auto"].includes(values.attention)) {
+      console.error(`--attention must be fused, composed or auto, got '${values.attention}'`);
       Deno.exit(2);
     }
-    setAttentionImpl(values.attention);
+    setAttentionImpl(values.attention as AttentionImpl);
   }
   const rt = await initTensors();
   console.log(

@@ -4,7 +4,7 @@
  * composition of theirs, and "fused" (attention_fused.ts: one kernel forward, two backward). In
  * the composed op the G query heads that share one key/value head are stacked along the rows of
  * one batched matmul, so K and V are never repeated in memory. {@link setAttentionImpl} picks the
- * default; {@link AttentionOptions.impl} overrides it per call.
+ * default ("auto": by the size of the call); {@link AttentionOptions.impl} overrides it per call.
  *
  * @module
  */
@@ -37,14 +37,30 @@ function causalMask(Tq: number, Tk: number): Tensor {
   return m;
 }
 
-/** Which implementation {@link causalSelfAttention} runs. */
-export type AttentionImpl = "fused" | "composed";
+/**
+ * Which implementation {@link causalSelfAttention} runs: the fused kernel, the composed ops, or
+ * "auto", which picks by the size of the call (see {@link AUTO_FUSED_MAX_WORK}).
+ */
+export type AttentionImpl = "fused" | "composed" | "auto";
 
-let defaultImpl: AttentionImpl = "composed";
+const IMPLS: readonly AttentionImpl[] = ["fused", "composed", "auto"];
 
 /**
- * Sets the implementation {@link causalSelfAttention} uses when a call does not name one (the
- * default is "composed" until the fused kernel is timed on a GPU); returns the previous one.
+ * "auto" runs the fused kernel when B·Hq·Tq·Tk·D is at most this (about 134M: the 0.8M anchor's
+ * 33.5M in, the 5M anchor's 268M and the 29M anchor's 1.07G out). Below it a call is bound by
+ * dispatches: on the H100, about 11.5 µs each (2,000 tiny dispatches in one pass took 23 ms) and
+ * the composed ops take 21 per layer against the fused kernel's 3. Above it, FLOPs decide: the
+ * fused kernel computes one score per thread from workgroup memory (two loads per FMA), where the
+ * composed ops run the tuned matmul. An estimate, not a measurement: the GPU A/B of
+ * `bench/nn/main.ts --attention fused|composed` sets it.
+ */
+export const AUTO_FUSED_MAX_WORK = 2 ** 27;
+
+let defaultImpl: AttentionImpl = "auto";
+
+/**
+ * Sets the implementation {@link causalSelfAttention} uses when a call does not name one (default
+ * "auto"); returns the previous one.
  *
  * @example
  * ```ts
@@ -53,8 +69,8 @@ let defaultImpl: AttentionImpl = "composed";
  * ```
  */
 export function setAttentionImpl(impl: AttentionImpl): AttentionImpl {
-  if (impl !== "fused" && impl !== "composed") {
-    throw new RangeError(`setAttentionImpl: '${impl}' is not "fused" or "composed"`);
+  if (!IMPLS.includes(impl)) {
+    throw new RangeError(`setAttentionImpl: '${impl}' is not "fused", "composed" or "auto"`);
   }
   const prev = defaultImpl;
   defaultImpl = impl;
@@ -71,7 +87,7 @@ export interface AttentionOptions {
   /** Score scale; default 1/√D. */
   scale?: number;
   /**
-   * "fused" or "composed"; default {@link attentionImpl}. The fused kernel falls back to the
+   * "fused", "composed" or "auto"; default {@link attentionImpl}. The fused kernel falls back to the
    * composed ops for empty operands and for heads too wide for its tiles (D past 128 at 16 KiB
    * of workgroup memory).
    */
@@ -96,11 +112,14 @@ export function causalSelfAttention(
   opts: AttentionOptions = {},
 ): Tensor {
   const impl = opts.impl ?? defaultImpl;
-  if (impl !== "fused" && impl !== "composed") {
-    throw new RangeError(`causalSelfAttention: impl '${impl}' is not "fused" or "composed"`);
+  if (!IMPLS.includes(impl)) {
+    throw new RangeError(
+      `causalSelfAttention: impl '${impl}' is not "fused", "composed" or "auto"`,
+    );
   }
   const { B, Tq: T, Tk, Hq, Hkv, D } = checkAttention("causalSelfAttention", q, k, v, opts.scale);
-  if (impl === "fused" && q.size > 0 && k.size > 0 && deviceAttentionTiles(D)) {
+  const fused = impl === "fused" || (impl === "auto" && B * Hq * T * Tk * D <= AUTO_FUSED_MAX_WORK);
+  if (fused && q.size > 0 && k.size > 0 && deviceAttentionTiles(D)) {
     return fusedCausalAttention(q, k, v, { scale: opts.scale });
   }
   const G = Hq / Hkv;
