@@ -8,6 +8,11 @@
 #           adapter, the row kernels (bench/tensor), the decode matmuls against PyTorch
 #           (bench/matmul --decode), the OBRS row-pass variants (bench/obrs/sweep.sh), then the
 #           profile; each one's decision rule is in BENCHMARKS.md, "Next GPU run"
+#   fusion  the fused ops of the second no-GPU session, in one call (~5 min): their tests on the
+#           real adapter, fused against composed attention at the anchors' shapes
+#           (bench/attention), then the training step and sampling with --attention composed and
+#           fused (bench/nn/main.ts): the A/B that sets AUTO_FUSED_MAX_WORK in
+#           src/autograd/attention.ts (rule in BENCHMARKS.md, "Next GPU run")
 #   all     tests, torch, ours in order
 # Usage (from the repository root, after `source .device/enter.sh` on a host without network):
 #   bash bench/device/run.sh STAGE [OUT_DIR]
@@ -17,7 +22,7 @@
 # device call and the archive is still written; `timeout` exits 124 for a command it stopped.
 set -uo pipefail
 limit=${LIMIT_S:-170}
-stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|profile|sweep|all [OUT_DIR]}
+stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|profile|sweep|fusion|all [OUT_DIR]}
 out=${2:-${OUT:-device-out}}
 work=$(mktemp -d)
 mkdir -p "$out" "$work/torch" "$work/bench"
@@ -35,6 +40,8 @@ run_tests() {
       tests/autograd_rowops_reduce_test.ts tests/autograd_rowops_norm_test.ts \
       tests/autograd_rowops_softmax_test.ts tests/autograd_swiglu_test.ts tests/autograd_grad_sink_test.ts \
       tests/matmul_skinny_test.ts tests/obrs_gpu_lse_test.ts tests/obrs_gpu_split_test.ts \
+      tests/autograd_add_rms_test.ts tests/autograd_pending_grad_test.ts tests/autograd_norm_rope_test.ts \
+      tests/autograd_attention_fused_test.ts tests/nn_joined_split_test.ts tests/nn_joined_swiglu_test.ts \
       tests/training_mlp_test.ts
   } 2>&1 | tee "$out/tests.log" || status=1
 }
@@ -73,14 +80,29 @@ run_sweep() {
   limit=150 run_profile
 }
 
+run_fusion() {
+  {
+    nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv || true
+    timeout 150 deno test --allow-all tests/autograd_add_rms_test.ts tests/autograd_pending_grad_test.ts \
+      tests/autograd_norm_rope_test.ts tests/autograd_attention_fused_test.ts tests/nn_joined_split_test.ts \
+      tests/nn_joined_swiglu_test.ts tests/nn_joined_transformer_test.ts 2>&1 | tail -4
+    deno run -A bench/nn/dispatches.ts
+    timeout 60 deno run -A bench/attention/main.ts --json "$work/bench/attention.json"
+    for impl in composed fused; do
+      timeout 90 deno run -A bench/nn/main.ts --attention "$impl" --json "$work/bench/transformer_$impl.json"
+    done
+  } 2>&1 | tee "$out/fusion.log" || status=1
+}
+
 case "$stage" in
   tests) run_tests ;;
   torch) run_torch ;;
   ours) run_ours ;;
   profile) run_profile ;;
   sweep) run_sweep ;;
+  fusion) run_fusion ;;
   all) run_tests; run_torch; run_ours ;;
-  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, sweep, all)" >&2; exit 2 ;;
+  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, sweep, fusion, all)" >&2; exit 2 ;;
 esac
 tar czf "$out/results.tar.gz" -C "$work" .
 exit "$status"
