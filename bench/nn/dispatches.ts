@@ -12,14 +12,13 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type AttentionImpl, setAttentionImpl } from "../../src/autograd/mod.ts";
 import { ComputeBatch, type Dispatch } from "../../src/gpu/mod.ts";
 import { noGrad } from "../../src/autograd/mod.ts";
 import { initTensors, tensor, tidy } from "../../src/tensor/mod.ts";
 import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
 import { decodeStep, KVCache } from "../../src/nn/kv_cache.ts";
 import { skipGpuWork } from "./main.ts";
-import { trainAnchor } from "./setup.ts";
+import { applyAttentionFlag, trainAnchor } from "./setup.ts";
 
 /** Dispatch counts of one anchor. */
 export interface DispatchCounts {
@@ -89,13 +88,7 @@ if (import.meta.main) {
       attention: { type: "string" },
     },
   });
-  if (values.attention) {
-    if (!["fused", "composed", "auto"].includes(values.attention)) {
-      console.error(`--attention must be fused, composed or auto, got '${values.attention}'`);
-      Deno.exit(2);
-    }
-    setAttentionImpl(values.attention as AttentionImpl);
-  }
+  applyAttentionFlag(values.attention);
   const names = values.anchors?.split(",") ?? ANCHORS.map((a) => a.name);
   for (const c of await countDispatches(names)) {
     console.log(`${c.anchor}: ${c.step} dispatches per training step, ${c.decode} per decode step`);

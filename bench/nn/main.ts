@@ -21,14 +21,14 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type AttentionImpl, attentionImpl, setAttentionImpl } from "../../src/autograd/mod.ts";
+import { attentionImpl } from "../../src/autograd/mod.ts";
 import { timeBatches } from "../../src/gpu/mod.ts";
 import { initTensors, readAll } from "../../src/tensor/mod.ts";
 import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
 import { forwardFlopsPerToken, parameterCount } from "../../src/nn/config.ts";
 import { RolloutEngine } from "../../src/nn/rollout.ts";
 import { median } from "../../src/util/stats.ts";
-import { benchPrompts, trainAnchor } from "./setup.ts";
+import { applyAttentionFlag, benchPrompts, trainAnchor } from "./setup.ts";
 
 // Steps run before timing (see the warm-up comment in benchTransformer).
 const WARMUP_STEPS = 16;
@@ -242,13 +242,7 @@ if (import.meta.main) {
       attention: { type: "string" },
     },
   });
-  if (values.attention) {
-    if (!["fused", "composed", "auto"].includes(values.attention)) {
-      console.error(`--attention must be fused, composed or auto, got '${values.attention}'`);
-      Deno.exit(2);
-    }
-    setAttentionImpl(values.attention as AttentionImpl);
-  }
+  applyAttentionFlag(values.attention);
   const rt = await initTensors();
   const fallback = rt.gpu.isFallback;
   console.log(

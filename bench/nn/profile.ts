@@ -14,7 +14,6 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type AttentionImpl, setAttentionImpl } from "../../src/autograd/mod.ts";
 import {
   ComputeBatch,
   type DispatchTiming,
@@ -27,7 +26,7 @@ import {
 import { initTensors } from "../../src/tensor/mod.ts";
 import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
 import { RolloutEngine } from "../../src/nn/rollout.ts";
-import { benchPrompts, trainAnchor } from "./setup.ts";
+import { applyAttentionFlag, benchPrompts, trainAnchor } from "./setup.ts";
 
 /** The profile of one anchor. */
 export interface AnchorProfile {
@@ -178,13 +177,7 @@ if (import.meta.main) {
     console.error(`profile: --top must be a positive integer, got '${values.top}'`);
     Deno.exit(2);
   }
-  if (values.attention) {
-    if (!["fused", "composed", "auto"].includes(values.attention)) {
-      console.error(`--attention must be fused, composed or auto, got '${values.attention}'`);
-      Deno.exit(2);
-    }
-    setAttentionImpl(values.attention as AttentionImpl);
-  }
+  applyAttentionFlag(values.attention);
   const rt = await initTensors();
   console.log(
     `adapter: ${rt.gpu.adapter.description}${rt.gpu.isFallback ? " (CPU fallback)" : ""}`,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { AdamW } from "../../src/autograd/mod.ts";
+import { AdamW, type AttentionImpl, setAttentionImpl } from "../../src/autograd/mod.ts";
 import { readAll, type Tensor, tensor, tidy } from "../../src/tensor/mod.ts";
 import { type Anchor, GENERATE_BENCH } from "../../src/nn/anchors.ts";
 import { Transformer } from "../../src/nn/transformer.ts";
@@ -68,4 +68,18 @@ export function benchPrompts(rng: Rng, vocabSize: number, batch: number): Int32A
     () =>
       Int32Array.from({ length: GENERATE_BENCH.promptLength }, () => 3 + rng.int(vocabSize - 3)),
   );
+}
+
+/**
+ * Applies a bench's `--attention` flag (fused, composed or auto; absent keeps the library default);
+ * any other value is a usage error and exit code 2.
+ */
+export function applyAttentionFlag(value: string | undefined): void {
+  if (value === undefined) return;
+  const impls: readonly string[] = ["fused", "composed", "auto"];
+  if (!impls.includes(value)) {
+    console.error(`--attention must be fused, composed or auto, got '${value}'`);
+    Deno.exit(2);
+  }
+  setAttentionImpl(value as AttentionImpl);
 }
