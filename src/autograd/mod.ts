@@ -27,4 +27,9 @@ export {
   takePendingGrad,
 } from "./tape.ts";
 export * from "./optim.ts";
-export { type AttentionImpl, attentionImpl, setAttentionImpl } from "./attention.ts";
+export {
+  type AttentionImpl,
+  attentionImpl,
+  AUTO_FUSED_MAX_WORK,
+  setAttentionImpl,
+} from "./attention.ts";
