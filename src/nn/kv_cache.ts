@@ -22,7 +22,7 @@ import {
 } from "../tensor/mod.ts";
 import type { Transformer } from "./transformer.ts";
 
-const { addRmsNorm, matmul, mul, reshape, rmsNorm, slice, softmax, transpose, embedding } = ops;
+const { matmul, mul, reshape, slice, softmax, transpose, embedding } = ops;
 
 const decodeKernel: Kernel = { name: "nn_decode_attention", code: decodeSource };
 
@@ -175,16 +175,7 @@ export function decodeStep(
     throw new RangeError(`decodeStep: position ${pos} is outside the cache's [0, ${cache.Tmax})`);
   }
   const attend = fused ? decodeAttentionFused : decodeAttentionComposed;
-  let x = embedding(model.embed, reshape(tokens, [B, 1]));
-  // Each residual add is fused with the RMSNorm that reads its sum (the next block's input norm,
-  // the final norm after the last block): one dispatch where add + rmsNorm took two.
-  let h = rmsNorm(x, model.blocks[0]?.inputNorm ?? model.finalNorm, c.normEps);
-  model.blocks.forEach((b, l) => {
-    const { q, k, v } = model.qkv(b, h, pos);
-    const att = attend(q, k, v, cache, l, pos);
-    ({ sum: x, normed: h } = addRmsNorm(x, matmul(att, transpose(b.wo)), b.postNorm, c.normEps));
-    const next = model.blocks[l + 1]?.inputNorm ?? model.finalNorm;
-    ({ sum: x, normed: h } = addRmsNorm(x, model.mlp(b, h), next, c.normEps));
-  });
+  const x = embedding(model.embed, reshape(tokens, [B, 1]));
+  const h = model.blocksOver(x, pos, (l, q, k, v) => attend(q, k, v, cache, l, pos), true);
   return reshape(model.classify(h), [B, c.vocabSize]);
 }

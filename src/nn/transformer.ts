@@ -395,10 +395,7 @@ export class Transformer {
     return this.classify(this.#stream(tokens, undefined, true));
   }
 
-  // The blocks over `tokens`: the residual stream after the last one, or with `finalNormed` that
-  // stream through the final RMSNorm. Each residual add is fused with the RMSNorm that reads its
-  // sum (the block's post-attention norm, the next block's input norm, the final norm): one
-  // dispatch where add + rmsNorm took two.
+  // Checks `tokens` and runs the blocks over their embedding with causal self-attention.
   #stream(
     tokens: Tensor,
     onKv: ((layer: number, k: Tensor, v: Tensor) => void) | undefined,
@@ -412,18 +409,38 @@ export class Transformer {
     if (T > c.maxSeqLen) {
       throw new RangeError(`transformer: sequence length ${T} exceeds maxSeqLen ${c.maxSeqLen}`);
     }
-    let x = embedding(this.embed, tokens);
+    const attend = (l: number, q: Tensor, k: Tensor, v: Tensor) => {
+      onKv?.(l, k, v);
+      return reshape(causalSelfAttention(q, k, v), [B, T, c.heads * c.headDim]);
+    };
+    return this.blocksOver(embedding(this.embed, tokens), 0, attend, finalNormed);
+  }
+
+  /**
+   * Every block over the residual stream `x` [B, T, C] at positions `offset..`, with
+   * `attend(layer, q, k, v)` giving a layer's attention output [B, T, heads·D] (causal attention in
+   * training, the KV cache in a decode step). Returns the residual stream after the last block, or
+   * with `finalNormed` that stream through the final RMSNorm. Each residual add is fused with the
+   * RMSNorm that reads its sum (the block's post-attention norm, the next block's input norm, the
+   * final norm): one dispatch where add + rmsNorm took two.
+   */
+  blocksOver(
+    x: Tensor,
+    offset: number,
+    attend: (layer: number, q: Tensor, k: Tensor, v: Tensor) => Tensor,
+    finalNormed: boolean,
+  ): Tensor {
+    const eps = this.config.normEps;
     const first = this.blocks[0]?.inputNorm ?? (finalNormed ? this.finalNorm : null);
     if (!first) return x;
-    let h = rmsNorm(x, first, c.normEps);
+    let h = rmsNorm(x, first, eps);
     for (const [l, b] of this.blocks.entries()) {
-      const { q, k, v } = this.qkv(b, h, 0);
-      onKv?.(l, k, v);
-      const att = reshape(causalSelfAttention(q, k, v), [B, T, c.heads * c.headDim]);
-      ({ sum: x, normed: h } = addRmsNorm(x, matmul(att, transpose(b.wo)), b.postNorm, c.normEps));
+      const { q, k, v } = this.qkv(b, h, offset);
+      const att = attend(l, q, k, v);
+      ({ sum: x, normed: h } = addRmsNorm(x, matmul(att, transpose(b.wo)), b.postNorm, eps));
       const m = this.mlp(b, h);
       const next = this.blocks[l + 1]?.inputNorm ?? (finalNormed ? this.finalNorm : null);
-      if (next) ({ sum: x, normed: h } = addRmsNorm(x, m, next, c.normEps));
+      if (next) ({ sum: x, normed: h } = addRmsNorm(x, m, next, eps));
       else x = add(x, m);
     }
     return finalNormed ? h : x;
