@@ -10,6 +10,7 @@ import { empty, fillInPlace, materialize, runtime, type Tensor } from "../tensor
 import { broadcastShapes, fmtShape, sameShape } from "../tensor/shape.ts";
 import { gradSink, needsGrad, record } from "./tape.ts";
 import { expand, transpose } from "./views.ts";
+import { splitPartialsInto } from "./grad_sums.ts";
 
 /** A stored matrix operand: a buffer holding `batch` row-major matrices, maybe transposed. */
 interface Operand {
@@ -50,6 +51,8 @@ function mm(
   shape: number[],
   into?: Tensor,
 ): Tensor {
+  // a gradient summed into `into` (a weight's .grad): split-K partials join the pass's deferred sums
+  const splitPartials = into ? splitPartialsInto(into) : undefined;
   const c = into ?? empty(shape, "f32", "matmul");
   if (c.size === 0 || (into && K === 0)) return c;
   if (K === 0) return fillInPlace(c, 0);
@@ -68,6 +71,7 @@ function mm(
       strideC: M * N,
       transA: a.trans,
       transB: b.trans,
+      splitPartials,
     })
   );
   return c;

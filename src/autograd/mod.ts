@@ -33,3 +33,13 @@ export {
   AUTO_FUSED_MAX_WORK,
   setAttentionImpl,
 } from "./attention.ts";
+export {
+  beginGradSums,
+  deferredGradSumsEnabled,
+  deferredPartials,
+  endGradSums,
+  GRAD_SUMS_MAX_BYTES,
+  isDeferredPartials,
+  setDeferredGradSums,
+  splitPartialsInto,
+} from "./grad_sums.ts";

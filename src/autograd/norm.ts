@@ -11,7 +11,7 @@ import { empty, f32, launch1d, materialize, params, runtime, type Tensor } from 
 import { fmtShape, sameShape } from "../tensor/shape.ts";
 import { add } from "./elementwise.ts";
 import { needsGrad, record, takePendingGrad } from "./tape.ts";
-import { weightGradFromPartials } from "./reduce.ts";
+import { weightGradFromPartials, weightGradPartials } from "./reduce.ts";
 import { rowTileK } from "./row_tile.ts";
 
 // Rows per partial column sum of the scalar weight-gradient kernels: enough chunks to fill a
@@ -191,7 +191,7 @@ function recordRms(plan: RmsPlan, x: Tensor, weight: Tensor): Tensor {
   return record(plan.y, "rmsNorm", [x, weight], (g) => {
     const gs = materialize(g);
     const dx = empty(x.shape, "f32", "grad");
-    const dwParts = empty([chunks, C], "f32", "grad");
+    const dwParts = weightGradPartials(weight, chunks, C);
     if (fused) {
       // x's gradient from its other consumers (the residual stream's) is added here, not by the tape
       const addend = needsGrad(x) ? takePendingGrad(x) : null;
@@ -255,8 +255,8 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   return record(y, "layerNorm", [x, weight, bias], (g) => {
     const gs = materialize(g);
     const dx = empty(x.shape, "f32", "grad");
-    const dw = empty([chunks, C], "f32", "grad");
-    const db = empty([chunks, C], "f32", "grad");
+    const dw = weightGradPartials(weight, chunks, C);
+    const db = weightGradPartials(bias, chunks, C);
     if (fused) {
       rt.dispatch({
         kernel: normKernel,

@@ -10,6 +10,7 @@ import { fmtShape } from "../tensor/shape.ts";
 import { gradSink, record } from "./tape.ts";
 import { div, eq, mul } from "./elementwise.ts";
 import { expand, reshape } from "./views.ts";
+import { deferredPartials, isDeferredPartials } from "./grad_sums.ts";
 
 const reduceKernel: Kernel = { name: "ops_reduce", code: reduceSource };
 
@@ -184,12 +185,25 @@ export function addColumnSums(src: Tensor, target: Tensor): void {
 }
 
 /**
+ * Where a backward closure writes the per-block partial rows [blocks, C] of `weight`'s gradient
+ * for {@link weightGradFromPartials}: in the pass's deferred-sums arena when the weight is a leaf
+ * whose `.grad` can take them (one dispatch then sums every weight's partials at the end of the
+ * pass; see grad_sums.ts), else a new tensor.
+ */
+export function weightGradPartials(weight: Tensor, blocks: number, C: number): Tensor {
+  const sink = gradSink(weight);
+  const deferred = sink && !sink.transposed ? deferredPartials(sink.grad, blocks, C) : null;
+  return deferred ?? empty([blocks, C], "f32", "grad");
+}
+
+/**
  * A weight's gradient from per-block partial rows `parts` [blocks, C] (the fused norm backward
  * kernels write one row per block of input rows): added straight into the weight's `.grad` when it
  * is a leaf to sink into (then null, so the tape adds nothing), else summed into a [C] gradient for
  * the tape.
  */
 export function weightGradFromPartials(parts: Tensor, weight: Tensor): Tensor | null {
+  if (isDeferredPartials(parts)) return null; // summed into .grad at the end of the pass
   const sink = gradSink(weight);
   if (sink && !sink.transposed) {
     addColumnSums(parts, sink.grad);

@@ -10,6 +10,7 @@
 import { type GradNode, keep, materialize, ones, type Tensor, tidy, zeros } from "../tensor/mod.ts";
 import { fmtShape, sameShape } from "../tensor/shape.ts";
 import { accumulateInto, add } from "./elementwise.ts";
+import { beginGradSums, endGradSums } from "./grad_sums.ts";
 
 let gradEnabled = true;
 
@@ -127,6 +128,9 @@ export function backward(root: Tensor, grad?: Tensor): void {
   noGrad(() => {
     const order = topo(root);
     const grads = new Map<Tensor, Tensor>([[root, grad ? own(grad) : keepIn(ones(root.shape))]]);
+    // weights' partial gradient sums are added to their .grad by one dispatch at the end
+    beginGradSums();
+    let done = false;
     try {
       for (let i = order.length - 1; i >= 0; i--) {
         const t = order[i];
@@ -177,7 +181,9 @@ export function backward(root: Tensor, grad?: Tensor): void {
         }
         g.dispose();
       }
+      done = true;
     } finally {
+      endGradSums(done);
       // also on error: in-flight gradients must not leak out of the pool
       for (const g of grads.values()) g.dispose();
     }

@@ -39,6 +39,13 @@ export interface MatmulParams extends MatmulShape {
   skinnyTiling?: Omit<SkinnyOverride, "kSplits">;
   /** Tuning of the `vec4` kernel (tests and benchmarks); default {@link DEFAULT_VEC4_TUNING}. */
   vec4Tuning?: Partial<Vec4Tuning>;
+  /**
+   * With `accumulate`, when K is split: where the caller wants the `splits` partial products of
+   * `elements` (M·N) floats each, written one after another, to sum them into C itself (autograd
+   * sums every weight gradient's partials in one dispatch per backward pass); the reduction is
+   * then not recorded. Returning null keeps the usual scratch buffer and reduction.
+   */
+  splitPartials?: (splits: number, elements: number) => BufferSlice | null;
 }
 
 /** The `override` constants of matmul_vec4.wgsl that trade speed, not results. */
@@ -374,7 +381,18 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
   if (split.splits > 1) {
     // C is not bound by the product, so the plain (not aliased) kernel serves.
     const kernel = matmulKernel(variant, form);
-    encodeSplitK(batch, gpu, { ...plan, kernel, constants, grid: [gx, gy], a, b, c, split });
+    const partialsAt = plan.accumulate ? p.splitPartials : undefined;
+    encodeSplitK(batch, gpu, {
+      ...plan,
+      kernel,
+      constants,
+      grid: [gx, gy],
+      a,
+      b,
+      c,
+      split,
+      partialsAt,
+    });
     return;
   }
   const kernel = matmulKernel(variant, { ...form, aliased });

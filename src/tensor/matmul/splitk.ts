@@ -102,9 +102,14 @@ export interface SplitKJob {
   b: BufferSlice;
   c: BufferSlice;
   split: KSplit;
+  /** Where the caller takes the partials to sum them itself (see `MatmulParams.splitPartials`). */
+  partialsAt?: (splits: number, elements: number) => BufferSlice | null;
 }
 
-/** Records the split product into scratch and the reduction into C. */
+/**
+ * Records the split product into scratch and the reduction into C, or, when `job.partialsAt`
+ * gives a place, the product alone into that place.
+ */
 export function encodeSplitK(batch: ComputeBatch, gpu: GpuContext, job: SplitKJob): void {
   const { M, N, K, split } = job;
   const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535;
@@ -119,7 +124,9 @@ export function encodeSplitK(batch: ComputeBatch, gpu: GpuContext, job: SplitKJo
   if (split.splits > maxDim) {
     throw new RangeError(`matmul: ${split.splits} splits exceed ${maxDim} workgroups along z`);
   }
-  const partials: BufferSlice = { buffer: scratchBuffer(gpu, bytes), offset: 0, size: bytes };
+  const taken = job.partialsAt?.(split.splits, M * N) ?? null;
+  const partials: BufferSlice = taken ??
+    { buffer: scratchBuffer(gpu, bytes), offset: 0, size: bytes };
   const params = [M, N, K, job.strideA, job.strideB, M * N, 0, split.chunk];
   batch.dispatch({
     kernel: job.kernel,
@@ -127,6 +134,7 @@ export function encodeSplitK(batch: ComputeBatch, gpu: GpuContext, job: SplitKJo
     bindings: [job.a, job.b, partials, new Uint32Array(params)],
     workgroups: [job.grid[0], job.grid[1], split.splits],
   });
+  if (taken) return; // the caller sums them into C
   const count = M * N;
   batch.dispatch({
     kernel: reduceKernel,
