@@ -13,12 +13,12 @@
  */
 import { parseArgs } from "node:util";
 import { ComputeBatch, type Dispatch } from "../../src/gpu/mod.ts";
-import { noGrad } from "../../src/autograd/mod.ts";
+import { gradSumsStats, noGrad } from "../../src/autograd/mod.ts";
 import { initTensors, tensor, tidy } from "../../src/tensor/mod.ts";
 import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
 import { decodeStep, KVCache } from "../../src/nn/kv_cache.ts";
 import { skipGpuWork } from "./main.ts";
-import { applyAttentionFlag, trainAnchor } from "./setup.ts";
+import { applyAttentionFlag, applySplitDeferFlag, trainAnchor } from "./setup.ts";
 
 /** Dispatch counts of one anchor. */
 export interface DispatchCounts {
@@ -30,6 +30,8 @@ export interface DispatchCounts {
   decode: number;
   /** The step's dispatches by `kernel:entryPoint`, most first. */
   stepByKernel: [string, number][];
+  /** Bytes of the arena holding a step's deferred gradient partials (src/autograd/grad_sums.ts). */
+  partialsBytes: number;
   /** The decode step's dispatches by `kernel:entryPoint`, most first. */
   decodeByKernel: [string, number][];
 }
@@ -55,6 +57,7 @@ export async function countDispatches(names: readonly string[]): Promise<Dispatc
     tally.clear();
     step();
     const stepByKernel = sorted();
+    const partialsBytes = gradSumsStats().bytes;
     rt.flush();
     disposeTraining();
     const B = GENERATE_BENCH.batch, P = GENERATE_BENCH.promptLength;
@@ -74,6 +77,7 @@ export async function countDispatches(names: readonly string[]): Promise<Dispatc
       decode: total(decodeByKernel),
       stepByKernel,
       decodeByKernel,
+      partialsBytes,
     });
   }
   return out;
@@ -86,12 +90,17 @@ if (import.meta.main) {
       anchors: { type: "string" },
       "by-kernel": { type: "boolean", default: false },
       attention: { type: "string" },
+      "defer-split-mb": { type: "string" },
     },
   });
   applyAttentionFlag(values.attention);
+  applySplitDeferFlag(values["defer-split-mb"]);
   const names = values.anchors?.split(",") ?? ANCHORS.map((a) => a.name);
   for (const c of await countDispatches(names)) {
-    console.log(`${c.anchor}: ${c.step} dispatches per training step, ${c.decode} per decode step`);
+    console.log(
+      `${c.anchor}: ${c.step} dispatches per training step, ${c.decode} per decode step ` +
+        `(deferred gradient partials: ${(c.partialsBytes / 2 ** 20).toFixed(1)} MiB)`,
+    );
     if (values["by-kernel"]) {
       for (const [k, n] of c.stepByKernel) console.log(`  step   ${String(n).padStart(4)} ${k}`);
       for (const [k, n] of c.decodeByKernel) console.log(`  decode ${String(n).padStart(4)} ${k}`);

@@ -16,6 +16,7 @@
  * deno run -A bench/nn/main.ts --torch torch   # ratios to bench/torch/{train_step,generate}.py --out torch/…
  * deno run -A bench/nn/main.ts --host-only     # the host side alone at the issue shapes (any machine)
  * deno run -A bench/nn/main.ts --attention fused  # fused attention kernel everywhere (default auto: by size)
+ * deno run -A bench/nn/main.ts --defer-split-mb 0 # split-K weight gradients reduced at once (default: ≤ 4 MiB deferred)
  * ```
  *
  * @module
@@ -28,7 +29,7 @@ import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
 import { forwardFlopsPerToken, parameterCount } from "../../src/nn/config.ts";
 import { RolloutEngine } from "../../src/nn/rollout.ts";
 import { median } from "../../src/util/stats.ts";
-import { applyAttentionFlag, benchPrompts, trainAnchor } from "./setup.ts";
+import { applyAttentionFlag, applySplitDeferFlag, benchPrompts, trainAnchor } from "./setup.ts";
 
 // Steps run before timing (see the warm-up comment in benchTransformer).
 const WARMUP_STEPS = 16;
@@ -240,9 +241,11 @@ if (import.meta.main) {
       json: { type: "string" },
       torch: { type: "string" },
       attention: { type: "string" },
+      "defer-split-mb": { type: "string" },
     },
   });
   applyAttentionFlag(values.attention);
+  applySplitDeferFlag(values["defer-split-mb"]);
   const rt = await initTensors();
   const fallback = rt.gpu.isFallback;
   console.log(

@@ -26,7 +26,7 @@ import {
 import { initTensors } from "../../src/tensor/mod.ts";
 import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
 import { RolloutEngine } from "../../src/nn/rollout.ts";
-import { applyAttentionFlag, benchPrompts, trainAnchor } from "./setup.ts";
+import { applyAttentionFlag, applySplitDeferFlag, benchPrompts, trainAnchor } from "./setup.ts";
 
 /** The profile of one anchor. */
 export interface AnchorProfile {
@@ -170,6 +170,7 @@ if (import.meta.main) {
       top: { type: "string", default: "20" },
       json: { type: "string" },
       attention: { type: "string" },
+      "defer-split-mb": { type: "string" },
     },
   });
   const top = Number(values.top);
@@ -178,6 +179,7 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   applyAttentionFlag(values.attention);
+  applySplitDeferFlag(values["defer-split-mb"]);
   const rt = await initTensors();
   console.log(
     `adapter: ${rt.gpu.adapter.description}${rt.gpu.isFallback ? " (CPU fallback)" : ""}`,

@@ -4,7 +4,12 @@
  *
  * @module
  */
-import { AdamW, type AttentionImpl, setAttentionImpl } from "../../src/autograd/mod.ts";
+import {
+  AdamW,
+  type AttentionImpl,
+  setAttentionImpl,
+  setDeferredGradSums,
+} from "../../src/autograd/mod.ts";
 import { readAll, type Tensor, tensor, tidy } from "../../src/tensor/mod.ts";
 import { type Anchor, GENERATE_BENCH } from "../../src/nn/anchors.ts";
 import { Transformer } from "../../src/nn/transformer.ts";
@@ -82,4 +87,21 @@ export function applyAttentionFlag(value: string | undefined): void {
     Deno.exit(2);
   }
   setAttentionImpl(value as AttentionImpl);
+}
+
+/**
+ * Applies a bench's `--defer-split-mb` flag: the largest split-K weight-gradient partials (MiB)
+ * summed with the backward pass's other deferred gradient sums instead of by a reduction dispatch
+ * of their own (src/autograd/grad_sums.ts; absent keeps the library default, 0 defers none,
+ * `off` turns deferred sums off altogether). A bad value is a usage error and exit code 2.
+ */
+export function applySplitDeferFlag(value: string | undefined): void {
+  if (value === undefined) return;
+  if (value === "off") return setDeferredGradSums(false);
+  const mb = Number(value);
+  if (!(mb >= 0) || !Number.isFinite(mb)) {
+    console.error(`--defer-split-mb must be a number of MiB >= 0 or 'off', got '${value}'`);
+    Deno.exit(2);
+  }
+  setDeferredGradSums(true, { splitMaxBytes: mb * 2 ** 20 });
 }

@@ -21,7 +21,16 @@ import type { TensorRuntime } from "../tensor/mod.ts";
 const sumsKernel: Kernel = { name: "grad_sums", code: sumsSource };
 
 /** Most bytes of partials the arena holds (a larger pass reduces the rest weight by weight). */
-export const GRAD_SUMS_MAX_BYTES = 512 * 2 ** 20;
+export const GRAD_SUMS_MAX_BYTES = 256 * 2 ** 20;
+
+/**
+ * Largest split-K partials (all splits of one weight gradient, bytes) that are deferred by
+ * default. A split product reduced at once reads its partials back from the shared scratch while
+ * they are in L2 (50 MB on an H100); deferred, they make a round trip to memory, 2 × 4 MiB ≈ 2.8 µs
+ * at 3 TB/s against the ~11.5 µs a dispatch costs there. Larger ones (the 128×128-tile kernel's
+ * 256 tiles of partials are 16 MiB) would spend about what the dispatch saves.
+ */
+export const GRAD_SUMS_SPLIT_MAX_BYTES = 4 * 2 ** 20;
 
 // kernels/grad_sums.wgsl: table length and columns per workgroup
 const MAX_SEG = 256;
@@ -56,18 +65,27 @@ interface Arena {
 const arenas = new WeakMap<TensorRuntime, Arena>();
 const deferredParts = new WeakSet<Tensor>();
 let enabled = true;
+let splitMaxBytes = GRAD_SUMS_SPLIT_MAX_BYTES;
 
 /**
  * Turns deferred gradient sums on (the default) or off (each weight then reduces its own partials
- * at once, as before): for A/B benchmarks and the tests that compare the two.
+ * at once, as before), and sets the largest split-K partials deferred (default
+ * {@link GRAD_SUMS_SPLIT_MAX_BYTES}; 0 defers none): for A/B benchmarks and tests.
  */
-export function setDeferredGradSums(on: boolean): void {
+export function setDeferredGradSums(on: boolean, opts: { splitMaxBytes?: number } = {}): void {
   enabled = on;
+  splitMaxBytes = opts.splitMaxBytes ?? GRAD_SUMS_SPLIT_MAX_BYTES;
 }
 
 /** Whether backward passes defer weight gradients' partial sums (see {@link setDeferredGradSums}). */
 export function deferredGradSumsEnabled(): boolean {
   return enabled;
+}
+
+/** The deferred-sums arena of the current runtime: chunks, bytes held, bytes the largest pass asked for. */
+export function gradSumsStats(): { chunks: number; bytes: number; wantedBytes: number } {
+  const a = arenaOf(runtime());
+  return { chunks: a.chunks.length, bytes: 4 * capacityOf(a), wantedBytes: 4 * a.wanted };
 }
 
 function arenaOf(rt: TensorRuntime): Arena {
@@ -203,6 +221,7 @@ export function splitPartialsInto(
 ): ((splits: number, elements: number) => BufferSlice | null) | undefined {
   if (arenaOf(runtime()).depth === 0 || !enabled) return undefined;
   return (splits, elements) => {
+    if (splits * elements * 4 > splitMaxBytes) return null;
     const t = deferredPartials(dst, splits, elements);
     if (!t) return null;
     const slice = { buffer: t.storageBuffer, offset: t.offset * 4, size: t.size * 4 };

@@ -39,6 +39,8 @@ export {
   deferredPartials,
   endGradSums,
   GRAD_SUMS_MAX_BYTES,
+  GRAD_SUMS_SPLIT_MAX_BYTES,
+  gradSumsStats,
   isDeferredPartials,
   setDeferredGradSums,
   splitPartialsInto,
