@@ -18,10 +18,12 @@ import * as at from "./attention.ts";
 import * as sg from "./swiglu.ts";
 import * as nr from "./norm_rope.ts";
 import * as sp from "./split.ts";
+import * as qh from "./qkv_heads.ts";
 export type { Operand } from "./elementwise.ts";
 export type { CrossEntropyOptions } from "./softmax.ts";
 export type { AddRmsNormResult, RopeOptions } from "./norm.ts";
 export type { RmsNormRopeOptions } from "./norm_rope.ts";
+export type { QkvHeads, QkvNormRopeOptions } from "./qkv_heads.ts";
 export type { AttentionOptions } from "./attention.ts";
 
 function scoped<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
@@ -70,6 +72,8 @@ export const swiglu: typeof sg.swiglu = scoped(sg.swiglu);
 export const swigluJoined: typeof sg.swigluJoined = scoped(sg.swigluJoined);
 /** See split.ts `splitLast` (several results: their temporaries stay with the enclosing scope). */
 export const splitLast: typeof sp.splitLast = sp.splitLast;
+/** See qkv_heads.ts `qkvNormRope` (several results: their temporaries stay with the enclosing scope). */
+export const qkvNormRope: typeof qh.qkvNormRope = qh.qkvNormRope;
 /** See elementwise.ts `sqrt`. */
 export const sqrt: typeof el.sqrt = scoped(el.sqrt);
 /** See elementwise.ts `sub`. */
