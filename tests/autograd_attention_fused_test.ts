@@ -1,4 +1,4 @@
-// The fused causal attention kernel (kernels/attention_fused.wgsl) against the float64 reference:
+// Version 1 of the fused causal attention kernel (kernels/attention_fused.wgsl) against the float64 reference:
 // forward over many shapes and seeds (Tq = Tk and Tq < Tk, T = 1, odd sizes, GQA, peaked and flat
 // rows, at 16 KiB of workgroup memory and at the device's limit), backward against central finite
 // differences of the reference (small shapes) and against a float64 analytic backward and the
@@ -12,7 +12,11 @@ import {
   ops,
   setAttentionImpl,
 } from "../src/autograd/mod.ts";
-import { deviceAttentionTiles, fusedAttentionTiles } from "../src/autograd/attention_fused.ts";
+import {
+  deviceAttentionTiles,
+  fusedAttentionTiles,
+  setFusedAttentionVersion,
+} from "../src/autograd/attention_fused.ts";
 import { AUTO_FUSED_MAX_WORK } from "../src/autograd/attention.ts";
 import { type Arr, attentionRef, finiteDiff } from "../src/autograd/reference.ts";
 import { readAll, runtime, type Tensor, tensor, tidy, zeros } from "../src/tensor/mod.ts";
@@ -20,6 +24,7 @@ import { ComputeBatch } from "../src/gpu/mod.ts";
 import { validateModelConfig } from "../src/nn/config.ts";
 import { Transformer } from "../src/nn/transformer.ts";
 import { Rng } from "../src/util/rng.ts";
+import { attentionBackwardRef, type Case, inputs, label } from "./autograd_attention_util.ts";
 import {
   assertClose,
   assertNoGpuErrors,
@@ -30,90 +35,16 @@ import {
   up,
 } from "./autograd_util.ts";
 
-interface Case {
-  B: number;
-  Tq: number;
-  Tk: number;
-  Hq: number;
-  Hkv: number;
-  D: number;
-  /** Multiplies q: 30 gives peaked rows, 0 flat ones (uniform attention). */
-  qScale?: number;
-}
-
 const SMALL_WG = 16384;
-
-function inputs(rng: Rng, c: Case): [Arr, Arr, Arr] {
-  return [
-    randArr(rng, [c.B, c.Tq, c.Hq, c.D], c.qScale ?? 1),
-    randArr(rng, [c.B, c.Tk, c.Hkv, c.D]),
-    randArr(rng, [c.B, c.Tk, c.Hkv, c.D]),
-  ];
-}
-
-const label = (c: Case) =>
-  `B=${c.B} Tq=${c.Tq} Tk=${c.Tk} Hq=${c.Hq} Hkv=${c.Hkv} D=${c.D}` +
-  (c.qScale !== undefined ? ` q×${c.qScale}` : "");
-
-/**
- * Float64 gradients of Σ attention(q, k, v) ⊙ dO with respect to q, k and v, written out as the
- * kernel computes them (P from the scores, dS = P ⊙ (dO·Vᵀ − rowsum(dO ∘ O))); checked against
- * finite differences of `attentionRef` below before it checks anything else.
- */
-function attentionBackwardRef(q: Arr, k: Arr, v: Arr, dO: Arr, scale?: number): Arr[] {
-  const [B, T, Hq, D] = q.shape;
-  const [, Tk, Hkv] = k.shape;
-  const G = Hq / Hkv;
-  const sc = scale ?? 1 / Math.sqrt(D);
-  const dq = new Float64Array(q.data.length);
-  const dk = new Float64Array(k.data.length);
-  const dv = new Float64Array(v.data.length);
-  const ix = (TT: number, H: number, b: number, t: number, h: number) => ((b * TT + t) * H + h) * D;
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < Hq; h++) {
-      const kh = Math.floor(h / G);
-      for (let t = 0; t < T; t++) {
-        const last = t + Tk - T;
-        const qi = ix(T, Hq, b, t, h);
-        const p = new Float64Array(last + 1);
-        let m = -Infinity;
-        for (let u = 0; u <= last; u++) {
-          let s = 0;
-          for (let d = 0; d < D; d++) s += q.data[qi + d] * k.data[ix(Tk, Hkv, b, u, kh) + d];
-          p[u] = s * sc;
-          m = Math.max(m, p[u]);
-        }
-        let z = 0;
-        for (let u = 0; u <= last; u++) z += p[u] = Math.exp(p[u] - m);
-        for (let u = 0; u <= last; u++) p[u] /= z;
-        const dp = new Float64Array(last + 1);
-        let delta = 0;
-        for (let u = 0; u <= last; u++) {
-          const vi = ix(Tk, Hkv, b, u, kh);
-          for (let d = 0; d < D; d++) dp[u] += dO.data[qi + d] * v.data[vi + d];
-          delta += p[u] * dp[u];
-        }
-        for (let u = 0; u <= last; u++) {
-          const ki = ix(Tk, Hkv, b, u, kh);
-          const ds = p[u] * (dp[u] - delta) * sc;
-          for (let d = 0; d < D; d++) {
-            dq[qi + d] += ds * k.data[ki + d];
-            dk[ki + d] += ds * q.data[qi + d];
-            dv[ki + d] += p[u] * dO.data[qi + d];
-          }
-        }
-      }
-    }
-  }
-  return [dq, dk, dv].map((data, i) => ({ data, shape: [...[q, k, v][i].shape] }));
-}
 
 // Forward over many shapes: every case's output in one readback.
 async function checkForward(cases: Case[], seed: number, workgroupBytes?: number) {
   const rng = new Rng(seed);
   const ins = cases.map((c) => inputs(rng, c));
   const outs = tidy(() =>
-    ins.map(([q, k, v]) => ops.fusedCausalAttention(up(q), up(k), up(v), { workgroupBytes }))
+    ins.map(([q, k, v]) =>
+      ops.fusedCausalAttention(up(q), up(k), up(v), { workgroupBytes, version: 1 })
+    )
   );
   const got = await readAll(outs);
   outs.forEach((o) => o.dispose());
@@ -220,7 +151,7 @@ Deno.test("fused attention backward: finite differences of the float64 reference
       await checkOp({
         name: `fused attention ${label(c)}`,
         inputs: inputs(rng, c),
-        gpu: ([q, k, v]) => ops.fusedCausalAttention(q, k, v, { workgroupBytes }),
+        gpu: ([q, k, v]) => ops.fusedCausalAttention(q, k, v, { workgroupBytes, version: 1 }),
         ref: ([q, k, v]) => attentionRef(q, k, v),
         fwd: [1e-5, 1e-4],
         gpuH: i === 0 ? 1e-2 : 0,
@@ -239,7 +170,7 @@ async function backwardErrors(rng: Rng, c: Case, workgroupBytes?: number, scale?
     const ts = [q, k, v].map((a) => up(a, true));
     tidy(() => {
       const o = impl === "fused"
-        ? ops.fusedCausalAttention(ts[0], ts[1], ts[2], { workgroupBytes, scale })
+        ? ops.fusedCausalAttention(ts[0], ts[1], ts[2], { workgroupBytes, scale, version: 1 })
         : ops.causalSelfAttention(ts[0], ts[1], ts[2], { impl, scale });
       backward(o, up(dO));
     });
@@ -317,9 +248,9 @@ Deno.test("fused attention: one dispatch forward, two backward; strided inputs; 
   // strided q (a transposed view of [B, Hq, Tq, D]) gives the same result and gradient
   const qT = up({ data: transposeHeads(q), shape: [c.B, c.Hq, c.Tq, c.D] }, true);
   const outs = tidy(() => {
-    const o = ops.fusedCausalAttention(qT.transpose(1, 2), ts[1], ts[2]);
+    const o = ops.fusedCausalAttention(qT.transpose(1, 2), ts[1], ts[2], { version: 1 });
     backward(o, dO);
-    backward(ops.fusedCausalAttention(ts[0], ts[1], ts[2]), dO);
+    backward(ops.fusedCausalAttention(ts[0], ts[1], ts[2], { version: 1 }), dO);
     return [o];
   });
   const [o, gqT, gq] = await readAll([outs[0], qT.grad!, ts[0].grad!]);
@@ -412,6 +343,7 @@ Deno.test("transformer loss and gradients: fused attention as composed", async (
   const tgts = Int32Array.from(toks, (_, i) => (i % T < T - 1 ? toks[i + 1] : -1));
   const run = async (impl: "fused" | "composed") => {
     const prev = setAttentionImpl(impl);
+    const prevVersion = setFusedAttentionVersion(1);
     try {
       const model = Transformer.init(cfg, { seed: 3, std: 0.3 });
       const params = model.parameters();
@@ -426,6 +358,7 @@ Deno.test("transformer loss and gradients: fused attention as composed", async (
       return vals;
     } finally {
       setAttentionImpl(prev);
+      setFusedAttentionVersion(prevVersion);
     }
   };
   const composed = await run("composed"), fused = await run("fused");

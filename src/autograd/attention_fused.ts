@@ -11,6 +11,7 @@ import { grid, type Kernel } from "../gpu/mod.ts";
 import { empty, f32, materialize, params, runtime, type Tensor } from "../tensor/mod.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { needsGrad, record } from "./tape.ts";
+import { flashAttentionTiles, flashCausalAttention, type FlashTiles } from "./attention_flash.ts";
 
 const attentionKernel: Kernel = { name: "attention_fused", code: attentionSource };
 
@@ -147,6 +148,60 @@ export interface FusedAttentionOptions {
   scale?: number;
   /** Workgroup memory the tiles may use; default the device's limit. Tests pass 16384. */
   workgroupBytes?: number;
+  /** Kernel version; default {@link fusedAttentionVersion}. */
+  version?: FusedAttentionVersion;
+  /** Version 2's tiles instead of the largest that fit (tests; they must fit the device). */
+  flashTiles?: FlashTiles;
+}
+
+/**
+ * 1: kernels/attention_fused.wgsl (one score per thread); 2: kernels/attention_flash.wgsl
+ * (register-tiled, attention_flash.ts), which falls back to 1 where D is not a multiple of 4 or its
+ * tiles do not fit the workgroup memory.
+ */
+export type FusedAttentionVersion = 1 | 2;
+
+let defaultVersion: FusedAttentionVersion = 2;
+
+/**
+ * Sets the kernel version {@link fusedCausalAttention} uses when a call does not name one (default
+ * 2); returns the previous one. Benches and tests compare the two with it.
+ *
+ * @example
+ * ```ts
+ * const prev = setFusedAttentionVersion(1);
+ * try { model.loss(tokens, targets).backward(); } finally { setFusedAttentionVersion(prev); }
+ * ```
+ */
+export function setFusedAttentionVersion(version: FusedAttentionVersion): FusedAttentionVersion {
+  if (version !== 1 && version !== 2) {
+    throw new RangeError(`setFusedAttentionVersion: ${version} is not 1 or 2`);
+  }
+  const prev = defaultVersion;
+  defaultVersion = version;
+  return prev;
+}
+
+/** The kernel version {@link fusedCausalAttention} uses by default. */
+export function fusedAttentionVersion(): FusedAttentionVersion {
+  return defaultVersion;
+}
+
+/**
+ * Version 2's tiles on this device for head dimension `D` (null: version 1 runs instead).
+ *
+ * @example
+ * ```ts
+ * deviceFlashTiles(64)?.forward; // { tr: 8, tc: 8, dv: 2, pad: 1 } at 32 KiB
+ * ```
+ */
+export function deviceFlashTiles(D: number, workgroupBytes?: number): FlashTiles | null {
+  const limits = runtime().gpu.limits;
+  return flashAttentionTiles(
+    D,
+    workgroupBytes ?? limits.maxComputeWorkgroupStorageSize ?? 16384,
+    limits.maxComputeInvocationsPerWorkgroup ?? 256,
+  );
 }
 
 /** The tiles the device's limits allow for head dimension `D` (null: use the composed op). */
@@ -190,11 +245,17 @@ export function fusedCausalAttention(
   if (q.size === 0 || k.size === 0) {
     throw new RangeError(`${op}: q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}: empty operands`);
   }
+  const version = opts.version ?? defaultVersion;
+  if (version !== 1 && version !== 2) {
+    throw new RangeError(`${op}: version ${version} is not 1 or 2`);
+  }
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const flash = version === 2 ? opts.flashTiles ?? deviceFlashTiles(D, opts.workgroupBytes) : null;
+  if (flash) return flashCausalAttention(q, k, v, { B, Tq, Tk, Hq, Hkv, D }, flash, scale);
   const tiles = deviceAttentionTiles(D, opts.workgroupBytes);
   if (!tiles) {
     throw new RangeError(`${op}: head dimension ${D} leaves no tile within the workgroup memory`);
   }
-  const scale = opts.scale ?? 1 / Math.sqrt(D);
   const rt = runtime();
   const uniforms = (bq: number, bk: number) =>
     params([B, Tq, Tk, Hq, Hkv, Math.ceil(Tq / bq), Math.ceil(Tk / bk), f32(scale)]);
