@@ -1,11 +1,13 @@
 /**
- * Attention benchmark: the fused kernel (kernels/attention_fused.wgsl) against the composed ops
+ * Attention benchmark: the fused kernels (v1 kernels/attention_fused.wgsl, one score per thread;
+ * v2 kernels/attention_flash.wgsl, register-tiled) against the composed ops
  * (matmul, scale, mask, softmax, matmul and the head transposes) at the three anchors' attention
  * shapes (src/nn/anchors.ts), forward and forward + backward. Each row reports GPU milliseconds
  * (median of `timeBatches` repeats, GPU timestamps), dispatches per call and TFLOP/s counted over
  * the causal pairs only (i sees j <= i): 4·D FLOPs per pair and head forward (q·k, p·v), 8·D
  * backward (dP, dQ, dK, dV); the fused backward's recomputed scores are not counted. Before timing,
- * the two implementations' outputs and gradients are compared (a mismatch aborts).
+ * each fused version's outputs and gradients are compared with the composed ops' (a mismatch
+ * aborts).
  *
  * ```sh
  * deno run -A bench/attention/main.ts                  # the anchors' B (a GPU)
@@ -17,6 +19,10 @@
  */
 import { parseArgs } from "node:util";
 import { type AttentionImpl, backward, ops } from "../../src/autograd/mod.ts";
+import {
+  type FusedAttentionVersion,
+  setFusedAttentionVersion,
+} from "../../src/autograd/attention_fused.ts";
 import { timeBatches } from "../../src/gpu/mod.ts";
 import {
   initTensors,
@@ -51,8 +57,8 @@ export interface AttentionBenchRow {
   anchor: string;
   /** [B, T, Hq, Hkv, D]. */
   shape: number[];
-  /** "fused" or "composed". */
-  impl: AttentionImpl;
+  /** "composed", "fused v1" or "fused v2". */
+  impl: string;
   /** "forward" or "forward+backward". */
   pass: string;
   /** Median GPU milliseconds. */
@@ -61,7 +67,7 @@ export interface AttentionBenchRow {
   dispatches: number;
   /** Causal FLOPs / time, TFLOP/s. */
   tflops: number;
-  /** Worst |fused − composed| / (1e-5 + 1e-3·|composed|) over output and gradients. */
+  /** Worst |fused − composed| / (1e-5 + 1e-3·|composed|) over output and gradients (0: composed). */
   mismatch: number;
   /** "gpu-timestamps" or "wall-clock". */
   method: string;
@@ -97,18 +103,46 @@ function mismatch(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return worst;
 }
 
-async function compare(q: Tensor, k: Tensor, v: Tensor, dO: Tensor): Promise<number> {
-  const run = (impl: AttentionImpl) => {
-    for (const t of [q, k, v]) t.grad?.dispose(), (t.grad = null);
-    const o = tidy(() => {
-      const o = ops.causalSelfAttention(q, k, v, { impl });
-      backward(o, dO);
-      return o;
+// Runs `fn` with the fused kernel's version set to `version` (when given).
+function withVersion<T>(version: FusedAttentionVersion | undefined, fn: () => T): T {
+  if (version === undefined) return fn();
+  const prev = setFusedAttentionVersion(version);
+  try {
+    return fn();
+  } finally {
+    setFusedAttentionVersion(prev);
+  }
+}
+
+/** The implementations timed: the composed ops and the two fused kernel versions. */
+const VARIANTS: ReadonlyArray<
+  { label: string; impl: AttentionImpl; version?: FusedAttentionVersion }
+> = [
+  { label: "composed", impl: "composed" },
+  { label: "fused v1", impl: "fused", version: 1 },
+  { label: "fused v2", impl: "fused", version: 2 },
+];
+
+// Worst mismatch of fused `version` against the composed ops (output and the three gradients).
+async function compare(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  dO: Tensor,
+  version: FusedAttentionVersion,
+): Promise<number> {
+  const run = (impl: AttentionImpl) =>
+    withVersion(version, () => {
+      for (const t of [q, k, v]) t.grad?.dispose(), (t.grad = null);
+      const o = tidy(() => {
+        const o = ops.causalSelfAttention(q, k, v, { impl });
+        backward(o, dO);
+        return o;
+      });
+      const grads = [q, k, v].map((t) => keep(t.grad!));
+      for (const t of [q, k, v]) t.grad = null;
+      return [o, ...grads];
     });
-    const grads = [q, k, v].map((t) => keep(t.grad!));
-    for (const t of [q, k, v]) t.grad = null;
-    return [o, ...grads];
-  };
   const fused = run("fused"), composed = run("composed");
   const vals = await readAll([...fused, ...composed]);
   [...fused, ...composed].forEach((t) => t.dispose());
@@ -140,20 +174,27 @@ export async function benchAttention(
     const v = keep(randn([B, T, Hkv, D], { seed: 3 }));
     const dO = keep(randn([B, T, Hq, D], { seed: 4 }));
     for (const t of [q, k, v]) t.requiresGrad = true;
-    const bad = await compare(q, k, v, dO);
-    if (!(bad <= 1)) {
-      throw new Error(
-        `attention ${s.name}: fused and composed differ (${bad.toFixed(2)}× tolerance)`,
-      );
+    const bad = new Map<string, number>([["composed", 0]]);
+    for (const version of [1, 2] as const) {
+      const worst = await compare(q, k, v, dO, version);
+      if (!(worst <= 1)) {
+        throw new Error(
+          `attention ${s.name}: fused v${version} and composed differ (${
+            worst.toFixed(2)
+          }× tolerance)`,
+        );
+      }
+      bad.set(`fused v${version}`, worst);
     }
     const pairs = B * Hq * (T * (T + 1)) / 2;
     for (const pass of ["forward", "forward+backward"]) {
-      for (const impl of ["composed", "fused"] as const) {
+      for (const { label, impl, version } of VARIANTS) {
         const record = () =>
-          tidy(() => {
-            const o = ops.causalSelfAttention(q, k, v, { impl });
-            if (pass !== "forward") backward(o, dO);
-          });
+          withVersion(version, () =>
+            tidy(() => {
+              const o = ops.causalSelfAttention(q, k, v, { impl });
+              if (pass !== "forward") backward(o, dO);
+            }));
         const before = runtime.counters.dispatches;
         record(); // also creates the leaves' .grad, so every timed call accumulates the same way
         runtime.flush();
@@ -167,12 +208,12 @@ export async function benchAttention(
         rows.push({
           anchor: s.name,
           shape: [B, T, Hq, Hkv, D],
-          impl,
+          impl: label,
           pass,
           ms: t.medianMs,
           dispatches,
           tflops: flops / (t.medianMs * 1e9),
-          mismatch: bad,
+          mismatch: bad.get(label)!,
           method: t.method,
         });
       }
@@ -191,8 +232,10 @@ export function formatAttentionBench(rows: AttentionBenchRow[]): string {
     const base = rows.find((c) =>
       c.anchor === r.anchor && c.pass === r.pass && c.impl === "composed"
     );
-    const speedup = r.impl === "fused" && base ? ` ${(base.ms / r.ms).toFixed(2)}× composed` : "";
-    return `${r.anchor.padEnd(5)} [${r.shape.join(",")}] ${r.pass.padEnd(16)} ${r.impl.padEnd(8)} ${
+    const speedup = r.impl !== "composed" && base
+      ? ` ${(base.ms / r.ms).toFixed(2)}× composed`
+      : "";
+    return `${r.anchor.padEnd(5)} [${r.shape.join(",")}] ${r.pass.padEnd(16)} ${r.impl.padEnd(9)} ${
       r.ms.toFixed(3).padStart(9)
     } ms ${String(r.dispatches).padStart(3)} dispatches ${
       r.tflops.toFixed(4).padStart(8)
