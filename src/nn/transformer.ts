@@ -46,11 +46,9 @@ const {
   crossEntropy,
   embedding,
   matmul,
+  qkvNormRope,
   reshape,
   rmsNorm,
-  rmsNormRope,
-  rope,
-  splitLast,
   swigluJoined,
   transpose,
 } = ops;
@@ -344,27 +342,21 @@ export class Transformer {
     return [...this.#params];
   }
 
-  /** The projections, QK-norm and RoPE of block `b` for `h` [B, T, C] starting at position `offset`. */
+  /**
+   * The projections, QK-norm and RoPE of block `b` for `h` [B, T, C] starting at position `offset`:
+   * one matmul against the joined [q; k; v] weight, then one kernel each way that splits its
+   * output into heads, normalises and rotates q and k and copies v (ops.qkvNormRope).
+   */
   qkv(b: BlockParams, h: Tensor, offset: number): Qkv {
     const c = this.config;
-    const [B, T] = h.shape;
-    const [qf, kf, vf] = splitLast(matmul(h, transpose(b.wQkv)), [
-      c.heads * c.headDim,
-      c.kvHeads * c.headDim,
-      c.kvHeads * c.headDim,
-    ]);
-    let q = reshape(qf, [B, T, c.heads, c.headDim]);
-    let k = reshape(kf, [B, T, c.kvHeads, c.headDim]);
-    const v = reshape(vf, [B, T, c.kvHeads, c.headDim]);
-    const r = { offset, base: c.ropeTheta };
-    if (b.qNorm && b.kNorm) { // QK-norm and RoPE in one kernel each way
-      q = rmsNormRope(q, b.qNorm, { eps: c.normEps, ...r });
-      k = rmsNormRope(k, b.kNorm, { eps: c.normEps, ...r });
-    } else {
-      q = rope(q, r);
-      k = rope(k, r);
-    }
-    return { q, k, v };
+    return qkvNormRope(matmul(h, transpose(b.wQkv)), b.qNorm, b.kNorm, {
+      heads: c.heads,
+      kvHeads: c.kvHeads,
+      headDim: c.headDim,
+      eps: c.normEps,
+      offset,
+      base: c.ropeTheta,
+    });
   }
 
   /** SwiGLU MLP of block `b`: `down(silu(gate·h) ⊙ up·h)`, gate and up from one product. */
