@@ -99,7 +99,8 @@ fn qrow(b: u32, kvh: u32, rho: u32) -> u32 {
 fn krow(b: u32, kvh: u32, j: u32) -> u32 { return (b * p.tk + j) * p.hkv + kvh; }
 
 fn zero_acc() {
-  for (var i = 0u; i < 16u; i++) { acc[i] = vec4(0.0); acc2[i] = vec4(0.0); }
+  acc = array<vec4<f32>, 16>();
+  acc2 = array<vec4<f32>, 16>();
 }
 
 // acc[4x + y] += a[x] · w for the 4 rows x (y a literal at every call)
@@ -139,13 +140,59 @@ fn accum_dkv(a: vec4<f32>, bb: vec4<f32>, row: u32, tc: u32) {
   }
 }
 
+fn scale_col(y: u32, al: vec4<f32>) {
+  acc[y] *= al.x;
+  acc[4u + y] *= al.y;
+  acc[8u + y] *= al.z;
+  acc[12u + y] *= al.w;
+}
+
 fn scale_rows(al: vec4<f32>) {
-  for (var y = 0u; y < 4u; y++) {
-    acc[y] *= al.x;
-    acc[4u + y] *= al.y;
-    acc[8u + y] *= al.z;
-    acc[12u + y] *= al.w;
+  scale_col(0u, al);
+  if (DV > 1u) { scale_col(1u, al); }
+  if (DV > 2u) { scale_col(2u, al); scale_col(3u, al); }
+}
+
+// Stores row x (a literal) of acc times `f` to `out` at vec4 `base` + the thread's columns; in
+// dkv also acc2 to dk. Row masks are the caller's.
+fn store_o(x: u32, base: u32, tc: u32, f: f32) {
+  o[base + tc] = acc[4u * x] * f;
+  if (DV > 1u) { o[base + tc + TC] = acc[4u * x + 1u] * f; }
+  if (DV > 2u) {
+    o[base + tc + 2u * TC] = acc[4u * x + 2u] * f;
+    o[base + tc + 3u * TC] = acc[4u * x + 3u] * f;
   }
+}
+
+fn store_dq(x: u32, base: u32, tc: u32, f: f32) {
+  dq[base + tc] = acc[4u * x] * f;
+  if (DV > 1u) { dq[base + tc + TC] = acc[4u * x + 1u] * f; }
+  if (DV > 2u) {
+    dq[base + tc + 2u * TC] = acc[4u * x + 2u] * f;
+    dq[base + tc + 3u * TC] = acc[4u * x + 3u] * f;
+  }
+}
+
+fn store_dkv(x: u32, base: u32, tc: u32) {
+  dv[base + tc] = acc[4u * x];
+  dk[base + tc] = acc2[4u * x];
+  if (DV > 1u) {
+    dv[base + tc + TC] = acc[4u * x + 1u];
+    dk[base + tc + TC] = acc2[4u * x + 1u];
+  }
+  if (DV > 2u) {
+    dv[base + tc + 2u * TC] = acc[4u * x + 2u];
+    dk[base + tc + 2u * TC] = acc2[4u * x + 2u];
+    dv[base + tc + 3u * TC] = acc[4u * x + 3u];
+    dk[base + tc + 3u * TC] = acc2[4u * x + 3u];
+  }
+}
+
+// qrow of the 4 stacked rows ρ (clamped to R − 1)
+fn qrows(b: u32, kvh: u32, rho: vec4<u32>, R: u32) -> vec4<u32> {
+  let G = p.hq / p.hkv;
+  let r = min(rho, vec4(R - 1u));
+  return (b * p.tq + r / G) * p.hq + kvh * G + r % G;
 }
 
 // The 4 strided columns tc + y·TC as a vec4 of indices.
@@ -154,12 +201,37 @@ fn cols(c0: u32) -> vec4<u32> { return vec4(c0, c0 + TC, c0 + 2u * TC, c0 + 3u *
 // Writes the 4 scores of row `row` (columns tc + y·TC) into a P tile.
 fn put0(row: u32, tc: u32, s: vec4<f32>) {
   let c = cols(tc);
-  for (var y = 0u; y < 4u; y++) { pt0[row * PR + c[y] / 4u][c[y] % 4u] = s[y]; }
+  let base = row * PR;
+  pt0[base + c.x / 4u][c.x % 4u] = s.x;
+  pt0[base + c.y / 4u][c.y % 4u] = s.y;
+  pt0[base + c.z / 4u][c.z % 4u] = s.z;
+  pt0[base + c.w / 4u][c.w % 4u] = s.w;
 }
 
 fn put1(row: u32, tc: u32, s: vec4<f32>) {
   let c = cols(tc);
-  for (var y = 0u; y < 4u; y++) { pt1[row * PR + c[y] / 4u][c[y] % 4u] = s[y]; }
+  let base = row * PR;
+  pt1[base + c.x / 4u][c.x % 4u] = s.x;
+  pt1[base + c.y / 4u][c.y % 4u] = s.y;
+  pt1[base + c.z / 4u][c.z % 4u] = s.z;
+  pt1[base + c.w / 4u][c.w % 4u] = s.w;
+}
+
+// dq: this thread's part of Δ = Σ dO ∘ O over its output columns of row `row` (vec4 0 of the row)
+fn delta_part(row: u32, tc: u32) -> f32 {
+  var part = 0.0;
+  for (var y = 0u; y < DV; y++) {
+    let c = row * D4 + tc + y * TC;
+    part += dot(dout[c], o_in[c]);
+  }
+  return part;
+}
+
+// dq: the TC parts of tile row `r` (in pt0)
+fn delta_sum(r: u32) -> f32 {
+  var sum = 0.0;
+  for (var t = 0u; t < TC; t++) { sum += pt0[r * PR + t / 4u][t % 4u]; }
+  return sum;
 }
 
 fn hmax(x: vec4<f32>) -> f32 { return max(max(x.x, x.y), max(x.z, x.w)); }
@@ -274,16 +346,18 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
     }
   }
   let inv = 1.0 / l;
-  for (var x = 0u; x < 4u; x++) {
-    let rho = r0 + 4u * tr + x;
-    if (rho < R) {
-      let row = qrow(b, kvh, rho);
-      for (var y = 0u; y < DV; y++) { o[row * D4 + tc + y * TC] = acc[4u * x + y] * inv[x]; }
-      if (tc == 0u) {
-        stats[2u * row] = m[x];
-        stats[2u * row + 1u] = inv[x];
-      }
-    }
+  let rho = vec4(r0 + 4u * tr) + vec4(0u, 1u, 2u, 3u);
+  let rows = qrows(b, kvh, rho, R);
+  let ok = rho < vec4(R);
+  if (ok.x) { store_o(0u, rows.x * D4, tc, inv.x); }
+  if (ok.y) { store_o(1u, rows.y * D4, tc, inv.y); }
+  if (ok.z) { store_o(2u, rows.z * D4, tc, inv.z); }
+  if (ok.w) { store_o(3u, rows.w * D4, tc, inv.w); }
+  if (tc == 0u) {
+    if (ok.x) { stats[2u * rows.x] = m.x; stats[2u * rows.x + 1u] = inv.x; }
+    if (ok.y) { stats[2u * rows.y] = m.y; stats[2u * rows.y + 1u] = inv.y; }
+    if (ok.z) { stats[2u * rows.z] = m.z; stats[2u * rows.z + 1u] = inv.z; }
+    if (ok.w) { stats[2u * rows.w] = m.w; stats[2u * rows.w + 1u] = inv.w; }
   }
 }
 
@@ -312,25 +386,26 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
     rt1[dst] = select(vec4(0.0), dout[src], ok);
   }
   // Δ = rowsum(dO ∘ O): this thread's output columns, then the TC threads of each row (in pt0)
-  var rows: vec4<u32>;
-  var mi: vec4<f32>;
-  var il: vec4<f32>;
-  for (var x = 0u; x < 4u; x++) {
-    rows[x] = qrow(b, kvh, min(r0 + 4u * tr + x, R - 1u));
-    mi[x] = stats_in[2u * rows[x]];
-    il[x] = stats_in[2u * rows[x] + 1u];
-    var part = 0.0;
-    for (var y = 0u; y < DV; y++) {
-      let c = rows[x] * D4 + tc + y * TC;
-      part += dot(dout[c], o_in[c]);
-    }
-    pt0[(4u * tr + x) * PR + tc / 4u][tc % 4u] = part;
-  }
+  let rho = vec4(r0 + 4u * tr) + vec4(0u, 1u, 2u, 3u);
+  let rows = qrows(b, kvh, rho, R);
+  let ok = rho < vec4(R);
+  let mi = vec4(stats_in[2u * rows.x], stats_in[2u * rows.y], stats_in[2u * rows.z],
+                stats_in[2u * rows.w]);
+  let il = vec4(stats_in[2u * rows.x + 1u], stats_in[2u * rows.y + 1u],
+                stats_in[2u * rows.z + 1u], stats_in[2u * rows.w + 1u]);
+  let pc = 4u * tr * PR + tc / 4u;
+  pt0[pc][tc % 4u] = delta_part(rows.x, tc);
+  pt0[pc + PR][tc % 4u] = delta_part(rows.y, tc);
+  pt0[pc + 2u * PR][tc % 4u] = delta_part(rows.z, tc);
+  pt0[pc + 3u * PR][tc % 4u] = delta_part(rows.w, tc);
   workgroupBarrier();
-  var dl = vec4(0.0);
-  for (var x = 0u; x < 4u; x++) {
-    for (var t = 0u; t < TC; t++) { dl[x] += pt0[(4u * tr + x) * PR + t / 4u][t % 4u]; }
-    if (tc == 0u && r0 + 4u * tr + x < R) { delta[rows[x]] = dl[x]; }
+  let dl = vec4(delta_sum(4u * tr), delta_sum(4u * tr + 1u), delta_sum(4u * tr + 2u),
+                delta_sum(4u * tr + 3u));
+  if (tc == 0u) {
+    if (ok.x) { delta[rows.x] = dl.x; }
+    if (ok.y) { delta[rows.y] = dl.y; }
+    if (ok.z) { delta[rows.z] = dl.z; }
+    if (ok.w) { delta[rows.w] = dl.w; }
   }
   zero_acc();
   let iq = (vec4(r0 + 4u * tr) + vec4(0u, 1u, 2u, 3u)) / G;
@@ -396,13 +471,10 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
       accum_ct0(gm[3], 4u * c4 + 3u, tc);
     }
   }
-  for (var x = 0u; x < 4u; x++) {
-    if (r0 + 4u * tr + x < R) {
-      for (var y = 0u; y < DV; y++) {
-        dq[rows[x] * D4 + tc + y * TC] = acc[4u * x + y] * p.scale;
-      }
-    }
-  }
+  if (ok.x) { store_dq(0u, rows.x * D4, tc, p.scale); }
+  if (ok.y) { store_dq(1u, rows.y * D4, tc, p.scale); }
+  if (ok.z) { store_dq(2u, rows.z * D4, tc, p.scale); }
+  if (ok.w) { store_dq(3u, rows.w * D4, tc, p.scale); }
 }
 
 @compute @workgroup_size(WG)
@@ -510,14 +582,8 @@ fn backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
       accum_dkv(pm[3], gm[3], 4u * c4 + 3u, tc);
     }
   }
-  for (var x = 0u; x < 4u; x++) {
-    let j = j0 + 4u * tr + x;
-    if (j < tk) {
-      let row = krow(b, kvh, j) * D4;
-      for (var y = 0u; y < DV; y++) {
-        dk[row + tc + y * TC] = acc2[4u * x + y];
-        dv[row + tc + y * TC] = acc[4u * x + y];
-      }
-    }
-  }
+  if (jr.x < tk) { store_dkv(0u, krow(b, kvh, jr.x) * D4, tc); }
+  if (jr.y < tk) { store_dkv(1u, krow(b, kvh, jr.y) * D4, tc); }
+  if (jr.z < tk) { store_dkv(2u, krow(b, kvh, jr.z) * D4, tc); }
+  if (jr.w < tk) { store_dkv(3u, krow(b, kvh, jr.w) * D4, tc); }
 }

@@ -259,6 +259,32 @@ Deno.test("flash attention (v2) tiles: budget, threads, fallback to v1, dispatch
   assert.deepEqual(counts(), [1, 2 + 3], "forward, backward dispatches");
   for (const t of [...ts, dO]) t.dispose();
   assert.throws(() => setFusedAttentionVersion(3 as 2), /3 is not 1 or 2/);
+  // strided q (a transposed view of [B, Hq, Tq, D]) is materialised: the same output
+  const [q, k, v] = inputs(rng, c);
+  const qHeads = new Float64Array(q.data.length);
+  for (let b = 0; b < c.B; b++) {
+    for (let t = 0; t < c.Tq; t++) {
+      for (let h = 0; h < c.Hq; h++) {
+        for (let d = 0; d < c.D; d++) {
+          qHeads[((b * c.Hq + h) * c.Tq + t) * c.D + d] =
+            q.data[((b * c.Tq + t) * c.Hq + h) * c.D + d];
+        }
+      }
+    }
+  }
+  const qT = up({ data: qHeads, shape: [c.B, c.Hq, c.Tq, c.D] });
+  const strided = tidy(
+    () => [ops.fusedCausalAttention(qT.transpose(1, 2), up(k), up(v), { version: 2 })],
+  );
+  const [got] = await readAll(strided);
+  assertClose("v2 strided q", got, attentionRef(q, k, v).data, 2e-6, 2e-5);
+  strided.forEach((t) => t.dispose());
+  // tiles that do not cover D, or are malformed
+  const bad = (t: FlashTile) => () => ops.fusedCausalAttention(qT, qT, qT, { flashTiles: same(t) });
+  assert.throws(bad({ tr: 2, tc: 2, dv: 1, pad: 0 }), /covers D = 8, not 16/);
+  assert.throws(bad({ tr: 2, tc: 2, dv: 3, pad: 0 }), /malformed/);
+  assert.throws(bad({ tr: 0, tc: 4, dv: 1, pad: 0 }), /malformed/);
+  qT.dispose();
   assertNoGpuErrors();
 });
 

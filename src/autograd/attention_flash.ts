@@ -100,6 +100,23 @@ export function flashAttentionTiles(
   return forward && dq && dkv ? { forward, dq, dkv } : null;
 }
 
+/**
+ * Throws a RangeError naming the problem when `tiles` cannot serve head dimension `D` (each tile
+ * needs D = 4·dv·tc with dv 1, 2 or 4, whole positive tr and tc, and pad 0 or 1).
+ */
+export function checkFlashTiles(op: string, D: number, tiles: FlashTiles): void {
+  for (const kind of ["forward", "dq", "dkv"] as const) {
+    const { tr, tc, dv, pad } = tiles[kind];
+    const whole = (x: number) => Number.isInteger(x) && x >= 1;
+    if (!whole(tr) || !whole(tc) || ![1, 2, 4].includes(dv) || (pad !== 0 && pad !== 1)) {
+      throw new RangeError(`${op}: ${kind} tile ${JSON.stringify(tiles[kind])} is malformed`);
+    }
+    if (4 * dv * tc !== D) {
+      throw new RangeError(`${op}: ${kind} tile covers D = ${4 * dv * tc}, not ${D} (4·dv·tc)`);
+    }
+  }
+}
+
 const constantsOf = (D: number, t: FlashTile) => ({
   D,
   TR: t.tr,

@@ -4,6 +4,11 @@
  * materialises the [B, H, Tq, Tk] scores, probabilities and their gradients. The forward saves only
  * each row's softmax statistics (max and 1/sum); the backward recomputes the probabilities.
  *
+ * Two kernel versions share this entry point: 1 (kernels/attention_fused.wgsl, one score per
+ * thread, every D) and 2 (kernels/attention_flash.wgsl via attention_flash.ts: register-tiled,
+ * D a multiple of 4, tiles that fit the workgroup memory). {@link setFusedAttentionVersion} picks
+ * the default (2); where version 2 has no tile, version 1 runs.
+ *
  * @module
  */
 import attentionSource from "../../kernels/attention_fused.wgsl" with { type: "text" };
@@ -11,7 +16,12 @@ import { grid, type Kernel } from "../gpu/mod.ts";
 import { empty, f32, materialize, params, runtime, type Tensor } from "../tensor/mod.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { needsGrad, record } from "./tape.ts";
-import { flashAttentionTiles, flashCausalAttention, type FlashTiles } from "./attention_flash.ts";
+import {
+  checkFlashTiles,
+  flashAttentionTiles,
+  flashCausalAttention,
+  type FlashTiles,
+} from "./attention_flash.ts";
 
 const attentionKernel: Kernel = { name: "attention_fused", code: attentionSource };
 
@@ -250,6 +260,7 @@ export function fusedCausalAttention(
     throw new RangeError(`${op}: version ${version} is not 1 or 2`);
   }
   const scale = opts.scale ?? 1 / Math.sqrt(D);
+  if (opts.flashTiles) checkFlashTiles(op, D, opts.flashTiles);
   const flash = version === 2 ? opts.flashTiles ?? deviceFlashTiles(D, opts.workgroupBytes) : null;
   if (flash) return flashCausalAttention(q, k, v, { B, Tq, Tk, Hq, Hkv, D }, flash, scale);
   const tiles = deviceAttentionTiles(D, opts.workgroupBytes);
