@@ -8,7 +8,7 @@
 // dispatches by kernel; bad input.
 import assert from "node:assert/strict";
 import { type Arr, arr, finiteDiff, rmsNormRopeRef, ropeRef } from "../src/autograd/reference.ts";
-import { AdamW, ops } from "../src/autograd/mod.ts";
+import { AdamW, ops, setDeferredGradSums } from "../src/autograd/mod.ts";
 import { ComputeBatch, type Dispatch } from "../src/gpu/mod.ts";
 import { full, readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -289,7 +289,17 @@ function dispatched(fn: () => void): string[] {
 
 Deno.test("qkvNormRope: one dispatch forward; backward one kernel and one column sum for packed weights", async () => {
   const c: Case = { ...base, B: 2, T: 5, Hq: 4, Hkv: 2, D: 16, offset: 2 };
-  for (const weights of ["packed", "leaf"] as const) {
+  // deferred: the column sums join the backward's one deferred dispatch (grad_sums.ts), which
+  // reads the partials from its own arena; not deferred, from pool buffers pre-filled with NaN
+  for (
+    const [weights, deferred] of [
+      ["packed", false],
+      ["leaf", false],
+      ["packed", true],
+      ["leaf", true],
+    ] as const
+  ) {
+    setDeferredGradSums(deferred);
     const { x, qn, kn } = inputsOf(c);
     // joined is a matmul's output, as in a block (its gradient feeds the matmul's backward)
     const x0 = up(x),
@@ -312,9 +322,12 @@ Deno.test("qkvNormRope: one dispatch forward; backward one kernel and one column
         // would reach the gradient arena (2 blocks of qNorm's 16 columns, 48 of padding, kNorm's)
         for (const n of [2 * 80, 2 * 32]) full([n], NaN).dispose();
         const all = dispatched(() => loss.backward());
-        bwd = all.filter((k) => k.startsWith("ops_qkv") || k.startsWith("ops_reduce:colsum"));
+        bwd = all.filter((k) =>
+          k.startsWith("ops_qkv") || k.startsWith("ops_reduce:colsum") || k.startsWith("grad_sums")
+        );
       });
     }
+    setDeferredGradSums(true);
     const g = qt.grad!;
     const span = kt.grad!.offset + c.D - g.offset; // qNorm's gradient to kNorm's, padding between
     const [both] = await readAll([g.viewAs([span], [1], g.offset, "check")]);
@@ -327,11 +340,15 @@ Deno.test("qkvNormRope: one dispatch forward; backward one kernel and one column
     assert.deepEqual(fwd, ["ops_qkv_heads:fwd"]);
     const colsums = weights === "packed" ? 1 : 2; // separate leaves: one into each .grad
     assert.equal(bwd.filter((k) => k === "ops_qkv_heads:bwd").length, 1, bwd.join(" "));
+    // deferral takes the packed weights' one span; separate leaves' partials share one buffer the
+    // kernel writes, which the deferred arena does not hold, so they keep their column sums
+    const inArena = deferred && weights === "packed";
     assert.equal(
-      bwd.filter((k) => k.startsWith("ops_reduce:colsum")).length,
+      bwd.filter((k) => k.startsWith(inArena ? "grad_sums" : "ops_reduce:colsum")).length,
       colsums,
       bwd.join(" "),
     );
+    if (inArena) assert.ok(!bwd.some((k) => k.startsWith("ops_reduce")), bwd.join(" "));
     for (const t of [x0, eye, qt, kt]) t.dispose();
     opt?.dispose();
   }

@@ -41,8 +41,9 @@ interface Segment {
   src: number;
   blocks: number;
   cols: number;
-  /** The `.grad` they are summed into (contiguous, `cols` elements). */
-  dst: Tensor;
+  /** Where they are summed into: `cols` contiguous floats of this storage from `offset`. */
+  storage: Storage;
+  offset: number;
 }
 
 interface Chunk {
@@ -192,7 +193,8 @@ export function deferredPartials(dst: Tensor, blocks: number, cols: number): Ten
   if (a.depth === 0 || !deferrable(dst, cols) || blocks < 1 || cols < 1) return null;
   const r = reserve(rt, a, blocks * cols);
   if (!r) return null;
-  r.chunk.segments.push({ src: r.at, blocks, cols, dst });
+  // the storage, not the tensor: `dst` may be a view the closure's scope releases before the end
+  r.chunk.segments.push({ src: r.at, blocks, cols, storage: dst.storage, offset: dst.offset });
   const t = new Tensor(
     r.chunk.whole.storage,
     [blocks, cols],
@@ -234,16 +236,15 @@ export function splitPartialsInto(
 function sumChunk(rt: TensorRuntime, c: Chunk): void {
   const byBuffer = new Map<Storage, Segment[]>();
   for (const s of c.segments) {
-    if (s.dst.isDisposed) continue; // a .grad released mid-pass (zeroGrad with release) gets nothing
-    const list = byBuffer.get(s.dst.storage) ?? [];
+    const list = byBuffer.get(s.storage) ?? [];
     list.push(s);
-    byBuffer.set(s.dst.storage, list);
+    byBuffer.set(s.storage, list);
   }
   const maxBinding = rt.gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;
   const align = rt.storageOffsetAlignment / 4;
   for (const [storage, segs] of byBuffer) {
     const buffer = storage.buffer;
-    if (!buffer) continue;
+    if (!buffer) continue; // the gradients were released during the pass: nothing to add to
     // one window of the destination buffer per group of segments that fits a binding
     let group: Segment[] = [];
     let lo = 0, hi = 0;
@@ -251,8 +252,8 @@ function sumChunk(rt: TensorRuntime, c: Chunk): void {
       if (group.length > 0) dispatchGroup(rt, c, group, buffer, lo, hi);
       group = [];
     };
-    for (const s of [...segs].sort((x, y) => x.dst.offset - y.dst.offset)) {
-      const sLo = Math.floor(s.dst.offset / align) * align, sHi = s.dst.offset + s.cols;
+    for (const s of [...segs].sort((x, y) => x.offset - y.offset)) {
+      const sLo = Math.floor(s.offset / align) * align, sHi = s.offset + s.cols;
       const nLo = group.length ? lo : sLo, nHi = Math.max(group.length ? hi : 0, sHi);
       if (group.length && (group.length === MAX_SEG || (nHi - nLo) * 4 > maxBinding)) {
         emit();
@@ -281,7 +282,7 @@ function dispatchGroup(
   let aligned4 = true;
   segs.forEach((s, i) => {
     table[4 + i] = strips;
-    const dst = s.dst.offset - lo;
+    const dst = s.offset - lo;
     table.set([s.src, s.blocks, s.cols, dst], 4 + MAX_SEG + 4 * i);
     strips += Math.ceil(s.cols / STRIP);
     aligned4 &&= s.src % 4 === 0 && s.cols % 4 === 0 && dst % 4 === 0;

@@ -24,6 +24,7 @@ import { rmsNormRope } from "./norm_rope.ts";
 import { addColumnSums, sum, weightGradFromPartials } from "./reduce.ts";
 import { splitLast } from "./split.ts";
 import { gradSink, isGradEnabled, needsGrad, record } from "./tape.ts";
+import { deferredPartials } from "./grad_sums.ts";
 import { reshape } from "./views.ts";
 
 const kernel: Kernel = { name: "ops_qkv_heads", code: qkvSource };
@@ -291,9 +292,12 @@ function partialsPlan(
         delta >= D && delta - D <= MAX_GAP
       ) {
         const W = delta + D;
-        const parts = empty([nb, W], "f32", "grad");
+        const span = sq.grad.viewAs([W], [1], sq.grad.offset, "grad");
+        // summed with the pass's other weight gradients at its end (grad_sums.ts), or here
+        const deferred = deferredPartials(span, nb, W);
+        const parts = deferred ?? empty([nb, W], "f32", "grad");
         const fold = (): [null, null] => {
-          addColumnSums(parts, sq.grad.viewAs([W], [1], sq.grad.offset, "grad"));
+          if (!deferred) addColumnSums(parts, span);
           return [null, null];
         };
         return { parts, pstride: W, kbase: delta, gapEnd: delta, fold };
