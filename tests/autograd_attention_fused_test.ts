@@ -14,6 +14,7 @@ import {
 } from "../src/autograd/mod.ts";
 import {
   deviceAttentionTiles,
+  deviceFlashTiles,
   fusedAttentionTiles,
   setFusedAttentionVersion,
 } from "../src/autograd/attention_fused.ts";
@@ -380,7 +381,7 @@ Deno.test("transformer loss and gradients: fused attention as composed", async (
   assert.ok(noGrad(() => isGradEnabled()) === false);
 });
 
-Deno.test('"auto" attention: the fused kernel up to AUTO_FUSED_MAX_WORK, the composed ops past it', async () => {
+Deno.test('"auto" attention: version 2 wherever it applies; version 1 up to AUTO_FUSED_MAX_WORK, the composed ops past it', async () => {
   await setup();
   const rt = runtime();
   // forward dispatches of one call: the fused kernel is 1, the composed ops several
@@ -393,6 +394,22 @@ Deno.test('"auto" attention: the fused kernel up to AUTO_FUSED_MAX_WORK, the com
     for (const t of [q, k]) t.dispose();
     return batch.length;
   };
+  // version 2 applies to D = 8 on every device: fused past the bound too (1·128·512·512·8 = 2^28)
+  assert.ok(deviceFlashTiles(8));
+  assert.equal(forwardDispatches([1, 512, 128, 8], [1, 512, 4, 8]), 1);
+  // version 1 (the only one where version 2's tiles do not fit) is bounded by the work
+  const prev = setFusedAttentionVersion(1);
+  try {
+    autoVersion1(forwardDispatches);
+  } finally {
+    setFusedAttentionVersion(prev);
+  }
+  assert.equal(attentionImpl(), "auto", "the library default");
+  assertNoGpuErrors();
+});
+
+// "auto" with version 1 pinned: fused up to the bound, composed past it.
+function autoVersion1(forwardDispatches: (shape: number[], kv: number[]) => number): void {
   assert.equal(AUTO_FUSED_MAX_WORK, 2 ** 27);
   // B·Hq·T·T·D = 2·2·16·16·8: far below the bound
   assert.equal(forwardDispatches([2, 16, 2, 8], [2, 16, 1, 8]), 1);
@@ -404,6 +421,4 @@ Deno.test('"auto" attention: the fused kernel up to AUTO_FUSED_MAX_WORK, the com
   qm.dispose();
   km.dispose();
   assert.ok(forwardDispatches([1, 512, 8, 128], [1, 512, 8, 128]) > 1);
-  assert.equal(attentionImpl(), "auto", "the library default");
-  assertNoGpuErrors();
-});
+}

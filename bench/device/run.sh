@@ -8,11 +8,14 @@
 #           adapter, the row kernels (bench/tensor), the decode matmuls against PyTorch
 #           (bench/matmul --decode), the OBRS row-pass variants (bench/obrs/sweep.sh), then the
 #           profile; each one's decision rule is in BENCHMARKS.md, "Next GPU run"
-#   fusion  the fused ops of the second no-GPU session, in one call (~5 min): their tests on the
-#           real adapter, fused against composed attention at the anchors' shapes
+#   fusion  the fused ops of the no-GPU sessions, in one call (~6 min): their tests on the real
+#           adapter, composed against fused v1 and v2 attention at the anchors' shapes
 #           (bench/attention), then the training step and sampling with --attention composed and
-#           fused (bench/nn/main.ts): the A/B that sets AUTO_FUSED_MAX_WORK in
+#           auto (bench/nn/main.ts): the A/B that sets the "auto" policy in
 #           src/autograd/attention.ts (rule in BENCHMARKS.md, "Next GPU run")
+#   defer   (~3 min) the training step with no split-K partials deferred and with all of them
+#           (--defer-split-mb 0 / 64) against fusion's default run: the rule for
+#           GRAD_SUMS_SPLIT_MAX_BYTES is in BENCHMARKS.md ("Next GPU run")
 #   all     tests, torch, ours in order
 # Usage (from the repository root, after `source .device/enter.sh` on a host without network):
 #   bash bench/device/run.sh STAGE [OUT_DIR]
@@ -22,7 +25,7 @@
 # device call and the archive is still written; `timeout` exits 124 for a command it stopped.
 set -uo pipefail
 limit=${LIMIT_S:-170}
-stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|profile|sweep|fusion|all [OUT_DIR]}
+stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|profile|sweep|fusion|defer|all [OUT_DIR]}
 out=${2:-${OUT:-device-out}}
 work=$(mktemp -d)
 mkdir -p "$out" "$work/torch" "$work/bench"
@@ -85,13 +88,24 @@ run_fusion() {
     nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv || true
     timeout 150 deno test --allow-all tests/autograd_add_rms_test.ts tests/autograd_pending_grad_test.ts \
       tests/autograd_norm_rope_test.ts tests/autograd_attention_fused_test.ts tests/nn_joined_split_test.ts \
-      tests/nn_joined_swiglu_test.ts tests/nn_joined_transformer_test.ts 2>&1 | tail -4
+      tests/nn_joined_swiglu_test.ts tests/nn_joined_transformer_test.ts tests/autograd_grad_sums_test.ts \
+      tests/autograd_qkv_heads_test.ts tests/autograd_attention_flash_test.ts 2>&1 | grep -E "FAILED|passed|failed"
     deno run -A bench/nn/dispatches.ts
     timeout 60 deno run -A bench/attention/main.ts --json "$work/bench/attention.json"
-    for impl in composed fused; do
+    for impl in composed auto; do
       timeout 90 deno run -A bench/nn/main.ts --attention "$impl" --json "$work/bench/transformer_$impl.json"
     done
   } 2>&1 | tee "$out/fusion.log" || status=1
+}
+
+# Deferred gradient sums' split-K bound (src/autograd/grad_sums.ts): none and all split-K partials
+# deferred, against the default (4 MiB) that the fusion stage's `auto` run measured.
+run_defer() {
+  {
+    for mb in 0 64; do
+      timeout 90 deno run -A bench/nn/main.ts --defer-split-mb "$mb" --json "$work/bench/transformer_defer$mb.json"
+    done
+  } 2>&1 | tee "$out/defer.log" || status=1
 }
 
 case "$stage" in
@@ -101,8 +115,9 @@ case "$stage" in
   profile) run_profile ;;
   sweep) run_sweep ;;
   fusion) run_fusion ;;
+  defer) run_defer ;;
   all) run_tests; run_torch; run_ours ;;
-  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, sweep, fusion, all)" >&2; exit 2 ;;
+  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, sweep, fusion, defer, all)" >&2; exit 2 ;;
 esac
 tar czf "$out/results.tar.gz" -C "$work" .
 exit "$status"

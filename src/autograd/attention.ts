@@ -10,7 +10,13 @@
  */
 import { full, keep, type Tensor, tensor } from "../tensor/mod.ts";
 import { add, mul } from "./elementwise.ts";
-import { checkAttention, deviceAttentionTiles, fusedCausalAttention } from "./attention_fused.ts";
+import {
+  checkAttention,
+  deviceAttentionTiles,
+  deviceFlashTiles,
+  fusedAttentionVersion,
+  fusedCausalAttention,
+} from "./attention_fused.ts";
 import { matmul } from "./matmul.ts";
 import { softmax } from "./softmax.ts";
 import { reshape, transpose } from "./views.ts";
@@ -46,13 +52,16 @@ export type AttentionImpl = "fused" | "composed" | "auto";
 const IMPLS: readonly AttentionImpl[] = ["fused", "composed", "auto"];
 
 /**
- * "auto" runs the fused kernel when B·Hq·Tq·Tk·D is at most this (about 134M: the 0.8M anchor's
- * 33.5M in, the 5M anchor's 268M and the 29M anchor's 1.07G out). Below it a call is bound by
- * dispatches: on the H100, about 11.5 µs each (2,000 tiny dispatches in one pass took 23 ms) and
- * the composed ops take 21 per layer against the fused kernel's 3. Above it, FLOPs decide: the
- * fused kernel computes one score per thread from workgroup memory (two loads per FMA), where the
- * composed ops run the tuned matmul. An estimate, not a measurement: the GPU A/B of
- * `bench/nn/main.ts --attention fused|composed` sets it.
+ * "auto" runs the fused kernel's version 2 (attention_flash.ts: register-tiled, the G query heads
+ * of a key/value head stacked) whenever it applies to the call's head dimension and device, and
+ * version 1 (one score per thread) only when B·Hq·Tq·Tk·D is at most this (about 134M: the 0.8M
+ * anchor's 33.5M in, the 5M anchor's 268M and the 29M anchor's 1.07G out); else the composed ops.
+ * On the H100 a dispatch costs about 11.5 µs (2,000 tiny ones in one pass took 23 ms) and the
+ * composed ops take 21 per layer against the fused kernel's 3, so small calls are bound by
+ * dispatches; above the bound, FLOPs decide, and version 1's two workgroup loads per FMA lose to
+ * the tuned matmul (2.4× slower at the 29M anchor on the CPU adapter, where version 2 is 2.3×
+ * faster than the composed ops and 3.6–4.3× at the 5M anchor). Estimates, not H100 measurements:
+ * the GPU A/B of `bench/nn/main.ts --attention fused|composed` sets them.
  */
 export const AUTO_FUSED_MAX_WORK = 2 ** 27;
 
@@ -118,7 +127,10 @@ export function causalSelfAttention(
     );
   }
   const { B, Tq: T, Tk, Hq, Hkv, D } = checkAttention("causalSelfAttention", q, k, v, opts.scale);
-  const fused = impl === "fused" || (impl === "auto" && B * Hq * T * Tk * D <= AUTO_FUSED_MAX_WORK);
+  const fused = impl === "fused" ||
+    (impl === "auto" &&
+      ((fusedAttentionVersion() === 2 && deviceFlashTiles(D) !== null) ||
+        B * Hq * T * Tk * D <= AUTO_FUSED_MAX_WORK));
   if (fused && q.size > 0 && k.size > 0 && deviceAttentionTiles(D)) {
     return fusedCausalAttention(q, k, v, { scale: opts.scale });
   }

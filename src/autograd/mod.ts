@@ -34,6 +34,12 @@ export {
   setAttentionImpl,
 } from "./attention.ts";
 export {
+  deviceFlashTiles,
+  type FusedAttentionVersion,
+  fusedAttentionVersion,
+  setFusedAttentionVersion,
+} from "./attention_fused.ts";
+export {
   beginGradSums,
   deferredGradSumsEnabled,
   deferredPartials,
