@@ -65,6 +65,12 @@ const IMPLS: readonly AttentionImpl[] = ["fused", "composed", "auto"];
  */
 export const AUTO_FUSED_MAX_WORK = 2 ** 27;
 
+/**
+ * "auto" runs version 2 of the fused kernel up to this B·Hq·Tq·Tk·D (no bound until an H100 run
+ * shows the composed ops winning at some size; BENCHMARKS.md, "Next GPU run", has the rule).
+ */
+export const AUTO_FLASH_MAX_WORK = Number.POSITIVE_INFINITY;
+
 let defaultImpl: AttentionImpl = "auto";
 
 /**
@@ -129,8 +135,9 @@ export function causalSelfAttention(
   const { B, Tq: T, Tk, Hq, Hkv, D } = checkAttention("causalSelfAttention", q, k, v, opts.scale);
   const fused = impl === "fused" ||
     (impl === "auto" &&
-      ((fusedAttentionVersion() === 2 && deviceFlashTiles(D) !== null) ||
-        B * Hq * T * Tk * D <= AUTO_FUSED_MAX_WORK));
+      (fusedAttentionVersion() === 2 && deviceFlashTiles(D) !== null
+        ? B * Hq * T * Tk * D <= AUTO_FLASH_MAX_WORK
+        : B * Hq * T * Tk * D <= AUTO_FUSED_MAX_WORK));
   if (fused && q.size > 0 && k.size > 0 && deviceAttentionTiles(D)) {
     return fusedCausalAttention(q, k, v, { scale: opts.scale });
   }

@@ -30,6 +30,7 @@ export * from "./optim.ts";
 export {
   type AttentionImpl,
   attentionImpl,
+  AUTO_FLASH_MAX_WORK,
   AUTO_FUSED_MAX_WORK,
   setAttentionImpl,
 } from "./attention.ts";
