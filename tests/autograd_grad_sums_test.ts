@@ -11,6 +11,7 @@ import {
   beginGradSums,
   deferredPartials,
   endGradSums,
+  gradSumsStats,
   ops,
   setDeferredGradSums,
 } from "../src/autograd/mod.ts";
@@ -199,4 +200,23 @@ Deno.test("deferred sums: an optimizer's packed gradients, steps without new all
   assertNoGpuErrors();
   opt.dispose();
   [g, w, x, gy].forEach((t) => t.dispose());
+});
+
+Deno.test("deferred sums: the arena settles into one chunk after the first pass and then stays", async () => {
+  // 40 segments of 9,000 floats: past the first chunk (65,536 floats), so the first pass grows
+  const cases: Case[] = Array.from({ length: 40 }, () => ({ blocks: 3, cols: 3000 }));
+  const sizes: number[] = [];
+  for (let pass = 0; pass < 3; pass++) {
+    const start = startValues(cases);
+    const packed = packTensors(start.map((s) => tensor(s, [3000])));
+    const want = deferInto(packed, start, cases);
+    const got = await readAll(packed);
+    got.forEach((g, i) => assertClose(`pass ${pass} segment ${i}`, g, want[i], 1e-5, 1e-5));
+    const st = gradSumsStats();
+    if (pass > 0) assert.equal(st.chunks, 1, `pass ${pass}: ${st.chunks} chunks`);
+    sizes.push(st.bytes);
+    packed.forEach((t) => t.dispose());
+  }
+  assert.equal(sizes[2], sizes[1], `arena bytes per pass ${sizes.join(", ")}`);
+  assertNoGpuErrors();
 });

@@ -111,8 +111,10 @@ function capacityOf(a: Arena): number {
 
 /**
  * Starts a pass (called by `backward`): partials asked for until the matching {@link endGradSums}
- * are summed at its end. When the last pass asked for more than the arena holds, the arena is
- * replaced by one chunk of that size, so steps after the first use a single chunk.
+ * are summed at its end. When the last passes asked for more than the arena holds, or left it in
+ * several chunks that one would hold, it is rebuilt at the size they asked for (chunks of at most
+ * one binding, {@link GRAD_SUMS_MAX_BYTES} in all), so a steady run uses one chunk (one dispatch)
+ * and allocates nothing after its first steps.
  */
 export function beginGradSums(): void {
   const rt = runtime();
@@ -120,10 +122,12 @@ export function beginGradSums(): void {
   if (a.depth++ > 0) return;
   a.asked = 0;
   const cap = Math.min(arenaCapacity(), Math.floor(GRAD_SUMS_MAX_BYTES / 4));
-  const want = Math.min(a.wanted, cap);
-  if (a.chunks.length > 1 || (want > 0 && capacityOf(a) < want)) {
+  const target = Math.min(a.wanted, Math.floor(GRAD_SUMS_MAX_BYTES / 4));
+  const have = capacityOf(a);
+  if (target > 0 && (have < target || (a.chunks.length > 1 && target <= cap))) {
     for (const c of a.chunks) c.whole.dispose();
-    a.chunks = want > 0 ? [newChunk(rt, want)] : [];
+    a.chunks = [];
+    for (let left = target; left > 0; left -= cap) a.chunks.push(newChunk(rt, Math.min(left, cap)));
   }
   for (const c of a.chunks) {
     c.used = 0;
@@ -154,8 +158,9 @@ export function endGradSums(flush: boolean): void {
 function reserve(rt: TensorRuntime, a: Arena, floats: number): { chunk: Chunk; at: number } | null {
   const align = arenaAlignment();
   const n = Math.ceil(Math.max(floats, 1) / align) * align;
-  a.asked += n;
   const cap = Math.min(arenaCapacity(), Math.floor(GRAD_SUMS_MAX_BYTES / 4));
+  if (n > cap) return null; // larger than one binding: never deferred, and not worth reserving for
+  a.asked += n;
   let chunk = a.chunks.find((c) => c.used + n <= c.whole.size);
   if (!chunk) {
     const left = Math.floor(GRAD_SUMS_MAX_BYTES / 4) - capacityOf(a);
@@ -245,14 +250,43 @@ function sumChunk(rt: TensorRuntime, c: Chunk): void {
   for (const [storage, segs] of byBuffer) {
     const buffer = storage.buffer;
     if (!buffer) continue; // the gradients were released during the pass: nothing to add to
-    // one window of the destination buffer per group of segments that fits a binding
+    for (const layer of disjointLayers(segs)) sumLayer(rt, c, layer, buffer, maxBinding, align);
+  }
+}
+
+// Splits segments into layers whose destinations do not overlap, in order (usually one layer).
+// Each workgroup reads, adds and writes its columns of dst, so two segments adding into the same
+// floats in one dispatch would race and lose one of the sums: a weight used twice in a forward
+// defers two segments with one destination, and qkvNormRope's span over qNorm's and kNorm's
+// gradients covers whatever lies between them. Layers are dispatched one after another.
+function disjointLayers(segs: Segment[]): Segment[][] {
+  const layers: { end: number; segs: Segment[] }[] = [];
+  for (const s of [...segs].sort((x, y) => x.offset - y.offset)) {
+    let layer = layers.find((l) => l.end <= s.offset);
+    if (!layer) layers.push(layer = { end: 0, segs: [] });
+    layer.segs.push(s);
+    layer.end = s.offset + s.cols;
+  }
+  return layers.map((l) => l.segs);
+}
+
+// One dispatch per group of a layer's segments (sorted by offset, disjoint) that fits a binding.
+function sumLayer(
+  rt: TensorRuntime,
+  c: Chunk,
+  segs: Segment[],
+  buffer: GPUBuffer,
+  maxBinding: number,
+  align: number,
+): void {
+  {
     let group: Segment[] = [];
     let lo = 0, hi = 0;
     const emit = () => {
       if (group.length > 0) dispatchGroup(rt, c, group, buffer, lo, hi);
       group = [];
     };
-    for (const s of [...segs].sort((x, y) => x.offset - y.offset)) {
+    for (const s of segs) {
       const sLo = Math.floor(s.offset / align) * align, sHi = s.offset + s.cols;
       const nLo = group.length ? lo : sLo, nHi = Math.max(group.length ? hi : 0, sHi);
       if (group.length && (group.length === MAX_SEG || (nHi - nLo) * 4 > maxBinding)) {
