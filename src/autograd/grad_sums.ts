@@ -279,28 +279,26 @@ function sumLayer(
   maxBinding: number,
   align: number,
 ): void {
-  {
-    let group: Segment[] = [];
-    let lo = 0, hi = 0;
-    const emit = () => {
-      if (group.length > 0) dispatchGroup(rt, c, group, buffer, lo, hi);
-      group = [];
-    };
-    for (const s of segs) {
-      const sLo = Math.floor(s.offset / align) * align, sHi = s.offset + s.cols;
-      const nLo = group.length ? lo : sLo, nHi = Math.max(group.length ? hi : 0, sHi);
-      if (group.length && (group.length === MAX_SEG || (nHi - nLo) * 4 > maxBinding)) {
-        emit();
-        lo = sLo;
-        hi = sHi;
-      } else {
-        lo = nLo;
-        hi = nHi;
-      }
-      group.push(s);
+  let group: Segment[] = [];
+  let lo = 0, hi = 0;
+  const emit = () => {
+    if (group.length > 0) dispatchGroup(rt, c, group, buffer, lo, hi);
+    group = [];
+  };
+  for (const s of segs) {
+    const sLo = Math.floor(s.offset / align) * align, sHi = s.offset + s.cols;
+    const nLo = group.length ? lo : sLo, nHi = Math.max(group.length ? hi : 0, sHi);
+    if (group.length && (group.length === MAX_SEG || (nHi - nLo) * 4 > maxBinding)) {
+      emit();
+      lo = sLo;
+      hi = sHi;
+    } else {
+      lo = nLo;
+      hi = nHi;
     }
-    emit();
+    group.push(s);
   }
+  emit();
 }
 
 function dispatchGroup(

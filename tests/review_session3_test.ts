@@ -1,0 +1,94 @@
+// Review of the deferred gradient sums, qkvNormRope and fused attention v2 (session 3): each test
+// here failed before the fix named in its commit.
+import assert from "node:assert/strict";
+import { beginGradSums, deferredPartials, endGradSums } from "../src/autograd/mod.ts";
+import { copyInto, packTensors, readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
+import { Rng } from "../src/util/rng.ts";
+import { assertClose, assertNoGpuErrors, setup } from "./autograd_util.ts";
+
+await setup();
+const rng = new Rng(3);
+
+// Defers `blocks` random rows into `dst` (a destination of `cols` floats) `times` times in one
+// pass, as a weight used `times` times in one forward does; returns the float64 sums added.
+function deferRepeated(dst: Tensor, blocks: number, cols: number, times: number): Float64Array {
+  const want = new Float64Array(cols);
+  tidy(() => {
+    beginGradSums();
+    try {
+      for (let i = 0; i < times; i++) {
+        const parts = deferredPartials(dst, blocks, cols);
+        assert.ok(parts, `no partials for use ${i}`);
+        const rows = Float32Array.from(
+          { length: blocks * cols },
+          () => Math.fround(rng.normal()),
+        );
+        copyInto(tensor(rows, [blocks, cols]), parts);
+        for (let b = 0; b < blocks; b++) {
+          for (let j = 0; j < cols; j++) want[j] += rows[b * cols + j];
+        }
+      }
+    } finally {
+      endGradSums(true);
+    }
+  });
+  return want;
+}
+
+// Segments of one dispatch that add into the same floats raced (each workgroup reads, adds and
+// writes its columns of dst): a weight used several times in one forward lost some of its uses.
+Deno.test("deferred sums: one weight's partials deferred several times in a pass all arrive", async () => {
+  // vec4 entry point (256 columns) and scalar one (odd width); enough trials that a race shows
+  for (const cols of [256, 13]) {
+    for (let trial = 0; trial < 24; trial++) {
+      const dst = tensor(new Float32Array(cols), [cols]);
+      const want = deferRepeated(dst, 16, cols, 64);
+      const [got] = await readAll([dst]);
+      assertNoGpuErrors();
+      assertClose(`cols ${cols} trial ${trial}`, got, want, 1e-3, 1e-4);
+      dst.dispose();
+    }
+  }
+});
+
+// A segment whose destination window covers another's (qkvNormRope's span over qNorm's and
+// kNorm's gradients, with a third gradient packed in the gap it zero-fills) raced the same way.
+Deno.test("deferred sums: a segment spanning another segment's destination", async () => {
+  for (let trial = 0; trial < 24; trial++) {
+    const [a, b, c] = packTensors([64, 64, 64].map((n) => tensor(new Float32Array(n), [n])));
+    const span = a.viewAs([c.offset - a.offset + 64], [1], a.offset, "span");
+    const W = span.size;
+    const wantB = new Float64Array(64), wantSpan = new Float64Array(W);
+    tidy(() => {
+      beginGradSums();
+      try {
+        for (let i = 0; i < 64; i++) {
+          // b's own partials, and a span that adds zeros over b's columns
+          const pb = deferredPartials(b, 16, 64)!;
+          const rb = Float32Array.from({ length: 16 * 64 }, () => Math.fround(rng.normal()));
+          copyInto(tensor(rb, [16, 64]), pb);
+          for (let r = 0; r < 16; r++) for (let j = 0; j < 64; j++) wantB[j] += rb[r * 64 + j];
+          const ps = deferredPartials(span, 16, W)!;
+          const rs = new Float32Array(16 * W);
+          for (let r = 0; r < 16; r++) {
+            for (let j = 0; j < W; j++) {
+              const inB = j >= b.offset - a.offset && j < b.offset - a.offset + 64;
+              rs[r * W + j] = inB ? 0 : Math.fround(rng.normal());
+              wantSpan[j] += rs[r * W + j];
+            }
+          }
+          copyInto(tensor(rs, [16, W]), ps);
+        }
+      } finally {
+        endGradSums(true);
+      }
+    });
+    const [ga, gb, gc] = await readAll([a, b, c]);
+    assertNoGpuErrors();
+    assertClose(`b trial ${trial}`, gb, wantB, 1e-3, 1e-4);
+    assertClose(`a trial ${trial}`, ga, wantSpan.slice(0, 64), 1e-3, 1e-4);
+    assertClose(`c trial ${trial}`, gc, wantSpan.slice(c.offset - a.offset), 1e-3, 1e-4);
+    span.dispose();
+    [a, b, c].forEach((t) => t.dispose());
+  }
+});
