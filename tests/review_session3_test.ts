@@ -1,10 +1,18 @@
 // Review of the deferred gradient sums, qkvNormRope and fused attention v2 (session 3): each test
 // here failed before the fix named in its commit.
 import assert from "node:assert/strict";
-import { beginGradSums, deferredPartials, endGradSums } from "../src/autograd/mod.ts";
+import {
+  backward,
+  beginGradSums,
+  deferredPartials,
+  endGradSums,
+  ops,
+  record,
+  setDeferredGradSums,
+} from "../src/autograd/mod.ts";
 import { copyInto, packTensors, readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
-import { assertClose, assertNoGpuErrors, setup } from "./autograd_util.ts";
+import { assertClose, assertNoGpuErrors, randArr, setup, up } from "./autograd_util.ts";
 
 await setup();
 const rng = new Rng(3);
@@ -91,4 +99,47 @@ Deno.test("deferred sums: a segment spanning another segment's destination", asy
     span.dispose();
     [a, b, c].forEach((t) => t.dispose());
   }
+});
+
+// A backward run inside another's closure (an op whose gradient needs a sub-model's gradients)
+// joined the outer pass, so the deferred part of the inner weights' gradients (here an RMSNorm
+// weight's column sums) was added only when the outer pass ended: the closure read a `.grad`
+// without it.
+async function nestedBackward(deferred: boolean): Promise<ArrayLike<number>[]> {
+  const local = new Rng(12);
+  const R = 300, C = 16;
+  const x = up(randArr(local, [C]), true);
+  const w = up(randArr(local, [C], 0.4, 1), true);
+  const z = up(randArr(local, [R, C]));
+  const gz = up(randArr(local, [R, C]));
+  setDeferredGradSums(deferred);
+  try {
+    tidy(() => {
+      // y = x, whose backward multiplies the gradient by w's gradient of an inner loss (its
+      // forward recorded now: closures run without recording)
+      const inner = ops.rmsNorm(z, w, 1e-6);
+      const y = record(x.viewAs(x.shape, x.strides, x.offset, "custom"), "custom", [x], (g) => {
+        backward(inner, gz);
+        return [ops.mul(g, w.grad!)];
+      });
+      ops.sum(ops.mul(y, y)).backward();
+    });
+  } finally {
+    setDeferredGradSums(true);
+  }
+  const got = await readAll([x.grad!, w.grad!]);
+  assertNoGpuErrors();
+  [x, w, z, gz].forEach((t) => t.dispose());
+  return got;
+}
+
+Deno.test("deferred sums: a backward nested in a backward closure leaves complete gradients", async () => {
+  const off = await nestedBackward(false);
+  const on = await nestedBackward(true);
+  assert.ok(
+    Array.from(off[1]).some((v) => Math.abs(v) > 1e-3),
+    "the inner weight gradient is all zero",
+  );
+  assertClose("inner weight's gradient", on[1], off[1], 1e-5, 1e-5);
+  assertClose("outer gradient (read the inner .grad)", on[0], off[0], 1e-5, 1e-5);
 });

@@ -59,8 +59,14 @@ interface Arena {
   wanted: number;
   /** Floats asked for by the current pass. */
   asked: number;
-  /** Nesting depth of passes (a backward inside a backward closure joins the outer pass). */
+  /** Nesting depth of passes (a backward inside a backward closure nests in the outer pass). */
   depth: number;
+  /**
+   * Per nested pass (innermost last): how many segments each chunk held when it began. Its own
+   * segments are the ones after, summed at its end so that the closure that ran it sees complete
+   * gradients; the outer pass's stay for the outer end.
+   */
+  marks: number[][];
 }
 
 const arenas = new WeakMap<TensorRuntime, Arena>();
@@ -92,7 +98,7 @@ export function gradSumsStats(): { chunks: number; bytes: number; wantedBytes: n
 function arenaOf(rt: TensorRuntime): Arena {
   let a = arenas.get(rt);
   if (!a) {
-    a = { chunks: [], wanted: 0, asked: 0, depth: 0 };
+    a = { chunks: [], wanted: 0, asked: 0, depth: 0, marks: [] };
     arenas.set(rt, a);
   }
   return a;
@@ -119,7 +125,10 @@ function capacityOf(a: Arena): number {
 export function beginGradSums(): void {
   const rt = runtime();
   const a = arenaOf(rt);
-  if (a.depth++ > 0) return;
+  if (a.depth++ > 0) {
+    a.marks.push(a.chunks.map((c) => c.segments.length));
+    return;
+  }
   a.asked = 0;
   const cap = Math.min(arenaCapacity(), Math.floor(GRAD_SUMS_MAX_BYTES / 4));
   const target = Math.min(a.wanted, Math.floor(GRAD_SUMS_MAX_BYTES / 4));
@@ -138,16 +147,26 @@ export function beginGradSums(): void {
 /**
  * Ends a pass: with `flush`, records the dispatches that add every deferred partial sum to its
  * `.grad` (one per chunk and destination buffer, usually one in all); without (the pass failed),
- * drops them.
+ * drops them. A nested pass (a backward run by a backward closure) does so for the partials it
+ * deferred itself, so that the closure reads complete gradients.
  */
 export function endGradSums(flush: boolean): void {
   const rt = runtime();
   const a = arenaOf(rt);
   if (a.depth === 0) throw new Error("endGradSums: no pass was begun");
-  if (--a.depth > 0) return;
+  if (--a.depth > 0) {
+    // a nested pass: its own segments (the partials it wrote stay reserved until the outer end)
+    const mark = a.marks.pop() ?? [];
+    a.chunks.forEach((c, i) => {
+      const own = c.segments.splice(mark[i] ?? 0);
+      if (flush) sumChunk(rt, c, own);
+    });
+    return;
+  }
+  a.marks = [];
   a.wanted = Math.max(a.wanted, a.asked);
   for (const c of a.chunks) {
-    if (flush) sumChunk(rt, c);
+    if (flush) sumChunk(rt, c, c.segments);
     c.segments = [];
     c.used = 0;
   }
@@ -238,9 +257,9 @@ export function splitPartialsInto(
 }
 
 // One dispatch per destination buffer and table of segments.
-function sumChunk(rt: TensorRuntime, c: Chunk): void {
+function sumChunk(rt: TensorRuntime, c: Chunk, segments: Segment[]): void {
   const byBuffer = new Map<Storage, Segment[]>();
-  for (const s of c.segments) {
+  for (const s of segments) {
     const list = byBuffer.get(s.storage) ?? [];
     list.push(s);
     byBuffer.set(s.storage, list);
