@@ -2,6 +2,7 @@
 // here failed before the fix named in its commit.
 import assert from "node:assert/strict";
 import {
+  AdamW,
   backward,
   beginGradSums,
   deferredPartials,
@@ -10,9 +11,17 @@ import {
   record,
   setDeferredGradSums,
 } from "../src/autograd/mod.ts";
-import { copyInto, packTensors, readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
+import {
+  copyInto,
+  packTensors,
+  readAll,
+  type Tensor,
+  tensor,
+  tidy,
+  zeros,
+} from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
-import { assertClose, assertNoGpuErrors, randArr, setup, up } from "./autograd_util.ts";
+import { assertClose, assertNoGpuErrors, randArr, setup, up, upPacked } from "./autograd_util.ts";
 
 await setup();
 const rng = new Rng(3);
@@ -142,4 +151,33 @@ Deno.test("deferred sums: a backward nested in a backward closure leaves complet
   );
   assertClose("inner weight's gradient", on[1], off[1], 1e-5, 1e-5);
   assertClose("outer gradient (read the inner .grad)", on[0], off[0], 1e-5, 1e-5);
+});
+
+// A norm over no rows: its backward's one block returned before writing its partial row, which
+// the deferred sums then added to the weight's gradient from whatever a previous pass had left in
+// the arena (an uninitialised buffer before deferral, zero only when the pool happened to give a
+// fresh one). The gradient of a weight that saw no rows is zero.
+Deno.test("norms over zero rows give their weights a zero gradient", async () => {
+  for (const C of [64, 10]) { // the fused kernels (C % 4 = 0) and the scalar ones
+    const local = new Rng(31);
+    const [w, bias] = upPacked([randArr(local, [C], 0.4, 1), randArr(local, [C])]);
+    const opt = new AdamW([w, bias], { lr: 0 });
+    const x = up(randArr(local, [500, C]));
+    // a pass that leaves partials in the arena
+    tidy(() => ops.sum(ops.layerNorm(x, w, bias)).backward());
+    opt.zeroGrad();
+    tidy(() => {
+      const empty = zeros([0, C]);
+      const outs = [ops.rmsNorm(empty, w, 1e-6), ops.layerNorm(empty, w, bias)];
+      // Σ over no elements, plus a term so that the loss needs a gradient
+      const loss = outs.map((o) => ops.sum(o)).reduce((a, b) => ops.add(a, b));
+      ops.add(loss, ops.sum(ops.mul(w, 0))).backward();
+    });
+    const [gw, gb] = await readAll([w.grad!, bias.grad!]);
+    assertNoGpuErrors();
+    assert.deepEqual(Array.from(gw), new Array(C).fill(0), `C ${C} weight`);
+    assert.deepEqual(Array.from(gb), new Array(C).fill(0), `C ${C} bias`);
+    opt.dispose();
+    [w, bias, x].forEach((t) => t.dispose());
+  }
 });

@@ -189,6 +189,8 @@ function recordRms(plan: RmsPlan, x: Tensor, weight: Tensor): Tensor {
   const { rows, C, xs, ws, rstd, p, fused, chunks } = plan;
   const rt = runtime();
   return record(plan.y, "rmsNorm", [x, weight], (g) => {
+    // no rows: nothing flows (the kernels' one block would leave its partial row unwritten)
+    if (rows === 0) return [empty(x.shape, "f32", "grad"), null];
     const gs = materialize(g);
     const dx = empty(x.shape, "f32", "grad");
     const dwParts = weightGradPartials(weight, chunks, C);
@@ -253,6 +255,8 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
     });
   }
   return record(y, "layerNorm", [x, weight, bias], (g) => {
+    // no rows: nothing flows (the kernels' one block would leave its partial rows unwritten)
+    if (rows === 0) return [empty(x.shape, "f32", "grad"), null, null];
     const gs = materialize(g);
     const dx = empty(x.shape, "f32", "grad");
     const dw = weightGradPartials(weight, chunks, C);
