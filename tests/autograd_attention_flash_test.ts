@@ -19,7 +19,7 @@ import {
   type FlashTiles,
 } from "../src/autograd/attention_flash.ts";
 import { attentionRef } from "../src/autograd/reference.ts";
-import { readAll, tensor, tidy } from "../src/tensor/mod.ts";
+import { readAll, runtime, tensor, tidy } from "../src/tensor/mod.ts";
 import { validateModelConfig } from "../src/nn/config.ts";
 import { Transformer } from "../src/nn/transformer.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -42,9 +42,13 @@ const same = (t: FlashTile): FlashTiles => ({ forward: t, dq: t, dkv: t });
 function forcedTiles(D: number): FlashTiles[] {
   const D4 = D / 4;
   const out: FlashTiles[] = [];
+  // only tiles this device can run (a GPU rejects a pipeline past its workgroup memory)
+  const limit = runtime().gpu.limits.maxComputeWorkgroupStorageSize ?? 16384;
   for (const dv of [1, 2, 4]) {
     if (D4 % dv !== 0) continue;
-    out.push(same({ tr: dv === 2 ? 2 : 1, tc: D4 / dv, dv, pad: dv === 4 ? 0 : 1 }));
+    const t = same({ tr: dv === 2 ? 2 : 1, tc: D4 / dv, dv, pad: dv === 4 ? 0 : 1 });
+    const kinds = ["forward", "dq", "dkv"] as const;
+    if (kinds.every((k) => flashTileBytes(k, D, t[k]) <= limit)) out.push(t);
   }
   return out;
 }
@@ -284,6 +288,17 @@ Deno.test("flash attention (v2) tiles: budget, threads, fallback to v1, dispatch
   assert.throws(bad({ tr: 2, tc: 2, dv: 1, pad: 0 }), /covers D = 8, not 16/);
   assert.throws(bad({ tr: 2, tc: 2, dv: 3, pad: 0 }), /malformed/);
   assert.throws(bad({ tr: 0, tc: 4, dv: 1, pad: 0 }), /malformed/);
+  // tiles past the device's threads (64·4 = 256 is the most WebGPU guarantees; 1,024 is past
+  // every adapter's limit here) or workgroup memory: an error, not a pipeline the device rejects
+  assert.throws(bad({ tr: 256, tc: 4, dv: 1, pad: 0 }), /threads; this device offers/);
+  assert.throws(
+    () =>
+      ops.fusedCausalAttention(qT, qT, qT, {
+        flashTiles: same({ tr: 4, tc: 4, dv: 1, pad: 0 }),
+        workgroupBytes: 1024,
+      }),
+    /bytes of workgroup memory/,
+  );
   qT.dispose();
   assertNoGpuErrors();
 });

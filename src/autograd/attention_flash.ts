@@ -102,9 +102,16 @@ export function flashAttentionTiles(
 
 /**
  * Throws a RangeError naming the problem when `tiles` cannot serve head dimension `D` (each tile
- * needs D = 4·dv·tc with dv 1, 2 or 4, whole positive tr and tc, and pad 0 or 1).
+ * needs D = 4·dv·tc with dv 1, 2 or 4, whole positive tr and tc, and pad 0 or 1) or, given the
+ * device's `limits`, would need more workgroup memory or threads than it offers (a pipeline the
+ * device rejects would leave its outputs unwritten).
  */
-export function checkFlashTiles(op: string, D: number, tiles: FlashTiles): void {
+export function checkFlashTiles(
+  op: string,
+  D: number,
+  tiles: FlashTiles,
+  limits?: { workgroupBytes: number; maxThreads: number },
+): void {
   for (const kind of ["forward", "dq", "dkv"] as const) {
     const { tr, tc, dv, pad } = tiles[kind];
     const whole = (x: number) => Number.isInteger(x) && x >= 1;
@@ -113,6 +120,15 @@ export function checkFlashTiles(op: string, D: number, tiles: FlashTiles): void 
     }
     if (4 * dv * tc !== D) {
       throw new RangeError(`${op}: ${kind} tile covers D = ${4 * dv * tc}, not ${D} (4·dv·tc)`);
+    }
+    if (!limits) continue;
+    const need = flashTileBytes(kind, D, tiles[kind]);
+    if (need > limits.workgroupBytes || tr * tc > limits.maxThreads) {
+      throw new RangeError(
+        `${op}: ${kind} tile ${JSON.stringify(tiles[kind])} needs ${need} bytes of workgroup ` +
+          `memory and ${tr * tc} threads; this device offers ${limits.workgroupBytes} and ` +
+          `${limits.maxThreads}`,
+      );
     }
   }
 }

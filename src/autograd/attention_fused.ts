@@ -260,7 +260,13 @@ export function fusedCausalAttention(
     throw new RangeError(`${op}: version ${version} is not 1 or 2`);
   }
   const scale = opts.scale ?? 1 / Math.sqrt(D);
-  if (opts.flashTiles) checkFlashTiles(op, D, opts.flashTiles);
+  if (opts.flashTiles) {
+    const lim = runtime().gpu.limits;
+    checkFlashTiles(op, D, opts.flashTiles, {
+      workgroupBytes: opts.workgroupBytes ?? lim.maxComputeWorkgroupStorageSize ?? 16384,
+      maxThreads: lim.maxComputeInvocationsPerWorkgroup ?? 256,
+    });
+  }
   const flash = version === 2 ? opts.flashTiles ?? deviceFlashTiles(D, opts.workgroupBytes) : null;
   if (flash) return flashCausalAttention(q, k, v, { B, Tq, Tk, Hq, Hkv, D }, flash, scale);
   const tiles = deviceAttentionTiles(D, opts.workgroupBytes);
