@@ -54,22 +54,7 @@ struct Params {
 @group(0) @binding(8) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dwp: array<f32>;
 
-var<workgroup> sh: array<vec2f, WG>;
-
-// Sum of v over the s lanes of each row (s a power of two, the same for the whole workgroup): a
-// halving tree, every lane gets its row's sum (ops_norm_rope.wgsl's row_sum).
-fn row_sum(val: f32, lid: u32, s: u32) -> f32 {
-  sh[lid] = vec2f(val, 0.0);
-  workgroupBarrier();
-  let lane = lid % s;
-  for (var o = s / 2u; o > 0u; o /= 2u) {
-    if (lane < o) { sh[lid] += sh[lid + o]; }
-    workgroupBarrier();
-  }
-  let r = sh[lid - lane].x;
-  workgroupBarrier();
-  return r;
-}
+// `sh` and row_sum come from row_sum_lanes.wgsl, prepended by the wrapper.
 
 // (cos, sin) of pair j of a head row of `token`: kernels/ops_rope.wgsl's expression.
 fn cos_sin(token: u32, j: u32) -> vec2f {

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import rowSumSource from "../../kernels/row_sum_lanes.wgsl" with { type: "text" };
 import normRopeSource from "../../kernels/ops_norm_rope.wgsl" with { type: "text" };
 import { grid, type Kernel } from "../gpu/mod.ts";
 import { empty, f32, materialize, params, runtime, type Tensor } from "../tensor/mod.ts";
@@ -15,7 +16,7 @@ import { rmsNorm, rope } from "./norm.ts";
 import { weightGradFromPartials } from "./reduce.ts";
 import { record } from "./tape.ts";
 
-const kernel: Kernel = { name: "ops_norm_rope", code: normRopeSource };
+const kernel: Kernel = { name: "ops_norm_rope", code: rowSumSource + normRopeSource };
 
 // A workgroup's threads (kernels/ops_norm_rope.wgsl's WG), the most rotate-half pairs one lane
 // holds in registers (its PMAX), and so the longest row the kernels take; longer rows (no real

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import rowSumSource from "../../kernels/row_sum_lanes.wgsl" with { type: "text" };
 import qkvSource from "../../kernels/ops_qkv_heads.wgsl" with { type: "text" };
 import { grid, type Kernel } from "../gpu/mod.ts";
 import { empty, f32, keep, materialize, params, runtime, type Tensor } from "../tensor/mod.ts";
@@ -27,7 +28,7 @@ import { gradSink, isGradEnabled, needsGrad, record } from "./tape.ts";
 import { deferredPartials } from "./grad_sums.ts";
 import { reshape } from "./views.ts";
 
-const kernel: Kernel = { name: "ops_qkv_heads", code: qkvSource };
+const kernel: Kernel = { name: "ops_qkv_heads", code: rowSumSource + qkvSource };
 
 // kernels/ops_qkv_heads.wgsl's WG and PMAX (so the longest head it takes), and the backward's
 // blocking, as src/autograd/norm_rope.ts: about BLOCKS blocks of at most MAX_STEPS row groups.
