@@ -6,7 +6,7 @@
 // differences of the reference on tiny shapes; the tile choice, the fallback to version 1 and the
 // dispatch count; the transformer's loss and gradients with v2 as with the composed ops.
 import assert from "node:assert/strict";
-import { backward, ops, setAttentionImpl } from "../src/autograd/mod.ts";
+import { backward, ops } from "../src/autograd/mod.ts";
 import {
   deviceFlashTiles,
   fusedAttentionVersion,
@@ -19,9 +19,7 @@ import {
   type FlashTiles,
 } from "../src/autograd/attention_flash.ts";
 import { attentionRef } from "../src/autograd/reference.ts";
-import { readAll, runtime, tensor, tidy } from "../src/tensor/mod.ts";
-import { validateModelConfig } from "../src/nn/config.ts";
-import { Transformer } from "../src/nn/transformer.ts";
+import { readAll, runtime, tidy } from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
 import {
   assertClose,
@@ -32,7 +30,13 @@ import {
   setup,
   up,
 } from "./autograd_util.ts";
-import { attentionBackwardRef, type Case, inputs, label } from "./autograd_attention_util.ts";
+import {
+  attentionBackwardRef,
+  type Case,
+  inputs,
+  label,
+  transformerFusedVsComposed,
+} from "./autograd_attention_util.ts";
 
 // One tile for all three entry points (D = 4·dv·tc).
 const same = (t: FlashTile): FlashTiles => ({ forward: t, dq: t, dkv: t });
@@ -305,51 +309,6 @@ Deno.test("flash attention (v2) tiles: budget, threads, fallback to v1, dispatch
 
 Deno.test("transformer loss and gradients: fused v2 attention as composed", async () => {
   await setup();
-  const cfg = validateModelConfig({
-    vocabSize: 13,
-    hidden: 32,
-    layers: 2,
-    heads: 4,
-    kvHeads: 2,
-    headDim: 8,
-    intermediate: 24,
-    maxSeqLen: 40,
-    ropeTheta: 10000,
-    normEps: 1e-6,
-    tiedEmbeddings: true,
-    qkNorm: true,
-  });
-  const rng = new Rng(51);
-  const [B, T] = [2, 37];
-  const toks = Int32Array.from({ length: B * T }, () => rng.int(cfg.vocabSize));
-  const tgts = Int32Array.from(toks, (_, i) => (i % T < T - 1 ? toks[i + 1] : -1));
-  const run = async (impl: "fused" | "composed") => {
-    const prev = setAttentionImpl(impl);
-    const prevVersion = setFusedAttentionVersion(2);
-    try {
-      const model = Transformer.init(cfg, { seed: 3, std: 0.3 });
-      const params = model.parameters();
-      const loss = tidy(() => {
-        const l = model.loss(tensor(toks, [B, T]), tensor(tgts, [B, T]));
-        l.backward();
-        return l;
-      });
-      const vals = await readAll([loss, ...params.map((p) => p.grad!)]);
-      loss.dispose();
-      params.forEach((p) => p.dispose());
-      return vals;
-    } finally {
-      setAttentionImpl(prev);
-      setFusedAttentionVersion(prevVersion);
-    }
-  };
-  const composed = await run("composed"), fused = await run("fused");
-  assertNoGpuErrors();
-  let worst = 0;
-  composed.forEach((want, i) => {
-    const what = `transformer v2 ${i === 0 ? "loss" : `gradient ${i - 1}`}`;
-    assertClose(what, fused[i], want, 1e-7, 1e-4);
-    worst = Math.max(worst, closeness(fused[i], want, 1e-7, 1e-4));
-  });
+  const worst = await transformerFusedVsComposed(2, 32, 40, 37);
   console.log(`transformer v2 vs composed: worst err / (1e-7 + 1e-4·|want|) ${worst.toFixed(3)}`);
 });

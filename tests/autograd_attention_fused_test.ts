@@ -22,10 +22,14 @@ import { AUTO_FUSED_MAX_WORK } from "../src/autograd/attention.ts";
 import { type Arr, attentionRef, finiteDiff } from "../src/autograd/reference.ts";
 import { readAll, runtime, type Tensor, tensor, tidy, zeros } from "../src/tensor/mod.ts";
 import { ComputeBatch } from "../src/gpu/mod.ts";
-import { validateModelConfig } from "../src/nn/config.ts";
-import { Transformer } from "../src/nn/transformer.ts";
 import { Rng } from "../src/util/rng.ts";
-import { attentionBackwardRef, type Case, inputs, label } from "./autograd_attention_util.ts";
+import {
+  attentionBackwardRef,
+  type Case,
+  inputs,
+  label,
+  transformerFusedVsComposed,
+} from "./autograd_attention_util.ts";
 import {
   assertClose,
   assertNoGpuErrors,
@@ -324,57 +328,7 @@ Deno.test("transformer loss and gradients: fused attention as composed", async (
   assert.equal(setAttentionImpl(initial), "fused");
   assert.equal(attentionImpl(), initial);
   assert.ok(deviceAttentionTiles(8), "the device has tiles for D = 8");
-  const cfg = validateModelConfig({
-    vocabSize: 13,
-    hidden: 16,
-    layers: 2,
-    heads: 4,
-    kvHeads: 2,
-    headDim: 8,
-    intermediate: 24,
-    maxSeqLen: 16,
-    ropeTheta: 10000,
-    normEps: 1e-6,
-    tiedEmbeddings: true,
-    qkNorm: true,
-  });
-  const rng = new Rng(51);
-  const [B, T] = [2, 11];
-  const toks = Int32Array.from({ length: B * T }, () => rng.int(cfg.vocabSize));
-  const tgts = Int32Array.from(toks, (_, i) => (i % T < T - 1 ? toks[i + 1] : -1));
-  const run = async (impl: "fused" | "composed") => {
-    const prev = setAttentionImpl(impl);
-    const prevVersion = setFusedAttentionVersion(1);
-    try {
-      const model = Transformer.init(cfg, { seed: 3, std: 0.3 });
-      const params = model.parameters();
-      const loss = tidy(() => {
-        const l = model.loss(tensor(toks, [B, T]), tensor(tgts, [B, T]));
-        l.backward();
-        return l;
-      });
-      const vals = await readAll([loss, ...params.map((p) => p.grad!)]);
-      loss.dispose();
-      params.forEach((p) => p.dispose());
-      return vals;
-    } finally {
-      setAttentionImpl(prev);
-      setFusedAttentionVersion(prevVersion);
-    }
-  };
-  const composed = await run("composed"), fused = await run("fused");
-  assertNoGpuErrors();
-  let worst = 0;
-  composed.forEach((want, i) => {
-    assertClose(
-      `transformer ${i === 0 ? "loss" : `gradient ${i - 1}`}`,
-      fused[i],
-      want,
-      1e-7,
-      1e-4,
-    );
-    worst = Math.max(worst, closeness(fused[i], want, 1e-7, 1e-4));
-  });
+  const worst = await transformerFusedVsComposed(1, 16, 16, 11);
   console.log(
     `transformer fused vs composed: worst err / (1e-7 + 1e-4·|want|) ${worst.toFixed(3)}`,
   );

@@ -1,9 +1,17 @@
 // Shared by the fused attention tests (v1: autograd_attention_fused_test.ts, v2:
-// autograd_attention_flash_test.ts): the cases, their seeded inputs and the float64 analytic
-// backward.
+// autograd_attention_flash_test.ts): the cases, their seeded inputs, the float64 analytic
+// backward, and a small transformer's loss and gradients with fused against composed attention.
 import type { Arr } from "../src/autograd/reference.ts";
-import type { Rng } from "../src/util/rng.ts";
-import { randArr } from "./autograd_util.ts";
+import { setAttentionImpl } from "../src/autograd/mod.ts";
+import {
+  type FusedAttentionVersion,
+  setFusedAttentionVersion,
+} from "../src/autograd/attention_fused.ts";
+import { readAll, tensor, tidy } from "../src/tensor/mod.ts";
+import { validateModelConfig } from "../src/nn/config.ts";
+import { Transformer } from "../src/nn/transformer.ts";
+import { Rng } from "../src/util/rng.ts";
+import { assertClose, assertNoGpuErrors, closeness, randArr } from "./autograd_util.ts";
 
 /** One attention shape. */
 export interface Case {
@@ -80,4 +88,64 @@ export function attentionBackwardRef(q: Arr, k: Arr, v: Arr, dO: Arr, scale?: nu
     }
   }
   return [dq, dk, dv].map((data, i) => ({ data, shape: [...[q, k, v][i].shape] }));
+}
+
+/**
+ * A two-layer transformer (hidden `hidden`, 4 heads over 2 kv heads of 8, QK-norm, positions up to
+ * `maxSeqLen`) on a [2, T] batch: asserts its loss and every parameter gradient with fused attention of `version` equal the
+ * composed ops' (atol 1e-7, rtol 1e-4) and returns the worst closeness.
+ */
+export async function transformerFusedVsComposed(
+  version: FusedAttentionVersion,
+  hidden: number,
+  maxSeqLen: number,
+  T: number,
+): Promise<number> {
+  const cfg = validateModelConfig({
+    vocabSize: 13,
+    hidden,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    headDim: 8,
+    intermediate: 24,
+    maxSeqLen,
+    ropeTheta: 10000,
+    normEps: 1e-6,
+    tiedEmbeddings: true,
+    qkNorm: true,
+  });
+  const rng = new Rng(51);
+  const B = 2;
+  const toks = Int32Array.from({ length: B * T }, () => rng.int(cfg.vocabSize));
+  const tgts = Int32Array.from(toks, (_, i) => (i % T < T - 1 ? toks[i + 1] : -1));
+  const run = async (impl: "fused" | "composed") => {
+    const prev = setAttentionImpl(impl);
+    const prevVersion = setFusedAttentionVersion(version);
+    try {
+      const model = Transformer.init(cfg, { seed: 3, std: 0.3 });
+      const params = model.parameters();
+      const loss = tidy(() => {
+        const l = model.loss(tensor(toks, [B, T]), tensor(tgts, [B, T]));
+        l.backward();
+        return l;
+      });
+      const vals = await readAll([loss, ...params.map((p) => p.grad!)]);
+      loss.dispose();
+      params.forEach((p) => p.dispose());
+      return vals;
+    } finally {
+      setAttentionImpl(prev);
+      setFusedAttentionVersion(prevVersion);
+    }
+  };
+  const composed = await run("composed"), fused = await run("fused");
+  assertNoGpuErrors();
+  let worst = 0;
+  composed.forEach((want, i) => {
+    const what = `transformer v${version} ${i === 0 ? "loss" : `gradient ${i - 1}`}`;
+    assertClose(what, fused[i], want, 1e-7, 1e-4);
+    worst = Math.max(worst, closeness(fused[i], want, 1e-7, 1e-4));
+  });
+  return worst;
 }
