@@ -19,6 +19,7 @@ import * as sg from "./swiglu.ts";
 import * as nr from "./norm_rope.ts";
 import * as sp from "./split.ts";
 import * as qh from "./qkv_heads.ts";
+import * as sgm from "./swiglu_matmul.ts";
 export type { Operand } from "./elementwise.ts";
 export type { CrossEntropyOptions } from "./softmax.ts";
 export type { AddRmsNormResult, RopeOptions } from "./norm.ts";
@@ -70,6 +71,8 @@ export const silu: typeof el.silu = scoped(el.silu);
 export const swiglu: typeof sg.swiglu = scoped(sg.swiglu);
 /** See swiglu.ts `swigluJoined`. */
 export const swigluJoined: typeof sg.swigluJoined = scoped(sg.swigluJoined);
+/** See swiglu_matmul.ts `swigluMatmul`. */
+export const swigluMatmul: typeof sgm.swigluMatmul = scoped(sgm.swigluMatmul);
 /** See split.ts `splitLast` (several results: their temporaries stay with the enclosing scope). */
 export const splitLast: typeof sp.splitLast = sp.splitLast;
 /** See qkv_heads.ts `qkvNormRope` (several results: their temporaries stay with the enclosing scope). */

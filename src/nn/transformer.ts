@@ -49,7 +49,7 @@ const {
   qkvNormRope,
   reshape,
   rmsNorm,
-  swigluJoined,
+  swigluMatmul,
   transpose,
 } = ops;
 
@@ -124,6 +124,16 @@ export interface Qkv {
   /** `[B, T, kvHeads, D]`. */
   v: Tensor;
 }
+
+/**
+ * A layer's attention inside {@link Transformer.blocksOver}: a function of q, k, v (after QK-norm
+ * and RoPE), or `{ joined }`, a function of the joined projection `[B, T, (heads + 2·kvHeads)·D]`
+ * before them, for a decode kernel that normalises and rotates q and k itself. Either returns the
+ * attention output `[B, T, heads·D]`.
+ */
+export type Attend =
+  | ((layer: number, q: Tensor, k: Tensor, v: Tensor) => Tensor)
+  | { joined: (layer: number, block: BlockParams, qkv: Tensor) => Tensor };
 
 /**
  * A Qwen-style decoder. Parameters are GPU tensors with `requiresGrad`.
@@ -349,7 +359,7 @@ export class Transformer {
    */
   qkv(b: BlockParams, h: Tensor, offset: number): Qkv {
     const c = this.config;
-    return qkvNormRope(matmul(h, transpose(b.wQkv)), b.qNorm, b.kNorm, {
+    return qkvNormRope(this.qkvJoined(b, h), b.qNorm, b.kNorm, {
       heads: c.heads,
       kvHeads: c.kvHeads,
       headDim: c.headDim,
@@ -359,9 +369,14 @@ export class Transformer {
     });
   }
 
+  /** The joined q/k/v projection of `h` [B, T, C] by block `b`: `[B, T, (heads + 2·kvHeads)·D]`. */
+  qkvJoined(b: BlockParams, h: Tensor): Tensor {
+    return matmul(h, transpose(b.wQkv));
+  }
+
   /** SwiGLU MLP of block `b`: `down(silu(gate·h) ⊙ up·h)`, gate and up from one product. */
   mlp(b: BlockParams, h: Tensor): Tensor {
-    return matmul(swigluJoined(matmul(h, transpose(b.wGateUp))), transpose(b.wDown));
+    return swigluMatmul(matmul(h, transpose(b.wGateUp)), transpose(b.wDown));
   }
 
   /** The classifier on the residual stream `x` [..., C] → logits [..., V]. */
@@ -409,9 +424,9 @@ export class Transformer {
   }
 
   /**
-   * Every block over the residual stream `x` [B, T, C] at positions `offset..`, with
-   * `attend(layer, q, k, v)` giving a layer's attention output [B, T, heads·D] (causal attention in
-   * training, the KV cache in a decode step). Returns the residual stream after the last block, or
+   * Every block over the residual stream `x` [B, T, C] at positions `offset..`, with `attend`
+   * giving a layer's attention output [B, T, heads·D] (causal attention in training, the KV cache
+   * in a decode step; see {@link Attend}). Returns the residual stream after the last block, or
    * with `finalNormed` that stream through the final RMSNorm. Each residual add is fused with the
    * RMSNorm that reads its sum (the block's post-attention norm, the next block's input norm, the
    * final norm): one dispatch where add + rmsNorm took two.
@@ -419,7 +434,7 @@ export class Transformer {
   blocksOver(
     x: Tensor,
     offset: number,
-    attend: (layer: number, q: Tensor, k: Tensor, v: Tensor) => Tensor,
+    attend: Attend,
     finalNormed: boolean,
   ): Tensor {
     const eps = this.config.normEps;
@@ -427,8 +442,13 @@ export class Transformer {
     if (!first) return x;
     let h = rmsNorm(x, first, eps);
     for (const [l, b] of this.blocks.entries()) {
-      const { q, k, v } = this.qkv(b, h, offset);
-      const att = attend(l, q, k, v);
+      let att: Tensor;
+      if (typeof attend === "function") {
+        const { q, k, v } = this.qkv(b, h, offset);
+        att = attend(l, q, k, v);
+      } else {
+        att = attend.joined(l, b, this.qkvJoined(b, h));
+      }
       ({ sum: x, normed: h } = addRmsNorm(x, matmul(att, transpose(b.wo)), b.postNorm, eps));
       const m = this.mlp(b, h);
       const next = this.blocks[l + 1]?.inputNorm ?? (finalNormed ? this.finalNorm : null);
