@@ -15,10 +15,10 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { createGpu, type GpuContext } from "../src/gpu/mod.ts";
 import { timestamp } from "../src/report/mod.ts";
+import { benchArgs, benchUsageError } from "./args.ts";
 import { benchCopy, type CopyResult } from "./copy.ts";
 import { benchDispatch, type DispatchResult } from "./dispatch.ts";
 
@@ -49,28 +49,29 @@ const SUITES: Record<string, Suite | "in-process"> = {
 // Every suite but the profile, which is a diagnosis rather than a figure to compare.
 const DEFAULT_SUITES = Object.keys(SUITES).filter((s) => s !== "profile");
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    suite: { type: "string", default: DEFAULT_SUITES.join(",") },
-    small: { type: "boolean", default: false },
-    out: { type: "string" },
-    torch: { type: "string" },
-    help: { type: "boolean", default: false },
+const script = "deno task bench";
+const values = benchArgs(
+  script,
+  "Every benchmark suite, timed with GPU timestamp queries, each next to the limit it is measured " +
+    "against. Each suite also runs alone: deno run -A bench/<suite>/main.ts --help.",
+  {
+    suite: {
+      type: "string",
+      default: DEFAULT_SUITES.join(","),
+      help: "comma-separated suites (profile: the per-kernel profile of bench/nn)",
+    },
+    small: { type: "boolean", help: "shapes a CPU fallback adapter finishes in seconds" },
+    out: { type: "string", help: "folder for the suites' JSON (default runs/bench-<UTC time>/)" },
+    torch: { type: "string", help: "folder of the PyTorch scripts' JSON, for ratios" },
   },
-});
-if (values.help) {
-  console.log(
-    "Usage: deno task bench [--suite " + DEFAULT_SUITES.join(",") +
-      "] [--small] [--out DIR] [--torch DIR]\n(--suite profile: the per-kernel profile of bench/nn)",
-  );
-  Deno.exit(0);
-}
-const suites = values.suite!.split(",").map((s) => s.trim());
+);
+const suites = values.suite.split(",").map((s) => s.trim());
 for (const s of suites) {
   if (!(s in SUITES)) {
-    console.error(`bench: unknown suite '${s}'; the suites are ${Object.keys(SUITES).join(", ")}`);
-    Deno.exit(2);
+    benchUsageError(
+      script,
+      `unknown suite '${s}'; the suites are ${Object.keys(SUITES).join(", ")}`,
+    );
   }
 }
 const out = values.out ?? join("runs", `bench-${timestamp()}`);

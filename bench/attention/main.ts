@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { benchArgs, benchInt } from "../args.ts";
 import { type AttentionImpl, backward, ops } from "../../src/autograd/mod.ts";
 import {
   type FusedAttentionVersion,
@@ -244,18 +244,17 @@ export function formatAttentionBench(rows: AttentionBenchRow[]): string {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      small: { type: "boolean", default: false },
-      json: { type: "string" },
-      repeats: { type: "string" },
+  const script = "bench/attention/main.ts";
+  const values = benchArgs(
+    script,
+    "Times composed, fused v1 and fused v2 attention at the anchors' shapes.",
+    {
+      small: { type: "boolean", help: "B = 2 (a CPU fallback adapter)" },
+      json: { type: "string", help: "write the rows as JSON to this file" },
+      repeats: { type: "string", help: "timed repeats per case" },
     },
-  });
-  const repeats = values.repeats === undefined ? undefined : Number(values.repeats);
-  if (repeats !== undefined && !(Number.isInteger(repeats) && repeats >= 1)) {
-    throw new RangeError(`--repeats ${values.repeats}: need an integer >= 1`);
-  }
+  );
+  const repeats = benchInt(script, values, "repeats", undefined, { min: 1 });
   const rt = await initTensors();
   console.log(
     `adapter: ${rt.gpu.adapter.description}${rt.gpu.isFallback ? " (CPU fallback)" : ""}`,

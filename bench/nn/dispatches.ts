@@ -11,14 +11,14 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { ComputeBatch, type Dispatch } from "../../src/gpu/mod.ts";
 import { gradSumsStats, noGrad } from "../../src/autograd/mod.ts";
 import { initTensors, tensor, tidy } from "../../src/tensor/mod.ts";
 import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
 import { decodeStep, KVCache } from "../../src/nn/kv_cache.ts";
 import { skipGpuWork } from "./main.ts";
-import { applyAttentionFlag, applySplitDeferFlag, trainAnchor } from "./setup.ts";
+import { applyNnFlags, NN_FLAGS, trainAnchor } from "./setup.ts";
+import { benchArgs } from "../args.ts";
 
 /** Dispatch counts of one anchor. */
 export interface DispatchCounts {
@@ -84,18 +84,16 @@ export async function countDispatches(names: readonly string[]): Promise<Dispatc
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      anchors: { type: "string" },
-      "by-kernel": { type: "boolean", default: false },
-      attention: { type: "string" },
-      "defer-split-mb": { type: "string" },
+  const script = "bench/nn/dispatches.ts";
+  const values = benchArgs(
+    script,
+    "Counts the dispatches of a training step and a decode step of each anchor (no GPU work).",
+    {
+      "by-kernel": { type: "boolean", help: "list the dispatches by kernel and entry point" },
+      ...NN_FLAGS,
     },
-  });
-  applyAttentionFlag(values.attention);
-  applySplitDeferFlag(values["defer-split-mb"]);
-  const names = values.anchors?.split(",") ?? ANCHORS.map((a) => a.name);
+  );
+  const names = applyNnFlags(script, values);
   for (const c of await countDispatches(names)) {
     console.log(
       `${c.anchor}: ${c.step} dispatches per training step, ${c.decode} per decode step ` +

@@ -21,7 +21,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { attentionImpl } from "../../src/autograd/mod.ts";
 import { timeBatches } from "../../src/gpu/mod.ts";
 import { initTensors, readAll } from "../../src/tensor/mod.ts";
@@ -29,7 +28,8 @@ import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
 import { forwardFlopsPerToken, parameterCount } from "../../src/nn/config.ts";
 import { RolloutEngine } from "../../src/nn/rollout.ts";
 import { median } from "../../src/util/stats.ts";
-import { applyAttentionFlag, applySplitDeferFlag, benchPrompts, trainAnchor } from "./setup.ts";
+import { applyNnFlags, benchPrompts, NN_FLAGS, trainAnchor } from "./setup.ts";
+import { benchArgs } from "../args.ts";
 
 // Steps run before timing (see the warm-up comment in benchTransformer).
 const WARMUP_STEPS = 16;
@@ -232,20 +232,19 @@ export async function compareWithTorch(
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      small: { type: "boolean", default: false },
-      "host-only": { type: "boolean", default: false },
-      anchors: { type: "string" },
-      json: { type: "string" },
-      torch: { type: "string" },
-      attention: { type: "string" },
-      "defer-split-mb": { type: "string" },
+  const script = "bench/nn/main.ts";
+  const values = benchArgs(
+    script,
+    "Times a training step and a sampling batch of each anchor (GPU timestamps and wall clock).",
+    {
+      small: { type: "boolean", help: "small shapes (a CPU fallback adapter)" },
+      "host-only": { type: "boolean", help: "empty every dispatch: the host's cost alone" },
+      json: { type: "string", help: "write the rows as JSON to this file" },
+      torch: { type: "string", help: "folder of the PyTorch scripts' JSON, for ratios" },
+      ...NN_FLAGS,
     },
-  });
-  applyAttentionFlag(values.attention);
-  applySplitDeferFlag(values["defer-split-mb"]);
+  );
+  const anchors = applyNnFlags(script, values);
   const rt = await initTensors();
   const fallback = rt.gpu.isFallback;
   console.log(
@@ -254,7 +253,7 @@ if (import.meta.main) {
   );
   const rows = await benchTransformer({
     small: values.small,
-    anchors: values.anchors?.split(","),
+    anchors,
     hostOnly: values["host-only"],
   });
   if (values["host-only"]) {

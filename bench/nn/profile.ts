@@ -13,7 +13,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   ComputeBatch,
   type DispatchTiming,
@@ -26,7 +25,8 @@ import {
 import { initTensors } from "../../src/tensor/mod.ts";
 import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
 import { RolloutEngine } from "../../src/nn/rollout.ts";
-import { applyAttentionFlag, applySplitDeferFlag, benchPrompts, trainAnchor } from "./setup.ts";
+import { applyNnFlags, benchPrompts, NN_FLAGS, trainAnchor } from "./setup.ts";
+import { benchArgs, benchInt } from "../args.ts";
 
 /** The profile of one anchor. */
 export interface AnchorProfile {
@@ -162,31 +162,26 @@ export function formatAnchorProfile(p: AnchorProfile, top = 20): string {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      small: { type: "boolean", default: false },
-      anchors: { type: "string" },
-      top: { type: "string", default: "20" },
-      json: { type: "string" },
-      attention: { type: "string" },
-      "defer-split-mb": { type: "string" },
+  const script = "bench/nn/profile.ts";
+  const values = benchArgs(
+    script,
+    "Profiles the training step and a sampling batch of each anchor, dispatch by dispatch.",
+    {
+      small: { type: "boolean", help: "small shapes (a CPU fallback adapter)" },
+      top: { type: "string", default: "20", help: "kernels listed per profile" },
+      json: { type: "string", help: "write the profiles as JSON to this file" },
+      ...NN_FLAGS,
     },
-  });
-  const top = Number(values.top);
-  if (!Number.isInteger(top) || top < 1) {
-    console.error(`profile: --top must be a positive integer, got '${values.top}'`);
-    Deno.exit(2);
-  }
-  applyAttentionFlag(values.attention);
-  applySplitDeferFlag(values["defer-split-mb"]);
+  );
+  const anchors = applyNnFlags(script, values);
+  const top = benchInt(script, values, "top", 20, { min: 1 });
   const rt = await initTensors();
   console.log(
     `adapter: ${rt.gpu.adapter.description}${rt.gpu.isFallback ? " (CPU fallback)" : ""}`,
   );
   const profiles = await profileAnchors({
     small: values.small,
-    anchors: values.anchors?.split(","),
+    anchors,
   });
   for (const p of profiles) console.log(formatAnchorProfile(p, top));
   if (values.json) {

@@ -11,7 +11,8 @@ import {
   setDeferredGradSums,
 } from "../../src/autograd/mod.ts";
 import { readAll, type Tensor, tensor, tidy } from "../../src/tensor/mod.ts";
-import { type Anchor, GENERATE_BENCH } from "../../src/nn/anchors.ts";
+import { type Anchor, ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
+import { type BenchOption, benchUsageError } from "../args.ts";
 import { Transformer } from "../../src/nn/transformer.ts";
 import type { TensorRuntime } from "../../src/tensor/runtime.ts";
 import { Rng } from "../../src/util/rng.ts";
@@ -104,4 +105,39 @@ export function applySplitDeferFlag(value: string | undefined): void {
     Deno.exit(2);
   }
   setDeferredGradSums(true, { splitMaxBytes: mb * 2 ** 20 });
+}
+
+/** The flags bench/nn/main.ts, profile.ts and dispatches.ts share (see {@link applyNnFlags}). */
+export const NN_FLAGS = {
+  anchors: {
+    type: "string",
+    help: `comma-separated anchors (default: ${ANCHORS.map((a) => a.name).join(",")})`,
+  },
+  attention: { type: "string", help: "attention implementation: fused, composed or auto" },
+  "defer-split-mb": {
+    type: "string",
+    help: "largest split-K gradient partials (MiB) summed with the deferred sums, or 'off'",
+  },
+} as const satisfies Record<string, BenchOption>;
+
+/**
+ * Applies the {@link NN_FLAGS} of a parsed command line and returns the anchors it names (all by
+ * default); an unknown anchor or a bad value is a usage error and exit code 2.
+ */
+export function applyNnFlags(
+  script: string,
+  values: { anchors?: string; attention?: string; "defer-split-mb"?: string },
+): string[] {
+  applyAttentionFlag(values.attention);
+  applySplitDeferFlag(values["defer-split-mb"]);
+  const known = ANCHORS.map((a) => a.name);
+  const names = values.anchors?.split(",").map((s) => s.trim()) ?? known;
+  const unknown = names.find((n) => !known.includes(n));
+  if (unknown !== undefined) {
+    benchUsageError(
+      script,
+      `--anchors: unknown anchor '${unknown}'; the anchors are ${known.join(", ")}`,
+    );
+  }
+  return names;
 }

@@ -29,7 +29,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { ComputeBatch, grid } from "../../src/gpu/batch.ts";
 import { createStorageBuffer, uploadBuffer } from "../../src/gpu/buffers.ts";
 import { getGpu, type GpuContext } from "../../src/gpu/device.ts";
@@ -46,6 +45,7 @@ import {
   sourceTiles,
 } from "../../src/obrs/gpu/mod.ts";
 import { Rng } from "../../src/util/rng.ts";
+import { benchArgs, benchInt } from "../args.ts";
 import { benchCopy } from "../copy.ts";
 import { FUSED_VARIANTS, LSE_VERSIONS, TOPK_VERSIONS } from "./versions.ts";
 import { Checker } from "./check.ts";
@@ -433,30 +433,52 @@ export function printObrs(r: ObrsBenchResult): void {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      small: { type: "boolean", default: false },
-      rows: { type: "string" },
-      vocab: { type: "string" },
-      k: { type: "string", default: "20" },
-      repeats: { type: "string", default: "10" },
-      out: { type: "string" },
-      "block-rows": { type: "string" },
-      only: { type: "string" },
+  const script = "bench/obrs/main.ts";
+  const values = benchArgs(
+    script,
+    "Times the top-k versions, the fused row pass and the Jackpot weights.",
+    {
+      small: { type: "boolean", help: "256 × 4,096 (a CPU fallback adapter)" },
+      rows: {
+        type: "string",
+        help: "rows of each logits matrix (default 4096 and 16384; 256 with --small)",
+      },
+      vocab: { type: "string", help: "vocabulary size (default 151936; 4096 with --small)" },
+      k: { type: "string", default: "20", help: "top-k size" },
+      repeats: {
+        type: "string",
+        default: "10",
+        help: "timed repeats per case (the median is shown)",
+      },
+      out: { type: "string", help: "write the results as JSON to this file" },
+      "block-rows": { type: "string", help: "hold each matrix as blocks of this many rows" },
+      only: {
+        type: "string",
+        default: DEFAULT_ONLY,
+        help: "comma-separated case patterns ('all' for every case)",
+      },
     },
-  });
-  const vocab = Number(values.vocab ?? (values.small ? 4096 : 151936));
-  const rowsList = values.rows ? [Number(values.rows)] : values.small ? [256] : [4096, 16384];
+  );
+  const vocab = benchInt(script, values, "vocab", values.small ? 4096 : 151936, { min: 1 });
+  const rowsList = values.rows !== undefined
+    ? [benchInt(script, values, "rows", 0, { min: 1 })]
+    : values.small
+    ? [256]
+    : [4096, 16384];
+  const k = benchInt(script, values, "k", 20, { min: 1, max: vocab });
+  const repeats = benchInt(script, values, "repeats", 10, { min: 1 });
+  const blockRows = values["block-rows"] === undefined
+    ? undefined
+    : benchInt(script, values, "block-rows", 0, { min: 1 });
   const all: ObrsBenchResult[] = [];
   for (const rows of rowsList) {
     const r = await benchObrs({
       rows,
       vocab,
-      k: Number(values.k),
-      repeats: Number(values.repeats),
-      blockRows: values["block-rows"] === undefined ? undefined : Number(values["block-rows"]),
-      only: values.only ?? DEFAULT_ONLY,
+      k,
+      repeats,
+      blockRows,
+      only: values.only,
       progress: true,
     });
     printObrs(r);

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { benchArgs, benchInt } from "../args.ts";
 import { AdamW, ops } from "../../src/autograd/mod.ts";
 import { copyKernel, type GpuContext, grid, timeBatches } from "../../src/gpu/mod.ts";
 import { initTensors, keep, ones, randn, type Tensor, tensor, tidy } from "../../src/tensor/mod.ts";
@@ -156,31 +156,27 @@ export function formatTensorBench(rows: TensorBenchRow[]): string {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      small: { type: "boolean", default: false },
-      json: { type: "string" },
-      rows: { type: "string" },
-      cols: { type: "string" },
-      repeats: { type: "string" },
+  const script = "bench/tensor/main.ts";
+  const values = benchArgs(
+    script,
+    "Times the elementwise, row and optimizer kernels against the copy bandwidth.",
+    {
+      small: { type: "boolean", help: "small shapes (a CPU fallback adapter)" },
+      json: { type: "string", help: "write the rows as JSON to this file" },
+      rows: { type: "string", help: "rows of the matrices (default 4096)" },
+      cols: { type: "string", help: "columns of the matrices (default 4096)" },
+      repeats: { type: "string", help: "timed repeats per kernel" },
     },
-  });
-  const int = (name: string, v: string | undefined) => {
-    if (v === undefined) return undefined;
-    const k = Number(v);
-    if (!Number.isInteger(k) || k < 1) throw new RangeError(`--${name} ${v}: need an integer >= 1`);
-    return k;
-  };
+  );
   const rt = await initTensors();
   console.log(
     `adapter: ${rt.gpu.adapter.description}${rt.gpu.isFallback ? " (CPU fallback)" : ""}`,
   );
   const rows = await benchTensorOps({
     small: values.small,
-    rows: int("rows", values.rows),
-    cols: int("cols", values.cols),
-    repeats: int("repeats", values.repeats),
+    rows: benchInt(script, values, "rows", undefined, { min: 1 }),
+    cols: benchInt(script, values, "cols", undefined, { min: 1 }),
+    repeats: benchInt(script, values, "repeats", undefined, { min: 1 }),
   });
   console.log(formatTensorBench(rows));
   if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(rows, null, 2) + "\n");
