@@ -16,11 +16,12 @@ import {
   f32,
   keep,
   materialize,
+  opScope,
   params,
   runtime,
   type Tensor,
 } from "../tensor/mod.ts";
-import type { Transformer } from "./transformer.ts";
+import type { Attend, BlockParams, Transformer } from "./transformer.ts";
 
 const { matmul, mul, reshape, slice, softmax, transpose, embedding } = ops;
 
@@ -82,13 +83,38 @@ export function prefill(model: Transformer, tokens: Tensor, cache: KVCache): voi
   });
 }
 
-/** Largest cache length and head size of the fused decode kernel (its workgroup arrays). */
+/** Largest cache length and head size of the fused decode kernels (their workgroup arrays). */
 export const FUSED_DECODE_LIMITS = { positions: 2048, headDim: 256 } as const;
+
+// kernels/nn_decode_attention.wgsl's `joined` flags and its workgroup size
+const NORM_Q = 1, NORM_K = 2;
+const DECODE_WG = 64;
+const decodeConstants = {
+  WG: DECODE_WG,
+  MAXT: FUSED_DECODE_LIMITS.positions,
+  MAXD: FUSED_DECODE_LIMITS.headDim,
+};
+
+// Throws unless the fused kernels take this cache and head size.
+function checkFused(op: string, cache: KVCache, D: number, pos: number): void {
+  if (cache.Tmax > FUSED_DECODE_LIMITS.positions || D > FUSED_DECODE_LIMITS.headDim) {
+    throw new RangeError(
+      `${op}: a cache of ${cache.Tmax} positions with head size ${D} exceeds the fused kernel's ` +
+        `${FUSED_DECODE_LIMITS.positions} positions / head size ${FUSED_DECODE_LIMITS.headDim}; ` +
+        `use decodeAttentionComposed`,
+    );
+  }
+  if (!Number.isInteger(pos) || pos < 0 || pos >= cache.Tmax) {
+    throw new RangeError(`${op}: position ${pos} is outside the cache's [0, ${cache.Tmax})`);
+  }
+}
 
 /**
  * Attention output `[B, 1, heads·D]` of position `pos` for q `[B, 1, heads, D]` and the new k, v
- * `[B, 1, kvHeads, D]`, writing k, v into layer `l` of the cache: one fused dispatch
- * (kernels/nn_decode_attention.wgsl). No gradient (decoding only).
+ * `[B, 1, kvHeads, D]` (already normalised and rotated), writing k, v into layer `l` of the cache:
+ * one fused dispatch (kernels/nn_decode_attention.wgsl `main`). No gradient (decoding only).
+ * {@link decodeStep} uses {@link decodeAttentionJoined}, which also does QK-norm and RoPE; this
+ * one is for a caller that already holds the heads.
  */
 export function decodeAttentionFused(
   q: Tensor,
@@ -98,25 +124,119 @@ export function decodeAttentionFused(
   l: number,
   pos: number,
 ): Tensor {
-  const [B, , Hq, D] = q.shape;
-  const Hkv = k.shape[2];
-  const qs = materialize(q), ks = materialize(k), vs = materialize(v);
-  const out = empty([B, 1, Hq * D], "f32", "decodeAttention");
-  runtime().dispatch({
-    kernel: decodeKernel,
-    constants: { WG: 64, MAXT: FUSED_DECODE_LIMITS.positions, MAXD: FUSED_DECODE_LIMITS.headDim },
-    bindings: [
-      qs.binding,
-      ks.binding,
-      vs.binding,
-      cache.k[l].binding,
-      cache.v[l].binding,
-      out.binding,
-      params([B, Hq, Hkv, D, cache.Tmax, pos, f32(1 / Math.sqrt(D)), 0]),
-    ],
-    workgroups: grid(B * Hq),
+  return opScope(() => {
+    const [B, , Hq, D] = q.shape;
+    const Hkv = k.shape[2];
+    checkFused("decodeAttentionFused", cache, D, pos);
+    const qs = materialize(q), ks = materialize(k), vs = materialize(v);
+    const out = empty([B, 1, Hq * D], "f32", "decodeAttention");
+    runtime().dispatch({
+      kernel: decodeKernel,
+      constants: decodeConstants,
+      bindings: [
+        qs.binding,
+        ks.binding,
+        vs.binding,
+        cache.k[l].binding,
+        cache.v[l].binding,
+        out.binding,
+        params([B, Hq, Hkv, D, cache.Tmax, pos, f32(1 / Math.sqrt(D)), f32(0), f32(0), 0, 0, 0]),
+      ],
+      workgroups: grid(B * Hq),
+    });
+    return out;
   });
-  return out;
+}
+
+/**
+ * Attention output `[B, 1, heads·D]` of position `pos` straight from block `block`'s joined q/k/v
+ * projection `qkv` `[B, 1, (heads + 2·kvHeads)·D]` (q heads, then k heads, then v heads), writing
+ * the new key and value into layer `l` of the cache. One dispatch (kernels/nn_decode_attention.wgsl
+ * `joined`) does what ops.qkvNormRope and {@link decodeAttentionFused} did in two: each workgroup
+ * normalises (QK-norm, with `block.qNorm` / `block.kNorm` when present) and rotates (RoPE at
+ * `pos`) its query head and its kv head's key itself, with ops.qkvNormRope's expressions, so the
+ * decode matches a training-mode forward. A decode step is bound by dispatch count, not by
+ * arithmetic (about 11.5 µs a dispatch on an H100 whatever it computes), so the redundant
+ * normalisation of the key by each of a group's G query heads costs nothing that shows; the
+ * saving is one dispatch per layer per token. No gradient (decoding only).
+ *
+ * @example
+ * ```ts
+ * const attend = { joined: (l, b, qkv) => decodeAttentionJoined(model, b, qkv, cache, l, pos) };
+ * const h = model.blocksOver(x, pos, attend, true);
+ * ```
+ */
+export function decodeAttentionJoined(
+  model: Transformer,
+  block: BlockParams,
+  qkv: Tensor,
+  cache: KVCache,
+  l: number,
+  pos: number,
+): Tensor {
+  const op = "decodeAttentionJoined";
+  const { heads: Hq, kvHeads: Hkv, headDim: D, normEps: eps, ropeTheta: base } = model.config;
+  const H = Hq + 2 * Hkv;
+  qkv.expectDtype(op, "f32");
+  const B = qkv.shape[0];
+  if (qkv.rank !== 3 || qkv.shape[1] !== 1 || qkv.shape[2] !== H * D || B > cache.B) {
+    throw new RangeError(
+      `${op}: needs the joined projection [B, 1, (heads + 2·kvHeads)·headDim] = [B, 1, ${
+        H * D
+      }] with B <= ${cache.B}, got ${qkv.describe()}`,
+    );
+  }
+  if (D % 2 !== 0) throw new RangeError(`${op}: head size ${D} must be even (RoPE pairs)`);
+  checkFused(op, cache, D, pos);
+  if (!Number.isInteger(l) || l < 0 || l >= cache.k.length) {
+    throw new RangeError(`${op}: layer ${l} is outside the cache's ${cache.k.length} layers`);
+  }
+  for (const [name, w] of [["qNorm", block.qNorm], ["kNorm", block.kNorm]] as const) {
+    if (w && (w.rank !== 1 || w.shape[0] !== D)) {
+      throw new RangeError(`${op}: ${name} must be [${D}], got ${w.describe()}`);
+    }
+  }
+  return opScope(() => {
+    const xs = materialize(qkv);
+    // a binding for an absent norm weight (the kernel reads it only under its flag)
+    let unused: Tensor | undefined;
+    const stand = () => (unused ??= empty([4], "f32", "unused"));
+    const wq = block.qNorm ? materialize(block.qNorm) : stand();
+    const wk = block.kNorm ? materialize(block.kNorm) : stand();
+    const flags = (block.qNorm ? NORM_Q : 0) | (block.kNorm ? NORM_K : 0);
+    // ops_qkv_heads.wgsl's lanes per head row: its sum of squares is a tree over them
+    const lanes = Math.min(256, 2 ** Math.ceil(Math.log2(Math.max(1, D / 2))));
+    const out = empty([B, 1, Hq * D], "f32", op);
+    runtime().dispatch({
+      kernel: decodeKernel,
+      entryPoint: "joined",
+      constants: decodeConstants,
+      bindings: [
+        xs.binding,
+        wq.binding,
+        wk.binding,
+        cache.k[l].binding,
+        cache.v[l].binding,
+        out.binding,
+        params([
+          B,
+          Hq,
+          Hkv,
+          D,
+          cache.Tmax,
+          pos,
+          f32(1 / Math.sqrt(D)),
+          f32(base),
+          f32(eps),
+          flags,
+          lanes,
+          0,
+        ]),
+      ],
+      workgroups: grid(B * Hq),
+    });
+    return out;
+  });
 }
 
 /**
@@ -149,7 +269,9 @@ export function decodeAttentionComposed(
 /**
  * Logits `[B, V]` at position `pos` for i32 `tokens` `[B]` (the input at `pos`), writing the keys
  * and values of `pos` into `cache` and attending over positions `0..pos`. Call inside `noGrad` and
- * `tidy`. `fused` (default: when the cache fits the kernel) picks the one-dispatch attention.
+ * `tidy`. `fused` (default: when the cache fits the kernel) picks {@link decodeAttentionJoined}:
+ * one dispatch a layer from the joined projection to the attention output, QK-norm and RoPE
+ * included; else ops.qkvNormRope then {@link decodeAttentionComposed} (the reference).
  *
  * @example
  * ```ts
@@ -174,8 +296,10 @@ export function decodeStep(
   if (!Number.isInteger(pos) || pos < 0 || pos >= cache.Tmax) {
     throw new RangeError(`decodeStep: position ${pos} is outside the cache's [0, ${cache.Tmax})`);
   }
-  const attend = fused ? decodeAttentionFused : decodeAttentionComposed;
+  const attend: Attend = fused
+    ? { joined: (l, b, qkv) => decodeAttentionJoined(model, b, qkv, cache, l, pos) }
+    : (l, q, k, v) => decodeAttentionComposed(q, k, v, cache, l, pos);
   const x = embedding(model.embed, reshape(tokens, [B, 1]));
-  const h = model.blocksOver(x, pos, (l, q, k, v) => attend(q, k, v, cache, l, pos), true);
+  const h = model.blocksOver(x, pos, attend, true);
   return reshape(model.classify(h), [B, c.vocabSize]);
 }
