@@ -143,13 +143,22 @@ const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 // One kernel step on random inputs: D below, at and past the workgroup (64 lanes, so D = 160 and
 // 256 loop), G = 1 and G > 1, with and without QK-norm, positions from 0 to past the workgroup
 // and to the last one the kernel takes.
-const KERNEL_CASES = [
-  { D: 8, Hq: 4, Hkv: 4, norm: true, Tmax: 12, positions: [0, 1, 2, 7, 11] },
-  { D: 32, Hq: 4, Hkv: 2, norm: false, Tmax: 8, positions: [0, 3, 4] },
-  { D: 64, Hq: 6, Hkv: 2, norm: true, Tmax: 72, positions: [0, 64, 71] },
-  { D: 160, Hq: 2, Hkv: 1, norm: true, Tmax: 70, positions: [1, 65] },
-  { D: 256, Hq: 2, Hkv: 2, norm: true, Tmax: 6, positions: [0, 5] },
-  { D: 8, Hq: 2, Hkv: 1, norm: true, Tmax: FUSED_DECODE_LIMITS.positions, positions: [2047] },
+const KERNEL_CASES: {
+  D: number;
+  Hq: number;
+  Hkv: number;
+  norm: "qk" | "q" | "k" | "none"; // which of qNorm, kNorm the block has
+  Tmax: number;
+  positions: number[];
+}[] = [
+  { D: 8, Hq: 4, Hkv: 4, norm: "qk", Tmax: 12, positions: [0, 1, 2, 7, 11] },
+  { D: 32, Hq: 4, Hkv: 2, norm: "none", Tmax: 8, positions: [0, 3, 4] },
+  { D: 16, Hq: 2, Hkv: 1, norm: "q", Tmax: 4, positions: [0, 3] },
+  { D: 16, Hq: 2, Hkv: 1, norm: "k", Tmax: 4, positions: [0, 3] },
+  { D: 64, Hq: 6, Hkv: 2, norm: "qk", Tmax: 72, positions: [0, 64, 71] },
+  { D: 160, Hq: 2, Hkv: 1, norm: "qk", Tmax: 70, positions: [1, 65] },
+  { D: 256, Hq: 2, Hkv: 2, norm: "qk", Tmax: 6, positions: [0, 5] },
+  { D: 8, Hq: 2, Hkv: 1, norm: "qk", Tmax: FUSED_DECODE_LIMITS.positions, positions: [2047] },
 ];
 
 Deno.test("decodeAttentionJoined equals the float64 step and the composed path (qkvNormRope + decodeAttentionComposed), cache writes included", async () => {
@@ -166,15 +175,19 @@ Deno.test("decodeAttentionJoined equals the float64 step and the composed path (
       maxSeqLen: Tmax,
       ropeTheta: D === 64 ? 1e6 : 10000,
       normEps: D === 32 ? 1e-5 : 1e-6,
-      qkNorm: c.norm,
+      qkNorm: c.norm !== "none",
     });
     const model = Transformer.init(cfg, { seed: 1, std: 0.1 });
     const cacheB = 3, B = 2; // a batch smaller than the cache: row 2 must stay untouched
     const joined = new KVCache(model, cacheB, Tmax), composed = new KVCache(model, cacheB, Tmax);
     const H = Hq + 2 * Hkv, cacheSize = cacheB * Hkv * Tmax * D;
     const rand = (n: number, s = 1) => Float32Array.from({ length: n }, () => s * rng.normal());
-    const wq = c.norm ? Float32Array.from({ length: D }, () => 0.5 + rng.uniform()) : null;
-    const wk = c.norm ? Float32Array.from({ length: D }, () => 0.5 + rng.uniform()) : null;
+    const wq = c.norm.includes("q")
+      ? Float32Array.from({ length: D }, () => 0.5 + rng.uniform())
+      : null;
+    const wk = c.norm.includes("k")
+      ? Float32Array.from({ length: D }, () => 0.5 + rng.uniform())
+      : null;
     const qNorm = wq && tensor(wq), kNorm = wk && tensor(wk);
     const block: BlockParams = { ...model.blocks[0], qNorm, kNorm };
     let errRef = 0, errComposed = 0, errCache = 0, errKey = 0, kMax = 0;
