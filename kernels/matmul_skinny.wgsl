@@ -18,8 +18,10 @@
 // row, over the 4 columns). Rows ≥ M, columns ≥ N and k ≥ the range's end read zeros.
 //
 // The A and B bindings and `load4A` / `load4B` come from a prelude prepended by
-// src/tensor/matmul/skinny.ts: matmul_skinny_vec4.wgsl (array<vec4<f32>>, one load per run: rows
-// a whole number of vec4) or matmul_skinny_scalar.wgsl (array<f32>, four guarded loads: any shape).
+// src/tensor/matmul/kernels.ts: matmul_skinny_vec4.wgsl (array<vec4<f32>>, one load per run: rows
+// a whole number of vec4) or matmul_skinny_scalar.wgsl (array<f32>, four guarded loads: any shape),
+// optionally followed by the A prologue matmul_skinny_swiglu.wgsl (A = silu(gate) · up of a joined
+// [M, 2K] projection, whose rows are 2K apart: hence A's row stride in params.strideA).
 override TRANS_B: bool = false; // B stored N×K
 override ACCUMULATE: bool = false; // C += A·op(B)
 override RG: u32 = 8u; // groups of 8 rows: the workgroup covers rows 0 .. 8·RG − 1 (1, 2, 4 or 8)
@@ -30,7 +32,8 @@ override KS: u32 = 256u / (RG * CG); // k slices per workgroup (a power of two, 
 override PREFETCH: bool = true;
 
 // The matmul kernels' parameter layout (src/tensor/matmul/splitk.ts fills it for a split):
-// strideC is the distance between partials when kChunk > 0; strideA, strideB, batchBase unused.
+// strideA is the distance between A's rows (K, or 2K with the SwiGLU prologue); strideC the
+// distance between partials when kChunk > 0; strideB, batchBase unused.
 struct Params {
   M: u32, N: u32, K: u32,
   strideA: u32, strideB: u32, strideC: u32,
@@ -58,7 +61,7 @@ struct Step {
 }
 
 fn rowA(m: u32, rows: u32, r: u32, k: u32, kHi: u32) -> vec4<f32> {
-  return load4A((m + r) * params.K + k, select(0u, span(k, kHi), r < rows));
+  return load4A((m + r) * params.strideA + k, select(0u, span(k, kHi), r < rows));
 }
 
 fn colB(n: u32, j: u32, k: u32, kHi: u32) -> vec4<f32> {

@@ -6,7 +6,7 @@
  */
 import { type BufferSlice, type ComputeBatch, grid } from "../../gpu/batch.ts";
 import type { GpuContext } from "../../gpu/device.ts";
-import { MATMUL_TILES, matmulKernel, type MatmulVariant } from "./kernels.ts";
+import { MATMUL_TILES, matmulKernel, type MatmulPrologue, type MatmulVariant } from "./kernels.ts";
 import { chooseSplits, encodeSplitK, type KSplit, splitK } from "./splitk.ts";
 import {
   encodeSkinny,
@@ -19,7 +19,7 @@ import type { MatmulShape } from "./reference.ts";
 
 /** Arguments of {@link encodeMatmul}: the three buffers and the shape. */
 export interface MatmulParams extends MatmulShape {
-  /** A: M×K row-major, or K×M when `transA`. */
+  /** A: M×K row-major, or K×M when `transA`; M×2K with `prologueA: "swiglu"`. */
   a: BufferSlice;
   /** B: K×N row-major, or N×K when `transB`. */
   b: BufferSlice;
@@ -27,6 +27,12 @@ export interface MatmulParams extends MatmulShape {
   c: BufferSlice;
   /** Force a kernel variant (tests and benchmarks); default: chosen by shape. */
   variant?: MatmulVariant;
+  /**
+   * Read A through a prologue (skinny kernel only, unbatched, A stored M×K). "swiglu": `a` holds
+   * the joined gate/up projection x [M, 2K] and op(A)[m, k] = silu(x[m, k]) · x[m, K + k], as
+   * `swigluJoined` computes it: the MLP's gate and down projection in one dispatch.
+   */
+  prologueA?: MatmulPrologue;
   /**
    * Slices of K computed in parallel and summed (tiled, unrolled vec4 or skinny kernel, unbatched;
    * tests and benchmarks); default chosen by shape, 1 turns splitting off.
@@ -117,6 +123,8 @@ function vec4Tuned(gpu: GpuContext, partial: Partial<Vec4Tuning> = {}): Vec4Tuni
 
 /** The validated arguments with every default filled in. */
 export interface MatmulPlan extends Required<MatmulShape> {
+  /** The A prologue (see {@link MatmulParams.prologueA}); undefined: A is read as stored. */
+  prologueA?: MatmulPrologue;
   /** Elements of A the product touches, from its slice's offset. */
   extentA: number;
   /** Elements of B the product touches, from its slice's offset. */
@@ -160,6 +168,18 @@ export function planMatmul(gpu: GpuContext, p: MatmulParams): MatmulPlan {
     );
   }
   const extent = (s: number, size: number) => (batchCount - 1) * s + size;
+  const prologueA = p.prologueA;
+  if (prologueA !== undefined) {
+    if (prologueA !== "swiglu") {
+      throw new RangeError(`matmul: unknown prologueA ${String(prologueA)} (only "swiglu")`);
+    }
+    if (batchCount > 1 || p.transA) {
+      throw new RangeError(
+        "matmul: prologueA needs an unbatched product with A stored M×2K (batchCount 1, transA " +
+          "false)",
+      );
+    }
+  }
   const plan: MatmulPlan = {
     M,
     N,
@@ -171,9 +191,10 @@ export function planMatmul(gpu: GpuContext, p: MatmulParams): MatmulPlan {
     transA: p.transA ?? false,
     transB: p.transB ?? false,
     accumulate: p.accumulate ?? false,
-    extentA: extent(strideA, M * K),
+    extentA: prologueA ? M * 2 * K : extent(strideA, M * K),
     extentB: extent(strideB, K * N),
     extentC: extent(strideC, M * N),
+    ...(prologueA ? { prologueA } : {}),
   };
   const align = gpu.limits.minStorageBufferOffsetAlignment ?? 256;
   const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;
@@ -263,13 +284,15 @@ function tileUse(M: number, N: number, tile: number): number {
 
 /**
  * The variant {@link encodeMatmul} uses for a validated plan, by alignment and size: `skinny` for
- * at most `skinnyMaxM` rows (default {@link SKINNY_MAX_M}; unbatched, A stored M×K); `vec4` when
- * its 128×128 tiles fill the GPU without wasting much more of themselves than 64×64 tiles would
- * (it does about twice the work per workgroup-second, so up to half as well used still wins), or
- * when too few tiles can be made up by splitting a long K (which beats any tile shape); otherwise
- * `tiled`.
+ * an A prologue (the only kernel that has one) or at most `skinnyMaxM` rows (default
+ * {@link SKINNY_MAX_M}; unbatched, A stored M×K); `vec4` when its 128×128 tiles fill the GPU
+ * without wasting much more of themselves than 64×64 tiles would (it does about twice the work per
+ * workgroup-second, so up to half as well used still wins), or when too few tiles can be made up
+ * by splitting a long K (which beats any tile shape); otherwise `tiled`.
  */
 export function chooseMatmulVariant(plan: MatmulPlan, skinnyMaxM = SKINNY_MAX_M): MatmulVariant {
+  // Only the skinny kernel reads A through a prologue; it says why when it cannot run the shape.
+  if (plan.prologueA) return "skinny";
   if (plan.M <= skinnyMaxM && skinnyObstacle(plan) === undefined) return "skinny";
   if (vec4Obstacle(plan) !== undefined) return "tiled";
   const tiles = vec4Tiles(plan);
@@ -336,6 +359,9 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
   const variant = p.variant ?? chooseMatmulVariant(plan, skinnyMaxM(gpu));
   if (!(variant in MATMUL_TILES)) {
     throw new RangeError(`matmul: unknown variant ${String(variant)}`);
+  }
+  if (plan.prologueA && variant !== "skinny") {
+    throw new RangeError(`matmul: prologueA needs the skinny kernel, not ${variant}`);
   }
   const tuning = variant === "vec4" ? vec4Tuned(gpu, p.vec4Tuning) : undefined;
   if (variant === "vec4") {

@@ -16,6 +16,7 @@ import vec4LoopSource from "../../../kernels/matmul_vec4_loop.wgsl" with { type:
 import skinnySource from "../../../kernels/matmul_skinny.wgsl" with { type: "text" };
 import skinnyVec4Prelude from "../../../kernels/matmul_skinny_vec4.wgsl" with { type: "text" };
 import skinnyScalarPrelude from "../../../kernels/matmul_skinny_scalar.wgsl" with { type: "text" };
+import skinnySwigluPrologue from "../../../kernels/matmul_skinny_swiglu.wgsl" with { type: "text" };
 
 /**
  * The kernel variants `encodeMatmul` picks from by shape and alignment:
@@ -23,7 +24,8 @@ import skinnyScalarPrelude from "../../../kernels/matmul_skinny_scalar.wgsl" wit
  * - `tiled`: 64×64 tiles, 4×4 per invocation, scalar loads (any shape and alignment);
  * - `vec4`: 128×128 tiles, 8×8 per invocation, vec4 loads (rows a multiple of 4 floats);
  * - `skinny`: M ≤ 64 rows, all of them per workgroup, 4–32 columns, K split among the invocations
- *   (decode steps; unbatched, A not transposed; src/tensor/matmul/skinny.ts).
+ *   (decode steps; unbatched, A not transposed; src/tensor/matmul/skinny.ts); it alone can read A
+ *   through a prologue ({@link KernelForm.prologue}).
  */
 export type MatmulVariant = "naive" | "tiled" | "vec4" | "skinny";
 
@@ -58,6 +60,30 @@ export interface KernelForm {
   unrolled?: boolean;
   /** skinny only: scalar loads, for any alignment (false, the default: vec4 loads). */
   scalar?: boolean;
+  /**
+   * skinny only: read A through a prologue. "swiglu": the stored A is a joined gate/up projection
+   * [M, 2K] and the kernel multiplies silu(gate) · up (kernels/matmul_skinny_swiglu.wgsl).
+   */
+  prologue?: MatmulPrologue;
+}
+
+/** How the skinny kernel may read A: through SwiGLU's gate (see {@link KernelForm.prologue}). */
+export type MatmulPrologue = "swiglu";
+
+// The prelude's A loader, renamed when a prologue wraps it.
+const LOAD_A = "fn load4A(";
+
+// The skinny kernel's text: prelude (bindings and loads), maybe the A prologue, then the body.
+function skinnyCode(form: KernelForm): string {
+  const prelude = form.scalar ? skinnyScalarPrelude : skinnyVec4Prelude;
+  if (form.prologue === undefined) return prelude + skinnySource;
+  if (form.prologue !== "swiglu") {
+    throw new RangeError(`matmul: unknown A prologue ${String(form.prologue)}`);
+  }
+  if (prelude.split(LOAD_A).length !== 2) {
+    throw new Error(`the skinny prelude must contain "${LOAD_A}" exactly once`);
+  }
+  return prelude.replace(LOAD_A, "fn load4X(") + skinnySwigluPrologue + skinnySource;
 }
 
 const kernels = new Map<string, Kernel>();
@@ -73,16 +99,18 @@ const kernels = new Map<string, Kernel>();
 export function matmulKernel(variant: MatmulVariant, form: KernelForm = {}): Kernel {
   const looped = variant === "vec4" && form.unrolled === false;
   const skinny = variant === "skinny";
-  const source = skinny
-    ? (form.scalar ? skinnyScalarPrelude : skinnyVec4Prelude) + skinnySource
-    : looped
-    ? vec4LoopSource
-    : SOURCES[variant];
+  if (form.prologue !== undefined && !skinny) {
+    throw new RangeError(
+      `matmul: only the skinny kernel reads A through a prologue, not ${variant}`,
+    );
+  }
+  const source = skinny ? skinnyCode(form) : looped ? vec4LoopSource : SOURCES[variant];
   if (source === undefined) throw new RangeError(`matmul: unknown variant ${String(variant)}`);
   // The looped kernel takes its pad as an override constant; the unrolled one in its text.
   const unpadded = variant === "vec4" && !looped && form.pad === 0;
   const name =
     `matmul_${variant}${looped ? "_loop" : ""}${skinny && form.scalar ? "_scalar" : ""}` +
+    `${skinny && form.prologue ? `_${form.prologue}` : ""}` +
     `${form.aliased ? "+aliased" : ""}${unpadded ? "+pad0" : ""}`;
   let kernel = kernels.get(name);
   if (kernel) return kernel;

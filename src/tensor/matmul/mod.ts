@@ -25,7 +25,13 @@ export {
   type Vec4Tuning,
   vec4WorkgroupBytes,
 } from "./encode.ts";
-export { type KernelForm, MATMUL_TILES, matmulKernel, type MatmulVariant } from "./kernels.ts";
+export {
+  type KernelForm,
+  MATMUL_TILES,
+  matmulKernel,
+  type MatmulPrologue,
+  type MatmulVariant,
+} from "./kernels.ts";
 export {
   chooseSplits,
   type KSplit,

@@ -10,7 +10,7 @@ import type { BufferSlice, ComputeBatch } from "../../gpu/batch.ts";
 import type { GpuContext } from "../../gpu/device.ts";
 import type { KernelConstants } from "../../gpu/pipelines.ts";
 import type { MatmulPlan } from "./encode.ts";
-import { matmulKernel } from "./kernels.ts";
+import { matmulKernel, type MatmulPrologue } from "./kernels.ts";
 import { encodeSplitK, splitK } from "./splitk.ts";
 
 /**
@@ -53,12 +53,18 @@ export interface SkinnyTiling {
  * multiprocessors a device has). Per multiprocessor: ~32 bytes per clock from L2 and half the 128
  * FMA lanes kept busy, at ~1.75 GHz; a second (reduction) dispatch costs a few microseconds of
  * launch and barrier at these sizes. Estimates to rank tilings, not predictions.
+ *
+ * `swigluPerFma`: what the SwiGLU A prologue adds, in FMAs per FMA of the product. Every
+ * invocation recomputes silu(gate)·up for each A element it loads, one per 4 FMAs (its 4 columns),
+ * and the exp and the reciprocal run on the special-function units, 16 per clock per
+ * multiprocessor against the 64 FMAs per clock assumed here: 2 × 4 clocks' worth per element.
  */
 export const SKINNY_COST = {
   multiprocessors: 132,
   bytesPerUs: 56e3,
   fmaPerUs: 112e3,
   reduceUs: 3,
+  swigluPerFma: 2,
 } as const;
 
 /** Fewest k per slice when K is split across workgroups. */
@@ -75,6 +81,7 @@ export function skinnyObstacle(plan: MatmulPlan): string | undefined {
 /**
  * Whether every 4-run the kernel reads starts on a vec4 (one 16-byte load): A's rows (K) and B's
  * stored rows (K when transB, else N) a multiple of 4 floats. Offsets are multiples of 256 bytes.
+ * (With the SwiGLU prologue A's rows are 2K long and up starts K in: the same condition.)
  */
 export function skinnyVec4(plan: Pick<MatmulPlan, "N" | "K" | "transB">): boolean {
   return plan.K % 4 === 0 && (plan.transB || plan.N % 4 === 0);
@@ -86,25 +93,37 @@ function rowGroupsFor(M: number): number {
   return g;
 }
 
-/** Estimated microseconds of a tiling under {@link SKINNY_COST} (to rank tilings). */
-export function skinnyCost(M: number, N: number, K: number, t: SkinnyTiling): number {
+/**
+ * Estimated microseconds of a tiling under {@link SKINNY_COST} (to rank tilings), with A read as
+ * stored or through `prologue`.
+ */
+export function skinnyCost(
+  M: number,
+  N: number,
+  K: number,
+  t: SkinnyTiling,
+  prologue?: MatmulPrologue,
+): number {
   const c = SKINNY_COST;
   const chunk = t.kSplits > 1 ? splitK(K, t.kSplits).chunk : K;
   const splits = Math.ceil(K / chunk);
   const BN = 4 * t.colGroups;
   const workgroups = Math.ceil(N / BN) * splits;
-  // Each workgroup reads its k range of all of A and of its BN columns of B, and runs 8·rowGroups
-  // × BN × chunk FMAs (rows past M too); the busiest multiprocessor runs ⌈wg / SMs⌉ of them.
-  const perWorkgroup = (M + BN) * chunk * 4 / c.bytesPerUs +
-    8 * t.rowGroups * BN * chunk / c.fmaPerUs;
+  // Each workgroup reads its k range of all of A (gate and up with the SwiGLU prologue) and of its
+  // BN columns of B, and runs 8·rowGroups × BN × chunk FMAs (rows past M too) plus the gate of its
+  // A loads (rows below M); the busiest multiprocessor runs ⌈wg / SMs⌉ of them.
+  const swiglu = prologue === "swiglu";
+  const fma = 8 * t.rowGroups * BN * chunk + (swiglu ? c.swigluPerFma * M * BN * chunk : 0);
+  const perWorkgroup = ((swiglu ? 2 : 1) * M + BN) * chunk * 4 / c.bytesPerUs +
+    fma / c.fmaPerUs;
   return Math.ceil(workgroups / c.multiprocessors) * perWorkgroup +
     (splits > 1 ? c.reduceUs : 0);
 }
 
 /**
  * The tiling of least {@link skinnyCost} over 4–32 columns per workgroup and 1–16 slices of K
- * (each at least {@link SKINNY_MIN_CHUNK} long), within `maxGrid` workgroups along x. Ties go to
- * fewer splits, then fewer workgroups.
+ * (each at least {@link SKINNY_MIN_CHUNK} long), within `maxGrid` workgroups along x, with A read
+ * as stored or through `prologue`. Ties go to fewer splits, then fewer workgroups.
  *
  * @example
  * ```ts
@@ -116,6 +135,7 @@ export function chooseSkinnyTiling(
   N: number,
   K: number,
   maxGrid = 65535,
+  prologue?: MatmulPrologue,
 ): SkinnyTiling {
   const rowGroups = rowGroupsFor(M);
   let best: SkinnyTiling | undefined, bestCost = Infinity;
@@ -125,7 +145,7 @@ export function chooseSkinnyTiling(
     for (let colGroups = 8; colGroups >= 1; colGroups /= 2) {
       if (Math.ceil(N / (4 * colGroups)) > maxGrid) continue;
       const t = { rowGroups, colGroups, kSplits };
-      const cost = skinnyCost(M, N, K, t);
+      const cost = skinnyCost(M, N, K, t, prologue);
       if (cost < bestCost * (1 - 1e-9)) [best, bestCost] = [t, cost];
     }
   }
@@ -146,7 +166,7 @@ export interface SkinnyOverride extends Partial<Pick<SkinnyTiling, "colGroups" |
 
 // The tiling for this plan: chosen, then the forced parts checked and applied.
 function resolveTiling(plan: MatmulPlan, maxGrid: number, force: SkinnyOverride): SkinnyTiling {
-  const t = chooseSkinnyTiling(plan.M, plan.N, plan.K, maxGrid);
+  const t = chooseSkinnyTiling(plan.M, plan.N, plan.K, maxGrid, plan.prologueA);
   if (force.colGroups !== undefined) {
     if (![1, 2, 4, 8].includes(force.colGroups)) {
       throw new RangeError(`matmul: skinny colGroups must be 1, 2, 4 or 8, got ${force.colGroups}`);
@@ -197,6 +217,9 @@ export function encodeSkinny(
   const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535;
   const t = resolveTiling(plan, maxDim, job.force ?? {});
   const scalar = !skinnyVec4(plan);
+  const prologue = plan.prologueA;
+  // A's row stride: the SwiGLU prologue reads gate and up from rows of 2K.
+  const rowA = prologue === "swiglu" ? 2 * plan.K : plan.K;
   const constants: KernelConstants = {
     TRANS_B: plan.transB ? 1 : 0,
     ACCUMULATE: plan.accumulate ? 1 : 0,
@@ -212,9 +235,10 @@ export function encodeSkinny(
       throw new RangeError(`matmul: ${split.splits} splits exceed ${maxDim} workgroups along z`);
     }
     // C is not bound by the product (the partials are), so the plain kernel serves.
-    const kernel = matmulKernel("skinny", { scalar });
+    const kernel = matmulKernel("skinny", { scalar, prologue });
     encodeSplitK(batch, gpu, {
       ...plan,
+      strideA: rowA,
       kernel,
       constants,
       grid: [gx, 1],
@@ -226,9 +250,9 @@ export function encodeSkinny(
     return { ...t, kSplits: split.splits };
   }
   batch.dispatch({
-    kernel: matmulKernel("skinny", { scalar, aliased: job.aliased }),
+    kernel: matmulKernel("skinny", { scalar, aliased: job.aliased, prologue }),
     constants,
-    bindings: [job.a, job.b, job.c, new Uint32Array([plan.M, plan.N, plan.K, 0, 0, 0, 0, 0])],
+    bindings: [job.a, job.b, job.c, new Uint32Array([plan.M, plan.N, plan.K, rowA, 0, 0, 0, 0])],
     workgroups: [gx, 1, 1],
   });
   return t;
