@@ -17,7 +17,10 @@ import {
   type SkinnyOverride,
   skinnyVec4,
 } from "../src/tensor/matmul/mod.ts";
-import { packTensors, readAll, type Tensor, tensor } from "../src/tensor/mod.ts";
+import { packTensors, readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
+import { decodeStep, KVCache } from "../src/nn/kv_cache.ts";
+import type { ModelConfig } from "../src/nn/config.ts";
+import { Transformer } from "../src/nn/transformer.ts";
 import { Rng } from "../src/util/rng.ts";
 import { assertNoGpuErrors, checkOp, randArr, setup } from "./autograd_util.ts";
 
@@ -331,4 +334,81 @@ Deno.test("swigluMatmul: shapes that do not fit are named", () => {
     );
     assert.equal(rt.counters.dispatches, before, "nothing recorded");
   }
+});
+
+Deno.test("swigluMatmul: decode steps with the skinny kernels on (as on a GPU) take the fused gate", async () => {
+  // A CPU adapter keeps the tiled kernels and the composed gate; clearing isFallback makes this
+  // one choose as a GPU does. The logits of four steps must match those of the CPU choice.
+  const cfg: ModelConfig = {
+    vocabSize: 13,
+    hidden: 16,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    headDim: 8,
+    intermediate: 24,
+    maxSeqLen: 32,
+    ropeTheta: 10000,
+    normEps: 1e-6,
+    tiedEmbeddings: true,
+    qkNorm: true,
+  };
+  const rng = new Rng(700);
+  const host = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+  for (const [name, shape] of Transformer.shapes(cfg)) {
+    const n = shape.reduce((p, d) => p * d, 1);
+    const data = Float32Array.from(
+      { length: n },
+      () => shape.length === 1 ? 0.5 + rng.uniform() : 0.4 * rng.normal(),
+    );
+    host.set(name, { shape, data });
+  }
+  const model = Transformer.fromTensors(cfg, host);
+  const gpu = rt.gpu as { isFallback: boolean };
+  const wasFallback = gpu.isFallback;
+  const B = 5, steps = 4;
+  const logits: Float32Array[][] = [], kernels: string[][] = [];
+  try {
+    for (const fallback of [true, false]) {
+      gpu.isFallback = fallback;
+      const cache = new KVCache(model, B, 8);
+      const mine: Float32Array[] = [], names: string[] = [];
+      for (let pos = 0; pos < steps; pos++) {
+        const tokens = tensor(Int32Array.from({ length: B }, (_, i) => (3 * i + pos) % 13), [B]);
+        const spy = new SpyBatch(rt.gpu);
+        const y = noGrad(() =>
+          rt.recordInto(spy, () => tidy(() => decodeStep(model, tokens, cache, pos)))
+        );
+        spy.submit();
+        names.push(...spy.kernels);
+        mine.push(((await readAll([y]))[0]) as Float32Array);
+        [y, tokens].forEach((t) => t.dispose());
+      }
+      cache.dispose();
+      logits.push(mine);
+      kernels.push(names);
+    }
+  } finally {
+    gpu.isFallback = wasFallback;
+    model.dispose();
+  }
+  const count = (names: string[], re: RegExp) => names.filter((k) => re.test(k)).length;
+  const gates = steps * cfg.layers;
+  assert.equal(count(kernels[0], /^ops_swiglu_joined/), gates, "CPU choice: composed");
+  assert.equal(count(kernels[0], /^matmul_skinny/), 0);
+  assert.equal(count(kernels[1], /^ops_swiglu_joined/), 0, "GPU choice: no swiglu dispatch");
+  assert.equal(count(kernels[1], /^matmul_skinny(_scalar)?_swiglu/), gates);
+  assert.equal(kernels[1].length, kernels[0].length - gates, "one dispatch per layer less");
+  let worst = 0;
+  for (let s = 0; s < steps; s++) {
+    for (let i = 0; i < logits[0][s].length; i++) {
+      const [a, b] = [logits[0][s][i], logits[1][s][i]];
+      worst = Math.max(worst, Math.abs(a - b) / (1e-4 + Math.abs(a)));
+    }
+  }
+  console.log(
+    `decode logits, skinny + fused vs tiled + composed: worst relative ${worst.toExponential(2)}`,
+  );
+  assert.ok(worst <= 1e-3, `logits differ: ${worst}`);
+  assertNoGpuErrors();
 });
