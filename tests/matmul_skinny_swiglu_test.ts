@@ -324,16 +324,21 @@ Deno.test("swigluMatmul: shapes that do not fit are named", () => {
     [[3, 7], [3, 2]], // odd last axis
     [[3, 8], [5, 2]], // w's rows are not I
     [[8], [4, 2]], // x needs rows
-    [[3, 8], [4, 2, 1]], // w not a matrix
+    [[3, 8], [2, 4, 2, 1]], // w's rows are not I (batched)
   ];
   for (const [xs, ws] of cases) {
     const before = rt.counters.dispatches;
     assert.throws(
       () => noGrad(() => ops.swigluMatmul(t(xs), t(ws), { fused: true })),
-      /swigluMatmul: x \[.*\] must be \[\.\.\., 2I\] \(gate, then up\) and w \[.*\] must be \[I, N\]/,
+      /swigluMatmul: x \[.*\] must be \[\.\.\., 2I\] \(gate, then up\) and w \[.*\] must be \[\.\.\., I, N\]/,
     );
     assert.equal(rt.counters.dispatches, before, "nothing recorded");
   }
+  // A batched w is multiplied as matmul does, composed; the fused kernel takes one matrix.
+  const w3 = t([2, 4, 3]);
+  assert.match(swigluFusedObstacle(t([2, 5, 8]), w3) ?? "", /is batched/);
+  const y = noGrad(() => ops.swigluMatmul(t([2, 5, 8]), w3));
+  assert.deepEqual(y.shape, [2, 5, 3]);
 });
 
 Deno.test("swigluMatmul: decode steps with the skinny kernels on (as on a GPU) take the fused gate", async () => {

@@ -1,7 +1,7 @@
 /**
  * The SwiGLU MLP's down projection with its gate in front: `swiglu(x) · w` for the joined gate/up
  * projection `x` [..., 2I] (gate in the first I columns, up in the last I) and `w` [I, N] (the
- * down weight read as `wDown.transpose()`).
+ * down weight read as `wDown.transpose()`; a batched w is multiplied as `matmul` does, composed).
  *
  * In a decode step (few rows, no gradient) it is one dispatch: the skinny matmul reads A through
  * the SwiGLU prologue (kernels/matmul_skinny_swiglu.wgsl), so neither the swiglu dispatch nor its
@@ -50,6 +50,7 @@ function weightOperand(w: Tensor): { t: Tensor; transB: boolean } {
  */
 export function swigluFusedObstacle(x: Tensor, w: Tensor, forced = false): string | undefined {
   if (isGradEnabled() && (needsGrad(x) || needsGrad(w))) return "a gradient is needed";
+  if (w.rank !== 2) return `w ${fmtShape(w.shape)} is batched (the kernel takes one matrix)`;
   const rows = x.size / x.shape[x.rank - 1];
   const [I, N] = w.shape;
   if (!(rows > 0 && I > 0 && N > 0)) return "the product is empty";
@@ -66,10 +67,10 @@ function checkShapes(x: Tensor, w: Tensor): void {
   x.expectDtype("swigluMatmul", "f32");
   w.expectDtype("swigluMatmul", "f32");
   const cols = x.rank >= 1 ? x.shape[x.rank - 1] : NaN;
-  if (x.rank < 2 || w.rank !== 2 || cols % 2 !== 0 || w.shape[0] !== cols / 2) {
+  if (x.rank < 2 || w.rank < 2 || cols % 2 !== 0 || w.shape[w.rank - 2] !== cols / 2) {
     throw new RangeError(
       `swigluMatmul: x ${fmtShape(x.shape)} must be [..., 2I] (gate, then up) and w ` +
-        `${fmtShape(w.shape)} must be [I, N]`,
+        `${fmtShape(w.shape)} must be [..., I, N]`,
     );
   }
 }
