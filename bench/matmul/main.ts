@@ -25,7 +25,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { ComputeBatch } from "../../src/gpu/batch.ts";
 import { createStorageBuffer, readBuffers, writeBuffer } from "../../src/gpu/buffers.ts";
 import { getGpu, type GpuContext } from "../../src/gpu/device.ts";
@@ -42,6 +41,7 @@ import { type ClockSummary, startClockSampler, summariseClocks } from "./clocks.
 import { DECODE_VERSIONS, decodeShapes, decodeStepLines } from "./decode.ts";
 import { ANCHORS } from "../../src/nn/anchors.ts";
 import { MATMUL_VERSIONS, type MatmulVersion } from "./versions.ts";
+import { benchArgs, benchInt, benchUsageError } from "../args.ts";
 
 /** One product to time: C[M×N] = op(A)·op(B) with the contraction K, `batchCount` times. */
 export interface MatmulBenchShape {
@@ -465,37 +465,39 @@ function printGrid(gpu: GpuContext, rows: MatmulBenchRow[], torch: TorchRow[]) {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      small: { type: "boolean", default: false },
-      decode: { type: "boolean", default: false },
-      all: { type: "boolean", default: false },
-      repeats: { type: "string" },
-      versions: { type: "string" },
-      json: { type: "string" },
-      torch: { type: "string" },
-      "warm-ms": { type: "string" },
-      "no-clocks": { type: "boolean", default: false },
-      "no-validate": { type: "boolean", default: false },
+  const script = "bench/matmul/main.ts";
+  const values = benchArgs(
+    script,
+    "Times the matmul versions (versions.ts) at square, transformer or decode shapes.",
+    {
+      small: { type: "boolean", help: "small shapes (a CPU fallback adapter)" },
+      decode: {
+        type: "boolean",
+        help: "the anchors' decode-step products (M = 64), with the skinny variants",
+      },
+      all: { type: "boolean", help: "every version, not only the history and the defaults" },
+      repeats: { type: "string", help: "timed rounds per shape" },
+      versions: { type: "string", help: "comma-separated version ids (versions.ts)" },
+      json: { type: "string", help: "write the rows as JSON to this file" },
+      torch: { type: "string", help: "bench/torch/matmul.py's JSON, for the PyTorch column" },
+      "warm-ms": { type: "string", help: "ms of warm-up load before timing (default 2000)" },
+      "no-clocks": { type: "boolean", help: "do not sample SM clocks with nvidia-smi" },
+      "no-validate": { type: "boolean", help: "skip the check against the float64 reference" },
     },
-  });
-  const positive = (name: string, v: string | undefined, min: number) => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!(Number.isInteger(n) && n >= min)) {
-      throw new RangeError(`--${name} must be an integer >= ${min}, got ${v}`);
-    }
-    return n;
-  };
-  const repeats = positive("repeats", values.repeats, 1);
+  );
+  const repeats = benchInt(script, values, "repeats", undefined, { min: 1 });
+  const warmMs = benchInt(script, values, "warm-ms", 2000, { min: 0 });
   const gpu = await getGpu();
   const torch: TorchRow[] = values.torch
     ? JSON.parse(Deno.readTextFileSync(values.torch)).rows
     : [];
   const versionIds = values.versions?.split(",") ??
     (values.decode && !values.all ? DECODE_VERSIONS : undefined);
-  selectVersions(versionIds); // unknown ids fail before any work
+  try {
+    selectVersions(versionIds); // unknown ids fail before any work
+  } catch (e) {
+    benchUsageError(script, `--versions: ${(e as Error).message}`);
+  }
   console.log(
     `device: ${gpu.adapter.description || gpu.adapter.device}` +
       (gpu.isFallback ? " (CPU fallback adapter: not a GPU figure)" : ""),
@@ -505,7 +507,7 @@ if (import.meta.main) {
     console.log(
       clocks ? "sampling SM clocks with nvidia-smi" : "no nvidia-smi: clocks not sampled",
     );
-    await warmGpu(gpu, positive("warm-ms", values["warm-ms"], 0) ?? 2000);
+    await warmGpu(gpu, warmMs);
   }
   const decode = values.decode ? decodeShapes(values.small ? ANCHORS.slice(0, 1) : ANCHORS) : [];
   const shapes = values.decode ? decode : values.small ? SMALL_SHAPES : GPU_SHAPES;

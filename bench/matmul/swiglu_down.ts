@@ -13,7 +13,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { noGrad, ops } from "../../src/autograd/mod.ts";
 import { ComputeBatch, type Dispatch } from "../../src/gpu/batch.ts";
 import { timeBatches } from "../../src/gpu/timing.ts";
@@ -22,6 +21,7 @@ import { initTensors, readAll, type Tensor, tensor, tidy } from "../../src/tenso
 import { median } from "../../src/util/stats.ts";
 import { Rng } from "../../src/util/rng.ts";
 import { interleavedSchedule } from "./main.ts";
+import { benchArgs } from "../args.ts";
 
 /** One anchor's figures. */
 export interface SwigluDownRow {
@@ -155,10 +155,14 @@ function repeat(n: number, fn: () => Tensor): Tensor[] {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { small: { type: "boolean", default: false }, json: { type: "string" } },
-  });
+  const values = benchArgs(
+    "bench/matmul/swiglu_down.ts",
+    "Times a decode step's SwiGLU gate + down projection: two dispatches against the fused skinny matmul.",
+    {
+      small: { type: "boolean", help: "the 0.8M anchor only (a CPU fallback adapter)" },
+      json: { type: "string", help: "write the rows as JSON to this file" },
+    },
+  );
   const rt = await initTensors();
   console.log(
     `device: ${rt.gpu.adapter.description || rt.gpu.adapter.device}` +
