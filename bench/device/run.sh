@@ -9,7 +9,8 @@
 #           (bench/matmul --decode), the OBRS row-pass variants (bench/obrs/sweep.sh), then the
 #           profile; each one's decision rule is in BENCHMARKS.md, "Next GPU run"
 #   fusion  the fused ops of the no-GPU sessions, in one call (~6 min): their tests on the real
-#           adapter, composed against fused v1 and v2 attention at the anchors' shapes
+#           adapter, the decode step's gate + down projection fused or not (bench/matmul/
+#           swiglu_down.ts), composed against fused v1 and v2 attention at the anchors' shapes
 #           (bench/attention), then the training step and sampling with --attention composed and
 #           auto (bench/nn/main.ts): the A/B that sets the "auto" policy in
 #           src/autograd/attention.ts (rule in BENCHMARKS.md, "Next GPU run")
@@ -89,8 +90,10 @@ run_fusion() {
     timeout 150 deno test --allow-all tests/autograd_add_rms_test.ts tests/autograd_pending_grad_test.ts \
       tests/autograd_norm_rope_test.ts tests/autograd_attention_fused_test.ts tests/nn_joined_split_test.ts \
       tests/nn_joined_swiglu_test.ts tests/nn_joined_transformer_test.ts tests/autograd_grad_sums_test.ts \
-      tests/autograd_qkv_heads_test.ts tests/autograd_attention_flash_test.ts 2>&1 | grep -E "FAILED|passed|failed"
-    deno run -A bench/nn/dispatches.ts
+      tests/autograd_qkv_heads_test.ts tests/autograd_attention_flash_test.ts tests/nn_decode_joined_test.ts \
+      tests/matmul_skinny_swiglu_test.ts tests/nn_rollout_test.ts 2>&1 | grep -E "FAILED|passed|failed"
+    deno run -A bench/nn/dispatches.ts --as-gpu
+    timeout 45 deno run -A bench/matmul/swiglu_down.ts --json="$work/bench/swiglu_down.json"
     timeout 60 deno run -A bench/attention/main.ts --json "$work/bench/attention.json"
     for impl in composed auto; do
       timeout 90 deno run -A bench/nn/main.ts --attention "$impl" --json "$work/bench/transformer_$impl.json"

@@ -36,10 +36,19 @@ export interface DispatchCounts {
   decodeByKernel: [string, number][];
 }
 
-/** Counts the dispatches of one training step and one decode step of each anchor in `names`. */
-export async function countDispatches(names: readonly string[]): Promise<DispatchCounts[]> {
+/**
+ * Counts the dispatches of one training step and one decode step of each anchor in `names`; with
+ * `asGpu`, as a GPU adapter would run them even on a CPU one.
+ */
+export async function countDispatches(
+  names: readonly string[],
+  asGpu = false,
+): Promise<DispatchCounts[]> {
   skipGpuWork();
   const rt = await initTensors();
+  // The adapter's one effect on which kernels run is the skinny matmul, off on a CPU adapter
+  // (src/tensor/matmul/skinny.ts): counted as on a GPU, decode products take it.
+  if (asGpu) rt.gpu.isFallback = false;
   const tally = new Map<string, number>();
   // every dispatch goes through ComputeBatch.dispatch (ops' rt.dispatch and encodeMatmul alike)
   const inner = ComputeBatch.prototype.dispatch;
@@ -90,11 +99,15 @@ if (import.meta.main) {
     "Counts the dispatches of a training step and a decode step of each anchor (no GPU work).",
     {
       "by-kernel": { type: "boolean", help: "list the dispatches by kernel and entry point" },
+      "as-gpu": {
+        type: "boolean",
+        help: "count as a GPU adapter runs the step (the skinny decode matmuls; no GPU needed)",
+      },
       ...NN_FLAGS,
     },
   );
   const names = applyNnFlags(script, values);
-  for (const c of await countDispatches(names)) {
+  for (const c of await countDispatches(names, values["as-gpu"])) {
     console.log(
       `${c.anchor}: ${c.step} dispatches per training step, ${c.decode} per decode step ` +
         `(deferred gradient partials: ${(c.partialsBytes / 2 ** 20).toFixed(1)} MiB)`,
