@@ -186,13 +186,20 @@ Deno.test("fused decode attention equals the composed path, step by step (cache 
       );
       for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
     }
-    // Layer 0's keys and values do not depend on attention: the caches must agree bit for bit.
+    // Layer 0's keys and values do not depend on attention: values are copies and must agree bit
+    // for bit; keys are computed by two kernels with the same expressions (the joined decode
+    // kernel and ops_qkv_heads), equal on llvmpipe, but a GPU compiler may contract their
+    // multiply-adds differently, so they get a few ulps.
     const [kf, kc, vf, vc] = await readAll([fused.k[0], composed.k[0], fused.v[0], composed.v[0]]);
     const D = CFG.headDim, T = 8;
     for (let r = 0; r < B * kvHeads; r++) {
       for (let i = 0; i < steps * D; i++) {
-        assert.equal(kf[r * T * D + i], kc[r * T * D + i]);
-        assert.equal(vf[r * T * D + i], vc[r * T * D + i]);
+        const at = r * T * D + i;
+        assert.ok(
+          Math.abs(kf[at] - kc[at]) <= 1e-6 * Math.max(1, Math.abs(kc[at])),
+          `key ${at}: ${kf[at]} vs ${kc[at]}`,
+        );
+        assert.equal(vf[at], vc[at]);
       }
     }
     assert.ok(maxDiff < 1e-5, `kvHeads ${kvHeads}: max |Δ logit| ${maxDiff}`);
