@@ -29,7 +29,8 @@ const BAD: [script: string, args: string[], names: string][] = [
   ["bench/matmul/swiglu_down.ts", ["--json"], "--json"],
   ["bench/nn/profile.ts", ["--top", "many"], "--top must be an integer, got 'many'"],
   ["bench/nn/dispatches.ts", ["stray"], "takes no positional arguments, got 'stray'"],
-  ["bench/nn/dispatches.ts", ["--defer-split-mb", "lots"], "--defer-split-mb"],
+  ["bench/nn/dispatches.ts", ["--defer-split-mb", "lots"], "--defer-split-mb must be a number"],
+  ["bench/nn/main.ts", ["--attention", "flash"], "--attention must be fused, composed or auto"],
 ];
 
 for (const [script, args, names] of BAD) {

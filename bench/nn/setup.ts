@@ -80,12 +80,11 @@ export function benchPrompts(rng: Rng, vocabSize: number, batch: number): Int32A
  * Applies a bench's `--attention` flag (fused, composed or auto; absent keeps the library default);
  * any other value is a usage error and exit code 2.
  */
-export function applyAttentionFlag(value: string | undefined): void {
+function applyAttentionFlag(script: string, value: string | undefined): void {
   if (value === undefined) return;
   const impls: readonly string[] = ["fused", "composed", "auto"];
   if (!impls.includes(value)) {
-    console.error(`--attention must be fused, composed or auto, got '${value}'`);
-    Deno.exit(2);
+    benchUsageError(script, `--attention must be fused, composed or auto, got '${value}'`);
   }
   setAttentionImpl(value as AttentionImpl);
 }
@@ -96,13 +95,15 @@ export function applyAttentionFlag(value: string | undefined): void {
  * of their own (src/autograd/grad_sums.ts; absent keeps the library default, 0 defers none,
  * `off` turns deferred sums off altogether). A bad value is a usage error and exit code 2.
  */
-export function applySplitDeferFlag(value: string | undefined): void {
+function applySplitDeferFlag(script: string, value: string | undefined): void {
   if (value === undefined) return;
   if (value === "off") return setDeferredGradSums(false);
   const mb = Number(value);
-  if (!(mb >= 0) || !Number.isFinite(mb)) {
-    console.error(`--defer-split-mb must be a number of MiB >= 0 or 'off', got '${value}'`);
-    Deno.exit(2);
+  if (value.trim() === "" || !(mb >= 0) || !Number.isFinite(mb)) {
+    benchUsageError(
+      script,
+      `--defer-split-mb must be a number of MiB >= 0 or 'off', got '${value}'`,
+    );
   }
   setDeferredGradSums(true, { splitMaxBytes: mb * 2 ** 20 });
 }
@@ -128,8 +129,8 @@ export function applyNnFlags(
   script: string,
   values: { anchors?: string; attention?: string; "defer-split-mb"?: string },
 ): string[] {
-  applyAttentionFlag(values.attention);
-  applySplitDeferFlag(values["defer-split-mb"]);
+  applyAttentionFlag(script, values.attention);
+  applySplitDeferFlag(script, values["defer-split-mb"]);
   const known = ANCHORS.map((a) => a.name);
   const names = values.anchors?.split(",").map((s) => s.trim()) ?? known;
   const unknown = names.find((n) => !known.includes(n));
