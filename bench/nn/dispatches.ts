@@ -106,7 +106,7 @@ if (import.meta.main) {
       ...NN_FLAGS,
     },
   );
-  const names = applyNnFlags(script, values);
+  const names = applyNnFlags(script, values) ?? ANCHORS.map((a) => a.name);
   for (const c of await countDispatches(names, values["as-gpu"])) {
     console.log(
       `${c.anchor}: ${c.step} dispatches per training step, ${c.decode} per decode step ` +

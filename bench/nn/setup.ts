@@ -112,7 +112,9 @@ function applySplitDeferFlag(script: string, value: string | undefined): void {
 export const NN_FLAGS = {
   anchors: {
     type: "string",
-    help: `comma-separated anchors (default: ${ANCHORS.map((a) => a.name).join(",")})`,
+    help: `comma-separated anchors (default: ${
+      ANCHORS.map((a) => a.name).join(",")
+    }; 0.8M with --small)`,
   },
   attention: { type: "string", help: "attention implementation: fused, composed or auto" },
   "defer-split-mb": {
@@ -122,17 +124,19 @@ export const NN_FLAGS = {
 } as const satisfies Record<string, BenchOption>;
 
 /**
- * Applies the {@link NN_FLAGS} of a parsed command line and returns the anchors it names (all by
- * default); an unknown anchor or a bad value is a usage error and exit code 2.
+ * Applies the {@link NN_FLAGS} of a parsed command line and returns the anchors it names, or
+ * undefined without `--anchors` (the script's own default: all, or 0.8M alone with `--small`); an
+ * unknown anchor or a bad value is a usage error and exit code 2.
  */
 export function applyNnFlags(
   script: string,
   values: { anchors?: string; attention?: string; "defer-split-mb"?: string },
-): string[] {
+): string[] | undefined {
   applyAttentionFlag(script, values.attention);
   applySplitDeferFlag(script, values["defer-split-mb"]);
+  if (values.anchors === undefined) return undefined;
   const known = ANCHORS.map((a) => a.name);
-  const names = values.anchors?.split(",").map((s) => s.trim()) ?? known;
+  const names = values.anchors.split(",").map((s) => s.trim());
   const unknown = names.find((n) => !known.includes(n));
   if (unknown !== undefined) {
     benchUsageError(
