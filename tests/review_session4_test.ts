@@ -29,3 +29,23 @@ Deno.test("bench/nn/main.ts --small runs the 0.8M anchor only unless --anchors n
   assert.equal(named.code, 0, named.stderr);
   assert.deepEqual(anchorsOf(named.stdout), ["5M"], named.stdout);
 });
+
+// A bad value must be refused before the script opens the GPU (tests/bench_args_test.ts says each
+// case "fails before any GPU work"): bench/tensor/main.ts read --rows/--cols/--repeats after
+// initTensors (printing the adapter first), and bench/matmul/main.ts checked --versions after
+// getGpu. A GPU opened first shows as output before the error: the adapter line on stdout, or
+// the Vulkan loader's warnings on stderr where XDG_RUNTIME_DIR is unset (as on this machine).
+for (
+  const [script, args] of [
+    ["bench/tensor/main.ts", ["--cols", "1.5"]],
+    ["bench/tensor/main.ts", ["--repeats", "0"]],
+    ["bench/matmul/main.ts", ["--versions", "v5,v99"]],
+  ] as const
+) {
+  Deno.test(`${script} ${args.join(" ")}: refused before the GPU is opened`, async () => {
+    const r = await runScript(script, [...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stdout, "", "nothing printed before the error");
+    assert.equal(r.stderr.trim().split("\n").length, 1, `one line, got:\n${r.stderr}`);
+  });
+}

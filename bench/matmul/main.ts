@@ -487,17 +487,17 @@ if (import.meta.main) {
   );
   const repeats = benchInt(script, values, "repeats", undefined, { min: 1 });
   const warmMs = benchInt(script, values, "warm-ms", 2000, { min: 0 });
+  const versionIds = values.versions?.split(",") ??
+    (values.decode && !values.all ? DECODE_VERSIONS : undefined);
+  try {
+    selectVersions(versionIds); // unknown ids fail before any work, the GPU's opening included
+  } catch (e) {
+    benchUsageError(script, `--versions: ${(e as Error).message}`);
+  }
   const gpu = await getGpu();
   const torch: TorchRow[] = values.torch
     ? JSON.parse(Deno.readTextFileSync(values.torch)).rows
     : [];
-  const versionIds = values.versions?.split(",") ??
-    (values.decode && !values.all ? DECODE_VERSIONS : undefined);
-  try {
-    selectVersions(versionIds); // unknown ids fail before any work
-  } catch (e) {
-    benchUsageError(script, `--versions: ${(e as Error).message}`);
-  }
   console.log(
     `device: ${gpu.adapter.description || gpu.adapter.device}` +
       (gpu.isFallback ? " (CPU fallback adapter: not a GPU figure)" : ""),

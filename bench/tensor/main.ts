@@ -168,16 +168,17 @@ if (import.meta.main) {
       repeats: { type: "string", help: "timed repeats per kernel" },
     },
   );
+  // the values are checked before the GPU is opened
+  const sizes = {
+    rows: benchInt(script, values, "rows", undefined, { min: 1 }),
+    cols: benchInt(script, values, "cols", undefined, { min: 1 }),
+    repeats: benchInt(script, values, "repeats", undefined, { min: 1 }),
+  };
   const rt = await initTensors();
   console.log(
     `adapter: ${rt.gpu.adapter.description}${rt.gpu.isFallback ? " (CPU fallback)" : ""}`,
   );
-  const rows = await benchTensorOps({
-    small: values.small,
-    rows: benchInt(script, values, "rows", undefined, { min: 1 }),
-    cols: benchInt(script, values, "cols", undefined, { min: 1 }),
-    repeats: benchInt(script, values, "repeats", undefined, { min: 1 }),
-  });
+  const rows = await benchTensorOps({ small: values.small, ...sizes });
   console.log(formatTensorBench(rows));
   if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(rows, null, 2) + "\n");
 }
