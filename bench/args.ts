@@ -9,7 +9,7 @@
  * const values = benchArgs("bench/obrs/main.ts", "the OBRS pipeline", {
  *   rows: { type: "string", help: "rows of the logits" },
  * });
- * const rows = benchInt(values, "rows", 4096, { min: 1 });
+ * const rows = benchInt("bench/obrs/main.ts", values, "rows", 4096, { min: 1 });
  * ```
  *
  * @module
