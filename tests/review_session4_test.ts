@@ -49,3 +49,47 @@ for (
     assert.equal(r.stderr.trim().split("\n").length, 1, `one line, got:\n${r.stderr}`);
   });
 }
+
+Deno.test("a KV cache built for another model is refused by prefill and decodeStep", async () => {
+  const { initTensors, tensor } = await import("../src/tensor/mod.ts");
+  const { noGrad } = await import("../src/autograd/mod.ts");
+  const { Transformer } = await import("../src/nn/transformer.ts");
+  const { KVCache, decodeStep, prefill } = await import("../src/nn/kv_cache.ts");
+  await initTensors();
+  const base = {
+    vocabSize: 16,
+    hidden: 16,
+    layers: 2,
+    heads: 2,
+    kvHeads: 1,
+    headDim: 8,
+    intermediate: 24,
+    maxSeqLen: 8,
+    ropeTheta: 10000,
+    normEps: 1e-6,
+    tiedEmbeddings: true,
+    qkNorm: true,
+  };
+  const model = Transformer.init(base, { seed: 1 });
+  for (const other of [{ kvHeads: 2 }, { layers: 1 }, { headDim: 4, hidden: 8 }]) {
+    const foreign = Transformer.init({ ...base, ...other }, { seed: 2 });
+    const cache = new KVCache(foreign, 2, 8);
+    const ids = tensor(new Int32Array([1, 2]), [2]);
+    assert.throws(
+      () => noGrad(() => decodeStep(model, ids, cache, 0)),
+      /decodeStep: the KV cache holds .* the model has 2 layers of 1 kv heads × 8/,
+    );
+    const prompt = tensor(new Int32Array([1, 2]), [1, 2]);
+    assert.throws(() => noGrad(() => prefill(model, prompt, cache)), /prefill: the KV cache holds/);
+    ids.dispose();
+    prompt.dispose();
+    cache.dispose();
+    noGrad(() => foreign.dispose());
+  }
+  const own = new KVCache(model, 2, 8);
+  const ids = tensor(new Int32Array([1, 2]), [2]);
+  noGrad(() => decodeStep(model, ids, own, 0)).dispose();
+  ids.dispose();
+  own.dispose();
+  noGrad(() => model.dispose());
+});

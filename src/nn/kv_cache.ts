@@ -53,6 +53,21 @@ export class KVCache {
     this.v = Array.from({ length: c.layers }, () => keep(empty(shape, "f32", "kv cache v")));
   }
 
+  /**
+   * Throws when the cache was not built for `model`'s shape (layers, kv heads, head size): a
+   * cache of another model would be read and written out of place without an error.
+   */
+  expectModel(model: Transformer, where: string): void {
+    const c = model.config;
+    const [, hkv, , d] = this.k[0]?.shape ?? [0, c.kvHeads, 0, c.headDim];
+    if (this.k.length !== c.layers || hkv !== c.kvHeads || d !== c.headDim) {
+      throw new RangeError(
+        `${where}: the KV cache holds ${this.k.length} layers of ${hkv} kv heads × ${d}, the model ` +
+          `has ${c.layers} layers of ${c.kvHeads} kv heads × ${c.headDim}`,
+      );
+    }
+  }
+
   /** Bytes held. */
   get bytes(): number {
     return this.k.reduce((s, t) => s + t.size * 8, 0);
@@ -75,6 +90,7 @@ export function prefill(model: Transformer, tokens: Tensor, cache: KVCache): voi
       `prefill: tokens ${tokens.describe()} do not fit a cache of [${cache.B}, ${cache.Tmax}]`,
     );
   }
+  cache.expectModel(model, "prefill");
   const { kvHeads: Hkv, headDim: D } = model.config;
   const dstStrides = [Hkv * cache.Tmax * D, D, cache.Tmax * D, 1]; // [B, T, Hkv, D] into [B, Hkv, Tmax, D]
   model.hidden(tokens, (l, k, v) => {
@@ -296,6 +312,7 @@ export function decodeStep(
   if (!Number.isInteger(pos) || pos < 0 || pos >= cache.Tmax) {
     throw new RangeError(`decodeStep: position ${pos} is outside the cache's [0, ${cache.Tmax})`);
   }
+  cache.expectModel(model, "decodeStep");
   const attend: Attend = fused
     ? { joined: (l, b, qkv) => decodeAttentionJoined(model, b, qkv, cache, l, pos) }
     : (l, q, k, v) => decodeAttentionComposed(q, k, v, cache, l, pos);
