@@ -38,7 +38,9 @@ export interface DispatchCounts {
 
 /**
  * Counts the dispatches of one training step and one decode step of each anchor in `names`; with
- * `asGpu`, as a GPU adapter would run them even on a CPU one.
+ * `asGpu`, as a GPU adapter would run them even on a CPU one. It leaves the process a counting
+ * one (GPU work skipped, `ComputeBatch.dispatch` tallied, with `asGpu` the adapter marked as not a
+ * fallback): call it in a process of its own, as the CLI below does.
  */
 export async function countDispatches(
   names: readonly string[],

@@ -3,9 +3,10 @@
  * projection `x` [..., 2I] (gate in the first I columns, up in the last I) and `w` [I, N] (the
  * down weight read as `wDown.transpose()`; a batched w is multiplied as `matmul` does, composed).
  *
- * In a decode step (few rows, no gradient) it is one dispatch: the skinny matmul reads A through
- * the SwiGLU prologue (kernels/matmul_skinny_swiglu.wgsl), so neither the swiglu dispatch nor its
- * [rows, I] intermediate exists. Anywhere else it is `matmul(swigluJoined(x), w)`, with autograd.
+ * In a decode step (few rows, no gradient, on a GPU) the skinny matmul reads A through the SwiGLU
+ * prologue (kernels/matmul_skinny_swiglu.wgsl), so neither the swiglu dispatch nor its [rows, I]
+ * intermediate exists; the product is one dispatch, plus a split-K reduction where the skinny
+ * planner splits K (as it does for the plain product). Anywhere else it is `matmul(swigluJoined(x), w)`, with autograd.
  *
  * @module
  */

@@ -28,9 +28,10 @@ export interface MatmulParams extends MatmulShape {
   /** Force a kernel variant (tests and benchmarks); default: chosen by shape. */
   variant?: MatmulVariant;
   /**
-   * Read A through a prologue (skinny kernel only, unbatched, A stored M×K). "swiglu": `a` holds
-   * the joined gate/up projection x [M, 2K] and op(A)[m, k] = silu(x[m, k]) · x[m, K + k], as
-   * `swigluJoined` computes it: the MLP's gate and down projection in one dispatch.
+   * Read A through a prologue (skinny kernel only, unbatched, A not transposed). "swiglu": `a`
+   * holds the joined gate/up projection x [M, 2K] (row stride 2K) and op(A)[m, k] =
+   * silu(x[m, k]) · x[m, K + k], as `swigluJoined` computes it: the MLP's gate and down projection
+   * without the gate's own dispatch.
    */
   prologueA?: MatmulPrologue;
   /**
