@@ -87,7 +87,7 @@ run_sweep() {
 run_fusion() {
   {
     nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv || true
-    timeout 150 deno test --allow-all tests/autograd_add_rms_test.ts tests/autograd_pending_grad_test.ts \
+    timeout 180 deno test --allow-all tests/autograd_add_rms_test.ts tests/autograd_pending_grad_test.ts \
       tests/autograd_norm_rope_test.ts tests/autograd_attention_fused_test.ts tests/nn_joined_split_test.ts \
       tests/nn_joined_swiglu_test.ts tests/nn_joined_transformer_test.ts tests/autograd_grad_sums_test.ts \
       tests/autograd_qkv_heads_test.ts tests/autograd_attention_flash_test.ts tests/nn_decode_joined_test.ts \
