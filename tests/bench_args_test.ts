@@ -3,17 +3,7 @@
 // Each case fails before any GPU work, so the processes end in about a second.
 import assert from "node:assert/strict";
 import { benchUsage } from "../bench/args.ts";
-
-async function runScript(script: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", script, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
+import { runScript } from "./script_util.ts";
 
 const BAD: [script: string, args: string[], names: string][] = [
   ["bench/main.ts", ["--suite", "copy,nope"], "unknown suite 'nope'"],

@@ -1,17 +1,7 @@
 // Review of the decode fusions and bench/args.ts (session 4): regressions found, each with the
 // behaviour it pins down.
 import assert from "node:assert/strict";
-
-async function runScript(script: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", script, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
+import { runScript } from "./script_util.ts";
 
 // The anchors of bench/nn/main.ts's table, in the order printed (" 0.8M 0.82M  train B=4 ...").
 function anchorsOf(stdout: string): string[] {
