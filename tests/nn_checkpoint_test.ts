@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { noGrad } from "../src/autograd/mod.ts";
 import { initTensors, readAll, tensor, tidy } from "../src/tensor/mod.ts";
 import {
+  CheckpointError,
   loadCheckpoint,
+  nonzeroBiases,
   parseQwenConfig,
   qwenConfigToJson,
   saveCheckpoint,
@@ -10,10 +12,12 @@ import {
 import {
   fromQwenConfig,
   type ModelConfig,
+  ModelConfigError,
   toQwenConfig,
   validateModelConfig,
 } from "../src/nn/config.ts";
 import { Transformer } from "../src/nn/transformer.ts";
+import { loadCheckpointOrExplain } from "../src/cli/commands/pretrain.ts";
 import { Rng } from "../src/util/rng.ts";
 
 const BASE = {
@@ -41,8 +45,8 @@ Deno.test("checkpoint: a model saved and loaded gives bitwise the same logits (t
         const fresh = Transformer.init(cfg, { seed: 3, std: 0.4 });
         const ck = await fresh.toCheckpoint({ task: "arithmetic", step: 7 });
         fresh.dispose();
-        for (const t of ck.tensors.values()) {
-          if (t.shape.length === 1) {
+        for (const [name, t] of ck.tensors) {
+          if (name.endsWith("norm.weight")) {
             (t.data as Float32Array).forEach((_, i, a) => a[i] = 0.5 + rng.uniform());
           }
         }
@@ -52,6 +56,13 @@ Deno.test("checkpoint: a model saved and loaded gives bitwise the same logits (t
         const loaded = await loadCheckpoint(path);
         assert.equal(loaded.tensors.has("lm_head.weight"), !tiedEmbeddings);
         assert.equal(loaded.tensors.has("model.layers.0.self_attn.q_norm.weight"), qkNorm);
+        // qwen2 (no QK-norm): zero q/k/v biases, which transformers' Qwen2 attention always has.
+        const bias = loaded.tensors.get("model.layers.1.self_attn.k_proj.bias");
+        assert.equal(bias !== undefined, !qkNorm);
+        if (bias) {
+          assert.deepEqual(bias.shape, [BASE.kvHeads * BASE.headDim]);
+          assert.ok(bias.data.every((v) => v === 0));
+        }
         const model = Transformer.fromTensors(loaded.config, loaded.tensors);
         assert.deepEqual(model.config, cfg);
         assert.deepEqual(loaded.config.jackpot, { task: "arithmetic", step: 7 });
@@ -107,7 +118,7 @@ Deno.test("checkpoint: config.json has what transformers' Qwen3Config/Qwen2Confi
       assert.equal(typeof json.rms_norm_eps, "number");
       assert.equal(typeof json.rope_theta, "number");
       assert.equal(json.tie_word_embeddings, true);
-      assert.equal(json.attention_bias, false);
+      assert.equal(json.attention_bias, !qkNorm);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -128,6 +139,46 @@ Deno.test("checkpoint: configs this transformer would compute wrongly are refuse
     fromQwenConfig({ ...q, extra: { ...q.extra, use_sliding_window: false } }).hidden,
     16,
   );
+});
+
+Deno.test("checkpoint: q/k/v biases load when zero and are refused, naming the tensor, when not", async () => {
+  await initTensors();
+  const cfg = validateModelConfig({ ...BASE, tiedEmbeddings: true, qkNorm: false });
+  const model = Transformer.init(cfg, { seed: 5, std: 0.3 });
+  const ck = await model.toCheckpoint();
+  model.dispose();
+  assert.equal(ck.config.attention_bias, true);
+  // Zero biases (what a qwen2 model written here has): the same model.
+  Transformer.fromTensors(ck.config, ck.tensors).dispose();
+  const name = "model.layers.1.self_attn.v_proj.bias";
+  const b = ck.tensors.get(name)!;
+  for (const v of [0.25, -1e-30, NaN]) {
+    const data = new Float32Array(b.data.length);
+    data[data.length - 1] = v;
+    const tensors = new Map(ck.tensors).set(name, { shape: b.shape, data });
+    assert.ok(nonzeroBiases(ck.config, tensors)?.includes(name), `bias ${v} not reported`);
+    assert.throws(
+      () => Transformer.fromTensors(ck.config, tensors),
+      (e: Error) =>
+        e instanceof ModelConfigError && e.message.includes(name) &&
+        /q\/k\/v biases are not implemented/.test(e.message),
+    );
+  }
+  // The CLI's loader refuses such a folder with one error naming the file.
+  const dir = await Deno.makeTempDir({ prefix: "jackpot-nn-bias-" });
+  try {
+    const data = new Float32Array(b.data.length).fill(0.5);
+    await saveCheckpoint(dir, {
+      ...ck,
+      tensors: new Map(ck.tensors).set(name, { shape: b.shape, data }),
+    });
+    await assert.rejects(
+      () => loadCheckpointOrExplain(dir, "--checkpoint"),
+      (e: Error) => e instanceof CheckpointError && e.message.includes(name),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("checkpoint: a config saved by transformers 5 (rope_parameters, no rope_theta) loads; scaled RoPE is refused", () => {

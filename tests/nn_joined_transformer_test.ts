@@ -13,7 +13,9 @@ import {
   FINAL_NORM,
   type HostTensor,
   LM_HEAD,
+  qwenBiasNames,
   qwenLayerNames,
+  qwenTensorSpecs,
 } from "../src/nn/checkpoint/mod.ts";
 import { type ModelConfig, toQwenConfig, validateModelConfig } from "../src/nn/config.ts";
 import { Transformer } from "../src/nn/transformer.ts";
@@ -198,7 +200,15 @@ for (const [label, over] of CONFIGS) {
     const { hf } = problem(cfg, 13);
     const model = Transformer.fromTensors(cfg, hf);
     const ck = await model.toCheckpoint();
-    assert.deepEqual([...ck.tensors.keys()], [...Transformer.shapes(cfg).keys()]);
+    // Checkpoint order; a model without QK-norm (qwen2) also gets zero q/k/v biases.
+    assert.deepEqual(
+      [...ck.tensors.keys()],
+      qwenTensorSpecs(toQwenConfig(cfg)).map((s) => s.name),
+    );
+    for (const name of qwenBiasNames(ck.config)) {
+      assert.ok(ck.tensors.get(name)!.data.every((v) => v === 0), name);
+    }
+    assert.equal(qwenBiasNames(ck.config).length > 0, !cfg.qkNorm);
     for (const [name, t] of hf) {
       const back = ck.tensors.get(name)!;
       assert.deepEqual(back.shape, t.shape, name);

@@ -200,7 +200,9 @@ export function parseModelSpec(spec: string, vocabSize: number): ModelConfig {
 }
 
 /**
- * The Hugging Face config of `c` (qwen3 with QK-norm, qwen2 without; no attention bias).
+ * The Hugging Face config of `c` (qwen3 with QK-norm, qwen2 without). A qwen2 config says
+ * `attention_bias: true` because transformers' Qwen2 attention always has q/k/v biases, whatever
+ * the config says; `Transformer.toCheckpoint` writes them as zeros.
  *
  * @example
  * ```ts
@@ -222,7 +224,7 @@ export function toQwenConfig(c: ModelConfig): QwenConfig {
     rope_theta: c.ropeTheta,
     rms_norm_eps: c.normEps,
     tie_word_embeddings: c.tiedEmbeddings,
-    attention_bias: false,
+    attention_bias: !c.qkNorm,
   });
   // Stated for transformers: the weights are written as F32 (without torch_dtype it picks its own
   // default), and the MLP is SwiGLU with SiLU.
@@ -231,13 +233,12 @@ export function toQwenConfig(c: ModelConfig): QwenConfig {
   return q;
 }
 
-/** The model config of a Hugging Face config; refuses what this transformer does not implement. */
+/**
+ * The model config of a Hugging Face config; refuses what this transformer does not implement.
+ * q/k/v biases (`attention_bias`, always on in qwen2) are accepted here: the transformer has
+ * none, so the checkpoint's bias tensors must be zero (`nonzeroBiases` checks them).
+ */
 export function fromQwenConfig(q: QwenConfig): ModelConfig {
-  if (q.attention_bias) {
-    throw new ModelConfigError(
-      "config.json: attention_bias = true (q/k/v biases) is not implemented by this transformer",
-    );
-  }
   if (q.extra.rope_scaling !== undefined && q.extra.rope_scaling !== null) {
     throw new ModelConfigError("config.json: rope_scaling is not implemented by this transformer");
   }
@@ -280,7 +281,10 @@ export function fromQwenConfig(q: QwenConfig): ModelConfig {
   });
 }
 
-/** Number of parameters (the same count as `qwenParameterCount(toQwenConfig(c))`). */
+/**
+ * Number of parameters: `qwenParameterCount(toQwenConfig(c))`, less the zero q/k/v biases a
+ * qwen2 checkpoint holds (not parameters of this transformer).
+ */
 export function parameterCount(c: ModelConfig): number {
   const { vocabSize: V, hidden: C, heads, kvHeads, headDim: D, intermediate: I, layers: L } = c;
   const attn = C * heads * D * 2 + C * kvHeads * D * 2 + (c.qkNorm ? 2 * D : 0);

@@ -34,10 +34,18 @@ import {
   FINAL_NORM,
   type HostTensor,
   LM_HEAD,
+  nonzeroBiases,
   type QwenConfig,
   qwenLayerNames,
+  qwenTensorSpecs,
 } from "./checkpoint/mod.ts";
-import { fromQwenConfig, type ModelConfig, toQwenConfig, validateModelConfig } from "./config.ts";
+import {
+  fromQwenConfig,
+  type ModelConfig,
+  ModelConfigError,
+  toQwenConfig,
+  validateModelConfig,
+} from "./config.ts";
 
 const {
   add,
@@ -285,6 +293,12 @@ export class Transformer {
     tensors: ReadonlyMap<string, HostTensor>,
   ): Transformer {
     const c = "hidden_size" in config ? fromQwenConfig(config) : validateModelConfig(config);
+    const biases = "hidden_size" in config ? nonzeroBiases(config, tensors) : undefined;
+    if (biases) {
+      throw new ModelConfigError(
+        `checkpoint: ${biases}; q/k/v biases are not implemented by this transformer`,
+      );
+    }
     const named = new Map<string, Tensor>();
     for (const [name, shape] of Transformer.shapes(c)) {
       const t = tensors.get(name);
@@ -470,11 +484,17 @@ export class Transformer {
   async toCheckpoint(jackpot?: QwenConfig["jackpot"]): Promise<Checkpoint> {
     const named = this.namedParameters();
     const data = await noGrad(() => readAll([...named.values()]));
+    const read = new Map([...named.keys()].map((name, i) => [name, data[i] as Float32Array]));
+    const config = toQwenConfig(this.config);
+    // In checkpoint order. transformers' Qwen2 always has q/k/v biases, which this transformer
+    // does not: they are written as zeros, which change nothing.
     const tensors = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-    [...named.entries()].forEach(([name, t], i) =>
-      tensors.set(name, { shape: t.shape, data: data[i] as Float32Array })
-    );
-    return { config: { ...toQwenConfig(this.config), jackpot }, tensors };
+    for (const { name, shape } of qwenTensorSpecs(config)) {
+      const data = read.get(name) ?? (name.endsWith(".bias") ? new Float32Array(shape[0]) : null);
+      if (!data) throw new Error(`toCheckpoint: no parameter for ${name}`); // a names.ts bug
+      tensors.set(name, { shape, data });
+    }
+    return { config: { ...config, jackpot }, tensors };
   }
 
   /** Frees every parameter (and its gradient, and the HF views of the joined ones). */

@@ -16,7 +16,12 @@ import { runFolder, runInterruptibly } from "../run_folder.ts";
 import { runtimeVersions } from "../runtime.ts";
 import { createTaskFromSpec, type Task } from "../../tasks/mod.ts";
 import { initTensors } from "../../tensor/mod.ts";
-import { CheckpointError, loadCheckpoint, saveCheckpoint } from "../../nn/checkpoint/mod.ts";
+import {
+  CheckpointError,
+  loadCheckpoint,
+  nonzeroBiases,
+  saveCheckpoint,
+} from "../../nn/checkpoint/mod.ts";
 import {
   describeModel,
   fromQwenConfig,
@@ -122,6 +127,10 @@ export async function loadCheckpointOrExplain(
   try {
     const ckpt = await loadCheckpoint(dir);
     fromQwenConfig(ckpt.config); // a config this transformer does not implement
+    const biases = nonzeroBiases(ckpt.config, ckpt.tensors);
+    if (biases) {
+      throw new ModelConfigError(`${biases}; q/k/v biases are not implemented by this transformer`);
+    }
     return ckpt;
   } catch (e) {
     if (e instanceof CheckpointError && e.notFound) throw new UsageError(`${option}: ${e.message}`);

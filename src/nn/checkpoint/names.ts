@@ -168,3 +168,38 @@ export function validateQwenTensors(
     throw new CheckpointError(file, `tensors do not match the config: ${problems.join("; ")}`);
   }
 }
+
+/** The q/k/v bias names of every layer (empty without `attention_bias`). */
+export function qwenBiasNames(config: QwenConfig): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < config.num_hidden_layers; i++) {
+    const n = qwenLayerNames(config, i);
+    for (const b of [n.qBias, n.kBias, n.vBias]) if (b !== undefined) out.push(b);
+  }
+  return out;
+}
+
+/**
+ * Why the q/k/v biases of `tensors` cannot be dropped (the first one with a nonzero entry, its
+ * largest |b|), or undefined when every bias the config names is zero or absent. This transformer
+ * has no biases: a checkpoint whose biases are zero (a qwen2 one written here) computes the same
+ * thing without them, any other would compute something else.
+ *
+ * @example
+ * ```ts
+ * nonzeroBiases(cfg, tensors); // "'model.layers.0.self_attn.q_proj.bias' is not zero (max |b| = 0.31)"
+ * ```
+ */
+export function nonzeroBiases(
+  config: QwenConfig,
+  tensors: ReadonlyMap<string, { data: ArrayLike<number> | BigInt64Array }>,
+): string | undefined {
+  for (const name of qwenBiasNames(config)) {
+    const t = tensors.get(name);
+    if (!t) continue;
+    let max = 0;
+    for (let i = 0; i < t.data.length; i++) max = Math.max(max, Math.abs(Number(t.data[i])));
+    if (max !== 0) return `'${name}' is not zero (max |b| = ${max.toPrecision(3)})`;
+  }
+  return undefined;
+}
