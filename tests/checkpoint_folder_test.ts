@@ -172,9 +172,31 @@ Deno.test("config: each missing required key is named, with the file", () => {
     );
   }
   const two = { ...json };
-  delete two.head_dim;
+  delete two.vocab_size;
   delete two.rope_theta;
-  assert.throws(() => parseQwenConfig(two), /missing config keys 'head_dim', 'rope_theta'/);
+  assert.throws(() => parseQwenConfig(two), /missing config keys 'vocab_size', 'rope_theta'/);
+});
+
+Deno.test("config: head_dim and tie_word_embeddings default as in transformers when absent", () => {
+  // Many Qwen2 configs on the Hub have neither: transformers takes hidden_size //
+  // num_attention_heads and the Qwen classes' untied default.
+  const json = qwenConfigToJson(
+    makeQwenConfig({ ...SMALL, hidden_size: 50, num_attention_heads: 4, head_dim: 7 }),
+  );
+  delete json.head_dim;
+  delete json.tie_word_embeddings;
+  const parsed = parseQwenConfig(json);
+  assert.equal(parsed.head_dim, 12);
+  assert.equal(parsed.tie_word_embeddings, false);
+  assert.equal(parseQwenConfig({ ...json, head_dim: 7, tie_word_embeddings: true }).head_dim, 7);
+  assert.throws(
+    () => parseQwenConfig({ ...json, tie_word_embeddings: "yes" }),
+    /'tie_word_embeddings' must be true or false/,
+  );
+  assert.throws(
+    () => parseQwenConfig({ ...json, num_attention_heads: 64, num_key_value_heads: 64 }),
+    /'head_dim' must be a positive integer, got 0/,
+  );
 });
 
 Deno.test("config: bad values are named; unknown keys survive a round trip", () => {

@@ -57,26 +57,32 @@ export interface QwenConfig {
   extra: Record<string, JsonValue>;
 }
 
-/** The keys that must be present in every config.json. */
+/**
+ * The keys that must be present in every config.json. `head_dim` and `tie_word_embeddings` may
+ * be absent, as in many Qwen2 configs: transformers then uses hidden_size / num_attention_heads
+ * (integer division) and the Qwen classes' default, untied, and so does `parseQwenConfig`.
+ */
 export const REQUIRED_CONFIG_KEYS = [
   "hidden_size",
   "intermediate_size",
   "num_hidden_layers",
   "num_attention_heads",
   "num_key_value_heads",
-  "head_dim",
   "vocab_size",
   "max_position_embeddings",
   "rms_norm_eps",
   "rope_theta",
-  "tie_word_embeddings",
 ] as const;
 
-const INT_KEYS = REQUIRED_CONFIG_KEYS.filter((k) =>
-  k !== "rms_norm_eps" && k !== "rope_theta" && k !== "tie_word_embeddings"
-);
+const INT_KEYS = [
+  ...REQUIRED_CONFIG_KEYS.filter((k) => k !== "rms_norm_eps" && k !== "rope_theta"),
+  "head_dim",
+] as const;
 const KNOWN_KEYS = new Set<string>([
-  ...REQUIRED_CONFIG_KEYS,
+  ...INT_KEYS,
+  "rms_norm_eps",
+  "rope_theta",
+  "tie_word_embeddings",
   "model_type",
   "attention_bias",
   "jackpot",
@@ -95,7 +101,9 @@ export function parseQwenConfig(json: unknown, file = "config.json"): QwenConfig
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     return fail("config is not a JSON object");
   }
-  const o = ropeThetaFromParameters(json as Record<string, JsonValue>, fail);
+  const o = withTransformersDefaults(
+    ropeThetaFromParameters(json as Record<string, JsonValue>, fail),
+  );
   const missing = REQUIRED_CONFIG_KEYS.filter((k) => !Object.hasOwn(o, k));
   if (missing.length > 0) {
     fail(
@@ -155,7 +163,7 @@ export function parseQwenConfig(json: unknown, file = "config.json"): QwenConfig
   }
   const extra: Record<string, JsonValue> = {};
   for (const [k, v] of Object.entries(o)) if (!KNOWN_KEYS.has(k)) extra[k] = v;
-  const num = (k: (typeof REQUIRED_CONFIG_KEYS)[number]) => o[k] as number;
+  const num = (k: (typeof INT_KEYS)[number] | "rms_norm_eps" | "rope_theta") => o[k] as number;
   return {
     model_type: modelType as QwenConfig["model_type"],
     hidden_size: num("hidden_size"),
@@ -173,6 +181,21 @@ export function parseQwenConfig(json: unknown, file = "config.json"): QwenConfig
     ...(jackpot ? { jackpot } : {}),
     extra,
   };
+}
+
+/**
+ * `o` with what transformers assumes for two keys a config may leave out: `head_dim` =
+ * hidden_size // num_attention_heads (when both are numbers; otherwise their own checks report
+ * them) and `tie_word_embeddings` = false (Qwen2Config's and Qwen3Config's default).
+ */
+function withTransformersDefaults(o: Record<string, JsonValue>): Record<string, JsonValue> {
+  const out = { ...o };
+  const { hidden_size: h, num_attention_heads: n } = o;
+  if (!Object.hasOwn(o, "head_dim") && typeof h === "number" && typeof n === "number" && n > 0) {
+    out.head_dim = Math.floor(h / n);
+  }
+  if (!Object.hasOwn(o, "tie_word_embeddings")) out.tie_word_embeddings = false;
+  return out;
 }
 
 /**
