@@ -14,9 +14,13 @@
 #           (bench/attention), then the training step and sampling with --attention composed and
 #           auto (bench/nn/main.ts): the A/B that sets the "auto" policy in
 #           src/autograd/attention.ts (rule in BENCHMARKS.md, "Next GPU run")
-#   defer   (~3 min) the training step with no split-K partials deferred and with all of them
+#   defer   (~3 min, then interop) the training step with no split-K partials deferred and with all of them
 #           (--defer-split-mb 0 / 64) against fusion's default run: the rule for
 #           GRAD_SUMS_SPLIT_MAX_BYTES is in BENCHMARKS.md ("Next GPU run")
+#   interop (~1 min) checkpoints against Hugging Face transformers, both ways: jackpot's saved
+#           models loaded by from_pretrained, transformers' save_pretrained folders loaded by
+#           jackpot, logits compared (bench/interop/hf.ts, bench/torch/hf_interop.py); `defer` runs
+#           it too
 #   all     tests, torch, ours in order
 # Usage (from the repository root, after `source .device/enter.sh` on a host without network):
 #   bash bench/device/run.sh STAGE [OUT_DIR]
@@ -26,7 +30,7 @@
 # device call and the archive is still written; `timeout` exits 124 for a command it stopped.
 set -uo pipefail
 limit=${LIMIT_S:-170}
-stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|profile|sweep|fusion|defer|all [OUT_DIR]}
+stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|profile|sweep|fusion|defer|interop|all [OUT_DIR]}
 out=${2:-${OUT:-device-out}}
 work=$(mktemp -d)
 mkdir -p "$out" "$work/torch" "$work/bench"
@@ -111,6 +115,16 @@ run_defer() {
   } 2>&1 | tee "$out/defer.log" || status=1
 }
 
+# Checkpoints both ways between jackpot (on the GPU) and transformers (CPU, fp32, eager).
+run_interop() {
+  {
+    rm -rf "$work/interop"
+    timeout 90 deno run -A bench/interop/hf.ts --export "$work/interop" &&
+      timeout 150 python3 bench/torch/hf_interop.py --dir "$work/interop" --out "$work/bench/interop_python.json" &&
+      timeout 90 deno run -A bench/interop/hf.ts --check "$work/interop" --json "$work/bench/interop_deno.json"
+  } 2>&1 | tee "$out/interop.log" || status=1
+}
+
 case "$stage" in
   tests) run_tests ;;
   torch) run_torch ;;
@@ -118,9 +132,10 @@ case "$stage" in
   profile) run_profile ;;
   sweep) run_sweep ;;
   fusion) run_fusion ;;
-  defer) run_defer ;;
+  defer) run_defer; run_interop ;;
+  interop) run_interop ;;
   all) run_tests; run_torch; run_ours ;;
-  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, sweep, fusion, defer, all)" >&2; exit 2 ;;
+  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, sweep, fusion, defer, interop, all)" >&2; exit 2 ;;
 esac
 tar czf "$out/results.tar.gz" -C "$work" .
 exit "$status"
