@@ -10,21 +10,16 @@ import {
   CheckpointError,
   ensureDir,
   joinPath,
-  readBytes,
   readText,
   writeBytesAtomic,
   writeTextAtomic,
 } from "./fs.ts";
 import { validateQwenTensors } from "./names.ts";
-import {
-  decodeSafetensors,
-  encodeSafetensors,
-  type HostTensor,
-  type LoadedTensor,
-} from "./safetensors.ts";
+import { encodeSafetensors, type HostTensor, type LoadedTensor } from "./safetensors.ts";
+import { readCheckpointWeights, WEIGHTS_FILE } from "./shards.ts";
 
-/** File name of the weights inside a checkpoint folder. */
-export const WEIGHTS_FILE = "model.safetensors";
+export { WEIGHTS_FILE } from "./shards.ts";
+
 /** File name of the configuration inside a checkpoint folder. */
 export const CONFIG_FILE = "config.json";
 
@@ -75,15 +70,16 @@ export async function saveCheckpoint(
 }
 
 /**
- * Reads a checkpoint folder. Any problem (missing file, corrupt safetensors, bad config, tensors
- * that do not match the config) is one `CheckpointError` naming the file.
+ * Reads a checkpoint folder: `config.json` and `model.safetensors`, or the shards listed by
+ * `model.safetensors.index.json` (transformers' layout for large models; see `shards.ts`). Any
+ * problem (missing file, corrupt safetensors, bad config, tensors that do not match the config)
+ * is one `CheckpointError` naming the file.
  */
 export async function loadCheckpoint(
   dir: string,
   options: CheckpointOptions = {},
 ): Promise<Required<Checkpoint<LoadedTensor>>> {
   const configPath = joinPath(dir, CONFIG_FILE);
-  const weightsPath = joinPath(dir, WEIGHTS_FILE);
   const text = await readText(configPath);
   let json: unknown;
   try {
@@ -92,7 +88,7 @@ export async function loadCheckpoint(
     throw new CheckpointError(configPath, `not JSON (${e instanceof Error ? e.message : e})`);
   }
   const config = parseQwenConfig(json, configPath);
-  const { tensors, metadata } = decodeSafetensors(await readBytes(weightsPath), weightsPath);
-  if (options.validate ?? true) validateQwenTensors(config, tensors, weightsPath);
+  const { tensors, metadata, file } = await readCheckpointWeights(dir);
+  if (options.validate ?? true) validateQwenTensors(config, tensors, file);
   return { config, tensors, metadata };
 }

@@ -9,3 +9,5 @@ export * from "./dtype.ts";
 export { CheckpointError } from "./fs.ts";
 export * from "./names.ts";
 export * from "./safetensors.ts";
+export { parseShardIndex, readCheckpointWeights, WEIGHTS_INDEX_FILE } from "./shards.ts";
+export type { CheckpointWeights } from "./shards.ts";
