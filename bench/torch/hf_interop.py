@@ -4,7 +4,7 @@ the jackpot side and the order of the three commands).
 1. Every `DIR/ours-*/` folder (written by `bench/interop/hf.ts --export`) is loaded with
    `AutoModelForCausalLM.from_pretrained`: no key may be missing, unexpected or mismatched, and the
    logits on the tokens of its `expected.json` must match jackpot's within --tolerance.
-2. Random Qwen3 and Qwen2 models are saved with `save_pretrained` into `DIR/theirs-*/`, each with
+2. Random Qwen3 and Qwen2 models (one in shards) are saved with `save_pretrained` into `DIR/theirs-*/`, each with
    `expected.json` (the tokens and transformers' logits) for `bench/interop/hf.ts --check`. One
    Qwen2 model has nonzero q/k/v biases, which jackpot's transformer does not implement: its
    expected.json asks jackpot to refuse it with an error naming the biases.
@@ -92,7 +92,10 @@ def write_theirs(directory):
                 else:
                     p.copy_(torch.randn_like(p) * 0.3)
         folder = os.path.join(directory, f"theirs-{name}")
-        model.save_pretrained(folder, safe_serialization=True)
+        # The untied model in ~100 KB shards: model.safetensors.index.json and its shards, the
+        # layout of large models on the Hub.
+        shard = {"max_shard_size": "100KB"} if name == "qwen3-untied-mha" else {}
+        model.save_pretrained(folder, safe_serialization=True, **shard)
         g = torch.Generator().manual_seed(200 + i)
         tokens = torch.randint(0, cfg.vocab_size, (2, 11), generator=g).tolist()
         expected = {"tokens": tokens}
