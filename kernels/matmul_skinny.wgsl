@@ -20,8 +20,10 @@
 // The A and B bindings and `load4A` / `load4B` come from a prelude prepended by
 // src/tensor/matmul/kernels.ts: matmul_skinny_vec4.wgsl (array<vec4<f32>>, one load per run: rows
 // a whole number of vec4) or matmul_skinny_scalar.wgsl (array<f32>, four guarded loads: any shape),
-// optionally followed by the A prologue matmul_skinny_swiglu.wgsl (A = silu(gate) · up of a joined
-// [M, 2K] projection, whose rows are 2K apart: hence A's row stride in params.strideA).
+// optionally followed by an A prologue: matmul_skinny_swiglu.wgsl (A = silu(gate) · up of a joined
+// [M, 2K] projection, whose rows are 2K apart: hence A's row stride in params.strideA), or
+// matmul_skinny_add_rms.wgsl (A = rmsNorm(x + r) · g, which also needs the two "hook:" comments
+// below replaced by calls: kernels.ts does that, every other form leaves them comments).
 override TRANS_B: bool = false; // B stored N×K
 override ACCUMULATE: bool = false; // C += A·op(B)
 override RG: u32 = 8u; // groups of 8 rows: the workgroup covers rows 0 .. 8·RG − 1 (1, 2, 4 or 8)
@@ -123,6 +125,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   var k = kLo + 4u * s;
   var cur = fetch(m, rows, n, k, kHi);
   while (k < kHi) {
+    // hook: step (the add-RMS prologue's addRmsStep; a comment in every other form)
     var next: Step;
     if (PREFETCH) { next = fetch(m, rows, n, k + stride, kHi); }
     var k0 = cur.b0; var k1 = cur.b1; var k2 = cur.b2; var k3 = cur.b3;
@@ -165,6 +168,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     workgroupBarrier();
   }
 
+  // hook: scale (the add-RMS prologue's addRmsScale; a comment in every other form)
   if (s == 0u) {
     storeRow(base, m, n, acc0); storeRow(base, m + 1u, n, acc1);
     storeRow(base, m + 2u, n, acc2); storeRow(base, m + 3u, n, acc3);

@@ -403,7 +403,12 @@ Deno.test("swigluMatmul: decode steps with the skinny kernels on (as on a GPU) t
   assert.equal(count(kernels[0], /^matmul_skinny/), 0);
   assert.equal(count(kernels[1], /^ops_swiglu_joined/), 0, "GPU choice: no swiglu dispatch");
   assert.equal(count(kernels[1], /^matmul_skinny(_scalar)?_swiglu/), gates);
-  assert.equal(kernels[1].length, kernels[0].length - gates, "one dispatch per layer less");
+  // The GPU choice also folds each add + RMSNorm into the product that reads it
+  // (ops.addRmsNormMatmul: tests/matmul_skinny_add_rms_test.ts): 2 per layer and the final one.
+  const norms = steps * (2 * cfg.layers + 1);
+  assert.equal(count(kernels[0], /^ops_norm/), norms, "CPU choice: the norms dispatched");
+  assert.equal(count(kernels[1], /^ops_norm/), 0, "GPU choice: no norm dispatch");
+  assert.equal(kernels[1].length, kernels[0].length - gates - norms, "one dispatch per gate less");
   let worst = 0;
   for (let s = 0; s < steps; s++) {
     for (let i = 0; i < logits[0][s].length; i++) {

@@ -20,12 +20,14 @@ import * as nr from "./norm_rope.ts";
 import * as sp from "./split.ts";
 import * as qh from "./qkv_heads.ts";
 import * as sgm from "./swiglu_matmul.ts";
+import * as arm from "./add_rms_matmul.ts";
 export type { Operand } from "./elementwise.ts";
 export type { CrossEntropyOptions } from "./softmax.ts";
 export type { AddRmsNormResult, RopeOptions } from "./norm.ts";
 export type { RmsNormRopeOptions } from "./norm_rope.ts";
 export type { QkvHeads, QkvNormRopeOptions } from "./qkv_heads.ts";
 export type { AttentionOptions } from "./attention.ts";
+export type { AddRmsNormMatmulOptions, AddRmsNormMatmulResult } from "./add_rms_matmul.ts";
 
 function scoped<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
   return (...args) => opScope(() => fn(...args));
@@ -138,6 +140,11 @@ export const addRmsNorm: typeof nm.addRmsNorm = (x, r, weight, eps) => {
     throw e;
   }
 };
+/**
+ * See add_rms_matmul.ts `addRmsNormMatmul`. It scopes itself: the product adopts the op's
+ * temporaries, the sum (the residual stream) stays out of them.
+ */
+export const addRmsNormMatmul: typeof arm.addRmsNormMatmul = arm.addRmsNormMatmul;
 /** See norm.ts `rope`. */
 export const rope: typeof nm.rope = scoped(nm.rope);
 /** See matmul.ts `matmul`. */

@@ -287,7 +287,9 @@ export function decodeAttentionComposed(
  * and values of `pos` into `cache` and attending over positions `0..pos`. Call inside `noGrad` and
  * `tidy`. `fused` (default: when the cache fits the kernel) picks {@link decodeAttentionJoined}:
  * one dispatch a layer from the joined projection to the attention output, QK-norm and RoPE
- * included; else ops.qkvNormRope then {@link decodeAttentionComposed} (the reference).
+ * included; else ops.qkvNormRope then {@link decodeAttentionComposed} (the reference). On a GPU
+ * every residual add and RMSNorm runs inside the projection that reads it (Transformer.logitsOver,
+ * ops.addRmsNormMatmul): the q/k/v, gate/up and classifier products.
  *
  * @example
  * ```ts
@@ -317,6 +319,5 @@ export function decodeStep(
     ? { joined: (l, b, qkv) => decodeAttentionJoined(model, b, qkv, cache, l, pos) }
     : (l, q, k, v) => decodeAttentionComposed(q, k, v, cache, l, pos);
   const x = embedding(model.embed, reshape(tokens, [B, 1]));
-  const h = model.blocksOver(x, pos, attend, true);
-  return reshape(model.classify(h), [B, c.vocabSize]);
+  return reshape(model.logitsOver(x, pos, attend), [B, c.vocabSize]);
 }

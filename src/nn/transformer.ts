@@ -50,6 +50,7 @@ import {
 const {
   add,
   addRmsNorm,
+  addRmsNormMatmul,
   causalSelfAttention,
   crossEntropy,
   embedding,
@@ -142,6 +143,14 @@ export interface Qkv {
 export type Attend =
   | ((layer: number, q: Tensor, k: Tensor, v: Tensor) => Tensor)
   | { joined: (layer: number, block: BlockParams, qkv: Tensor) => Tensor };
+
+// The residual stream inside the blocks: `x` plus the last branch's output `r` not yet added to
+// it (null: none). The add is left to whichever op reads the sum next, fused with its norm (and,
+// in a decode step, with the projection of that norm).
+interface Residual {
+  x: Tensor;
+  r: Tensor | null;
+}
 
 /**
  * A Qwen-style decoder. Parameters are GPU tensors with `requiresGrad`.
@@ -372,8 +381,13 @@ export class Transformer {
    * output into heads, normalises and rotates q and k and copies v (ops.qkvNormRope).
    */
   qkv(b: BlockParams, h: Tensor, offset: number): Qkv {
+    return this.#heads(b, this.qkvJoined(b, h), offset);
+  }
+
+  // q, k, v of block `b` from its joined projection (QK-norm and RoPE at `offset`).
+  #heads(b: BlockParams, joined: Tensor, offset: number): Qkv {
     const c = this.config;
-    return qkvNormRope(this.qkvJoined(b, h), b.qNorm, b.kNorm, {
+    return qkvNormRope(joined, b.qNorm, b.kNorm, {
       heads: c.heads,
       kvHeads: c.kvHeads,
       headDim: c.headDim,
@@ -390,7 +404,12 @@ export class Transformer {
 
   /** SwiGLU MLP of block `b`: `down(silu(gate·h) ⊙ up·h)`, gate and up from one product. */
   mlp(b: BlockParams, h: Tensor): Tensor {
-    return swigluMatmul(matmul(h, transpose(b.wGateUp)), transpose(b.wDown));
+    return this.#down(b, matmul(h, transpose(b.wGateUp)));
+  }
+
+  // The MLP of block `b` after its joined gate/up projection: SwiGLU and the down projection.
+  #down(b: BlockParams, gateUp: Tensor): Tensor {
+    return swigluMatmul(gateUp, transpose(b.wDown));
   }
 
   /** The classifier on the residual stream `x` [..., C] → logits [..., V]. */
@@ -443,7 +462,8 @@ export class Transformer {
    * in a decode step; see {@link Attend}). Returns the residual stream after the last block, or
    * with `finalNormed` that stream through the final RMSNorm. Each residual add is fused with the
    * RMSNorm that reads its sum (the block's post-attention norm, the next block's input norm, the
-   * final norm): one dispatch where add + rmsNorm took two.
+   * final norm): one dispatch where add + rmsNorm took two. (A decode step takes
+   * {@link logitsOver}, which also folds them into the projections that read them.)
    */
   blocksOver(
     x: Tensor,
@@ -452,24 +472,53 @@ export class Transformer {
     finalNormed: boolean,
   ): Tensor {
     const eps = this.config.normEps;
-    const first = this.blocks[0]?.inputNorm ?? (finalNormed ? this.finalNorm : null);
-    if (!first) return x;
-    let h = rmsNorm(x, first, eps);
+    const { x: s, r } = this.#blocks(x, offset, attend, false);
+    if (!finalNormed) return r ? add(s, r) : s;
+    return r ? addRmsNorm(s, r, this.finalNorm, eps).normed : rmsNorm(s, this.finalNorm, eps);
+  }
+
+  /**
+   * Logits [B, T, V] of the residual stream `x` [B, T, C] after every block: {@link blocksOver}
+   * then the final RMSNorm and {@link classify}, for a decode step ({@link decodeStep}). Every
+   * residual add and RMSNorm (input, post-attention, final) goes into the product that reads it
+   * (q/k/v, gate/up, classifier) where ops.addRmsNormMatmul fuses: no gradient and few rows on a
+   * GPU adapter, 2·layers + 1 dispatches fewer; anywhere else the same ops as blocksOver.
+   */
+  logitsOver(x: Tensor, offset: number, attend: Attend): Tensor {
+    const { x: s, r } = this.#blocks(x, offset, attend, undefined);
+    const head = transpose(this.lmHead ?? this.embed);
+    return addRmsNormMatmul(s, r, this.finalNorm, head, this.config.normEps).out;
+  }
+
+  // The blocks over `x`, leaving the last MLP's output unadded (see Residual). Each norm and the
+  // projection that reads it is one ops.addRmsNormMatmul, with `fused` as its option: false (the
+  // training forward and the prefill) runs addRmsNorm (or rmsNorm) then matmul, the dispatches and
+  // kernels of those ops written out; undefined lets the op fuse where it can (a decode step).
+  #blocks(x: Tensor, offset: number, attend: Attend, fused: false | undefined): Residual {
+    const eps = this.config.normEps;
+    const opts = { fused };
+    let res: Residual = { x, r: null };
     for (const [l, b] of this.blocks.entries()) {
+      const wQkv = transpose(b.wQkv);
+      const { sum, out: qkv } = addRmsNormMatmul(res.x, res.r, b.inputNorm, wQkv, eps, opts);
       let att: Tensor;
       if (typeof attend === "function") {
-        const { q, k, v } = this.qkv(b, h, offset);
+        const { q, k, v } = this.#heads(b, qkv, offset);
         att = attend(l, q, k, v);
       } else {
-        att = attend.joined(l, b, this.qkvJoined(b, h));
+        att = attend.joined(l, b, qkv);
       }
-      ({ sum: x, normed: h } = addRmsNorm(x, matmul(att, transpose(b.wo)), b.postNorm, eps));
-      const m = this.mlp(b, h);
-      const next = this.blocks[l + 1]?.inputNorm ?? (finalNormed ? this.finalNorm : null);
-      if (next) ({ sum: x, normed: h } = addRmsNorm(x, m, next, eps));
-      else x = add(x, m);
+      const post = addRmsNormMatmul(
+        sum,
+        matmul(att, transpose(b.wo)),
+        b.postNorm,
+        transpose(b.wGateUp),
+        eps,
+        opts,
+      );
+      res = { x: post.sum, r: this.#down(b, post.out) };
     }
-    return finalNormed ? h : x;
+    return res;
   }
 
   /**

@@ -9,6 +9,7 @@ import type { GpuContext } from "../../gpu/device.ts";
 import { MATMUL_TILES, matmulKernel, type MatmulPrologue, type MatmulVariant } from "./kernels.ts";
 import { chooseSplits, encodeSplitK, type KSplit, splitK } from "./splitk.ts";
 import {
+  type AddRmsBindings,
   encodeSkinny,
   SKINNY_MAX_M,
   skinnyMaxM,
@@ -16,6 +17,21 @@ import {
   type SkinnyOverride,
 } from "./skinny.ts";
 import type { MatmulShape } from "./reference.ts";
+
+/**
+ * The extra operands of the "addRms" A prologue ({@link MatmulParams.addRms}): op(A) =
+ * rmsNorm(A + r, gain, eps), with A + r written to `sum`.
+ */
+export interface AddRmsOperands {
+  /** The branch output r [M, K] added to A before the norm, or null: A itself is normalised. */
+  r: BufferSlice | null;
+  /** The norm weight [K]. */
+  gain: BufferSlice;
+  /** Where A + r is written, [M, K] (its own range: never A's); null exactly when r is. */
+  sum: BufferSlice | null;
+  /** The norm's eps (used as f32), finite and ≥ 0. */
+  eps: number;
+}
 
 /** Arguments of {@link encodeMatmul}: the three buffers and the shape. */
 export interface MatmulParams extends MatmulShape {
@@ -31,9 +47,13 @@ export interface MatmulParams extends MatmulShape {
    * Read A through a prologue (skinny kernel only, unbatched, A not transposed). "swiglu": `a`
    * holds the joined gate/up projection x [M, 2K] (row stride 2K) and op(A)[m, k] =
    * silu(x[m, k]) · x[m, K + k], as `swigluJoined` computes it: the MLP's gate and down projection
-   * without the gate's own dispatch.
+   * without the gate's own dispatch. "addRms": op(A) = rmsNorm(A + r, gain, eps) with the
+   * operands in `addRms` (A + r also written out): a residual add and the norm that reads it,
+   * without their own dispatch. Never split across workgroups along K.
    */
   prologueA?: MatmulPrologue;
+  /** The operands of `prologueA: "addRms"` (required with it, refused without it). */
+  addRms?: AddRmsOperands;
   /**
    * Slices of K computed in parallel and summed (tiled, unrolled vec4 or skinny kernel, unbatched;
    * tests and benchmarks); default chosen by shape, 1 turns splitting off.
@@ -171,15 +191,27 @@ export function planMatmul(gpu: GpuContext, p: MatmulParams): MatmulPlan {
   const extent = (s: number, size: number) => (batchCount - 1) * s + size;
   const prologueA = p.prologueA;
   if (prologueA !== undefined) {
-    if (prologueA !== "swiglu") {
-      throw new RangeError(`matmul: unknown prologueA ${String(prologueA)} (only "swiglu")`);
+    if (prologueA !== "swiglu" && prologueA !== "addRms") {
+      throw new RangeError(
+        `matmul: unknown prologueA ${String(prologueA)} (only "swiglu" or "addRms")`,
+      );
     }
     if (batchCount > 1 || p.transA) {
       throw new RangeError(
-        "matmul: prologueA needs an unbatched product with A stored M×2K (batchCount 1, transA " +
-          "false)",
+        "matmul: prologueA needs an unbatched product with A stored row-major (batchCount 1, " +
+          "transA false)",
       );
     }
+  }
+  if ((prologueA === "addRms") !== (p.addRms !== undefined)) {
+    throw new RangeError('matmul: addRms operands go with prologueA "addRms" and only with it');
+  }
+  const rms = p.addRms;
+  if (rms && !(Number.isFinite(rms.eps) && rms.eps >= 0)) {
+    throw new RangeError(`matmul: addRms eps ${rms.eps} must be finite and >= 0`);
+  }
+  if (rms && (rms.r === null) !== (rms.sum === null)) {
+    throw new RangeError("matmul: addRms needs both r and sum, or neither");
   }
   const plan: MatmulPlan = {
     M,
@@ -192,7 +224,7 @@ export function planMatmul(gpu: GpuContext, p: MatmulParams): MatmulPlan {
     transA: p.transA ?? false,
     transB: p.transB ?? false,
     accumulate: p.accumulate ?? false,
-    extentA: prologueA ? M * 2 * K : extent(strideA, M * K),
+    extentA: prologueA === "swiglu" ? M * 2 * K : extent(strideA, M * K),
     extentB: extent(strideB, K * N),
     extentC: extent(strideC, M * N),
     ...(prologueA ? { prologueA } : {}),
@@ -204,6 +236,11 @@ export function planMatmul(gpu: GpuContext, p: MatmulParams): MatmulPlan {
     ["b", p.b, plan.extentB],
     ["c", p.c, plan.extentC],
   ];
+  if (rms) {
+    slices.push(["addRms.gain", rms.gain, K]);
+    if (rms.r) slices.push(["addRms.r", rms.r, M * K]);
+    if (rms.sum) slices.push(["addRms.sum", rms.sum, M * K]);
+  }
   for (const [name, s, elements] of slices) {
     if (!s || !(s.buffer instanceof GPUBuffer)) {
       throw new TypeError(`matmul: ${name} must be a BufferSlice { buffer: GPUBuffer, ... }`);
@@ -234,15 +271,19 @@ export function planMatmul(gpu: GpuContext, p: MatmulParams): MatmulPlan {
       );
     }
   }
-  for (const [name, s, elements] of slices.slice(0, 2)) {
-    if (s.buffer !== p.c.buffer) continue;
-    const lo = s.offset ?? 0, hi = lo + elements * 4;
-    const cLo = p.c.offset ?? 0, cHi = cLo + plan.extentC * 4;
-    if (lo < cHi && cLo < hi) {
-      throw new RangeError(
-        `matmul: c (bytes ${cLo}..${cHi}) overlaps ${name} (bytes ${lo}..${hi}) in the same ` +
-          `buffer; write the product to a separate range`,
-      );
+  // Every written range (c, and the sum) apart from every other range.
+  const written = new Set(["c", "addRms.sum"]);
+  for (const [wName, w, wElements] of slices.filter(([name]) => written.has(name))) {
+    for (const [name, s, elements] of slices) {
+      if (name === wName || s.buffer !== w.buffer) continue;
+      const lo = s.offset ?? 0, hi = lo + elements * 4;
+      const wLo = w.offset ?? 0, wHi = wLo + wElements * 4;
+      if (lo < wHi && wLo < hi) {
+        throw new RangeError(
+          `matmul: ${wName} (bytes ${wLo}..${wHi}) overlaps ${name} (bytes ${lo}..${hi}) in the ` +
+            `same buffer; write the ${wName === "c" ? "product" : "sum"} to a separate range`,
+        );
+      }
     }
   }
   return plan;
@@ -371,16 +412,29 @@ export function encodeMatmul(batch: ComputeBatch, gpu: GpuContext, p: MatmulPara
       throw new RangeError(`matmul: the vec4 kernel cannot run this shape: ${obstacle}`);
     }
   }
-  const aliased = p.c.buffer === p.a.buffer || p.c.buffer === p.b.buffer;
   const bind = (s: BufferSlice, elements: number): BufferSlice => ({
     buffer: s.buffer,
     offset: s.offset ?? 0,
     size: elements * 4,
   });
   const a = bind(p.a, plan.extentA), b = bind(p.b, plan.extentB), c = bind(p.c, plan.extentC);
+  const rms = p.addRms;
+  // Without r, x stands in for r and C for the sum (bound, never read or written).
+  const addRms: AddRmsBindings | undefined = rms && {
+    r: rms.r ? bind(rms.r, plan.M * plan.K) : a,
+    gain: bind(rms.gain, plan.K),
+    sum: rms.sum ? bind(rms.sum, plan.M * plan.K) : c,
+    residual: rms.r !== null,
+    eps: rms.eps,
+  };
+  // A buffer bound writable (C, the sum) and also read-only in the same dispatch is refused by
+  // WebGPU: then every binding is declared read_write.
+  const writes = [c, ...(addRms ? [addRms.sum] : [])].map((s) => s.buffer);
+  const reads = [a, b, ...(addRms ? [addRms.r, addRms.gain] : [])].map((s) => s.buffer);
+  const aliased = writes.some((w) => reads.includes(w));
   if (variant === "skinny") {
     const force = { ...p.skinnyTiling, kSplits: p.splitK };
-    encodeSkinny(batch, gpu, plan, { a, b, c, aliased, force });
+    encodeSkinny(batch, gpu, plan, { a, b, c, aliased, force, addRms });
     return;
   }
   const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;

@@ -17,6 +17,9 @@ import skinnySource from "../../../kernels/matmul_skinny.wgsl" with { type: "tex
 import skinnyVec4Prelude from "../../../kernels/matmul_skinny_vec4.wgsl" with { type: "text" };
 import skinnyScalarPrelude from "../../../kernels/matmul_skinny_scalar.wgsl" with { type: "text" };
 import skinnySwigluPrologue from "../../../kernels/matmul_skinny_swiglu.wgsl" with { type: "text" };
+import skinnyAddRmsPrologue from "../../../kernels/matmul_skinny_add_rms.wgsl" with {
+  type: "text",
+};
 
 /**
  * The kernel variants `encodeMatmul` picks from by shape and alignment:
@@ -63,27 +66,60 @@ export interface KernelForm {
   /**
    * skinny only: read A through a prologue. "swiglu": the stored A is a joined gate/up projection
    * [M, 2K] and the kernel multiplies silu(gate) · up (kernels/matmul_skinny_swiglu.wgsl).
+   * "addRms": the stored A is a residual stream x [M, K], and the kernel multiplies
+   * rmsNorm(x + r) · g, writing x + r out (kernels/matmul_skinny_add_rms.wgsl).
    */
   prologue?: MatmulPrologue;
 }
 
-/** How the skinny kernel may read A: through SwiGLU's gate (see {@link KernelForm.prologue}). */
-export type MatmulPrologue = "swiglu";
+/**
+ * How the skinny kernel may read A (see {@link KernelForm.prologue}): through SwiGLU's gate, or
+ * through a residual add and an RMSNorm.
+ */
+export type MatmulPrologue = "swiglu" | "addRms";
 
 // The prelude's A loader, renamed when a prologue wraps it.
 const LOAD_A = "fn load4A(";
+
+// The body's hook comments and what the add-RMS prologue replaces them with (other forms keep the
+// comments, so their code is unchanged).
+const HOOKS: ReadonlyArray<[string, string]> = [
+  [
+    "// hook: step (the add-RMS prologue's addRmsStep; a comment in every other form)",
+    "addRmsStep(&cur, m, rows, k, kHi, wid.x == 0u && g == 0u);",
+  ],
+  [
+    "// hook: scale (the add-RMS prologue's addRmsScale; a comment in every other form)",
+    "addRmsScale(s, g, r, &acc0, &acc1, &acc2, &acc3, &acc4, &acc5, &acc6, &acc7);",
+  ],
+];
+
+const PROLOGUES: Record<MatmulPrologue, string> = {
+  swiglu: skinnySwigluPrologue,
+  addRms: skinnyAddRmsPrologue,
+};
+
+// Replaces `from` (which must occur exactly once) with `to`.
+function replaceOnce(text: string, from: string, to: string, where: string): string {
+  if (text.split(from).length !== 2) {
+    throw new Error(`${where} must contain "${from}" exactly once`);
+  }
+  return text.replace(from, to);
+}
 
 // The skinny kernel's text: prelude (bindings and loads), maybe the A prologue, then the body.
 function skinnyCode(form: KernelForm): string {
   const prelude = form.scalar ? skinnyScalarPrelude : skinnyVec4Prelude;
   if (form.prologue === undefined) return prelude + skinnySource;
-  if (form.prologue !== "swiglu") {
+  if (!Object.hasOwn(PROLOGUES, form.prologue)) {
     throw new RangeError(`matmul: unknown A prologue ${String(form.prologue)}`);
   }
-  if (prelude.split(LOAD_A).length !== 2) {
-    throw new Error(`the skinny prelude must contain "${LOAD_A}" exactly once`);
+  const prologue = PROLOGUES[form.prologue];
+  let body = skinnySource;
+  if (form.prologue === "addRms") {
+    for (const [hook, call] of HOOKS) body = replaceOnce(body, hook, call, "matmul_skinny.wgsl");
   }
-  return prelude.replace(LOAD_A, "fn load4X(") + skinnySwigluPrologue + skinnySource;
+  return replaceOnce(prelude, LOAD_A, "fn load4X(", "the skinny prelude") + prologue + body;
 }
 
 const kernels = new Map<string, Kernel>();

@@ -12,6 +12,7 @@
  * @module
  */
 export {
+  type AddRmsOperands,
   chooseMatmulVariant,
   DEFAULT_VEC4_TUNING,
   encodeMatmul,
@@ -43,6 +44,7 @@ export {
   SPLITK_TARGET_WORKGROUPS,
 } from "./splitk.ts";
 export {
+  type AddRmsBindings,
   chooseSkinnyTiling,
   encodeSkinny,
   SKINNY_COST,

@@ -58,6 +58,8 @@ export interface SkinnyTiling {
  * invocation recomputes silu(gate)·up for each A element it loads, one per 4 FMAs (its 4 columns),
  * and the exp and the reciprocal run on the special-function units, 16 per clock per
  * multiprocessor against the 64 FMAs per clock assumed here: 2 × 4 clocks' worth per element.
+ * The add-RMS prologue's extra work (an add, a square and a scale per A element: 3 per 4 FMAs of
+ * 4 columns) is small against that and is not counted; its second read of A (r) is.
  */
 export const SKINNY_COST = {
   multiprocessors: 132,
@@ -105,16 +107,18 @@ export function skinnyCost(
   prologue?: MatmulPrologue,
 ): number {
   const c = SKINNY_COST;
+  if (prologue === "addRms" && t.kSplits > 1) return Infinity; // all of K in one workgroup
   const chunk = t.kSplits > 1 ? splitK(K, t.kSplits).chunk : K;
   const splits = Math.ceil(K / chunk);
   const BN = 4 * t.colGroups;
   const workgroups = Math.ceil(N / BN) * splits;
-  // Each workgroup reads its k range of all of A (gate and up with the SwiGLU prologue) and of its
-  // BN columns of B, and runs 8·rowGroups × BN × chunk FMAs (rows past M too) plus the gate of its
-  // A loads (rows below M); the busiest multiprocessor runs ⌈wg / SMs⌉ of them.
+  // Each workgroup reads its k range of all of A (gate and up with the SwiGLU prologue, x and r
+  // with the add-RMS one) and of its BN columns of B, and runs 8·rowGroups × BN × chunk FMAs (rows
+  // past M too) plus the gate of its A loads (rows below M); the busiest multiprocessor runs
+  // ⌈wg / SMs⌉ of them.
   const swiglu = prologue === "swiglu";
   const fma = 8 * t.rowGroups * BN * chunk + (swiglu ? c.swigluPerFma * M * BN * chunk : 0);
-  const perWorkgroup = ((swiglu ? 2 : 1) * M + BN) * chunk * 4 / c.bytesPerUs +
+  const perWorkgroup = ((prologue ? 2 : 1) * M + BN) * chunk * 4 / c.bytesPerUs +
     fma / c.fmaPerUs;
   return Math.ceil(workgroups / c.multiprocessors) * perWorkgroup +
     (splits > 1 ? c.reduceUs : 0);
@@ -123,7 +127,8 @@ export function skinnyCost(
 /**
  * The tiling of least {@link skinnyCost} over 4–32 columns per workgroup and 1–16 slices of K
  * (each at least {@link SKINNY_MIN_CHUNK} long), within `maxGrid` workgroups along x, with A read
- * as stored or through `prologue`. Ties go to fewer splits, then fewer workgroups.
+ * as stored or through `prologue` (K never split with "addRms": its norm needs all of a row's k in
+ * one workgroup). Ties go to fewer splits, then fewer workgroups.
  *
  * @example
  * ```ts
@@ -139,7 +144,8 @@ export function chooseSkinnyTiling(
 ): SkinnyTiling {
   const rowGroups = rowGroupsFor(M);
   let best: SkinnyTiling | undefined, bestCost = Infinity;
-  for (let wanted = 1; wanted <= 16; wanted *= 2) {
+  const mostSplits = prologue === "addRms" ? 1 : 16;
+  for (let wanted = 1; wanted <= mostSplits; wanted *= 2) {
     const kSplits = wanted > 1 ? splitK(K, wanted).splits : 1;
     if (wanted > 1 && (kSplits < 2 || Math.ceil(K / kSplits) < SKINNY_MIN_CHUNK)) continue;
     for (let colGroups = 8; colGroups >= 1; colGroups /= 2) {
@@ -180,6 +186,11 @@ function resolveTiling(plan: MatmulPlan, maxGrid: number, force: SkinnyOverride)
       );
     }
     t.kSplits = force.kSplits > 1 ? splitK(plan.K, force.kSplits).splits : 1;
+    if (t.kSplits > 1 && plan.prologueA === "addRms") {
+      throw new RangeError(
+        'matmul: the "addRms" prologue cannot split K across workgroups (its norm needs whole rows)',
+      );
+    }
   }
   if (Math.ceil(plan.N / (4 * t.colGroups)) > maxGrid) {
     throw new RangeError(
@@ -188,6 +199,20 @@ function resolveTiling(plan: MatmulPlan, maxGrid: number, force: SkinnyOverride)
     );
   }
   return t;
+}
+
+/**
+ * The add-RMS prologue's bindings (kernels/matmul_skinny_add_rms.wgsl), bound to exactly what
+ * they touch: without a residual, A stands in for r and C for the sum (neither is read or written).
+ */
+export interface AddRmsBindings {
+  r: BufferSlice;
+  gain: BufferSlice;
+  sum: BufferSlice;
+  /** Whether r is added (and the sum written). */
+  residual: boolean;
+  /** The norm's eps, rounded to f32 in the kernel's parameters. */
+  eps: number;
 }
 
 /** What {@link encodeSkinny} needs beyond the plan. */
@@ -200,6 +225,8 @@ export interface SkinnyJob {
   aliased: boolean;
   /** Forced tiling parts. */
   force?: SkinnyOverride;
+  /** The add-RMS prologue's operands (with `plan.prologueA === "addRms"` only). */
+  addRms?: AddRmsBindings;
 }
 
 /**
@@ -218,6 +245,12 @@ export function encodeSkinny(
   const t = resolveTiling(plan, maxDim, job.force ?? {});
   const scalar = !skinnyVec4(plan);
   const prologue = plan.prologueA;
+  const addRms = job.addRms;
+  if ((prologue === "addRms") !== (addRms !== undefined)) {
+    throw new RangeError(
+      'matmul: the skinny job needs addRms bindings with prologue "addRms" only',
+    );
+  }
   // A's row stride: the SwiGLU prologue reads gate and up from rows of 2K.
   const rowA = prologue === "swiglu" ? 2 * plan.K : plan.K;
   const constants: KernelConstants = {
@@ -227,6 +260,7 @@ export function encodeSkinny(
     CG: t.colGroups,
     // Only when off, so that the default keeps its pipeline key.
     ...(job.force?.prefetch === false ? { PREFETCH: 0 } : {}),
+    ...(addRms ? { RESIDUAL: addRms.residual ? 1 : 0 } : {}),
   };
   const gx = Math.ceil(plan.N / (4 * t.colGroups));
   if (t.kSplits > 1) {
@@ -249,10 +283,18 @@ export function encodeSkinny(
     });
     return { ...t, kSplits: split.splits };
   }
+  // The add-RMS prologue's eps travels in batchBase, which the skinny body does not read.
+  const epsBits = addRms ? new Uint32Array(new Float32Array([addRms.eps]).buffer)[0] : 0;
   batch.dispatch({
     kernel: matmulKernel("skinny", { scalar, aliased: job.aliased, prologue }),
     constants,
-    bindings: [job.a, job.b, job.c, new Uint32Array([plan.M, plan.N, plan.K, rowA, 0, 0, 0, 0])],
+    bindings: [
+      job.a,
+      job.b,
+      job.c,
+      new Uint32Array([plan.M, plan.N, plan.K, rowA, 0, 0, epsBits, 0]),
+      ...(addRms ? [addRms.r, addRms.gain, addRms.sum] : []),
+    ],
     workgroups: [gx, 1, 1],
   });
   return t;
