@@ -13,7 +13,7 @@ import {
   tidy,
   zeros,
 } from "../src/tensor/mod.ts";
-import { AdamW } from "../src/autograd/mod.ts";
+import { AdamW, ops } from "../src/autograd/mod.ts";
 import { modelConfig } from "../src/nn/config.ts";
 import { Transformer } from "../src/nn/transformer.ts";
 import { assertNoGpuErrors, setup } from "./autograd_util.ts";
@@ -58,4 +58,37 @@ Deno.test("a Transformer over one binding's size keeps separate parameters and t
   for (const t of [loss, after, toks, tgt]) t.dispose();
   opt.dispose();
   model.dispose();
+});
+
+Deno.test("a tensor over one storage binding is refused where it is bound, naming it; a small view of it binds", async () => {
+  const rt = await setup();
+  const limit = rt.gpu.limits.maxStorageBufferBindingSize;
+  if (limit > 512 * 2 ** 20) {
+    console.log(`skipped: this device binds ${limit} bytes; the test needs a small limit`);
+    return;
+  }
+  const rows = Math.floor(limit / 4 / 1024);
+  // Exactly one binding fits; one row more does not (refused before any GPU work or batch error).
+  zeros([rows, 1024]).dispose();
+  assert.throws(
+    () => zeros([rows + 1, 1024]),
+    (e: Error) =>
+      e instanceof RangeError &&
+      e.message.startsWith(`Tensor f32 [${rows + 1},1024] (from full) spans `) &&
+      e.message.includes(`${((rows + 1) * 1024 * 4).toLocaleString("en-US")} bytes`) &&
+      /more than one storage binding .*maxStorageBufferBindingSize/.test(e.message),
+  );
+  // An upload binds nothing: its first rows (a view at offset 0, in a buffer over the limit)
+  // are bound as a slice; the whole of it is refused by the op that binds it.
+  const big = tensor(new Float32Array((rows + 1) * 1024).fill(2), [rows + 1, 1024]);
+  const head = ops.slice(big, 0, 0, 2);
+  const [got] = await readAll([tidy(() => ops.affine(head, 1, 1))]);
+  assert.ok(got.length === 2048 && got.every((v) => v === 3));
+  assert.throws(
+    () => tidy(() => ops.affine(big, 1, 1)),
+    /\(from input\) spans .*more than one storage binding/,
+  );
+  head.dispose();
+  big.dispose();
+  assertNoGpuErrors();
 });

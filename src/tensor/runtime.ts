@@ -39,6 +39,8 @@ export class TensorRuntime {
   readonly counters: RuntimeCounters = { dispatches: 0, submits: 0, reads: 0 };
   /** Bytes a storage binding's offset must be a multiple of (the device's limit, usually 256). */
   readonly storageOffsetAlignment: number;
+  /** Most bytes one storage binding may span (the device's `maxStorageBufferBindingSize`). */
+  readonly storageBindingLimit: number;
   #batch: ComputeBatch | null = null;
   // Depth of recordInto calls: while > 0 the open batch belongs to a caller, who submits it.
   #foreign = 0;
@@ -48,6 +50,7 @@ export class TensorRuntime {
     this.gpu = gpu;
     this.pool = new BufferPool(gpu);
     this.storageOffsetAlignment = gpu.limits.minStorageBufferOffsetAlignment ?? 256;
+    this.storageBindingLimit = gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;
   }
 
   /** Records one dispatch into the open batch. */

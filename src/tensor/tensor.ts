@@ -186,16 +186,18 @@ export class Tensor {
   }
 
   /**
-   * What a kernel binds to read this view from its element 0: the whole buffer at offset 0, else
-   * the slice over the view's elements (the offset must be bindable, see
+   * What a kernel binds to read this view from its element 0: the whole buffer at offset 0 when
+   * it fits one storage binding, else the slice over the view's elements (the offset must be bindable, see
    * {@link isBindableOffset}; {@link isContiguous} views always are), rounded up to whole 16-byte
    * groups within the buffer: vec4 kernels read whole groups of four, and a view ending on an odd
    * size would otherwise leave its last group out of the binding (a binding under 16 bytes is even
-   * rejected).
+   * rejected). A view spanning more than one binding (`maxStorageBufferBindingSize`) is a
+   * RangeError naming it.
    */
   get binding(): GPUBuffer | BufferSlice {
     const b = this.storageBuffer;
-    if (this.offset === 0) return b;
+    const limit = this.storage.rt.storageBindingLimit;
+    if (this.offset === 0 && b.size <= limit) return b;
     if (!this.isBindableOffset) {
       throw new Error(
         `${this.describe()} starts at element ${this.offset}, which no binding can start at; ` +
@@ -209,6 +211,15 @@ export class Tensor {
     for (let i = 0; i < this.shape.length; i++) extent += (this.shape[i] - 1) * this.strides[i];
     const start = this.offset * 4;
     const size = Math.min(b.size - start, Math.ceil((Math.max(extent, 1) * 4) / 16) * 16);
+    if (size > limit) {
+      // Refused here, naming the tensor, rather than by WebGPU when the batch is submitted.
+      throw new RangeError(
+        `${this.describe()} spans ${size.toLocaleString("en-US")} bytes, more than one storage ` +
+          `binding on this adapter (maxStorageBufferBindingSize ` +
+          `${limit.toLocaleString("en-US")}); tensors larger than one binding are not ` +
+          `supported: use fewer rows per call`,
+      );
+    }
     return { buffer: b, offset: start, size };
   }
 
