@@ -79,6 +79,8 @@ export interface ObrsSweep {
   wrong: { k: number; id: string; why: string; file: string }[];
   /** Files read. */
   files: string[];
+  /** What to keep in mind about the runs (a CPU fallback adapter, another shape than 4,096 rows). */
+  notes: string[];
 }
 
 /** Everything the rules read, each found or not. */
@@ -228,9 +230,10 @@ export function obrsIdFromName(name: string): string | undefined {
  * parseObrsLog("[obrs k=20]      1.904 ms  1.31e+3 GB/s read  (limit 0.825 ms)  fused row pass fused (…)", "obrs_sweep.log");
  * ```
  */
-export function parseObrsLog(text: string, file: string): Pick<ObrsSweep, "cases" | "wrong"> {
+export function parseObrsLog(text: string, file: string): Omit<ObrsSweep, "files"> {
   const cases: ObrsCase[] = [];
   const wrong: ObrsSweep["wrong"] = [];
+  const notes: string[] = [];
   for (const line of text.split("\n")) {
     const w = /^\[obrs k=(\d+)\] WRONG \(not timed\): ([\w-]+): (.*)$/.exec(line);
     if (w) {
@@ -243,20 +246,27 @@ export function parseObrsLog(text: string, file: string): Pick<ObrsSweep, "cases
     if (m && id) {
       cases.push({ k: Number(m[1]), id, medianMs: Number(m[2]), limitMs: Number(m[3]), file });
     }
+    const shape = /^== [\w-]+: (\d+) × (\d+), k = /.exec(line);
+    if (shape && shape[1] !== "4096") {
+      notes.push(`${shape[1]} × ${shape[2]}, not 4,096 rows`);
+    }
   }
-  return { cases, wrong };
+  return { cases, wrong, notes: [...new Set(notes)] };
 }
 
 /**
  * The cases and WRONG entries of one stage's JSON (`ObrsBenchResult[]`), at 4,096 rows or
  * whatever single row count the stage ran.
  */
-export function obrsFromJson(data: unknown, file: string): Pick<ObrsSweep, "cases" | "wrong"> {
+export function obrsFromJson(data: unknown, file: string): Omit<ObrsSweep, "files"> {
   const cases: ObrsCase[] = [];
   const wrong: ObrsSweep["wrong"] = [];
-  if (!Array.isArray(data)) return { cases, wrong };
+  const notes: string[] = [];
+  if (!Array.isArray(data)) return { cases, wrong, notes };
   for (const r of data as Partial<ObrsBenchResult>[]) {
     if (typeof r?.k !== "number" || !Array.isArray(r.results)) continue;
+    if (r.fallback) notes.push("a CPU fallback adapter (not GPU figures)");
+    if (r.rows !== 4096) notes.push(`${r.rows} × ${r.vocab}, not 4,096 rows`);
     for (const x of r.results) {
       const id = (x as { id?: string }).id ?? obrsIdFromName(String(x.name));
       if (id && typeof x.medianMs === "number") {
@@ -268,5 +278,5 @@ export function obrsFromJson(data: unknown, file: string): Pick<ObrsSweep, "case
       wrong.push({ k: r.k, id: w.slice(0, i), why: w.slice(i + 2), file });
     }
   }
-  return { cases, wrong };
+  return { cases, wrong, notes };
 }

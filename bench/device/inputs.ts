@@ -148,11 +148,12 @@ function loadObrs(files: FoundFile[]): Input<ObrsSweep> {
   const logs = files.filter((f) =>
     (OBRS_FILES.logs as readonly string[]).includes(f.rel.split("/").at(-1)!)
   );
-  const sweep: ObrsSweep = { cases: [], wrong: [], files: [] };
+  const sweep: ObrsSweep = { cases: [], wrong: [], files: [], notes: [] };
   const key = (x: { k: number; id: string }) => `${x.k} ${x.id}`;
-  const add = (part: Pick<ObrsSweep, "cases" | "wrong">, file: string) => {
+  const add = (part: Omit<ObrsSweep, "files">, file: string) => {
     if (part.cases.length === 0 && part.wrong.length === 0) return;
     sweep.files.push(file);
+    for (const n of part.notes) if (!sweep.notes.includes(n)) sweep.notes.push(n);
     // JSON is read first; a log adds what a stage stopped by its time limit left out of it.
     for (const c of part.cases) {
       if (!sweep.cases.some((x) => key(x) === key(c))) sweep.cases.push(c);

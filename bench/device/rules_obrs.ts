@@ -82,7 +82,7 @@ export function ruleObrsWrong(input: Input<ObrsSweep>): Decision {
         (defaults.length ? `; library default(s) ${defaults.join(", ")} wrong: revert` : ""),
     edits,
     missing: [],
-    cautions: [],
+    cautions: input.data.notes,
   };
 }
 
@@ -118,7 +118,7 @@ export function ruleObrsLse(input: Input<ObrsSweep>, cur: CurrentDefaults): Deci
         to: "revert (git log -- kernels/logsoftmax.wgsl)",
       }],
       missing: [],
-      cautions: [],
+      cautions: s.notes,
     };
   }
   const best = others.reduce<ObrsCase | undefined>(
@@ -143,7 +143,7 @@ export function ruleObrsLse(input: Input<ObrsSweep>, cur: CurrentDefaults): Deci
         to: `a.loads ?? ${n}`,
       }],
       missing: [],
-      cautions: [],
+      cautions: s.notes,
     };
   }
   return {
@@ -156,7 +156,7 @@ export function ruleObrsLse(input: Input<ObrsSweep>, cur: CurrentDefaults): Deci
     } vs lse-v1; no loads count faster); ${floor}`,
     edits: [],
     missing: [],
-    cautions: [],
+    cautions: s.notes,
   };
 }
 
@@ -196,7 +196,7 @@ export function ruleObrsControl(input: Input<ObrsSweep>): Decision {
       : "controls hold: v10 is not slower than v9 and fused is within the last run's 1.9 ms",
     edits: [],
     missing: [],
-    cautions: [],
+    cautions: s.notes,
   };
 }
 
@@ -306,7 +306,7 @@ export function ruleObrsFused(input: Input<ObrsSweep>, cur: CurrentDefaults): De
       `no k = 20 ${!base ? "jackpot" : "jackpot-* variant"} figure in the sweep`,
     ], figures);
   }
-  const cautions: string[] = [];
+  const cautions: string[] = [...s.notes];
   const v10 = get(s, "v10");
   const bestTopk = topk.filter((c) => !wrong.has(c.id)).reduce<ObrsCase | undefined>(
     (b, c) => (!b || c.medianMs < b.medianMs ? c : b),

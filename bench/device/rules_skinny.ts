@@ -149,7 +149,8 @@ export function ruleSkinnyDecode(input: Input<MatmulDecodeFile>, cur: CurrentDef
     );
   }
   const loses = per.filter((p) => !(p.v14 < p.tiles));
-  const text = per.map((p) => `${p.a} ${p.v14.toFixed(0)} vs ${p.tiles.toFixed(0)} µs`).join(", ");
+  const text = per.map((p) => `${p.a} v14 ${p.v14.toFixed(0)} vs tiles ${p.tiles.toFixed(0)} µs`)
+    .join(", ");
   if (loses.length === 0) {
     const saved = per.map((p) => `${p.a} ${((p.tiles - p.v14) * 128 / 1e3).toFixed(2)} ms`).join(
       ", ",
@@ -173,7 +174,9 @@ export function ruleSkinnyDecode(input: Input<MatmulDecodeFile>, cur: CurrentDef
     status: at29 ? "change" : "no-change",
     figures,
     decision:
-      `tiles is faster at ${loses.map((p) => p.a).join(", ")} (${text}): the kernel loses there; ` +
+      `v14 is not faster than tiles at ${
+        loses.map((p) => p.a).join(", ")
+      } (${text}): the kernel loses there; ` +
       (at29
         ? "it loses at 29M, where the decode target is set: turn it off"
         : "report the per-shape grid (bench/matmul/README.md)"),
