@@ -26,14 +26,8 @@ import type {
 } from "../bench/device/files.ts";
 import { obrsFromJson, parseObrsLog } from "../bench/device/files.ts";
 import { collectFiles, loadInputs } from "../bench/device/inputs.ts";
-import {
-  attentionWork,
-  ruleAttention,
-  ruleDefer,
-  ruleProfile,
-  ruleRowKernels,
-  ruleSwigluDown,
-} from "../bench/device/rules.ts";
+import { ruleProfile, ruleRowKernels, ruleSwigluDown } from "../bench/device/rules.ts";
+import { attentionWork, ruleAttention, ruleDefer } from "../bench/device/rules_nn.ts";
 import {
   ruleSkinnyDecode,
   ruleSkinnyReduce,

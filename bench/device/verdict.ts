@@ -20,7 +20,8 @@ import type { Decision, Figure } from "./decision.ts";
 import { type CurrentDefaults, readDefaults } from "./defaults.ts";
 import type { VerdictInputs } from "./files.ts";
 import { collectFiles, loadInputs } from "./inputs.ts";
-import { ruleAttention, ruleDefer, ruleProfile, ruleRowKernels, ruleSwigluDown } from "./rules.ts";
+import { ruleProfile, ruleRowKernels, ruleSwigluDown } from "./rules.ts";
+import { ruleAttention, ruleDefer } from "./rules_nn.ts";
 import { ruleObrsControl, ruleObrsFused, ruleObrsLse, ruleObrsWrong } from "./rules_obrs.ts";
 import { ruleSkinnyDecode, ruleSkinnyReduce, ruleSkinnyVariants } from "./rules_skinny.ts";
 
