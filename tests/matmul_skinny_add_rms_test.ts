@@ -340,6 +340,9 @@ Deno.test("addRmsNormMatmul: fused by default only where the adapter takes the s
     spy.kernels.map((k) => k.replace("+aliased", "")),
     fuses ? ["matmul_skinny_addRms"] : ["ops_norm", "matmul_tiled"],
   );
+  // The K limit (ADD_RMS_FUSED_MAX_K) refuses by default, never when forced.
+  assert.match(noGrad(() => addRmsFusedObstacle(x, x, g, w, false, 4)) ?? "", /K = 8 is over/);
+  assert.equal(noGrad(() => addRmsFusedObstacle(x, x, g, w, true, 4)), undefined);
   const big = tensor(new Float32Array(65 * K), [65, K]);
   assert.match(noGrad(() => addRmsFusedObstacle(big, null, g, w)) ?? "", /65 rows are over/);
   assert.throws(

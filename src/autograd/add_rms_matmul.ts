@@ -20,6 +20,16 @@ import { matmul } from "./matmul.ts";
 import { addRmsNormInto, fusesAddRms, rmsNorm } from "./norm.ts";
 import { isGradEnabled, needsGrad } from "./tape.ts";
 
+/**
+ * Longest K (hidden size) for which {@link addRmsNormMatmul} fuses by default on a GPU adapter;
+ * longer rows compose (norm dispatch, then the product, which the skinny planner may split along
+ * K). The fused kernel never splits K, so its cost grows with K over few workgroups while the
+ * composed one pays an extra dispatch (~10 µs on an H100) and the norm's own pass. Unbounded until
+ * `bench/matmul/add_rms_qkv.ts` on an H100 says otherwise: set it below the K of the first anchor
+ * whose products lose (0: never fuse by default; `{ fused: true }` still forces it).
+ */
+export const ADD_RMS_FUSED_MAX_K: number = Number.POSITIVE_INFINITY;
+
 /** Options of {@link addRmsNormMatmul} (tests and benchmarks). */
 export interface AddRmsNormMatmulOptions {
   /**
@@ -52,7 +62,8 @@ function weightOperand(w: Tensor): { t: Tensor; transB: boolean } {
 
 /**
  * Why `addRmsNormMatmul(x, r, g, w)` would not take the fused kernel now, or undefined when it
- * would (`forced`: as with `{ fused: true }`, on any adapter). Shapes must already be valid.
+ * would (`forced`: as with `{ fused: true }`, on any adapter and any K; else up to `maxK`, default
+ * {@link ADD_RMS_FUSED_MAX_K}). Shapes must already be valid.
  *
  * @example
  * ```ts
@@ -65,6 +76,7 @@ export function addRmsFusedObstacle(
   g: Tensor,
   w: Tensor,
   forced = false,
+  maxK: number = ADD_RMS_FUSED_MAX_K,
 ): string | undefined {
   const grads = [x, r, g, w].some((t) => t !== null && needsGrad(t));
   if (isGradEnabled() && grads) return "a gradient is needed";
@@ -72,6 +84,7 @@ export function addRmsFusedObstacle(
   const [K, N] = w.shape;
   const rows = K > 0 ? x.size / K : 0;
   if (!(rows > 0 && K > 0 && N > 0)) return "the product is empty";
+  if (!forced && K > maxK) return `K = ${K} is over the fused limit of ${maxK}`;
   const limit = forced ? SKINNY_ROWS : skinnyMaxM(runtime().gpu);
   if (rows > limit) {
     return forced
