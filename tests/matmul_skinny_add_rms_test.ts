@@ -14,9 +14,11 @@ import {
   type AddRmsNormMatmulOptions,
 } from "../src/autograd/add_rms_matmul.ts";
 import { type Arr, matmulRef, rmsNormRef } from "../src/autograd/reference.ts";
-import { ComputeBatch, type Dispatch } from "../src/gpu/mod.ts";
+import { ComputeBatch, createStorageBuffer, type Dispatch, readBuffers } from "../src/gpu/mod.ts";
 import {
   chooseSkinnyTiling,
+  encodeMatmul,
+  type MatmulParams,
   skinnyCost,
   skinnyMaxM,
   type SkinnyOverride,
@@ -264,6 +266,76 @@ Deno.test("addRmsNormMatmul fused: K is never split across workgroups (the norm 
   );
   assert.deepEqual(y.out.shape, [4, 8], "the op itself always asks for one slice");
   [x, g, w, y.out].forEach((t) => t.dispose());
+});
+
+Deno.test("encodeMatmul addRms: every operand in one buffer (the read_write form), and bad operands named", async () => {
+  // x, r, g, the sum and C at aligned offsets of one buffer, B in another: C and the sum share a
+  // buffer with what the kernel reads, so every binding is declared read_write (+aliased).
+  const gpu = rt.gpu;
+  const c: Case = { lead: [5], K: 12, N: 7, transB: true, residual: true };
+  const [M, K, N] = [5, c.K, c.N];
+  const rng = new Rng(700);
+  const { x, r, g } = makeInputs(rng, M, K);
+  const w = Float32Array.from({ length: N * K }, () => rng.normal());
+  const at = [0, 256, 512, 768, 1024]; // bytes: x, r, g, sum, C
+  const arena = createStorageBuffer(gpu, 2048), wb = createStorageBuffer(gpu, w.byteLength);
+  [x, r, g].forEach((d, i) => gpu.device.queue.writeBuffer(arena, at[i], d));
+  gpu.device.queue.writeBuffer(wb, 0, w);
+  const slice = (i: number) => ({ buffer: arena, offset: at[i] });
+  const params = {
+    a: slice(0),
+    b: { buffer: wb },
+    c: slice(4),
+    M,
+    N,
+    K,
+    transB: true,
+    prologueA: "addRms" as const,
+    addRms: { r: slice(1), gain: slice(2), sum: slice(3), eps: EPS },
+  };
+  const spy = new SpyBatch(gpu);
+  encodeMatmul(spy, gpu, params);
+  spy.submit();
+  assert.deepEqual(spy.kernels, ["matmul_skinny_addRms+aliased"]);
+  const host = new Float32Array((await readBuffers(gpu, [{ buffer: arena }]))[0]);
+  const got = host.subarray(at[4] / 4, at[4] / 4 + M * N), sum = host.subarray(at[3] / 4);
+  const { want, bound } = reference(x, r, g, w, c);
+  assert.ok(errors(got, want, bound).maxRatio <= 1, JSON.stringify(errors(got, want, bound)));
+  for (let i = 0; i < M * K; i++) assert.equal(sum[i], Math.fround(x[i] + r[i]), `sum[${i}]`);
+  const bad: Array<[Record<string, unknown>, RegExp]> = [
+    [{ addRms: undefined }, /addRms operands go with prologueA "addRms" and only with it/],
+    [{ prologueA: undefined }, /addRms operands go with prologueA "addRms" and only with it/],
+    [{ addRms: { ...params.addRms, sum: null } }, /addRms needs both r and sum, or neither/],
+    [{ addRms: { ...params.addRms, eps: -1 } }, /addRms eps -1 must be finite and >= 0/],
+    [{ addRms: { ...params.addRms, sum: slice(0) } }, /addRms\.sum .* overlaps a/],
+    [{ addRms: { ...params.addRms, gain: slice(4) } }, /c .* overlaps addRms\.gain/],
+    [{ variant: "tiled" }, /prologueA needs the skinny kernel, not tiled/],
+  ];
+  for (const [patch, re] of bad) {
+    const batch = new ComputeBatch(gpu);
+    assert.throws(
+      () => encodeMatmul(batch, gpu, { ...params, ...patch } as MatmulParams),
+      re,
+      JSON.stringify(Object.keys(patch)) + String(re),
+    );
+    assert.equal(batch.length, 0, "nothing recorded");
+  }
+  // A K that splits into two slices of 64: refused for this prologue.
+  const buf = (n: number) => ({ buffer: createStorageBuffer(gpu, 4 * n) });
+  const long = { ...params, K: 128, a: buf(M * 128), b: buf(128 * N), c: buf(M * N) };
+  const split = {
+    ...long,
+    addRms: { r: buf(M * 128), gain: buf(128), sum: buf(M * 128), eps: EPS },
+  };
+  const batch = new ComputeBatch(gpu);
+  assert.throws(
+    () => encodeMatmul(batch, gpu, { ...split, splitK: 2 }),
+    /the "addRms" prologue cannot split K across workgroups/,
+  );
+  assert.equal(batch.length, 0, "nothing recorded");
+  arena.destroy();
+  wb.destroy();
+  assertNoGpuErrors();
 });
 
 // Float64 reference of the op on Arrs: rmsNorm(x (+ r), g) · w.
