@@ -4,9 +4,8 @@
 // 8, 37, 64; K and N odd (scalar prelude) and multiples of 4 (vec4); w stored [N, K] (read
 // transposed, at an offset in an arena) and [K, N]; with and without r; peaked rows (one huge
 // element) and rows of zeros (rstd = 1/sqrt(eps)); the sum bit-equal to x + r in f32. Then: the
-// composed path with gradients, the choice by adapter, K never split, the errors, whole decode
-// steps (fused = composed = float64 transformer) and a rollout's captured log-probs against a
-// training-mode forward with the fused path taken.
+// composed path with gradients, the choice by adapter, K never split, the read_write form and the
+// errors. Whole decode steps and a rollout: tests/nn_decode_add_rms_test.ts.
 import assert from "node:assert/strict";
 import { noGrad, ops } from "../src/autograd/mod.ts";
 import {
@@ -24,13 +23,7 @@ import {
   type SkinnyOverride,
   skinnyVec4,
 } from "../src/tensor/matmul/mod.ts";
-import { packTensors, readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
-import { decodeStep, KVCache } from "../src/nn/kv_cache.ts";
-import { type ModelConfig, validateModelConfig } from "../src/nn/config.ts";
-import { referenceLogits, type RefParams } from "../src/nn/reference.ts";
-import { completion, RolloutEngine } from "../src/nn/rollout.ts";
-import { logSoftmaxRef } from "../src/nn/sampling_reference.ts";
-import { Transformer } from "../src/nn/transformer.ts";
+import { packTensors, readAll, type Tensor, tensor } from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
 import { assertNoGpuErrors, checkOp, randArr, setup } from "./autograd_util.ts";
 
@@ -455,170 +448,4 @@ Deno.test("addRmsNormMatmul: shapes, dtypes and eps that do not fit are named", 
   assert.match(addRmsFusedObstacle(t([2, 5, 8]), null, t([8]), w3) ?? "", /is batched/);
   const y = noGrad(() => ops.addRmsNormMatmul(t([2, 5, 8]), null, t([8]), w3));
   assert.deepEqual(y.out.shape, [2, 5, 3]);
-});
-
-const MODEL: ModelConfig = {
-  vocabSize: 13,
-  hidden: 16,
-  layers: 2,
-  heads: 4,
-  kvHeads: 2,
-  headDim: 8,
-  intermediate: 24,
-  maxSeqLen: 32,
-  ropeTheta: 10000,
-  normEps: 1e-6,
-  tiedEmbeddings: true,
-  qkNorm: true,
-};
-
-/** A model with every parameter random, the norm weights too (init sets them to 1). */
-function randomModel(cfg: ModelConfig, seed: number): Transformer {
-  const rng = new Rng(seed);
-  const host = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-  for (const [name, shape] of Transformer.shapes(cfg)) {
-    const n = shape.reduce((p, d) => p * d, 1);
-    const data = Float32Array.from(
-      { length: n },
-      () => shape.length === 1 ? 0.5 + rng.uniform() : 0.4 * rng.normal(),
-    );
-    host.set(name, { shape, data });
-  }
-  return Transformer.fromTensors(cfg, host);
-}
-
-// Runs `fn` with the adapter choosing as a GPU (skinny kernels, fused prologues) or as this CPU one.
-function asGpu<T>(gpu: boolean, fn: () => T): T {
-  const g = rt.gpu as { isFallback: boolean };
-  const was = g.isFallback;
-  g.isFallback = !gpu;
-  try {
-    return fn();
-  } finally {
-    g.isFallback = was;
-  }
-}
-
-for (const variant of [{}, { tiedEmbeddings: false, hidden: 18, intermediate: 36 }]) {
-  Deno.test(`decode steps ${JSON.stringify(variant)}: fused add-RMS = composed = float64 transformer`, async () => {
-    // Fused: the adapter chooses as a GPU does (every add + norm in the product that reads it);
-    // composed: as this CPU adapter does (add_rms_fwd4 / rms_fwd4, then the tiled products).
-    const cfg = validateModelConfig({ ...MODEL, ...variant });
-    const model = randomModel(cfg, 40);
-    const B = 5, steps = 4;
-    const caches = [new KVCache(model, B, 8), new KVCache(model, B, 8)];
-    const named = model.namedParameters();
-    const host = (await readAll([...named.values()])) as Float32Array[];
-    const p: RefParams = new Map([...named.keys()].map((k, i) => [k, Float64Array.from(host[i])]));
-    const seqs = Array.from({ length: B }, () => [] as number[]);
-    const rng = new Rng(41);
-    let vsComposed = 0, vsRef = 0, fusedNorms = 0;
-    const norms = steps * (2 * cfg.layers + 1);
-    for (let s = 0; s < steps; s++) {
-      const ids = Int32Array.from({ length: B }, () => rng.int(cfg.vocabSize));
-      ids.forEach((id, b) => seqs[b].push(id));
-      const t = tensor(ids);
-      rt.flush(); // the upload first: the spy batches are submitted on their own
-      const spies = [new SpyBatch(rt.gpu), new SpyBatch(rt.gpu)];
-      const ys = [true, false].map((gpu, i) =>
-        asGpu(
-          gpu,
-          () =>
-            noGrad(() =>
-              rt.recordInto(
-                spies[i],
-                () => tidy(() => decodeStep(model, t, caches[i], s)),
-              )
-            ),
-        )
-      );
-      spies.forEach((spy) => spy.submit());
-      t.dispose();
-      const count = (i: number, re: RegExp) => spies[i].kernels.filter((k) => re.test(k)).length;
-      assert.equal(count(0, /^ops_norm/), 0, "fused: no norm dispatch");
-      assert.equal(count(1, /^ops_norm/), 2 * cfg.layers + 1, "composed: the norms dispatched");
-      fusedNorms += count(0, /_addRms/);
-      const [f, c] = (await readAll(ys)) as Float32Array[];
-      ys.forEach((y) => y.dispose());
-      for (let i = 0; i < f.length; i++) vsComposed = Math.max(vsComposed, Math.abs(f[i] - c[i]));
-      seqs.forEach((seq, b) => {
-        const ref = referenceLogits(cfg, p, seq)[s];
-        for (let v = 0; v < cfg.vocabSize; v++) {
-          vsRef = Math.max(vsRef, Math.abs(f[b * cfg.vocabSize + v] - ref[v]));
-        }
-      });
-    }
-    console.log(
-      `${JSON.stringify(variant)}: max |Δ logit| fused vs composed ${
-        vsComposed.toExponential(2)
-      }, ` +
-        `vs float64 ${vsRef.toExponential(2)}`,
-    );
-    assert.equal(fusedNorms, norms, "every norm went into a product");
-    // The two paths differ only in f32 rounding: each product sums a few dozen terms of O(1) in
-    // another order (skinny vs tiled) and scales by rstd after the sum instead of before; over
-    // two blocks that moves O(1) logits by a few hundred ulps at most (measured ≤ 7e-6): 3e-5.
-    // Against float64: nn_decode_joined_test's bound for a decode step.
-    assert.ok(vsComposed < 3e-5, `fused vs composed ${vsComposed}`);
-    assert.ok(vsRef < 1e-4, `fused vs float64 ${vsRef}`);
-    caches.forEach((c) => c.dispose());
-    model.dispose();
-    assertNoGpuErrors();
-  });
-}
-
-Deno.test("rollout with the fused add-RMS products: captured log-probs equal a training-mode forward", async () => {
-  const model = randomModel(MODEL, 50);
-  const rng = new Rng(51);
-  const B = 6, maxPrompt = 4, maxNew = 6;
-  const ps = Array.from(
-    { length: B },
-    () => Int32Array.from({ length: 1 + rng.int(maxPrompt) }, () => 3 + rng.int(10)),
-  );
-  const engine = new RolloutEngine(model, {
-    maxBatch: 8,
-    maxPromptLength: maxPrompt,
-    maxNewTokens: maxNew,
-  });
-  // Counts the fused products while the adapter chooses as a GPU (for the whole generate call).
-  const g = rt.gpu as { isFallback: boolean }, was = g.isFallback;
-  const inner = ComputeBatch.prototype.dispatch;
-  let fused = 0;
-  ComputeBatch.prototype.dispatch = function (this: ComputeBatch, d: Dispatch) {
-    if (/_addRms/.test(d.kernel.name)) fused++;
-    return inner.call(this, d);
-  };
-  g.isFallback = false;
-  let r;
-  try {
-    const opts = { temperature: 1, topK: 0, topP: 1, seed: 7, stream0: 0, stopId: 2, padId: 0 };
-    r = await engine.generate(ps, opts);
-  } finally {
-    g.isFallback = was;
-    ComputeBatch.prototype.dispatch = inner;
-    engine.dispose();
-  }
-  assert.ok(fused >= 2 * MODEL.layers + 1, `fused products taken: ${fused}`);
-  const T = maxPrompt + maxNew, flat = new Int32Array(B * T);
-  ps.forEach((p, b) => {
-    flat.set(p, b * T);
-    flat.set(completion(r, b), b * T + p.length);
-  });
-  const logits = tidy(() => model.forward(tensor(flat, [B, T])));
-  const host = (await readAll([logits]))[0] as Float32Array;
-  logits.dispose();
-  let maxDiff = 0, n = 0;
-  for (let b = 0; b < B; b++) {
-    const c = completion(r, b);
-    for (let g = 0; g < c.length; g++, n++) {
-      const pos = ps[b].length - 1 + g, V = MODEL.vocabSize;
-      const raw = logSoftmaxRef(host.subarray((b * T + pos) * V, (b * T + pos + 1) * V))[c[g]];
-      maxDiff = Math.max(maxDiff, Math.abs(raw - r.rawLogProbs[b * maxNew + g]));
-    }
-  }
-  console.log(`rollout, fused: ${n} captured log-probs, max |Δ| ${maxDiff.toExponential(2)}`);
-  assert.ok(n >= B, "tokens were generated");
-  assert.ok(maxDiff <= 1e-4, `max |Δ log-prob| ${maxDiff}`);
-  model.dispose();
-  assertNoGpuErrors();
 });
