@@ -14,7 +14,8 @@
 #           (bench/attention), then the training step and sampling with --attention composed and
 #           auto (bench/nn/main.ts): the A/B that sets the "auto" policy in
 #           src/autograd/attention.ts (rule in BENCHMARKS.md, "Next GPU run")
-#   defer   (~3 min, then interop) the training step with no split-K partials deferred and with all of them
+#   defer   (~4 min, then interop) the add-RMS decode fusion's tests and A/B (bench/matmul/
+#           add_rms_qkv.ts), then the training step with no split-K partials deferred and with all of them
 #           (--defer-split-mb 0 / 64) against fusion's default run: the rule for
 #           GRAD_SUMS_SPLIT_MAX_BYTES is in BENCHMARKS.md ("Next GPU run")
 #   interop (~1 min) checkpoints against Hugging Face transformers, both ways: jackpot's saved
@@ -109,6 +110,11 @@ run_fusion() {
 # deferred, against the default (4 MiB) that the fusion stage's `auto` run measured.
 run_defer() {
   {
+    # The fifth no-GPU session's decode fusion (add + RMSNorm inside the skinny matmul): its tests
+    # on the real adapter, then its A/B (rule in BENCHMARKS.md, "Fifth session").
+    timeout 90 deno test --allow-all tests/matmul_skinny_add_rms_test.ts tests/nn_decode_add_rms_test.ts 2>&1 |
+      grep -E "FAILED|passed|failed"
+    timeout 60 deno run -A bench/matmul/add_rms_qkv.ts --json="$work/bench/add_rms_qkv.json"
     for mb in 0 64; do
       timeout 90 deno run -A bench/nn/main.ts --defer-split-mb "$mb" --json "$work/bench/transformer_defer$mb.json"
     done
