@@ -365,7 +365,8 @@ export function ruleObrsFused(input: Input<ObrsSweep>, cur: CurrentDefaults): De
       missing.push(
         `no k = ${k} ${
           !f ? "fused" : proxy
-        } figure (bench/obrs/sweep.sh runs ${proxy} at k = 1 and 64 only if its 'few' list names it)`,
+        } figure (bench/obrs/sweep.sh's k1 and k64 stages run it: stopped by their time ` +
+          "limit, or a sweep older than its 'few' list?)",
       );
       continue;
     }
