@@ -8,6 +8,7 @@
  * @module
  */
 import { type Anchor, ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
+import type { SkinnyTiling } from "../../src/tensor/matmul/skinny.ts";
 import type { MatmulBenchRow, MatmulBenchShape } from "./main.ts";
 
 /** One decode-step product and how often a step runs it. */
@@ -18,6 +19,11 @@ export interface DecodeShape extends MatmulBenchShape {
   role: string;
   /** Products of this shape per decode step (layers × projections of this shape). */
   perStep: number;
+  /**
+   * The tiling v14 ran (`chooseSkinnyTiling` on the adapter's grid limit), set by main.ts's
+   * `--decode` run before timing the shape; absent from {@link decodeShapes} and older JSON.
+   */
+  v14Tiling?: SkinnyTiling;
 }
 
 /** The versions `--decode` runs unless `--versions` says otherwise. */

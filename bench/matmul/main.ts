@@ -517,7 +517,14 @@ if (import.meta.main) {
     for (const s of shapes) {
       const d = decode.find((x) => x === s);
       if (d) {
-        const t = chooseSkinnyTiling(d.M, d.N, d.K);
+        // The tiling encodeSkinny resolves for v14 (nothing forced), kept for the JSON.
+        const t = chooseSkinnyTiling(
+          d.M,
+          d.N,
+          d.K,
+          gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535,
+        );
+        d.v14Tiling = t;
         const wg = Math.ceil(d.N / (4 * t.colGroups)) * t.kSplits;
         console.log(
           `-- ${d.anchor} ${d.role} (${d.perStep} per decode step; v14: ${4 * t.colGroups} ` +

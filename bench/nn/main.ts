@@ -21,7 +21,11 @@
  *
  * @module
  */
-import { attentionImpl } from "../../src/autograd/mod.ts";
+import {
+  attentionImpl,
+  deferredGradSumsEnabled,
+  GRAD_SUMS_SPLIT_MAX_BYTES,
+} from "../../src/autograd/mod.ts";
 import { timeBatches } from "../../src/gpu/mod.ts";
 import { initTensors, readAll } from "../../src/tensor/mod.ts";
 import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
@@ -84,6 +88,39 @@ export interface TransformerBenchRow {
   genTokens: number;
   /** Generated tokens per second (wall clock of `generate`, one readback). */
   genTokensPerS: number;
+}
+
+/**
+ * A run's `--defer-split-mb` as recorded in its JSON: MiB of split-K partials deferred, or "off"
+ * (deferred gradient sums off altogether).
+ */
+export type DeferSplitSetting = number | "off";
+
+/**
+ * The setting `--defer-split-mb` gave this process, already applied by `applyNnFlags` (so
+ * `flag` is valid): "off" when deferred sums are off, else the flag's MiB or the library default
+ * (`GRAD_SUMS_SPLIT_MAX_BYTES`).
+ *
+ * @example
+ * ```ts
+ * deferSplitSetting(undefined); // 4: the default, 4 MiB
+ * ```
+ */
+export function deferSplitSetting(flag: string | undefined): DeferSplitSetting {
+  if (!deferredGradSumsEnabled()) return "off";
+  return flag === undefined ? GRAD_SUMS_SPLIT_MAX_BYTES / 2 ** 20 : Number(flag);
+}
+
+/** What `--json` writes. */
+export interface TransformerBenchFile {
+  adapter: string;
+  fallback: boolean;
+  small?: boolean;
+  /** The attention implementation of the run (`attentionImpl()`). */
+  attention: string;
+  /** See {@link deferSplitSetting}. */
+  deferSplitMb: DeferSplitSetting;
+  rows: TransformerBenchRow[];
 }
 
 /**
@@ -264,19 +301,14 @@ if (import.meta.main) {
     for (const line of await compareWithTorch(rows, values.torch)) console.log(line);
   }
   if (values.json) {
-    await Deno.writeTextFile(
-      values.json,
-      JSON.stringify(
-        {
-          adapter: rt.gpu.adapter.description,
-          fallback,
-          small: values.small,
-          attention: attentionImpl(),
-          rows,
-        },
-        null,
-        2,
-      ) + "\n",
-    );
+    const file: TransformerBenchFile = {
+      adapter: rt.gpu.adapter.description,
+      fallback,
+      small: values.small,
+      attention: attentionImpl(),
+      deferSplitMb: deferSplitSetting(values["defer-split-mb"]),
+      rows,
+    };
+    await Deno.writeTextFile(values.json, JSON.stringify(file, null, 2) + "\n");
   }
 }
