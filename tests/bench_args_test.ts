@@ -17,6 +17,7 @@ const BAD: [script: string, args: string[], names: string][] = [
   ["bench/matmul/main.ts", ["--versions", "v5,v99"], "unknown matmul version(s): v99"],
   ["bench/matmul/main.ts", ["--warm-ms", "soon"], "--warm-ms must be an integer"],
   ["bench/matmul/swiglu_down.ts", ["--json"], "--json"],
+  ["bench/matmul/add_rms_qkv.ts", ["--rounds", "0"], "--rounds must be >= 1"],
   ["bench/nn/profile.ts", ["--top", "many"], "--top must be an integer, got 'many'"],
   ["bench/nn/dispatches.ts", ["stray"], "takes no positional arguments, got 'stray'"],
   ["bench/nn/dispatches.ts", ["--defer-split-mb", "lots"], "--defer-split-mb must be a number"],

@@ -11,12 +11,15 @@ import type { TensorBenchRow } from "../bench/tensor/main.ts";
 import type { MatmulBenchRow } from "../bench/matmul/main.ts";
 import { DECODE_VERSIONS, type DecodeShape, decodeShapes } from "../bench/matmul/decode.ts";
 import type { SwigluDownRow } from "../bench/matmul/swiglu_down.ts";
+import type { AddRmsRow } from "../bench/matmul/add_rms_qkv.ts";
 import type { TransformerBenchRow } from "../bench/nn/main.ts";
 import type { AnchorProfile } from "../bench/nn/profile.ts";
 import { formatRow, type ObrsBenchResult, type ObrsBenchRow } from "../bench/obrs/main.ts";
+import { FUSED_VARIANTS, TOPK_VERSIONS } from "../bench/obrs/versions.ts";
 import type { Decision, Input } from "../bench/device/decision.ts";
 import type { CurrentDefaults } from "../bench/device/defaults.ts";
 import type {
+  AddRmsFile,
   MatmulDecodeFile,
   ObrsSweep,
   ProfileFile,
@@ -28,6 +31,7 @@ import { obrsFromJson, parseObrsLog } from "../bench/device/files.ts";
 import { collectFiles, loadInputs } from "../bench/device/inputs.ts";
 import { ruleProfile, ruleRowKernels, ruleSwigluDown } from "../bench/device/rules.ts";
 import { attentionWork, ruleAttention, ruleDefer } from "../bench/device/rules_nn.ts";
+import { ADD_RMS_PRODUCTS, ruleAddRms } from "../bench/device/rules_add_rms.ts";
 import {
   ruleSkinnyDecode,
   ruleSkinnyReduce,
@@ -45,6 +49,7 @@ import { runScript } from "./script_util.ts";
 const CUR: CurrentDefaults = {
   fusedBlocks: 256,
   autoFlashMaxWork: Number.POSITIVE_INFINITY,
+  addRmsFusedMaxK: Number.POSITIVE_INFINITY,
   gradSumsSplitMaxBytes: 4 * 2 ** 20,
   skinnyMaxM: 64,
   reduceUs: SKINNY_COST.reduceUs,
@@ -284,6 +289,41 @@ Deno.test("skinny reduce: v15 winning raises reduceUs past every winner's break-
   assertCannot(ruleSkinnyReduce(absent("bench/matmul_decode.json"), CUR), "matmul_decode");
 });
 
+Deno.test("skinny reduce: v14's tilings as the run recorded them, recomputed only when absent", () => {
+  const win15 = (v: string, s: DecodeShape) =>
+    v === "v15" && chooseSkinnyTiling(s.M, s.N, s.K).kSplits > 1 ? 7 : 10;
+  const recorded = (tiling: (s: DecodeShape) => DecodeShape["v14Tiling"]) => {
+    const f = decodeFile(decodeMs(() => 20, win15));
+    f.decodeShapes = SHAPES.map((s) => ({ ...s, v14Tiling: tiling(s) }));
+    return ruleSkinnyReduce(data("d.json", f), CUR);
+  };
+  // recorded as this checkout chooses: the same verdict, no recomputation caution
+  const same = recorded((s) => chooseSkinnyTiling(s.M, s.N, s.K));
+  const old = ruleSkinnyReduce(data("d.json", decodeFile(decodeMs(() => 20, win15))), CUR);
+  assert.equal(same.status, "change");
+  assert.deepEqual(same.edits, old.edits);
+  assert.deepEqual(same.cautions, []);
+  assert.match(old.cautions.join(), /recomputed .* for every shape/);
+  // the run did not split them (an older SKINNY_COST): v15 = v14 there is a control, not a verdict
+  const unsplit = recorded((s) => ({ ...chooseSkinnyTiling(s.M, s.N, s.K), kSplits: 1 }));
+  assert.equal(unsplit.status, "no-change", unsplit.decision);
+  assert.match(unsplit.cautions.join(), /SKINNY_COST has changed since the run/);
+  assert.match(unsplit.cautions.join(), /v14 does not split, yet v15 is −30%/);
+  // the run split a shape this checkout does not: v15 winning there moves nothing
+  const extra = SHAPES.find((s) => chooseSkinnyTiling(s.M, s.N, s.K).kSplits === 1)!;
+  const f = decodeFile(decodeMs(() => 20, (v, s) => (v === "v15" && s === extra ? 7 : 10)));
+  f.decodeShapes = SHAPES.map((s) => ({
+    ...s,
+    v14Tiling: { ...chooseSkinnyTiling(s.M, s.N, s.K), ...(s === extra ? { kSplits: 2 } : {}) },
+  }));
+  const settled = ruleSkinnyReduce(data("d.json", f), CUR);
+  assert.equal(settled.status, "no-change", settled.decision);
+  assert.match(
+    settled.decision,
+    new RegExp(`v15 wins at ${extra.anchor} ${extra.role}.*no longer splits`),
+  );
+});
+
 Deno.test("skinny variants: v18 winning on most shapes turns PREFETCH off; v17 on a few does nothing", () => {
   const v18 = ruleSkinnyVariants(
     data("d.json", decodeFile(decodeMs(() => 20, (v) => (v === "v18" ? 8 : 10)))),
@@ -337,6 +377,120 @@ Deno.test("swiglu_down: fused faster stays; slower at 29M refuses I ≥ 1536; sl
 Deno.test("swiglu_down: wrong results or a missing file cannot decide", () => {
   assertCannot(ruleSwigluDown(data("s.json", swigluFile(() => 0.7, 2)), CUR), "wrong results");
   assertCannot(ruleSwigluDown(absent("bench/swiglu_down.json"), CUR), "swiglu_down");
+});
+
+// ---- bench/matmul/add_rms_qkv ----
+// Each anchor's three products, composed at 20 µs (× their count per step); fused at
+// `fusedOverComposed(anchor, product)` of that.
+function addRmsFile(
+  fusedOverComposed: (anchor: string, product: string) => number,
+  wrong: Partial<AddRmsRow> = {},
+): AddRmsFile {
+  return {
+    rows: ANCHORS.flatMap((a) =>
+      ADD_RMS_PRODUCTS.map((product): AddRmsRow => ({
+        anchor: a.name,
+        product,
+        M: 64,
+        N: product === "head" ? a.config.vocabSize : 3 * a.config.hidden,
+        K: a.config.hidden,
+        perStep: product === "head" ? 1 : a.config.layers,
+        composedMs: 0.02,
+        fusedMs: 0.02 * fusedOverComposed(a.name, product),
+        composedKernels: ["ops_norm", "matmul_skinny"],
+        fusedKernels: ["matmul_skinny_addRms"],
+        composedRatio: 0.1,
+        fusedRatio: 0.1,
+        sumsExact: true,
+        ...(a.name === "5M" && product === "head" ? wrong : {}),
+      }))
+    ),
+  };
+}
+const addRms = (f: (anchor: string, product: string) => number, cur = CUR) =>
+  ruleAddRms(data("bench/add_rms_qkv.json", addRmsFile(f)), cur);
+const [K08, K5, K29] = ANCHORS.map((a) => a.config.hidden);
+
+Deno.test("add-rms: a clear win keeps fused; every anchor losing sets the bound to 0", () => {
+  const win = addRms(() => 0.6);
+  assert.equal(win.status, "no-change", win.decision);
+  assert.deepEqual(win.edits, []);
+  assert.match(win.decision, /ADD_RMS_FUSED_MAX_K stays Number\.POSITIVE_INFINITY/);
+  // each anchor's sum: 40% of the composed time saved
+  const saved = win.figures.filter((f) => f.name.endsWith("saved per decode step"));
+  assert.equal(saved.length, ANCHORS.length);
+  for (const a of ANCHORS) {
+    const steps = 2 * a.config.layers + 1;
+    const f = saved.find((x) => x.name.startsWith(`${a.name} `))!;
+    assert.ok(Math.abs(f.value - steps * 20 * 0.4) < 1e-9, `${a.name}: ${f.value}`);
+  }
+  const all = addRms(() => 1.3);
+  assert.equal(all.status, "change");
+  assert.deepEqual(all.edits, [{
+    file: "src/autograd/add_rms_matmul.ts",
+    constant: "ADD_RMS_FUSED_MAX_K",
+    from: "Number.POSITIVE_INFINITY",
+    to: "0",
+  }]);
+  assert.match(all.decision, /loses at every anchor.*norm dispatch \+ matmul/);
+  // the same verdict with 0 already in the source asks for no edit
+  assert.equal(addRms(() => 1.3, { ...CUR, addRmsFusedMaxK: 0 }).status, "no-change");
+});
+
+Deno.test("add-rms: the sum over the products decides; within 5% fused stays", () => {
+  // the classifier (once per step) loses badly, but q/k/v and gate/up (per layer) win more
+  const mixed = addRms((_a, p) => (p === "head" ? 1.9 : 0.8));
+  assert.equal(mixed.status, "no-change", mixed.decision);
+  // 4% slower over the step is a tie: fused stays, with a caution
+  const tie = addRms(() => 1.04);
+  assert.equal(tie.status, "no-change", tie.decision);
+  assert.match(tie.cautions.join(), /within 5%: 0\.8M, 5M, 29M/);
+  // 6% slower loses
+  assert.equal(addRms(() => 1.06).status, "change");
+});
+
+Deno.test("add-rms: only 29M losing refuses K > 5M's; 5M and 29M losing, K > 0.8M's", () => {
+  const at29 = addRms((a) => (a === "29M" ? 1.2 : 0.7));
+  assert.equal(at29.status, "change", at29.decision);
+  assert.deepEqual(at29.edits.map((e) => [e.from, e.to]), [["Number.POSITIVE_INFINITY", `${K5}`]]);
+  assert.match(at29.decision, new RegExp(`compose for K > ${K5} .*${K5} to ${K29 - 1}`));
+  const from5 = addRms((a) => (a === "0.8M" ? 1.0 : 1.2));
+  assert.deepEqual(from5.edits.map((e) => e.to), [`${K08}`]);
+  // a bound already there stays
+  const kept = addRms((a) => (a === "29M" ? 1.2 : 0.7), { ...CUR, addRmsFusedMaxK: K5 });
+  assert.equal(kept.status, "no-change");
+  assert.match(kept.decision, new RegExp(`stays ${K5}`));
+  // a bound that now refuses a winner is raised
+  const raise = addRms(() => 0.7, { ...CUR, addRmsFusedMaxK: K08 });
+  assert.deepEqual(raise.edits.map((e) => [e.from, e.to]), [[
+    `${K08}`,
+    "Number.POSITIVE_INFINITY",
+  ]]);
+});
+
+Deno.test("add-rms: losers and winners interleaved in K: no single bound", () => {
+  assertCannot(addRms((a) => (a === "5M" ? 1.3 : 0.7)), "no single bound fits");
+  assertCannot(addRms((a) => (a === "0.8M" ? 1.3 : 0.7)), "no single bound fits");
+});
+
+Deno.test("add-rms: wrong results, a missing file or product cannot decide cleanly", () => {
+  const bad = (w: Partial<AddRmsRow>) => ruleAddRms(data("a.json", addRmsFile(() => 0.7, w)), CUR);
+  assertCannot(bad({ fusedRatio: 1.5 }), "5M head (fused err/bound 1.5): a bug to fix first");
+  assertCannot(bad({ composedRatio: NaN }), "composed err/bound NaN");
+  assertCannot(bad({ sumsExact: false }), "sum not bit-exact");
+  assertCannot(
+    ruleAddRms({
+      path: "bench/add_rms_qkv.json",
+      problem: "not found (written by the defer stage)",
+    }, CUR),
+    "bench/add_rms_qkv.json: not found (written by the defer stage)",
+  );
+  // an anchor without all three products is left out, said so
+  const file = addRmsFile((a) => (a === "29M" ? 1.3 : 0.7));
+  file.rows = file.rows.filter((r) => !(r.anchor === "29M" && r.product === "head"));
+  const partial = ruleAddRms(data("a.json", file), CUR);
+  assert.equal(partial.status, "no-change");
+  assert.match(partial.cautions.join(), /left out, not all three products: 29M \(no head\)/);
 });
 
 // ---- bench/nn/main.ts: attention and deferral ----
@@ -429,6 +583,51 @@ Deno.test("deferral: the lowest sum wins beyond 2%; 0 at every anchor turns spli
   );
 });
 
+Deno.test("deferral: the recorded --defer-split-mb wins over the file name; 'off' or a repeat cannot decide", () => {
+  const run = (name: string, mb: number | "off" | undefined, f: (a: string) => number) =>
+    data(name, { ...nnFile("auto", (a) => BASE[a] * f(a)), deferSplitMb: mb });
+  const dflt = run("bench/transformer_auto.json", 4, () => 1);
+  // the files say otherwise than their names: the one named defer0 ran 64 MiB, and won
+  const swapped = ruleDefer(
+    run("bench/transformer_defer0.json", 64, () => 0.9),
+    dflt,
+    run("bench/transformer_defer64.json", 0, () => 1.05),
+    CUR,
+  );
+  assert.equal(swapped.status, "change", swapped.decision);
+  assert.equal(swapped.edits[0].to, "64 * 2 ** 20");
+  assert.deepEqual(swapped.cautions, []);
+  assert.ok(
+    swapped.figures.some((f) =>
+      f.name === "29M training step, 64 MiB" && f.file.includes("defer0")
+    ),
+  );
+  // the same files without the field: read from the names (0 wins), with the caution
+  const guessed = ruleDefer(
+    run("bench/transformer_defer0.json", undefined, () => 0.9),
+    dflt,
+    run("bench/transformer_defer64.json", undefined, () => 1.05),
+    CUR,
+  );
+  assert.equal(guessed.edits[0].to, "0");
+  assert.match(
+    guessed.cautions.join(),
+    /no recorded --defer-split-mb .* in .*transformer_defer0\.json, .*transformer_defer64\.json: /,
+  );
+  assertCannot(
+    ruleDefer(run("d0", "off", () => 0.9), dflt, run("d64", 64, () => 1), CUR),
+    "d0 ran --defer-split-mb off",
+  );
+  assertCannot(
+    ruleDefer(run("d0", 4, () => 0.9), dflt, run("d64", 64, () => 1), CUR),
+    "two runs at 4 MiB",
+  );
+  assertCannot(
+    ruleDefer(run("d0", 0, () => 0.9), run("a", 8, () => 1), run("d64", 64, () => 1), CUR),
+    "no run at the default 4 MiB",
+  );
+});
+
 // ---- bench/obrs sweep ----
 function obrsResult(
   k: number,
@@ -504,15 +703,43 @@ Deno.test("OBRS fused default: a faster jackpot-g8 is promoted; slower at k = 64
   // s2 is judged by the s4 rows at k = 1 and 64 (the sweep does not run s2 there)
   const s2 = ruleObrsFused(data("o", sweep({ ...K20, "jackpot-s2": 3.0 }, FEW, FEW)), CUR);
   assert.deepEqual(s2.edits.map((e) => e.to), ["a.segments ?? 2", "p.topkSegments ?? 2"]);
-  // uc has no k = 1, 64 rows in sweep.sh's list: cannot decide, saying so
+  // uc and s4-g8 are judged by their own k = 1 and 64 rows
+  const uc = { ...FEW, "fused-uc": 2.2 };
+  const ucWins = ruleObrsFused(data("o", sweep({ ...K20, "jackpot-uc": 3.0 }, uc, uc)), CUR);
+  assert.equal(ucWins.status, "change", ucWins.decision);
+  assert.deepEqual(ucWins.edits.map((e) => e.to), [
+    "(a.uniformCount ?? true) ? 1 : 0",
+    "p.topkUniformCount ?? true",
+  ]);
+  const s4g8 = { ...FEW, "fused-s4-g8": 2.6 }; // slower than fused at k = 1 and 64
+  const s4g8Slow = ruleObrsFused(
+    data("o", sweep({ ...K20, "jackpot-s4-g8": 3.0 }, s4g8, s4g8)),
+    CUR,
+  );
+  assert.equal(s4g8Slow.status, "no-change");
+  assert.match(s4g8Slow.decision, /fused-s4-g8 is slower than fused at k = 1 .*, k = 64/);
+  // a k1/k64 stage cut before fused-uc: cannot decide, saying which rows are missing
   assertCannot(
-    ruleObrsFused(data("o", sweep({ ...K20, "jackpot-uc": 3.0 }, FEW, FEW)), CUR),
-    "fused-uc",
+    ruleObrsFused(data("o", sweep({ ...K20, "jackpot-uc": 3.0 }, FEW, uc)), CUR),
+    "no k = 1 fused-uc figure",
   );
   // a WRONG fused-g8 keeps jackpot-g8 out of the running
   const wrongG8 = sweep({ ...K20, "jackpot-g8": 3.0 }, FEW, FEW, ["fused-g8: row 3 differs"]);
   assert.equal(ruleObrsFused(data("o", wrongG8), CUR).status, "no-change");
   assertCannot(ruleObrsFused(absent("obrs_sweep.log"), CUR), "obrs_sweep.log");
+});
+
+Deno.test("OBRS sweep.sh runs, at k = 1 and 64, every fused variant's proxy and its top-k twin", async () => {
+  const text = await Deno.readTextFile("bench/obrs/sweep.sh");
+  const few = [...text.matchAll(/^few\+?='([^']*)'/gm)].map((m) => m[1]).join("").split(",");
+  assert.ok(/stage k1 1 "\$few"/.test(text) && /stage k64 64 "\$few"/.test(text), text);
+  const known = new Set([...TOPK_VERSIONS.map((v) => v.id), ...FUSED_VARIANTS.map((v) => v.id)]);
+  assert.deepEqual(few.filter((id) => !known.has(id)), [], "every case id exists");
+  for (const v of FUSED_VARIANTS) {
+    const proxy = /^fused-s[28]$/.test(v.id) ? "fused-s4" : v.id;
+    const twin = proxy.replace(/^fused/, "v10").replace(/^v10-s(\d)/, "v11-s$1");
+    assert.ok(few.includes(proxy) && few.includes(twin), `${v.id}: ${proxy}, ${twin} in ${few}`);
+  }
 });
 
 Deno.test("OBRS lse, controls and WRONG defaults", () => {
@@ -626,6 +853,7 @@ async function writeTree(root: string) {
   await w("bench/matmul_decode.json", decodeFile(decodeMs(() => 20)));
   await w("torch/matmul_decode.json", { rows: [] }); // PyTorch's file of the same name is not ours
   await w("bench/swiglu_down.json", swigluFile(() => 0.8));
+  await w("bench/add_rms_qkv.json", addRmsFile((a) => (a === "29M" ? 1.2 : 0.8)));
   await w("bench/transformer_composed.json", nnFile("composed", (a) => BASE[a] * 1.5));
   await w("bench/transformer_auto.json", nnFile("auto", (a) => BASE[a]));
   await w("bench/transformer_defer0.json", nnFile("auto", (a) => BASE[a] * 0.9));
@@ -697,8 +925,13 @@ Deno.test("verdict.ts end to end: text blocks and --json on synthetic files", as
       "swiglu-down": "no-change",
       "attention-auto": "no-change",
       "defer-split": "change",
+      "add-rms": "change",
       "profile": "cannot-decide",
     });
+    assert.match(
+      r.stdout,
+      new RegExp(`add_rms_matmul\\.ts  ADD_RMS_FUSED_MAX_K: Number\\.POSITIVE_INFINITY → ${K5}`),
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -715,6 +948,8 @@ Deno.test("verdict.ts on the 2026-11-23 H100 results: cannot decide, cleanly", a
   const out = JSON.parse(r.stdout) as { decisions: Decision[] };
   assert.ok(out.decisions.every((d) => d.status === "cannot-decide"), r.stdout);
   assert.match(out.decisions[0].decision, /predates the register-tiled row kernels/);
+  const add = out.decisions.find((d) => d.rule === "add-rms")!;
+  assert.match(add.decision, /bench\/add_rms_qkv\.json: not found \(written by the defer stage\)/);
 });
 
 Deno.test("verdict.ts command line: --help, a bad flag, no folder, a missing folder", async () => {
@@ -750,6 +985,21 @@ Deno.test("verdict.ts on real --small output of the bench scripts (CPU adapter)"
           `${root}/bench/tensor.json`,
         ],
         ["bench/matmul/swiglu_down.ts", "--small", `--json=${root}/bench/swiglu_down.json`],
+        ["bench/matmul/add_rms_qkv.ts", "--small", `--json=${root}/bench/add_rms_qkv.json`],
+        // host only (no GPU timing): enough to read back the recorded --defer-split-mb
+        [
+          "bench/nn/main.ts",
+          "--small",
+          "--host-only",
+          "--defer-split-mb=0",
+          `--json=${root}/bench/transformer_defer0.json`,
+        ],
+        [
+          "bench/nn/main.ts",
+          "--small",
+          "--host-only",
+          `--json=${root}/bench/transformer_auto.json`,
+        ],
         [
           "bench/matmul/main.ts",
           "--decode",
@@ -775,6 +1025,20 @@ Deno.test("verdict.ts on real --small output of the bench scripts (CPU adapter)"
     );
     assert.equal(byRule.get("row-kernels")!.figures.length, TENSOR_OPS.length);
     assert.notEqual(byRule.get("swiglu-down")!.status, "cannot-decide");
+    // add_rms_qkv --small: the 0.8M anchor's three products, judged (the others absent)
+    const add = byRule.get("add-rms")!;
+    assert.notEqual(add.status, "cannot-decide", add.decision);
+    assert.ok(add.figures.some((f) => f.name === "0.8M (K = 128) saved per decode step"));
+    assert.match(add.cautions.join(), /no figures for 5M, 29M/);
+    const found = await collectFiles([root]);
+    try {
+      const x = loadInputs(found.files);
+      const mb = (f: Input<TransformerFile>) => "data" in f ? f.data.deferSplitMb : f.problem;
+      assert.equal(mb(x.transformerDefer0), 0);
+      assert.equal(mb(x.transformerAuto), CUR.gradSumsSplitMaxBytes / 2 ** 20);
+    } finally {
+      found.cleanup();
+    }
     // the decode run is read too; on a CPU it fails the trust checks (auto is not v14 there)
     const dec = byRule.get("skinny-decode")!;
     assert.doesNotMatch(dec.decision, /unexpected format|not found/);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { ADD_RMS_FUSED_MAX_K } from "../../src/autograd/add_rms_matmul.ts";
 import { AUTO_FLASH_MAX_WORK } from "../../src/autograd/attention.ts";
 import { GRAD_SUMS_SPLIT_MAX_BYTES } from "../../src/autograd/grad_sums.ts";
 import { SKINNY_COST, SKINNY_MAX_M } from "../../src/tensor/matmul/skinny.ts";
@@ -16,6 +17,8 @@ export interface CurrentDefaults {
   fusedBlocks?: number;
   /** src/autograd/attention.ts `AUTO_FLASH_MAX_WORK`. */
   autoFlashMaxWork: number;
+  /** src/autograd/add_rms_matmul.ts `ADD_RMS_FUSED_MAX_K` (Infinity: no bound). */
+  addRmsFusedMaxK: number;
   /** src/autograd/grad_sums.ts `GRAD_SUMS_SPLIT_MAX_BYTES`. */
   gradSumsSplitMaxBytes: number;
   /** src/tensor/matmul/skinny.ts `SKINNY_MAX_M`. */
@@ -61,6 +64,7 @@ export function readDefaults(): CurrentDefaults {
   return {
     fusedBlocks: num(norm, /const FUSED_BLOCKS = (\d+);/),
     autoFlashMaxWork: AUTO_FLASH_MAX_WORK,
+    addRmsFusedMaxK: ADD_RMS_FUSED_MAX_K,
     gradSumsSplitMaxBytes: GRAD_SUMS_SPLIT_MAX_BYTES,
     skinnyMaxM: SKINNY_MAX_M,
     reduceUs: SKINNY_COST.reduceUs,

@@ -10,8 +10,9 @@ import type { TensorBenchRow } from "../tensor/main.ts";
 import type { MatmulBenchRow } from "../matmul/main.ts";
 import type { DecodeShape } from "../matmul/decode.ts";
 import type { SwigluDownRow } from "../matmul/swiglu_down.ts";
+import type { AddRmsRow } from "../matmul/add_rms_qkv.ts";
 import type { AttentionBenchRow } from "../attention/main.ts";
-import type { TransformerBenchRow } from "../nn/main.ts";
+import type { TransformerBenchFile } from "../nn/main.ts";
 import type { AnchorProfile } from "../nn/profile.ts";
 import type { ObrsBenchResult } from "../obrs/main.ts";
 import type { Input } from "./decision.ts";
@@ -36,18 +37,21 @@ export interface SwigluDownFile {
   rows: SwigluDownRow[];
 }
 
+/** bench/matmul/add_rms_qkv.ts --json: one row per (anchor, product). */
+export interface AddRmsFile {
+  rows: AddRmsRow[];
+}
+
 /** bench/attention/main.ts --json: one row per (anchor, impl, pass). */
 export type AttentionFile = AttentionBenchRow[];
 
-/** bench/nn/main.ts --json. */
-export interface TransformerFile {
-  adapter: string;
-  fallback: boolean;
-  small: boolean;
-  /** The attention implementation the run used (absent in files before the fusion stage). */
-  attention: string;
-  rows: TransformerBenchRow[];
-}
+/**
+ * bench/nn/main.ts --json, as main.ts writes it, except that `deferSplitMb` may be absent (files
+ * before it was recorded: the deferral rule then reads the setting from the file's name).
+ */
+export type TransformerFile =
+  & Omit<TransformerBenchFile, "deferSplitMb">
+  & Partial<Pick<TransformerBenchFile, "deferSplitMb">>;
 
 /** bench/nn/profile.ts --json. */
 export interface ProfileFile {
@@ -88,6 +92,8 @@ export interface VerdictInputs {
   tensor: Input<TensorFile>;
   matmulDecode: Input<MatmulDecodeFile>;
   swigluDown: Input<SwigluDownFile>;
+  /** bench/matmul/add_rms_qkv.ts (defer stage). */
+  addRms: Input<AddRmsFile>;
   attention: Input<AttentionFile>;
   /** bench/nn/main.ts --attention composed (fusion stage). */
   transformerComposed: Input<TransformerFile>;
@@ -111,6 +117,7 @@ export const FILES = {
   transformerDefer0: { path: "bench/transformer_defer0.json", stage: "defer" },
   transformerDefer64: { path: "bench/transformer_defer64.json", stage: "defer" },
   profile: { path: "bench/profile.json", stage: "sweep" },
+  addRms: { path: "bench/add_rms_qkv.json", stage: "defer" },
 } as const;
 
 /** The OBRS sweep stages' JSON (inside obrs/obrs_sweep.tar.gz) and its logs. */
@@ -163,6 +170,21 @@ const TRANSFORMER_ROW = {
   stepGpuMs: "number",
 } as const;
 
+// A recorded v14 tiling (optional: files before it lack it) must hold the fields the rules read.
+function tilingProblem(shapes: unknown[]): string | undefined {
+  for (const [i, s] of shapes.entries()) {
+    const t = (s as { v14Tiling?: unknown } | null)?.v14Tiling;
+    if (t === undefined) continue;
+    const p = missingField(
+      t,
+      { rowGroups: "number", colGroups: "number", kSplits: "number" },
+      `decodeShapes[${i}].v14Tiling`,
+    );
+    if (p) return p;
+  }
+  return undefined;
+}
+
 /**
  * Why `data` is not in the format of input `key` (the fields the rules read), or undefined.
  *
@@ -179,7 +201,8 @@ export function formatProblem(key: keyof typeof FILES, data: unknown): string | 
     case "matmulDecode":
       return missingField(data, { rows: "array" }, "the file") ??
         (Array.isArray(obj.decodeShapes)
-          ? rowsProblem(obj.rows, { version: "string", M: "number", ms: "number" }, "rows")
+          ? rowsProblem(obj.rows, { version: "string", M: "number", ms: "number" }, "rows") ??
+            tilingProblem(obj.decodeShapes)
           : "no decodeShapes: not a `bench/matmul/main.ts --decode` run");
     case "swigluDown":
       return missingField(data, { rows: "array" }, "the file") ??
@@ -189,6 +212,20 @@ export function formatProblem(key: keyof typeof FILES, data: unknown): string | 
           fusedMs: "number",
           composedRatio: "number",
           fusedRatio: "number",
+        }, "rows");
+    case "addRms":
+      return missingField(data, { rows: "array" }, "the file") ??
+        rowsProblem(obj.rows, {
+          anchor: "string",
+          product: "string",
+          K: "number",
+          perStep: "number",
+          composedMs: "number",
+          fusedMs: "number",
+          composedKernels: "array",
+          composedRatio: "number",
+          fusedRatio: "number",
+          sumsExact: "boolean",
         }, "rows");
     case "attention":
       return rowsProblem(
@@ -201,7 +238,10 @@ export function formatProblem(key: keyof typeof FILES, data: unknown): string | 
     case "transformerDefer0":
     case "transformerDefer64":
       return missingField(data, { rows: "array", attention: "string" }, "the file") ??
-        rowsProblem(obj.rows, TRANSFORMER_ROW, "rows");
+        (obj.deferSplitMb === undefined || obj.deferSplitMb === "off" ||
+            (typeof obj.deferSplitMb === "number" && obj.deferSplitMb >= 0)
+          ? rowsProblem(obj.rows, TRANSFORMER_ROW, "rows")
+          : `deferSplitMb is ${JSON.stringify(obj.deferSplitMb)}, not a number of MiB or 'off'`);
     case "profile":
       return missingField(data, { profiles: "array" }, "the file") ??
         rowsProblem(obj.profiles, {

@@ -186,6 +186,7 @@ export function loadInputs(files: FoundFile[], notes: string[] = []): VerdictInp
     tensor: loadOne(files, "tensor", notes),
     matmulDecode: loadOne(files, "matmulDecode", notes),
     swigluDown: loadOne(files, "swigluDown", notes),
+    addRms: loadOne(files, "addRms", notes),
     attention: loadOne(files, "attention", notes),
     transformerComposed: loadOne(files, "transformerComposed", notes),
     transformerAuto: loadOne(files, "transformerAuto", notes),

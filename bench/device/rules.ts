@@ -3,7 +3,8 @@
  * session"), each a pure function from parsed bench files to a {@link Decision}: the row kernels
  * against the copy rate and the fused SwiGLU down projection, plus the profile's summary. The
  * decode-matmul rules are in rules_skinny.ts, the training-step ones (attention "auto" bound,
- * split-K deferral) in rules_nn.ts, the OBRS sweep's in rules_obrs.ts.
+ * split-K deferral) in rules_nn.ts, the add-RMS fusion's in rules_add_rms.ts, the OBRS sweep's
+ * in rules_obrs.ts.
  *
  * @example
  * ```ts

@@ -213,7 +213,10 @@ export function ruleAttention(
 
 /**
  * The deferred split-K bound: of `--defer-split-mb` 0, the default (the fusion stage's auto run)
- * and 64, keep the one with the lowest GPU ms per step summed over the anchors.
+ * and 64, keep the one with the lowest GPU ms per step summed over the anchors. Each run's setting
+ * is the `deferSplitMb` its JSON records; a file without it (older runs) is taken to hold the
+ * setting its name says (transformer_defer0.json: 0, transformer_auto.json: the default,
+ * transformer_defer64.json: 64).
  */
 export function ruleDefer(
   defer0: Input<TransformerFile>,
@@ -231,15 +234,60 @@ export function ruleDefer(
   if (!has(defer0) || !has(auto) || !has(defer64)) {
     return cannotDecide(rule, title, problems(defer0, auto, defer64));
   }
-  const runs = [
-    { mb: 0, f: defer0 },
-    { mb: dflt, f: auto },
-    { mb: 64, f: defer64 },
+  const slots = [
+    { named: 0, f: defer0 },
+    { named: dflt, f: auto },
+    { named: 64, f: defer64 },
   ];
-  const figures = runs.flatMap((r) => transformerFigures(r.f.path, `${r.mb} MiB`, r.f.data.rows));
-  const cautions = [
-    "the JSON does not record --defer-split-mb: the setting is read from the file names",
-  ];
+  const cautions: string[] = [];
+  const guessed = slots.filter((r) => r.f.data.deferSplitMb === undefined);
+  if (guessed.length) {
+    cautions.push(
+      `no recorded --defer-split-mb (an older run) in ${
+        guessed.map((r) => r.f.path).join(", ")
+      }: the setting is read from the file name`,
+    );
+  }
+  const off = slots.filter((r) => r.f.data.deferSplitMb === "off");
+  const runs = slots.map((r) => {
+    const recorded = r.f.data.deferSplitMb;
+    return recorded === "off"
+      ? { mb: NaN, label: "off", f: r.f }
+      : { mb: recorded ?? r.named, label: `${recorded ?? r.named} MiB`, f: r.f };
+  });
+  const figures = runs.flatMap((r) => transformerFigures(r.f.path, r.label, r.f.data.rows));
+  if (off.length) {
+    return cannotDecide(
+      rule,
+      title,
+      off.map((r) => `${r.f.path} ran --defer-split-mb off (no deferred sums), not a split bound`),
+      figures,
+      cautions,
+    );
+  }
+  const twice = runs.filter((r, i) => runs.findIndex((x) => x.mb === r.mb) !== i);
+  if (twice.length) {
+    return cannotDecide(
+      rule,
+      title,
+      [
+        `two runs at ${twice[0].mb} MiB (${
+          runs.filter((r) => r.mb === twice[0].mb).map((r) => r.f.path).join(", ")
+        }): three settings are needed`,
+      ],
+      figures,
+      cautions,
+    );
+  }
+  if (!runs.some((r) => r.mb === dflt)) {
+    return cannotDecide(
+      rule,
+      title,
+      [`no run at the default ${dflt} MiB (the runs record ${runs.map((r) => r.mb).join(", ")})`],
+      figures,
+      cautions,
+    );
+  }
   const notAuto = runs.filter((r) => r.f.data.attention !== "auto");
   if (notAuto.length) {
     cautions.push(
@@ -268,7 +316,7 @@ export function ruleDefer(
     return sums[t.indexOf(Math.min(...t))].mb;
   });
   const best = sums.reduce((x, y) => (y.sum < x.sum ? y : x));
-  const base = sums[1];
+  const base = sums.find((s) => s.mb === dflt)!;
   const perAnchorText = ANCHOR_NAMES.map((a, i) => `${a} ${perAnchor[i]} MiB`).join(", ");
   if (best.mb === base.mb || best.sum >= base.sum * (1 - DEFER_NOISE)) {
     return {

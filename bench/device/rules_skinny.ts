@@ -2,7 +2,8 @@
  * The decode-matmul rules of bench/matmul/README.md ("Decision rule for the H100 run"), read from
  * `bench/matmul/main.ts --decode --json`: trust first (err/bound ≤ 1, busy ≥ 80%, flat rounds,
  * `auto` within 5% of `v14`), then v14 (skinny) against `tiles` at all three anchors
- * (`SKINNY_MAX_M`), v15 (no split-K) against v14 (`SKINNY_COST.reduceUs`), and v16–v18.
+ * (`SKINNY_MAX_M`), v15 (no split-K) against v14 (`SKINNY_COST.reduceUs`; v14's tiling per shape
+ * as the run recorded it, else recomputed), and v16–v18.
  *
  * @module
  */
@@ -233,9 +234,32 @@ export function ruleSkinnyReduce(input: Input<MatmulDecodeFile>, cur: CurrentDef
     `→ raise SKINNY_COST.reduceUs until those shapes stop splitting`;
   if (!has(input)) return cannotDecide(rule, title, problems(input));
   const { path, data } = input;
-  const cautions = [
-    "v14's tilings are recomputed from this checkout's SKINNY_COST (the JSON does not record them)",
-  ];
+  const cautions: string[] = [];
+  const shapes = data.decodeShapes ?? [];
+  const recomputed = shapes.filter((s) => !s.v14Tiling);
+  if (recomputed.length) {
+    cautions.push(
+      `v14's tilings are recomputed from this checkout's SKINNY_COST for ${
+        recomputed.length === shapes.length
+          ? "every shape"
+          : recomputed.map((s) => `${s.anchor} ${s.role}`).join(", ")
+      } (the JSON does not record them)`,
+    );
+  }
+  const moved = shapes.filter((s) =>
+    s.v14Tiling && s.v14Tiling.kSplits !== chooseSkinnyTiling(s.M, s.N, s.K).kSplits
+  );
+  if (moved.length) {
+    cautions.push(
+      `SKINNY_COST has changed since the run: this checkout splits K differently at ${
+        moved.map((s) =>
+          `${s.anchor} ${s.role} (ran ${s.v14Tiling!.kSplits}, now ${
+            chooseSkinnyTiling(s.M, s.N, s.K).kSplits
+          } K slices)`
+        ).join(", ")
+      }; the break-evens below are this checkout's`,
+    );
+  }
   if (data.isFallback) cautions.push("a CPU fallback adapter: not GPU figures");
   const trust = trustProblems(data);
   if (trust.length) {
@@ -249,12 +273,12 @@ export function ruleSkinnyReduce(input: Input<MatmulDecodeFile>, cur: CurrentDef
   }
   const figures: Figure[] = [];
   const lowers: number[] = [], uppers: number[] = [];
-  const won: string[] = [], lost: string[] = [];
+  const won: string[] = [], lost: string[] = [], settled: string[] = [];
   let compared = 0;
-  for (const s of data.decodeShapes ?? []) {
+  for (const s of shapes) {
     const v14 = rowOf(data.rows, "v14", s), v15 = rowOf(data.rows, "v15", s);
     if (!v14 || !v15) continue;
-    const t = chooseSkinnyTiling(s.M, s.N, s.K);
+    const t = s.v14Tiling ?? chooseSkinnyTiling(s.M, s.N, s.K);
     const name = `${s.anchor} ${s.role} ${s.M}×${s.N}×${s.K} (v14: ${t.kSplits} K slices)`;
     compared++;
     if (t.kSplits === 1) {
@@ -271,7 +295,10 @@ export function ruleSkinnyReduce(input: Input<MatmulDecodeFile>, cur: CurrentDef
     figures.push(fig(`${name} v14`, v14.ms * 1e3, "µs", path));
     figures.push(fig(`${name} v15`, v15.ms * 1e3, "µs", path, `v15 ${pct(v15.ms, v14.ms)}`));
     const even = splitBreakEvenUs(s.M, s.N, s.K);
-    if (v15.ms < v14.ms * (1 - VARIANT_MARGIN)) {
+    if (v15.ms < v14.ms * (1 - VARIANT_MARGIN) && !(even > cur.reduceUs)) {
+      // The run split it, this checkout's cost model no longer does (see the caution).
+      settled.push(`${s.anchor} ${s.role} (${pct(v15.ms, v14.ms)})`);
+    } else if (v15.ms < v14.ms * (1 - VARIANT_MARGIN)) {
       lowers.push(even);
       won.push(
         `${s.anchor} ${s.role} (${pct(v15.ms, v14.ms)}, stops splitting at reduceUs ≥ ${
@@ -294,9 +321,12 @@ export function ruleSkinnyReduce(input: Input<MatmulDecodeFile>, cur: CurrentDef
       status: "no-change",
       figures,
       decision:
-        `v15 beats v14 by more than ${
-          VARIANT_MARGIN * 100
-        }% on no split shape: reduceUs stays ${cur.reduceUs}` +
+        `v15 beats v14 by more than ${VARIANT_MARGIN * 100}% on no split shape${
+          settled.length ? " this checkout still splits" : ""
+        }: reduceUs stays ${cur.reduceUs}` +
+        (settled.length
+          ? `; v15 wins at ${settled.join(", ")}, which SKINNY_COST no longer splits`
+          : "") +
         (lost.length ? `; splitting wins at ${lost.join(", ")}` : ""),
       edits: [],
       missing: [],

@@ -22,6 +22,7 @@ import type { VerdictInputs } from "./files.ts";
 import { collectFiles, loadInputs } from "./inputs.ts";
 import { ruleProfile, ruleRowKernels, ruleSwigluDown } from "./rules.ts";
 import { ruleAttention, ruleDefer } from "./rules_nn.ts";
+import { ruleAddRms } from "./rules_add_rms.ts";
 import { ruleObrsControl, ruleObrsFused, ruleObrsLse, ruleObrsWrong } from "./rules_obrs.ts";
 import { ruleSkinnyDecode, ruleSkinnyReduce, ruleSkinnyVariants } from "./rules_skinny.ts";
 
@@ -75,6 +76,11 @@ export const RULES: ReadonlyArray<
     rule: "defer-split",
     title: "GRAD_SUMS_SPLIT_MAX_BYTES",
     apply: (x, c) => ruleDefer(x.transformerDefer0, x.transformerAuto, x.transformerDefer64, c),
+  },
+  {
+    rule: "add-rms",
+    title: "ADD_RMS_FUSED_MAX_K",
+    apply: (x, c) => ruleAddRms(x.addRms, c),
   },
   { rule: "profile", title: "profile summary", apply: (x, _c, top) => ruleProfile(x.profile, top) },
 ];
