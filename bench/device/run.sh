@@ -4,7 +4,7 @@
 #   torch   the PyTorch reference scripts (bench/torch/*.py), eager and torch.compile
 #   ours    deno task bench at the issue shapes, with the PyTorch JSON for ratios
 #   profile the training step and a sampling batch of each anchor, kernel by kernel (bench/nn/profile.ts)
-#   sweep   the candidates awaiting an H100 verdict, in one call (~6 min): their tests on the real
+#   sweep   the candidates awaiting an H100 verdict, in one call (~6.5 min): their tests on the real
 #           adapter, the row kernels (bench/tensor), the decode matmuls against PyTorch
 #           (bench/matmul --decode), the OBRS row-pass variants (bench/obrs/sweep.sh), then the
 #           profile; each one's decision rule is in BENCHMARKS.md, "Next GPU run"
