@@ -22,6 +22,7 @@ const BAD: [script: string, args: string[], names: string][] = [
   ["bench/nn/dispatches.ts", ["stray"], "takes no positional arguments, got 'stray'"],
   ["bench/nn/dispatches.ts", ["--defer-split-mb", "lots"], "--defer-split-mb must be a number"],
   ["bench/nn/main.ts", ["--attention", "flash"], "--attention must be fused, composed or auto"],
+  ["bench/nn/main.ts", ["--as-gpu"], "--as-gpu needs --host-only"],
 ];
 
 for (const [script, args, names] of BAD) {

@@ -15,6 +15,7 @@
  * deno run -A bench/nn/main.ts --small    # 0.8M anchor at CPU-fallback shapes
  * deno run -A bench/nn/main.ts --torch torch   # ratios to bench/torch/{train_step,generate}.py --out torch/…
  * deno run -A bench/nn/main.ts --host-only     # the host side alone at the issue shapes (any machine)
+ * deno run -A bench/nn/main.ts --host-only --as-gpu  # same, recording the ops a GPU adapter runs
  * deno run -A bench/nn/main.ts --attention fused  # fused attention kernel everywhere (default auto: by size)
  * deno run -A bench/nn/main.ts --defer-split-mb 0 # split-K weight gradients reduced at once (default: ≤ 4 MiB deferred)
  * ```
@@ -33,7 +34,7 @@ import { forwardFlopsPerToken, parameterCount } from "../../src/nn/config.ts";
 import { RolloutEngine } from "../../src/nn/rollout.ts";
 import { median } from "../../src/util/stats.ts";
 import { applyNnFlags, benchPrompts, NN_FLAGS, trainAnchor } from "./setup.ts";
-import { benchArgs } from "../args.ts";
+import { benchArgs, benchUsageError } from "../args.ts";
 
 // Steps run before timing (see the warm-up comment in benchTransformer).
 const WARMUP_STEPS = 16;
@@ -276,14 +277,28 @@ if (import.meta.main) {
     {
       small: { type: "boolean", help: "small shapes (a CPU fallback adapter)" },
       "host-only": { type: "boolean", help: "empty every dispatch: the host's cost alone" },
+      "as-gpu": {
+        type: "boolean",
+        help:
+          "with --host-only: record the ops a GPU adapter runs (skinny decode matmuls, fusions)",
+      },
       json: { type: "string", help: "write the rows as JSON to this file" },
       torch: { type: "string", help: "folder of the PyTorch scripts' JSON, for ratios" },
       ...NN_FLAGS,
     },
   );
   const anchors = applyNnFlags(script, values);
+  if (values["as-gpu"] && !values["host-only"]) {
+    benchUsageError(
+      script,
+      "--as-gpu needs --host-only (a CPU adapter cannot time a GPU's kernels)",
+    );
+  }
   const rt = await initTensors();
   const fallback = rt.gpu.isFallback;
+  // The ops are chosen by adapter (skinny matmuls and their fused prologues only on a GPU): with
+  // the work emptied, this measures the host side of the GPU's decode path on any machine.
+  if (values["as-gpu"]) rt.gpu.isFallback = false;
   console.log(
     `adapter: ${rt.gpu.adapter.description}${fallback ? " (CPU fallback)" : ""}, ` +
       `attention: ${attentionImpl()}`,
@@ -294,7 +309,11 @@ if (import.meta.main) {
     hostOnly: values["host-only"],
   });
   if (values["host-only"]) {
-    console.log("host only: the GPU ran nothing; wall and tok/s are the host's ceiling");
+    console.log(
+      `host only${
+        values["as-gpu"] ? " (ops as a GPU adapter records them)" : ""
+      }: the GPU ran nothing; wall and tok/s are the host's ceiling`,
+    );
   }
   console.log(formatTransformerBench(rows));
   if (values.torch) {

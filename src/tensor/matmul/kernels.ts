@@ -140,8 +140,6 @@ export function matmulKernel(variant: MatmulVariant, form: KernelForm = {}): Ker
       `matmul: only the skinny kernel reads A through a prologue, not ${variant}`,
     );
   }
-  const source = skinny ? skinnyCode(form) : looped ? vec4LoopSource : SOURCES[variant];
-  if (source === undefined) throw new RangeError(`matmul: unknown variant ${String(variant)}`);
   // The looped kernel takes its pad as an override constant; the unrolled one in its text.
   const unpadded = variant === "vec4" && !looped && form.pad === 0;
   const name =
@@ -150,6 +148,10 @@ export function matmulKernel(variant: MatmulVariant, form: KernelForm = {}): Ker
     `${form.aliased ? "+aliased" : ""}${unpadded ? "+pad0" : ""}`;
   let kernel = kernels.get(name);
   if (kernel) return kernel;
+  // Built once per form, after the lookup: this runs for every matmul a step records, and
+  // assembling the skinny text (its hook replacements) cost the host ~6% of a decode step.
+  const source = skinny ? skinnyCode(form) : looped ? vec4LoopSource : SOURCES[variant];
+  if (source === undefined) throw new RangeError(`matmul: unknown variant ${String(variant)}`);
   let code = source;
   if (form.aliased) code = code.replaceAll("var<storage, read>", "var<storage, read_write>");
   if (unpadded) {
