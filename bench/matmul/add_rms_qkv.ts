@@ -16,14 +16,11 @@
  *
  * @module
  */
-import { noGrad, ops } from "../../src/autograd/mod.ts";
-import { ComputeBatch, type Dispatch } from "../../src/gpu/batch.ts";
-import { timeBatches } from "../../src/gpu/timing.ts";
+import { ops } from "../../src/autograd/mod.ts";
 import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
-import { initTensors, readAll, type Tensor, tensor, tidy } from "../../src/tensor/mod.ts";
-import { median } from "../../src/util/stats.ts";
+import { initTensors, readAll, tensor } from "../../src/tensor/mod.ts";
 import { Rng } from "../../src/util/rng.ts";
-import { interleavedSchedule } from "./main.ts";
+import { recordKernels, timeWays } from "./ab.ts";
 import { benchArgs, benchInt } from "../args.ts";
 
 /** One product of one anchor. */
@@ -91,15 +88,6 @@ function ratio(
   return worst;
 }
 
-/** A batch that remembers the names of the kernels dispatched into it. */
-class SpyBatch extends ComputeBatch {
-  kernels: string[] = [];
-  override dispatch(d: Dispatch): this {
-    this.kernels.push(d.kernel.name);
-    return super.dispatch(d);
-  }
-}
-
 /** The three norm-reading products of an anchor's decode step: name, N, per step. */
 function products(name: string): Array<[string, number, number, number]> {
   const anchor = ANCHORS.find((a) => a.name === name);
@@ -142,26 +130,11 @@ export async function benchAddRms(
       const ways = [false, true].map((fused) => () =>
         ops.addRmsNormMatmul(x, r, g, w, EPS, { fused })
       );
-      rt.flush();
-      // Several products per pass keep the pass's own cost out of the figure on a fast GPU.
-      const perPass = rt.gpu.isFallback ? 1 : 32;
-      const order = interleavedSchedule(2, warmupRounds, rounds);
-      let next = 0;
-      const t = await timeBatches(rt.gpu, (batch) => {
-        const way = ways[order[next++]];
-        noGrad(() => rt.recordInto(batch, () => tidy(() => repeat(perPass, way))));
-      }, { warmup: 2 * warmupRounds, repeats: 2 * rounds });
-      const times: number[][] = [[], []];
-      t.samplesMs.forEach((ms, i) => times[order[2 * warmupRounds + i]].push(ms / perPass));
+      const [composedMs, fusedMs] = await timeWays(rt, ways, rounds, warmupRounds);
       // One product each, recorded apart to name its kernels, then read back and checked.
-      const kernels: string[][] = [];
-      const outs = ways.map((way) => {
-        const spy = new SpyBatch(rt.gpu);
-        const y = noGrad(() => rt.recordInto(spy, way));
-        spy.submit();
-        kernels.push(spy.kernels);
-        return y;
-      });
+      const recorded = ways.map((way) => recordKernels(rt, way));
+      const kernels = recorded.map((r) => r.kernels);
+      const outs = recorded.map((r) => r.result);
       const got = await readAll(outs.flatMap((o) => [o.out, o.sum]));
       const [composedRatio, fusedRatio] = [got[0], got[2]].map((o) =>
         ratio(o as Float32Array, x32, r32, g32, w32, M, K)
@@ -177,8 +150,8 @@ export async function benchAddRms(
         N,
         K,
         perStep,
-        composedMs: median(times[0]),
-        fusedMs: median(times[1]),
+        composedMs,
+        fusedMs,
         composedKernels: kernels[0],
         fusedKernels: kernels[1],
         composedRatio,
@@ -188,11 +161,6 @@ export async function benchAddRms(
     }
   }
   return rows;
-}
-
-// The tensors of `n` calls, so that the scope keeps none of them past the pass.
-function repeat(n: number, fn: () => { sum: Tensor; out: Tensor }): void {
-  for (let i = 0; i < n; i++) fn();
 }
 
 if (import.meta.main) {

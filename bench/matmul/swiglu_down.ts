@@ -13,14 +13,11 @@
  *
  * @module
  */
-import { noGrad, ops } from "../../src/autograd/mod.ts";
-import { ComputeBatch, type Dispatch } from "../../src/gpu/batch.ts";
-import { timeBatches } from "../../src/gpu/timing.ts";
+import { ops } from "../../src/autograd/mod.ts";
 import { ANCHORS, GENERATE_BENCH } from "../../src/nn/anchors.ts";
-import { initTensors, readAll, type Tensor, tensor, tidy } from "../../src/tensor/mod.ts";
-import { median } from "../../src/util/stats.ts";
+import { initTensors, readAll, tensor } from "../../src/tensor/mod.ts";
 import { Rng } from "../../src/util/rng.ts";
-import { interleavedSchedule } from "./main.ts";
+import { recordKernels, timeWays } from "./ab.ts";
 import { benchArgs } from "../args.ts";
 
 /** One anchor's figures. */
@@ -73,15 +70,6 @@ function ratio(got: ArrayLike<number>, x: Float32Array, w: Float32Array, M: numb
   return worst;
 }
 
-/** A batch that remembers the names of the kernels dispatched into it. */
-class SpyBatch extends ComputeBatch {
-  kernels: string[] = [];
-  override dispatch(d: Dispatch): this {
-    this.kernels.push(d.kernel.name);
-    return super.dispatch(d);
-  }
-}
-
 /**
  * Times and checks both ways for each anchor named in `names` (default all).
  *
@@ -110,26 +98,11 @@ export async function benchSwigluDown(
     const stored = tensor(w32, [N, I]); // wDown as a model stores it, read transposed
     const w = ops.transpose(stored);
     const ways = [false, true].map((fused) => () => ops.swigluMatmul(x, w, { fused }));
-    rt.flush();
-    // Several products per pass keep the pass's own cost out of the figure on a fast GPU.
-    const perPass = rt.gpu.isFallback ? 1 : 32;
-    const order = interleavedSchedule(2, warmupRounds, rounds);
-    let next = 0;
-    const t = await timeBatches(rt.gpu, (batch) => {
-      const way = ways[order[next++]];
-      noGrad(() => rt.recordInto(batch, () => tidy(() => void repeat(perPass, way))));
-    }, { warmup: 2 * warmupRounds, repeats: 2 * rounds });
-    const times: number[][] = [[], []];
-    t.samplesMs.forEach((ms, i) => times[order[2 * warmupRounds + i]].push(ms / perPass));
+    const [composedMs, fusedMs] = await timeWays(rt, ways, rounds, warmupRounds);
     // One product each, recorded apart to name its kernels, then read back and checked.
-    const kernels: string[][] = [];
-    const outs = ways.map((way) => {
-      const spy = new SpyBatch(rt.gpu);
-      const y = noGrad(() => rt.recordInto(spy, way));
-      spy.submit();
-      kernels.push(spy.kernels);
-      return y;
-    });
+    const recorded = ways.map((way) => recordKernels(rt, way));
+    const kernels = recorded.map((r) => r.kernels);
+    const outs = recorded.map((r) => r.result);
     const got = await readAll(outs);
     const [composedRatio, fusedRatio] = got.map((g) => ratio(g as Float32Array, x32, w32, M, I));
     [...outs, x, stored].forEach((v) => v.dispose());
@@ -139,8 +112,8 @@ export async function benchSwigluDown(
       N,
       I,
       perStep: layers,
-      composedMs: median(times[0]),
-      fusedMs: median(times[1]),
+      composedMs,
+      fusedMs,
       composedKernels: kernels[0],
       fusedKernels: kernels[1],
       composedRatio,
@@ -148,10 +121,6 @@ export async function benchSwigluDown(
     });
   }
   return rows;
-}
-
-function repeat(n: number, fn: () => Tensor): Tensor[] {
-  return Array.from({ length: n }, fn);
 }
 
 if (import.meta.main) {
