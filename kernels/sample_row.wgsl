@@ -28,9 +28,14 @@ struct Params {
   step: u32,
   prompt_cols: u32,
   max_new: u32,
-  stop_id: u32,     // 0xffffffff: none
   pad_id: u32,
   stream0: u32,
+  // Up to four stop tokens (Qwen's instruct models end with <|im_end|>, its base models with
+  // <|endoftext|>); 0xffffffff fills the unused ones and matches no token.
+  stop0: u32,
+  stop1: u32,
+  stop2: u32,
+  stop3: u32,
 }
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
@@ -159,7 +164,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     next_tok[r] = i32(token);
     state[r * 4u + 1u] = g + 1u;
     state[r * 4u + 2u] |= flags;
-    if (token == params.stop_id) {
+    if (token == params.stop0 || token == params.stop1 || token == params.stop2 ||
+        token == params.stop3) {
       state[r * 4u] = 1u;
       state[r * 4u + 3u] = 1u;
     }

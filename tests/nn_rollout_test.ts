@@ -247,11 +247,58 @@ Deno.test("rollout: sampling settings and ids that would silently go wrong are r
     );
   }
   // -1 means no stop token, as a batch records it.
-  assert.equal((await engine.generate([[1]], { seed: 1, stopId: -1 })).stopId, -1);
+  const none = await engine.generate([[1]], { seed: 1, stopId: -1 });
+  assert.equal(none.stopId, -1);
+  assert.deepEqual(none.stopIds, []);
+  // A list: every id checked, at most MAX_STOP_IDS distinct ones (repeats count once).
+  await assert.rejects(
+    () => engine.generate([[1]], { seed: 1, stopId: [2, 13] }),
+    /stopId must be an integer in \[0, 13\), got 13/,
+  );
+  await assert.rejects(
+    () => engine.generate([[1]], { seed: 1, stopId: [2, 3, 4, 5, 6] }),
+    /5 stop tokens \(2, 3, 4, 5, 6\), at most 4/,
+  );
+  const repeated = await engine.generate([[1]], { seed: 1, stopId: [5, 5, 6, 6, 5] });
+  assert.deepEqual(repeated.stopIds, [5, 6]);
+  assert.equal(repeated.stopId, 5);
   // The smallest accepted temperature still gives finite log-probs.
   const r = await engine.generate([[1], [2, 3]], { seed: 1, temperature: 1e-6, stopId: 12 });
   for (let b = 0; b < 2; b++) {
     for (let g = 0; g < r.lengths[b]; g++) assert.ok(Number.isFinite(r.logProbs[b * 2 + g]));
+  }
+  engine.dispose();
+  noGrad(() => model.dispose());
+});
+
+Deno.test("rollout: a list of stop tokens ends each row at the first of any of them", async () => {
+  await initTensors();
+  const model = Transformer.init(CFG, { seed: 5, std: 0.6 });
+  const maxNew = 10;
+  const engine = new RolloutEngine(model, {
+    maxBatch: 12,
+    maxPromptLength: 3,
+    maxNewTokens: maxNew,
+  });
+  const ps = prompts(new Rng(9), 12, 3);
+  // Sampled with temperature 1 and a fixed seed, each row's draws are the same whatever stops it,
+  // so the free run says where every set of stop tokens must cut each row.
+  const free = await engine.generate(ps, { seed: 3, temperature: 1 });
+  const seen = [...new Set(Array.from(free.tokens))];
+  assert.ok(seen.length >= 4, `the free run should use several tokens, used ${seen}`);
+  for (const stops of [[seen[0]], [seen[0], seen[1]], seen.slice(0, 4), [seen[2], seen[3]]]) {
+    const r = await engine.generate(ps, { seed: 3, temperature: 1, stopId: stops, padId: 0 });
+    assert.deepEqual(r.stopIds, stops);
+    let anyStopped = false;
+    for (let b = 0; b < ps.length; b++) {
+      const row = Array.from(free.tokens.subarray(b * maxNew, (b + 1) * maxNew));
+      const cut = row.findIndex((t) => stops.includes(t));
+      const want = cut < 0 ? row : row.slice(0, cut + 1);
+      assert.deepEqual(Array.from(completion(r, b)), want, `row ${b}, stops ${stops}`);
+      assert.equal(r.stopped[b], cut < 0 ? 0 : 1);
+      anyStopped ||= cut >= 0 && cut < maxNew - 1;
+    }
+    assert.ok(anyStopped, `stops ${stops} should cut some row short`);
   }
   engine.dispose();
   noGrad(() => model.dispose());

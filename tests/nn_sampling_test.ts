@@ -58,7 +58,7 @@ async function runSteps(
       step,
       settings: s,
       seed,
-      stopId,
+      stopIds: stopId === NO_STOP ? [] : [stopId],
       padId: 0,
     });
     batch.submit();

@@ -23,6 +23,7 @@ export * from "./sampling_reference.ts";
 export {
   allocSampleBuffers,
   disposeSampleBuffers,
+  MAX_STOP_IDS,
   NO_STOP,
   recordSampleStep,
   resetSampleState,

@@ -26,7 +26,7 @@ import { decodeStep, KVCache, prefill } from "./kv_cache.ts";
 import {
   allocSampleBuffers,
   disposeSampleBuffers,
-  NO_STOP,
+  MAX_STOP_IDS,
   recordSampleStep,
   resetSampleState,
   type SampleBuffers,
@@ -54,8 +54,12 @@ export interface GenerateOptions extends Partial<SamplingSettings> {
   seed: number;
   /** RNG stream of the first row (rows use consecutive streams); default 0. */
   stream0?: number;
-  /** Stop token (a row finishes after sampling it); default none (-1, as a batch records it). */
-  stopId?: number;
+  /**
+   * Stop token (a row finishes after sampling it); default none (-1, as a batch records it). A
+   * list of up to {@link MAX_STOP_IDS} ids stops on any of them (as a Hugging Face
+   * `generation_config.json` lists several `eos_token_id`s).
+   */
+  stopId?: number | readonly number[];
   /** Token fed to finished rows and written past each row's end; default 0. */
   padId?: number;
   /** Which weights produced the batch (e.g. the optimizer step); recorded as given (SPEC §10). */
@@ -78,8 +82,10 @@ export interface RolloutBatch extends SampleOutputs {
   seed: number;
   /** Stream of row 0. */
   stream0: number;
-  /** Stop token (or -1 when none). */
+  /** The first stop token (or -1 when none). */
   stopId: number;
+  /** Every stop token (empty when none). */
+  stopIds: number[];
   /** Decode steps run (after the prefill of the positions every prompt covers). */
   steps: number;
   /** `GenerateOptions.modelVersion`, or null. */
@@ -151,9 +157,7 @@ export class RolloutEngine {
     // vocabulary never stops a row; a pad outside it is fed to the model).
     const padId = checkId("padId", opts.padId ?? 0, V);
     // -1 is "none", as RolloutBatch.stopId records it, so a batch's settings can be passed back.
-    const stopId = opts.stopId === undefined || opts.stopId === -1
-      ? NO_STOP
-      : checkId("stopId", opts.stopId, V);
+    const stopIds = stopTokens(opts.stopId, V);
     const seed = checkU32("seed", opts.seed);
     const stream0 = checkU32("stream0", opts.stream0 ?? 0);
     if (stream0 + B - 1 > 0xffffffff) {
@@ -224,7 +228,7 @@ export class RolloutEngine {
                 settings,
                 seed,
                 stream0,
-                stopId,
+                stopIds,
                 padId,
               });
             }));
@@ -267,7 +271,8 @@ export class RolloutEngine {
       settings,
       seed,
       stream0,
-      stopId: stopId === NO_STOP ? -1 : stopId,
+      stopId: stopIds[0] ?? -1,
+      stopIds,
       steps: steps - s0,
       modelVersion: opts.modelVersion ?? null,
     };
@@ -297,6 +302,19 @@ function checkId(name: string, v: number, V: number): number {
     throw new RangeError(`rollout: ${name} must be an integer in [0, ${V}), got ${v}`);
   }
   return v;
+}
+
+// The stop tokens of `stop` (one id, a list, or undefined / -1 for none), checked and deduplicated.
+function stopTokens(stop: number | readonly number[] | undefined, V: number): number[] {
+  if (stop === undefined || stop === -1) return [];
+  const list = typeof stop === "number" ? [stop] : [...stop];
+  const ids = [...new Set(list.map((id) => checkId("stopId", id, V)))];
+  if (ids.length > MAX_STOP_IDS) {
+    throw new RangeError(
+      `rollout: ${ids.length} stop tokens (${ids.join(", ")}), at most ${MAX_STOP_IDS}`,
+    );
+  }
+  return ids;
 }
 
 function stripUndefined(o: GenerateOptions): Partial<SamplingSettings> {

@@ -16,8 +16,11 @@ import { type SamplingSettings, validateSampling } from "./sampling_reference.ts
 
 const sampleKernel: Kernel = { name: "sample_row", code: rngSource + commonSource + sampleSource };
 
-/** Marks "no stop token" in {@link SampleStepArgs.stopId}. */
+/** Marks "no stop token" in {@link SampleStepArgs.stopIds}. */
 export const NO_STOP = 0xffffffff;
+
+/** Most stop tokens one batch can have (the kernel compares each sampled token with each). */
+export const MAX_STOP_IDS = 4;
 
 /** GPU buffers of a rollout's sampling state (allocated once per engine, reused every batch). */
 export interface SampleBuffers {
@@ -87,8 +90,8 @@ export interface SampleStepArgs {
   seed: number;
   /** RNG stream of row 0 (row r draws from stream `stream0 + r`); default 0. */
   stream0?: number;
-  /** Stop token, or {@link NO_STOP}. */
-  stopId: number;
+  /** Stop tokens (at most {@link MAX_STOP_IDS}; empty: none). */
+  stopIds: readonly number[];
   /** Token fed to finished rows. */
   padId: number;
 }
@@ -104,6 +107,10 @@ export function recordSampleStep(batch: ComputeBatch, a: SampleStepArgs): GPUBuf
   validateSampling(a.settings, V);
   if (rows > b.B) throw new RangeError(`rollout: ${rows} rows exceed the engine's batch ${b.B}`);
   if (!a.logits.isContiguous) throw new Error("rollout: logits must be contiguous");
+  if (a.stopIds.length > MAX_STOP_IDS) {
+    throw new RangeError(`rollout: ${a.stopIds.length} stop tokens, at most ${MAX_STOP_IDS}`);
+  }
+  const stops = Array.from({ length: MAX_STOP_IDS }, (_, i) => (a.stopIds[i] ?? NO_STOP) >>> 0);
   const K = b.captureK;
   if (K > V) throw new RangeError(`rollout: top-k capture ${K} exceeds the vocabulary ${V}`);
   const temps = K > 0
@@ -141,9 +148,9 @@ export function recordSampleStep(batch: ComputeBatch, a: SampleStepArgs): GPUBuf
         a.step,
         a.promptCols,
         b.maxNew,
-        a.stopId >>> 0,
         a.padId,
         (a.stream0 ?? 0) >>> 0,
+        ...stops,
       ]),
     ],
     workgroups: grid(rows),

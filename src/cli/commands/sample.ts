@@ -70,6 +70,7 @@ export function rolloutToJson(r: RolloutBatch, task: Task): Record<string, unkno
     seed: r.seed,
     stream0: r.stream0,
     stopId: r.stopId,
+    stopIds: r.stopIds,
     captureK: r.captureK,
     rows,
   };
