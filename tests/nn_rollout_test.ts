@@ -283,7 +283,17 @@ Deno.test("rollout: a list of stop tokens ends each row at the first of any of t
   const ps = prompts(new Rng(9), 12, 3);
   // Sampled with temperature 1 and a fixed seed, each row's draws are the same whatever stops it,
   // so the free run says where every set of stop tokens must cut each row.
-  const free = await engine.generate(ps, { seed: 3, temperature: 1 });
+  const progress: number[] = [];
+  const reads = RolloutEngine.readCount();
+  const free = await engine.generate(ps, {
+    seed: 3,
+    temperature: 1,
+    onProgress: (done, total) => progress.push(done / total),
+  });
+  // Progress as the GPU finishes steps: rising, ending at 1, no readback of its own.
+  assert.equal(RolloutEngine.readCount() - reads, 1);
+  assert.ok(progress.length >= 2 && progress.at(-1) === 1, `progress ${progress}`);
+  assert.ok(progress.every((p, i) => i === 0 || p > progress[i - 1]), `progress ${progress}`);
   const seen = [...new Set(Array.from(free.tokens))];
   assert.ok(seen.length >= 4, `the free run should use several tokens, used ${seen}`);
   for (const stops of [[seen[0]], [seen[0], seen[1]], seen.slice(0, 4), [seen[2], seen[3]]]) {

@@ -64,6 +64,12 @@ export interface GenerateOptions extends Partial<SamplingSettings> {
   padId?: number;
   /** Which weights produced the batch (e.g. the optimizer step); recorded as given (SPEC §10). */
   modelVersion?: string | number;
+  /**
+   * Called as the GPU finishes decode steps (`done` of `total`, about 50 times a batch, and once
+   * with `done === total`): a progress bar for long batches on slow adapters. The calls come from
+   * `queue.onSubmittedWorkDone()` promises, so they add no wait and no readback.
+   */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** A finished batch of rollouts, everything on the host. */
@@ -213,6 +219,9 @@ export class RolloutEngine {
         // Through the runtime's own batch: the causal mask may need an upload, which flushes.
         if (prefix) tidy(() => prefill(this.model, prefix, this.cache));
         rt.flush();
+        const total = steps - s0;
+        const every = Math.max(1, Math.floor(total / 50));
+        const report = opts.onProgress;
         for (let s = s0; s < steps; s++) {
           const batch = new ComputeBatch(rt.gpu);
           const temps = rt.recordInto(batch, () =>
@@ -234,6 +243,10 @@ export class RolloutEngine {
             }));
           batch.submit();
           for (const t of temps) t.destroy();
+          const done = s - s0 + 1;
+          if (report && (done % every === 0 || done === total)) {
+            rt.gpu.device.queue.onSubmittedWorkDone().then(() => report(done, total));
+          }
         }
       });
       outputs = await readAll([buffers.state, buffers.outMain, buffers.outTop]);
