@@ -10,7 +10,9 @@
 //   RoPE on q head h and on its kv head's new key (the work of ops_qkv_heads.wgsl's `fwd`, whose
 //   dispatch a decode step then no longer pays): the q row and k row are RMS-normalised with the
 //   same lanes and summation tree as that kernel and rotated with the same expressions, so the
-//   two agree (bit for bit where the compiler contracts both alike).
+//   two agree (bit for bit where the compiler contracts both alike). With HAS_BIAS it adds the
+//   projection's bias [(hq + 2·hkv)·d] to the q, k and v rows as it reads them, before the norm and
+//   the rotation (Qwen2's q/k/v biases; ops_qkv_heads.wgsl does the same).
 // - `main` takes q, k_new, v_new already split, normalised and rotated.
 // Scores live in workgroup memory (pos < MAXT); head size d ≤ MAXD.
 override WG: u32 = 64u;
@@ -19,6 +21,7 @@ override MAXD: u32 = 256u;
 
 const NORM_Q: u32 = 1u; // flags of `joined`: the section has a norm weight (ops_qkv_heads.wgsl's)
 const NORM_K: u32 = 2u;
+const HAS_BIAS: u32 = 4u; // `joined`: the bias binding holds the q/k/v bias (else a stand-in)
 
 // scale = 1/sqrt(d). `joined` only: base θ and eps of RoPE and RMSNorm, flags above, lanes = the
 // power of two ops_qkv_heads.wgsl sums a head row's squares over (≥ d/2, ≤ MAXD).
@@ -49,6 +52,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> v_cache: array<f32>; // [B, hkv, tmax, d]
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;     // [B, hq, d]
 @group(0) @binding(6) var<uniform> p: Params;
+@group(0) @binding(7) var<storage, read> bias: array<f32>; // joined: [(hq + 2·hkv)·d]
 
 var<workgroup> qs: array<f32, MAXD>; // the query head
 var<workgroup> ks: array<f32, MAXD>; // the new key and value of its kv head
@@ -89,15 +93,26 @@ fn joined(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   let qo = row + h * D;
   let ko = row + (p.hq + kvh) * D;
   let vo = row + (p.hq + p.hkv + kvh) * D;
+  // the rows' biases: zero without HAS_BIAS (x + 0 is x)
+  let has_bias = (p.flags & HAS_BIAS) != 0u;
+  let qb = h * D;
+  let kb = (p.hq + kvh) * D;
+  let vb = (p.hq + p.hkv + kvh) * D;
   // Lane j of ops_qkv_heads.wgsl's row holds pair (j, j + D/2): its squares, then a halving tree
   // over the lanes, in that kernel's order (one pair a lane: its P is 1 for d ≤ 512).
   for (var j = lid; j < p.lanes; j += WG) {
     var e = vec2f(0.0);
     if (j < half) {
-      let a = qkv[qo + j];
-      let c = qkv[qo + j + half];
-      let ka = qkv[ko + j];
-      let kc = qkv[ko + j + half];
+      var a = qkv[qo + j];
+      var c = qkv[qo + j + half];
+      var ka = qkv[ko + j];
+      var kc = qkv[ko + j + half];
+      if (has_bias) {
+        a += bias[qb + j];
+        c += bias[qb + j + half];
+        ka += bias[kb + j];
+        kc += bias[kb + j + half];
+      }
       e = vec2f(a * a + c * c, ka * ka + kc * kc);
     }
     ss[j] = e;
@@ -116,16 +131,26 @@ fn joined(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     let cs = vec2f(cos(angle), sin(angle));
     var a = qkv[qo + j];
     var c = qkv[qo + j + half];
+    var ka = qkv[ko + j];
+    var kc = qkv[ko + j + half];
+    var va = qkv[vo + j];
+    var vc = qkv[vo + j + half];
+    if (has_bias) {
+      a += bias[qb + j];
+      c += bias[qb + j + half];
+      ka += bias[kb + j];
+      kc += bias[kb + j + half];
+      va += bias[vb + j];
+      vc += bias[vb + j + half];
+    }
     if ((p.flags & NORM_Q) != 0u) { a = a * rq * wq[j]; c = c * rq * wq[j + half]; }
     qs[j] = a * cs.x - c * cs.y;
     qs[j + half] = c * cs.x + a * cs.y;
-    var ka = qkv[ko + j];
-    var kc = qkv[ko + j + half];
     if ((p.flags & NORM_K) != 0u) { ka = ka * rk * wk[j]; kc = kc * rk * wk[j + half]; }
     ks[j] = ka * cs.x - kc * cs.y;
     ks[j + half] = kc * cs.x + ka * cs.y;
-    vs[j] = qkv[vo + j];
-    vs[j + half] = qkv[vo + j + half];
+    vs[j] = va;
+    vs[j + half] = vc;
   }
   workgroupBarrier();
   attend(b, h, lid);

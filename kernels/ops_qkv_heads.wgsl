@@ -1,7 +1,9 @@
 // The joined q/k/v projection's output to attention-ready heads, forward and backward in one
 // kernel each: the split of [tokens, (Hq + 2·Hkv)·D] into q [tokens, Hq, D], k and v
 // [tokens, Hkv, D], each q and k head through RMSNorm (QK-norm, when that section has a weight)
-// and RoPE, v copied. Composed (split3, then rmsNormRope for q and for k) the forward takes three
+// and RoPE, v copied. With HAS_BIAS the projection's bias [(Hq + 2·Hkv)·D] (Qwen2's q/k/v biases)
+// is added to each head row as it is read, before the norm and the rotation (as transformers
+// does): the bias costs no dispatch of its own. Composed (split3, then rmsNormRope for q and for k) the forward takes three
 // dispatches and the backward five (two norm_rope backwards, two column sums, the join).
 //
 // The joined tensor read as [tokens · (Hq + 2·Hkv), D] is a list of head rows: row r is token
@@ -23,6 +25,7 @@ const HAS_DQ: u32 = 4u;
 const HAS_DK: u32 = 8u;
 const HAS_DV: u32 = 16u;
 const SAVE_RSTD: u32 = 32u; // the forward keeps 1/rms of each normalised row for the backward
+const HAS_BIAS: u32 = 64u; // x + bias is the row (read by both passes; the bias's gradient is dx's column sums)
 
 // tokens; hq, hkv heads; d head size; t, offset: token i sits at position offset + i % t; s lanes
 // per row; flags above. Backward: chunk_q, chunk_k rows of dq / dk per block; nb blocks of each
@@ -37,8 +40,9 @@ struct Params {
   nb: u32, pstride: u32, kbase: u32, gap_end: u32,
 }
 
-// forward: x (joined), q-norm weight, k-norm weight, params, q, k, v, rstd
-// backward: x, q-norm weight, k-norm weight, params, dq, dk, dv, rstd, dx (joined), dw partials
+// forward: x (joined), q-norm weight, k-norm weight, params, q, k, v, rstd, bias
+// backward: x, q-norm weight, k-norm weight, params, dq, dk, dv, rstd, dx (joined), dw partials,
+// bias (a stand-in without HAS_BIAS)
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> wq: array<f32>;
 @group(0) @binding(2) var<storage, read> wk: array<f32>;
@@ -47,12 +51,14 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> k: array<f32>;
 @group(0) @binding(6) var<storage, read_write> v: array<f32>;
 @group(0) @binding(7) var<storage, read_write> rstd: array<f32>;
+@group(0) @binding(8) var<storage, read> fbias: array<f32>;
 @group(0) @binding(4) var<storage, read> dq: array<f32>;
 @group(0) @binding(5) var<storage, read> dk: array<f32>;
 @group(0) @binding(6) var<storage, read> dv: array<f32>;
 @group(0) @binding(7) var<storage, read> brstd: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dwp: array<f32>;
+@group(0) @binding(10) var<storage, read> bbias: array<f32>;
 
 // `sh` and row_sum come from row_sum_lanes.wgsl, prepended by the wrapper.
 
@@ -67,7 +73,7 @@ fn cos_sin(token: u32, j: u32) -> vec2f {
 fn wgid(wid: vec3u, nwg: vec3u) -> u32 { return wid.x + wid.y * nwg.x; }
 
 // q, k = rope(x·r·w) (r = 1/sqrt(mean(x²) + eps), saved per q and k row, or r = w = 1 without the
-// section's norm); v = x.
+// section's norm); v = x; x is the row plus its bias with HAS_BIAS.
 @compute @workgroup_size(WG)
 fn fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
        @builtin(local_invocation_index) lid: u32) {
@@ -87,7 +93,11 @@ fn fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let j = lane + m * s;
     x1[m] = 0.0;
     x2[m] = 0.0;
-    if (live && j < half) { x1[m] = x[src + j]; x2[m] = x[src + j + half]; }
+    if (live && j < half) {
+      x1[m] = x[src + j];
+      x2[m] = x[src + j + half];
+      if ((p.flags & HAS_BIAS) != 0u) { x1[m] += fbias[h * p.d + j]; x2[m] += fbias[h * p.d + j + half]; }
+    }
     ss += x1[m] * x1[m] + x2[m] * x2[m];
   }
   let r = inverseSqrt(row_sum(ss, lid, s) / f32(p.d) + p.eps);
@@ -215,7 +225,15 @@ fn bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         let cs = cos_sin(token, j);
         g1[m] = d1 * cs.x + d2 * cs.y;
         g2[m] = d2 * cs.x - d1 * cs.y;
-        if (normed) { x1[m] = x[base + j]; x2[m] = x[base + j + half]; }
+        if (normed) {
+          x1[m] = x[base + j];
+          x2[m] = x[base + j + half];
+          if ((p.flags & HAS_BIAS) != 0u) {
+            let hb = (first + row % heads) * p.d;
+            x1[m] += bbias[hb + j];
+            x2[m] += bbias[hb + j + half];
+          }
+        }
       }
       d += g1[m] * w1[m] * x1[m] + g2[m] * w2[m] * x2[m];
     }

@@ -15,11 +15,31 @@ import { Transformer } from "../src/nn/transformer.ts";
 
 Deno.test("config: Qwen round trip and parameter counts agree with the checkpoint layer", () => {
   for (const name of Object.keys(MODEL_PRESETS)) {
-    for (const over of [{}, { tiedEmbeddings: false }, { qkNorm: false }]) {
+    for (
+      const over of [
+        {},
+        { tiedEmbeddings: false },
+        { qkNorm: false },
+        { attentionBias: true },
+        { qkNorm: false, attentionBias: true },
+      ]
+    ) {
       const c = modelConfig(name, 37, over);
-      assert.deepEqual(fromQwenConfig(toQwenConfig(c)), c);
-      // The checkpoint of a model without QK-norm (qwen2) also holds zero q/k/v biases.
-      const biases = c.qkNorm ? 0 : c.layers * (c.heads + 2 * c.kvHeads) * c.headDim;
+      const q = toQwenConfig(c);
+      if (c.qkNorm || !c.attentionBias) assert.deepEqual(fromQwenConfig(q), c);
+      else {
+        // qwen2 always names q/k/v biases: its tensors say whether the model has them
+        const bias = { data: new Float32Array(c.heads * c.headDim).fill(0.25) };
+        const tensors = new Map([["model.layers.0.self_attn.q_proj.bias", bias]]);
+        assert.deepEqual(fromQwenConfig(q, tensors), c);
+        assert.deepEqual(fromQwenConfig(q), { ...c, attentionBias: false });
+        bias.data.fill(0);
+        assert.deepEqual(fromQwenConfig(q, tensors), { ...c, attentionBias: false });
+      }
+      // The checkpoint of a qwen2 model without attentionBias also holds zero q/k/v biases.
+      const biases = c.qkNorm || c.attentionBias
+        ? 0
+        : c.layers * (c.heads + 2 * c.kvHeads) * c.headDim;
       assert.equal(parameterCount(c) + biases, qwenParameterCount(toQwenConfig(c)));
       const shapes = Transformer.shapes(c);
       assert.equal(
@@ -95,9 +115,16 @@ Deno.test("config: bad configs and specs are refused with one clear sentence", (
   // A key given twice (the last one used to win silently), and an empty override list.
   assert.throws(() => parseModelSpec("tiny:layers=1,layers=2", 18), /'layers' is given twice/);
   assert.throws(() => parseModelSpec("tiny:", 18), /'' is not key=value/);
-  // attention_bias is accepted by the config (the bias tensors must then be zero:
-  // nn_checkpoint_test.ts); qwen2 configs written here say true, as transformers' Qwen2 builds.
-  assert.equal(fromQwenConfig({ ...toQwenConfig(c), attention_bias: true }).hidden, c.hidden);
+  // qwen2 configs written here say attention_bias: true, as transformers' Qwen2 builds; qwen3
+  // ones say what the model has (transformers' Qwen3 reads the key).
+  assert.equal(fromQwenConfig({ ...toQwenConfig(c), attention_bias: true }).attentionBias, true);
   assert.equal(toQwenConfig({ ...c, qkNorm: false }).attention_bias, true);
   assert.equal(toQwenConfig({ ...c, qkNorm: true }).attention_bias, false);
+  assert.equal(toQwenConfig({ ...c, qkNorm: true, attentionBias: true }).attention_bias, true);
+  assert.equal(parseModelSpec("tiny:attentionBias=true", 18).attentionBias, true);
+  assert.throws(() => parseModelSpec("tiny:attentionBias=1", 18), /attentionBias must be true/);
+  assert.throws(
+    () => validateModelConfig({ ...c, attentionBias: "yes" as unknown as boolean }),
+    /attentionBias must be a boolean/,
+  );
 });

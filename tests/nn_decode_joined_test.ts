@@ -2,8 +2,8 @@
  * The decode kernel that reads the joined q/k/v projection (kernels/nn_decode_attention.wgsl
  * `joined`, src/nn/kv_cache.ts `decodeAttentionJoined`): QK-norm, RoPE, attention and the cache
  * write in one dispatch, against a float64 reference of the same step and against the composed
- * path (ops.qkvNormRope, then decodeAttentionComposed); and whole decode steps against the
- * composed decode step and the float64 transformer (src/nn/reference.ts).
+ * path (ops.qkvNormRope, then decodeAttentionComposed), with and without q/k/v biases; and whole
+ * decode steps against the composed decode step and the float64 transformer (src/nn/reference.ts).
  */
 import assert from "node:assert/strict";
 import { noGrad, ops } from "../src/autograd/mod.ts";
@@ -42,7 +42,9 @@ function randomModel(cfg: ModelConfig, seed: number): Transformer {
   const host = new Map<string, { shape: readonly number[]; data: Float32Array }>();
   for (const [name, shape] of Transformer.shapes(cfg)) {
     const n = shape.reduce((p, d) => p * d, 1);
-    const data = shape.length === 1
+    const data = name.endsWith(".bias")
+      ? Float32Array.from({ length: n }, () => 0.5 * rng.normal())
+      : shape.length === 1
       ? Float32Array.from({ length: n }, () => 0.5 + rng.uniform())
       : Float32Array.from({ length: n }, () => 0.4 * rng.normal());
     host.set(name, { shape, data });
@@ -92,11 +94,15 @@ function joinedRef(
     theta: number;
     wq: Float32Array | null;
     wk: Float32Array | null;
+    bias: Float32Array | null; // [(Hq + 2·Hkv)·D], added before the norm
   },
 ): { out: Float64Array; k: Float64Array[]; v: Float64Array[] } {
   const { Hq, Hkv, D, Tmax, pos } = o, half = D / 2, G = Hq / Hkv;
   const head = (i: number, w: Float32Array | null, rotate: boolean) => {
-    const h = Float64Array.from(x.subarray(i * D, i * D + D));
+    const h = Float64Array.from(
+      x.subarray(i * D, i * D + D),
+      (v, j) => v + (o.bias?.[i * D + j] ?? 0),
+    );
     if (w) {
       const r = 1 / Math.sqrt(h.reduce((s, v) => s + v * v, 0) / D + o.eps);
       h.forEach((v, j) => (h[j] = v * r * w[j]));
@@ -150,13 +156,17 @@ const KERNEL_CASES: {
   norm: "qk" | "q" | "k" | "none"; // which of qNorm, kNorm the block has
   Tmax: number;
   positions: number[];
+  bias?: boolean; // a random q/k/v bias
 }[] = [
   { D: 8, Hq: 4, Hkv: 4, norm: "qk", Tmax: 12, positions: [0, 1, 2, 7, 11] },
+  { D: 8, Hq: 4, Hkv: 2, norm: "qk", Tmax: 12, positions: [0, 5, 11], bias: true },
   { D: 32, Hq: 4, Hkv: 2, norm: "none", Tmax: 8, positions: [0, 3, 4] },
+  { D: 32, Hq: 4, Hkv: 1, norm: "none", Tmax: 8, positions: [0, 4], bias: true },
   { D: 16, Hq: 2, Hkv: 1, norm: "q", Tmax: 4, positions: [0, 3] },
   { D: 16, Hq: 2, Hkv: 1, norm: "k", Tmax: 4, positions: [0, 3] },
   { D: 64, Hq: 6, Hkv: 2, norm: "qk", Tmax: 72, positions: [0, 64, 71] },
   { D: 160, Hq: 2, Hkv: 1, norm: "qk", Tmax: 70, positions: [1, 65] },
+  { D: 160, Hq: 2, Hkv: 1, norm: "k", Tmax: 70, positions: [66], bias: true },
   { D: 256, Hq: 2, Hkv: 2, norm: "qk", Tmax: 6, positions: [0, 5] },
   { D: 8, Hq: 2, Hkv: 1, norm: "qk", Tmax: FUSED_DECODE_LIMITS.positions, positions: [2047] },
 ];
@@ -188,8 +198,9 @@ Deno.test("decodeAttentionJoined equals the float64 step and the composed path (
     const wk = c.norm.includes("k")
       ? Float32Array.from({ length: D }, () => 0.5 + rng.uniform())
       : null;
-    const qNorm = wq && tensor(wq), kNorm = wk && tensor(wk);
-    const block: BlockParams = { ...model.blocks[0], qNorm, kNorm };
+    const wb = c.bias ? rand(H * D) : null;
+    const qNorm = wq && tensor(wq), kNorm = wk && tensor(wk), bQkv = wb && tensor(wb);
+    const block: BlockParams = { ...model.blocks[0], qNorm, kNorm, bQkv };
     let errRef = 0, errComposed = 0, errCache = 0, errKey = 0, kMax = 0;
     for (const pos of c.positions) {
       const x = rand(B * H * D, 2);
@@ -209,6 +220,7 @@ Deno.test("decodeAttentionJoined equals the float64 step and the composed path (
             eps: cfg.normEps,
             offset: pos,
             base: cfg.ropeTheta,
+            bias: bQkv,
           });
           return [a, decodeAttentionComposed(q, k, v, composed, 0, pos)];
         })
@@ -234,6 +246,7 @@ Deno.test("decodeAttentionJoined equals the float64 step and the composed path (
               theta: cfg.ropeTheta,
               wq,
               wk,
+              bias: wb,
             },
           )
           : null;
@@ -262,7 +275,9 @@ Deno.test("decodeAttentionJoined equals the float64 step and the composed path (
       }
     }
     console.log(
-      `D ${D} G ${Hq / Hkv} norm ${c.norm} Tmax ${Tmax}: max |Δ| out vs float64 ` +
+      `D ${D} G ${Hq / Hkv} norm ${c.norm}${
+        c.bias ? " bias" : ""
+      } Tmax ${Tmax}: max |Δ| out vs float64 ` +
         `${errRef.toExponential(2)}, new k/v vs float64 ${errCache.toExponential(2)}; ` +
         `vs composed: out ${errComposed.toExponential(2)}, new k ${errKey.toExponential(2)}`,
     );
@@ -276,6 +291,7 @@ Deno.test("decodeAttentionJoined equals the float64 step and the composed path (
     for (const t of [joined, composed]) t.dispose();
     qNorm?.dispose();
     kNorm?.dispose();
+    bQkv?.dispose();
     model.dispose();
   }
 });
@@ -308,6 +324,8 @@ for (
     { headDim: 32, kvHeads: 4, ropeTheta: 1e6 },
     { headDim: 32, kvHeads: 1, qkNorm: false },
     { headDim: 64, kvHeads: 2, tiedEmbeddings: false },
+    { headDim: 8, kvHeads: 2, attentionBias: true },
+    { headDim: 32, kvHeads: 1, qkNorm: false, attentionBias: true, tiedEmbeddings: false },
   ]
 ) {
   Deno.test(`decode steps ${JSON.stringify(variant)}: joined = composed = float64 transformer, caches equal`, async () => {
@@ -396,6 +414,10 @@ Deno.test("decodeAttentionJoined refuses inputs it would get wrong, naming the p
   assert.throws(
     () => call([2, 1, H * D], 0, cache, 0, { ...b, kNorm: bad }),
     /kNorm must be \[8\]/,
+  );
+  assert.throws(
+    () => call([2, 1, H * D], 0, cache, 0, { ...b, bQkv: bad }),
+    /bQkv must be \[64\]/,
   );
   // decodeStep past the kernel's limits falls back to the composed path
   const ok = noGrad(() => tidy(() => decodeStep(model, tensor(new Int32Array([1])), long, 0)));

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { noGrad } from "../src/autograd/mod.ts";
-import { initTensors, readAll, tensor, tidy } from "../src/tensor/mod.ts";
+import { copyInto, initTensors, readAll, tensor, tidy } from "../src/tensor/mod.ts";
 import { type ModelConfig, parameterCount, validateModelConfig } from "../src/nn/config.ts";
 import { referenceLogits, referenceLoss, type RefParams } from "../src/nn/reference.ts";
 import { Transformer } from "../src/nn/transformer.ts";
@@ -29,6 +29,16 @@ async function hostParams(model: Transformer): Promise<RefParams> {
   return m;
 }
 
+// Nonzero random q/k/v biases (init sets them to zero, which would test nothing).
+function randomBiases(model: Transformer, seed: number): void {
+  const rng = new Rng(seed);
+  for (const b of model.blocks) {
+    if (!b.bQkv) continue;
+    const data = Float32Array.from({ length: b.bQkv.size }, () => 0.5 * rng.normal());
+    tidy(() => copyInto(tensor(data, b.bQkv!.shape), b.bQkv!));
+  }
+}
+
 function batch(rng: Rng, B: number, T: number, V: number) {
   const tokens = Array.from({ length: B }, () => Int32Array.from({ length: T }, () => rng.int(V)));
   const targets = tokens.map((seq) =>
@@ -37,13 +47,22 @@ function batch(rng: Rng, B: number, T: number, V: number) {
   return { tokens, targets };
 }
 
-for (const variant of [{}, { tiedEmbeddings: false, qkNorm: false, kvHeads: 4 }, { kvHeads: 1 }]) {
+for (
+  const variant of [
+    {},
+    { tiedEmbeddings: false, qkNorm: false, kvHeads: 4 },
+    { kvHeads: 1 },
+    { attentionBias: true },
+    { qkNorm: false, attentionBias: true, kvHeads: 1 },
+  ]
+) {
   const cfg = validateModelConfig({ ...BASE, ...variant });
   const label = JSON.stringify(variant);
 
   Deno.test(`transformer ${label}: logits match the float64 reference`, async () => {
     await initTensors();
     const model = Transformer.init(cfg, { seed: 3, std: 0.3 });
+    randomBiases(model, 4);
     const rng = new Rng(5);
     const { tokens } = batch(rng, 2, 6, cfg.vocabSize);
     const flat = new Int32Array(tokens.flatMap((t) => [...t]));
@@ -59,6 +78,7 @@ for (const variant of [{}, { tiedEmbeddings: false, qkNorm: false, kvHeads: 4 },
         ) => (maxErr = Math.max(maxErr, Math.abs(v - got[(b * 6 + t) * cfg.vocabSize + i]))))
       )
     );
+    console.log(`${label}: max |logit − float64| ${maxErr.toExponential(2)}`);
     assert.ok(maxErr < 1e-4, `max |logit error| ${maxErr}`);
     assert.equal(model.parameters().reduce((s, t) => s + t.size, 0), parameterCount(cfg));
     logits.dispose();
@@ -68,6 +88,7 @@ for (const variant of [{}, { tiedEmbeddings: false, qkNorm: false, kvHeads: 4 },
   Deno.test(`transformer ${label}: gradients match finite differences of the float64 loss`, async () => {
     await initTensors();
     const model = Transformer.init(cfg, { seed: 9, std: 0.3 });
+    randomBiases(model, 8);
     const rng = new Rng(7);
     const B = 2, T = 5;
     const { tokens, targets } = batch(rng, B, T, cfg.vocabSize);
@@ -92,8 +113,10 @@ for (const variant of [{}, { tiedEmbeddings: false, qkNorm: false, kvHeads: 4 },
     [...named.keys()].forEach((name, i) => {
       const w = p.get(name)!;
       const g = grads[i + 1];
-      for (let trial = 0; trial < 3; trial++) {
-        const j = rng.int(w.length);
+      // every element of a bias (few), three random ones of anything else
+      const bias = name.endsWith(".bias");
+      for (let trial = 0; trial < (bias ? w.length : 3); trial++) {
+        const j = bias ? trial : rng.int(w.length);
         const keep = w[j];
         w[j] = keep + h;
         const up = referenceLoss(cfg, p, tokens, targets);

@@ -22,6 +22,7 @@ import { empty, f32, keep, materialize, params, runtime, type Tensor } from "../
 import { fmtShape } from "../tensor/shape.ts";
 import { rope } from "./norm.ts";
 import { rmsNormRope } from "./norm_rope.ts";
+import { add } from "./elementwise.ts";
 import { addColumnSums, sum, weightGradFromPartials } from "./reduce.ts";
 import { splitLast } from "./split.ts";
 import { gradSink, isGradEnabled, needsGrad, record } from "./tape.ts";
@@ -42,7 +43,7 @@ const MAX_STEPS = 512;
 const MAX_GAP = 256;
 
 // kernels/ops_qkv_heads.wgsl's flags
-const NORM_Q = 1, NORM_K = 2, HAS_DQ = 4, HAS_DK = 8, HAS_DV = 16, SAVE_RSTD = 32;
+const NORM_Q = 1, NORM_K = 2, HAS_DQ = 4, HAS_DK = 8, HAS_DV = 16, SAVE_RSTD = 32, HAS_BIAS = 64;
 
 /** Options of {@link qkvNormRope}. */
 export interface QkvNormRopeOptions {
@@ -58,6 +59,12 @@ export interface QkvNormRopeOptions {
   offset?: number;
   /** RoPE frequency base θ; default 10000 (Qwen uses 1e6). */
   base?: number;
+  /**
+   * The projection's bias `[(Hq + 2·Hkv)·D]` (Qwen2's q/k/v biases, joined like the weight), added
+   * to `joined` before the norm and the rotation, inside the same kernel; its gradient is the
+   * column sums of d(joined) (one reduction, into its `.grad` for a leaf). Default none.
+   */
+  bias?: Tensor | null;
 }
 
 /** The heads {@link qkvNormRope} makes, each contiguous. */
@@ -78,7 +85,9 @@ export interface QkvHeads {
  * and angle (offset + t)·base^(−2j/D). The backward is one dispatch for d(joined) from whichever
  * of dq, dk, dv arrive (a missing one counts as zero) and the norm weights' partials, folded into
  * their gradients by one column sum when both can take it in place (see tape.ts `gradSink`), else
- * one each. Several results, like `splitLast`: its temporaries stay with the enclosing scope.
+ * one each. With `opts.bias` the rows are `joined + bias` (read in the same kernel, both ways) and
+ * the bias's gradient costs one column sum. Several results, like `splitLast`: its temporaries
+ * stay with the enclosing scope.
  *
  * @example
  * ```ts
@@ -98,6 +107,7 @@ export function qkvNormRope(
   const eps = opts.eps ?? 1e-6;
   const offset = opts.offset ?? 0;
   const base = opts.base ?? 10000;
+  const bias = opts.bias ?? null;
   joined.expectDtype(op, "f32");
   for (const [name, n] of [["heads", Hq], ["kvHeads", Hkv], ["headDim", D]] as const) {
     if (!(Number.isInteger(n) && n > 0)) {
@@ -120,6 +130,16 @@ export function qkvNormRope(
       throw new RangeError(`${op}: ${name} must be [${D}], got ${fmtShape(w.shape)}`);
     }
   }
+  if (bias) {
+    bias.expectDtype(op, "f32");
+    if (bias.rank !== 1 || bias.shape[0] !== H * D) {
+      throw new RangeError(
+        `${op}: bias must be [(heads + 2·kvHeads)·headDim] = [${H * D}], got ${
+          fmtShape(bias.shape)
+        }`,
+      );
+    }
+  }
   if (!(eps >= 0 && Number.isFinite(eps))) {
     throw new RangeError(`${op}: eps ${eps} must be finite and >= 0`);
   }
@@ -130,7 +150,10 @@ export function qkvNormRope(
     throw new RangeError(`${op}: base ${base} must be finite and > 0`);
   }
   const lead = joined.shape.slice(0, -1);
-  if (D > MAX_D) return composed(joined, qNorm, kNorm, lead, { Hq, Hkv, D, eps, offset, base });
+  if (D > MAX_D) {
+    const x = bias ? add(joined, bias) : joined;
+    return composed(x, qNorm, kNorm, lead, { Hq, Hkv, D, eps, offset, base });
+  }
 
   const T = lead[lead.length - 1];
   const tokens = lead.reduce((p, d) => p * d, 1);
@@ -141,7 +164,13 @@ export function qkvNormRope(
   const per = WG / S;
   const constants = { P };
   const norms = (qNorm ? NORM_Q : 0) | (kNorm ? NORM_K : 0);
-  const parents = [joined, ...(qNorm ? [qNorm] : []), ...(kNorm ? [kNorm] : [])];
+  const biased = bias ? HAS_BIAS : 0;
+  const parents = [
+    joined,
+    ...(qNorm ? [qNorm] : []),
+    ...(kNorm ? [kNorm] : []),
+    ...(bias ? [bias] : []),
+  ];
   const recording = isGradEnabled() && parents.some(needsGrad);
 
   const rt = runtime();
@@ -149,6 +178,7 @@ export function qkvNormRope(
   const unused = empty([4], "f32", "unused");
   const wqs = qNorm ? materialize(qNorm) : unused;
   const wks = kNorm ? materialize(kNorm) : unused;
+  const bs = bias ? materialize(bias) : unused;
   const q = empty([...lead, Hq, D], "f32", op);
   const k = empty([...lead, Hkv, D], "f32", op);
   const v = empty([...lead, Hkv, D], "f32", op);
@@ -165,16 +195,17 @@ export function qkvNormRope(
         xs.binding,
         wqs.binding,
         wks.binding,
-        params([...head, norms | (recording && norms ? SAVE_RSTD : 0), 0, 0, 0, 0, 0, 0]),
+        params([...head, norms | biased | (recording && norms ? SAVE_RSTD : 0), 0, 0, 0, 0, 0, 0]),
         q.binding,
         k.binding,
         v.binding,
         rstd.binding,
+        bs.binding,
       ],
       workgroups: grid(Math.ceil((tokens * H) / per)),
     });
   }
-  const temps = [unused, wqs, wks, rstd].filter((t, i, a) => a.indexOf(t) === i);
+  const temps = [unused, wqs, wks, bs, rstd].filter((t, i, a) => a.indexOf(t) === i);
   if (xs !== joined) temps.push(xs);
   q.adopt(temps.filter((t) => !parents.includes(t))); // released with q outside a tidy
   if (!recording) return { q, k, v };
@@ -207,6 +238,13 @@ export function qkvNormRope(
   const backwardAll = (gs: (Tensor | null)[]): (Tensor | null)[] => {
     const dx = empty(joined.shape, "f32", "grad");
     if (tokens === 0) return [dx, ...parents.slice(1).map(() => null)];
+    // the bias's gradient: d(joined)'s column sums (d(joined + bias) = d(joined))
+    const biasGrad = () =>
+      bias && needsGrad(bias)
+        ? [weightGradFromPartials(dx.viewAs([tokens, H * D], [H * D, 1], dx.offset, "grad"), bias)]
+        : bias
+        ? [null]
+        : [];
     const bq = blocking(tokens * Hq), bk = blocking(tokens * Hkv);
     const nb = Math.max(bq.blocks, bk.blocks);
     // a section without its gradient has a zero one (dx and its weight's): no norm to undo
@@ -226,7 +264,7 @@ export function qkvNormRope(
         wks.binding,
         params([
           ...head,
-          bnorms | present,
+          bnorms | present | biased,
           bq.chunk,
           bk.chunk,
           nb,
@@ -238,11 +276,12 @@ export function qkvNormRope(
         rstd.binding,
         dx.binding,
         (plan.parts ?? empty([4], "f32", "unused")).binding,
+        bs.binding,
       ],
       workgroups: grid(2 * nb + nv),
     });
     const [gq, gk] = plan.fold();
-    return [dx, ...(qNorm ? [gq] : []), ...(kNorm ? [gk] : [])];
+    return [dx, ...(qNorm ? [gq] : []), ...(kNorm ? [gk] : []), ...biasGrad()];
   };
   const outs = [q, k, v];
   outs.forEach((out, i) =>

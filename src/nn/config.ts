@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { makeQwenConfig, type QwenConfig } from "./checkpoint/mod.ts";
+import { makeQwenConfig, nonzeroBiases, type QwenConfig } from "./checkpoint/mod.ts";
 
 /** A decoder-only Qwen-style transformer (RMSNorm, RoPE, GQA, SwiGLU). */
 export interface ModelConfig {
@@ -34,6 +34,12 @@ export interface ModelConfig {
   tiedEmbeddings: boolean;
   /** Per-head RMSNorm of queries and keys before RoPE (Qwen3). */
   qkNorm: boolean;
+  /**
+   * Biases on the q, k and v projections (Qwen2/Qwen2.5 checkpoints; a qwen3 one with
+   * `attention_bias`), added to the projection before QK-norm and RoPE. Absent means false, so
+   * configs written before the field existed keep their meaning.
+   */
+  attentionBias?: boolean;
 }
 
 /** The sizes a named preset fixes; the vocabulary comes from the task. */
@@ -48,6 +54,7 @@ const BASE: Omit<
   normEps: 1e-6,
   tiedEmbeddings: true,
   qkNorm: true,
+  attentionBias: false,
 };
 
 /**
@@ -127,6 +134,11 @@ export function validateModelConfig(c: ModelConfig): ModelConfig {
   if (typeof c.tiedEmbeddings !== "boolean" || typeof c.qkNorm !== "boolean") {
     throw new ModelConfigError("model config: tiedEmbeddings and qkNorm must be booleans");
   }
+  if (c.attentionBias !== undefined && typeof c.attentionBias !== "boolean") {
+    throw new ModelConfigError(
+      `model config: attentionBias must be a boolean (or absent: false), got ${c.attentionBias}`,
+    );
+  }
   return c;
 }
 
@@ -157,6 +169,7 @@ const SPEC_KEYS: Record<string, keyof ModelConfig> = {
   normEps: "normEps",
   tiedEmbeddings: "tiedEmbeddings",
   qkNorm: "qkNorm",
+  attentionBias: "attentionBias",
 };
 
 /**
@@ -182,7 +195,7 @@ export function parseModelSpec(spec: string, vocabSize: number): ModelConfig {
           }`,
         );
       }
-      if (key === "tiedEmbeddings" || key === "qkNorm") {
+      if (key === "tiedEmbeddings" || key === "qkNorm" || key === "attentionBias") {
         if (v !== "true" && v !== "false") {
           throw new ModelConfigError(`model spec: ${k} must be true or false, got '${v}'`);
         }
@@ -202,7 +215,9 @@ export function parseModelSpec(spec: string, vocabSize: number): ModelConfig {
 /**
  * The Hugging Face config of `c` (qwen3 with QK-norm, qwen2 without). A qwen2 config says
  * `attention_bias: true` because transformers' Qwen2 attention always has q/k/v biases, whatever
- * the config says; `Transformer.toCheckpoint` writes them as zeros.
+ * the config says: `Transformer.toCheckpoint` writes the model's biases, or zeros without
+ * {@link ModelConfig.attentionBias}. A qwen3 config says `attention_bias` as the model has them
+ * (transformers' Qwen3 honours the key).
  *
  * @example
  * ```ts
@@ -224,7 +239,7 @@ export function toQwenConfig(c: ModelConfig): QwenConfig {
     rope_theta: c.ropeTheta,
     rms_norm_eps: c.normEps,
     tie_word_embeddings: c.tiedEmbeddings,
-    attention_bias: !c.qkNorm,
+    attention_bias: !c.qkNorm || c.attentionBias === true,
   });
   // Stated for transformers: the weights are written as F32 (without torch_dtype it picks its own
   // default), and the MLP is SwiGLU with SiLU.
@@ -235,10 +250,20 @@ export function toQwenConfig(c: ModelConfig): QwenConfig {
 
 /**
  * The model config of a Hugging Face config; refuses what this transformer does not implement.
- * q/k/v biases (`attention_bias`, always on in qwen2) are accepted here: the transformer has
- * none, so the checkpoint's bias tensors must be zero (`nonzeroBiases` checks them).
+ * `attentionBias`: a qwen3 config's `attention_bias`. A qwen2 config always names q/k/v biases
+ * (transformers' Qwen2 has them whatever the key says), so there the checkpoint's `tensors`
+ * decide: true when one of them is nonzero, false when all are zero (a model without biases, as
+ * jackpot writes one: it computes the same without them) or when no tensors are given.
+ *
+ * @example
+ * ```ts
+ * const cfg = fromQwenConfig(ckpt.config, ckpt.tensors);
+ * ```
  */
-export function fromQwenConfig(q: QwenConfig): ModelConfig {
+export function fromQwenConfig(
+  q: QwenConfig,
+  tensors?: ReadonlyMap<string, { data: ArrayLike<number> | BigInt64Array }>,
+): ModelConfig {
   if (q.extra.rope_scaling !== undefined && q.extra.rope_scaling !== null) {
     throw new ModelConfigError("config.json: rope_scaling is not implemented by this transformer");
   }
@@ -278,16 +303,21 @@ export function fromQwenConfig(q: QwenConfig): ModelConfig {
     normEps: q.rms_norm_eps,
     tiedEmbeddings: q.tie_word_embeddings,
     qkNorm: q.model_type === "qwen3",
+    attentionBias: q.model_type === "qwen3"
+      ? q.attention_bias
+      : tensors !== undefined && nonzeroBiases(q, tensors) !== undefined,
   });
 }
 
 /**
  * Number of parameters: `qwenParameterCount(toQwenConfig(c))`, less the zero q/k/v biases a
- * qwen2 checkpoint holds (not parameters of this transformer).
+ * qwen2 checkpoint of a model without {@link ModelConfig.attentionBias} holds (not parameters of
+ * this transformer).
  */
 export function parameterCount(c: ModelConfig): number {
   const { vocabSize: V, hidden: C, heads, kvHeads, headDim: D, intermediate: I, layers: L } = c;
-  const attn = C * heads * D * 2 + C * kvHeads * D * 2 + (c.qkNorm ? 2 * D : 0);
+  const bias = c.attentionBias ? (heads + 2 * kvHeads) * D : 0;
+  const attn = C * heads * D * 2 + C * kvHeads * D * 2 + (c.qkNorm ? 2 * D : 0) + bias;
   const block = attn + 3 * C * I + 2 * C;
   return V * C * (c.tiedEmbeddings ? 1 : 2) + L * block + C;
 }
@@ -309,6 +339,8 @@ export function describeModel(c: ModelConfig): string {
   const size = n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${(n / 1e3).toFixed(1)}k`;
   return `${c.layers} layer${
     c.layers === 1 ? "" : "s"
-  }, C=${c.hidden}, ${c.heads}/${c.kvHeads} heads × ${c.headDim}, ` +
+  }, C=${c.hidden}, ${c.heads}/${c.kvHeads} heads × ${c.headDim}${
+    c.attentionBias ? " (q/k/v bias)" : ""
+  }, ` +
     `I=${c.intermediate}, V=${c.vocabSize}, ${size} params`;
 }

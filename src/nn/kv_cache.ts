@@ -103,7 +103,7 @@ export function prefill(model: Transformer, tokens: Tensor, cache: KVCache): voi
 export const FUSED_DECODE_LIMITS = { positions: 2048, headDim: 256 } as const;
 
 // kernels/nn_decode_attention.wgsl's `joined` flags and its workgroup size
-const NORM_Q = 1, NORM_K = 2;
+const NORM_Q = 1, NORM_K = 2, HAS_BIAS = 4;
 const DECODE_WG = 64;
 const decodeConstants = {
   WG: DECODE_WG,
@@ -169,8 +169,9 @@ export function decodeAttentionFused(
  * projection `qkv` `[B, 1, (heads + 2·kvHeads)·D]` (q heads, then k heads, then v heads), writing
  * the new key and value into layer `l` of the cache. One dispatch (kernels/nn_decode_attention.wgsl
  * `joined`) does what ops.qkvNormRope and {@link decodeAttentionFused} did in two: each workgroup
- * normalises (QK-norm, with `block.qNorm` / `block.kNorm` when present) and rotates (RoPE at
- * `pos`) its query head and its kv head's key itself, with ops.qkvNormRope's expressions, so the
+ * adds the q/k/v bias (`block.bQkv`, when present), normalises (QK-norm, with `block.qNorm` /
+ * `block.kNorm` when present) and rotates (RoPE at `pos`) its query head and its kv head's key
+ * itself, with ops.qkvNormRope's expressions, so the
  * decode matches a training-mode forward. A decode step is bound by dispatch count, not by
  * arithmetic (about 11.5 µs a dispatch on an H100 whatever it computes), so the redundant
  * normalisation of the key by each of a group's G query heads costs nothing that shows; the
@@ -212,6 +213,10 @@ export function decodeAttentionJoined(
       throw new RangeError(`${op}: ${name} must be [${D}], got ${w.describe()}`);
     }
   }
+  const bias = block.bQkv;
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== H * D)) {
+    throw new RangeError(`${op}: bQkv must be [${H * D}], got ${bias.describe()}`);
+  }
   return opScope(() => {
     const xs = materialize(qkv);
     // a binding for an absent norm weight (the kernel reads it only under its flag)
@@ -219,7 +224,8 @@ export function decodeAttentionJoined(
     const stand = () => (unused ??= empty([4], "f32", "unused"));
     const wq = block.qNorm ? materialize(block.qNorm) : stand();
     const wk = block.kNorm ? materialize(block.kNorm) : stand();
-    const flags = (block.qNorm ? NORM_Q : 0) | (block.kNorm ? NORM_K : 0);
+    const bs = bias ? materialize(bias) : stand();
+    const flags = (block.qNorm ? NORM_Q : 0) | (block.kNorm ? NORM_K : 0) | (bias ? HAS_BIAS : 0);
     // ops_qkv_heads.wgsl's lanes per head row: its sum of squares is a tree over them
     const lanes = Math.min(256, 2 ** Math.ceil(Math.log2(Math.max(1, D / 2))));
     const out = empty([B, 1, Hq * D], "f32", op);
@@ -248,6 +254,7 @@ export function decodeAttentionJoined(
           lanes,
           0,
         ]),
+        bs.binding,
       ],
       workgroups: grid(B * Hq),
     });

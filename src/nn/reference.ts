@@ -63,9 +63,14 @@ export function referenceLogits(
     const qs: Float64Array[][] = [], ks: Float64Array[][] = [], vs: Float64Array[][] = [];
     for (let t = 0; t < T; t++) {
       const h = rmsNormRow(xs[t], get(n.inputLayernorm), c.normEps);
-      const qa = linear(get(n.qProj), h, c.heads * D);
-      const ka = linear(get(n.kProj), h, c.kvHeads * D);
-      const va = linear(get(n.vProj), h, c.kvHeads * D);
+      // with attentionBias, the biases are added before QK-norm and RoPE (as transformers does)
+      const biased = (a: Float64Array, bias?: string) => {
+        if (c.attentionBias) a.forEach((v, i) => (a[i] = v + get(bias!)[i]));
+        return a;
+      };
+      const qa = biased(linear(get(n.qProj), h, c.heads * D), n.qBias);
+      const ka = biased(linear(get(n.kProj), h, c.kvHeads * D), n.kBias);
+      const va = biased(linear(get(n.vProj), h, c.kvHeads * D), n.vBias);
       const split = (a: Float64Array, H: number, norm?: string) =>
         Array.from({ length: H }, (_, i) => {
           let x: Float64Array = a.slice(i * D, i * D + D);

@@ -7,45 +7,36 @@
  * Weights use the Hugging Face layout (`nn.Linear`: `[out, in]`, `y = x·Wᵀ`) and names
  * (`qwenLayerNames`), so a checkpoint written here loads in `transformers` and back. Inside, each
  * block keeps q_proj, k_proj and v_proj stacked as one `[(heads + 2·kvHeads)·D, C]` parameter and
- * gate_proj and up_proj as one `[2I, C]`: one matmul computes q, k and v (split into contiguous
- * pieces in one dispatch) and one computes gate and up (read joined by the SwiGLU kernel), and
- * their backward is one product for the input's gradient and one for the weight's, where separate
- * products took three (two) of each plus the adds of the input's gradients. The HF tensors are
- * row views of the joined ones ({@link Transformer.namedParameters}), so checkpoints are unchanged.
+ * gate_proj and up_proj as one `[2I, C]` (src/nn/params.ts): one matmul computes q, k and v (split
+ * into contiguous pieces in one dispatch) and one computes gate and up (read joined by the SwiGLU
+ * kernel), and their backward is one product for the input's gradient and one for the weight's,
+ * where separate products took three (two) of each plus the adds of the input's gradients. The HF
+ * tensors are row views of the joined ones ({@link Transformer.namedParameters}), so checkpoints
+ * are unchanged. With `attentionBias` (Qwen2) the q/k/v biases, joined the same way, are added
+ * by the kernel that splits the projection into heads (ops.qkvNormRope; in a decode step the
+ * attention kernel that reads the projection): no dispatch of their own forward.
  *
  * @module
  */
 import { noGrad, ops } from "../autograd/mod.ts";
-import {
-  arenaCapacity,
-  arenaLayout,
-  copyInto,
-  empty,
-  keep,
-  packTensors,
-  randn,
-  readAll,
-  type Tensor,
-  tensor,
-} from "../tensor/mod.ts";
+import { randn, readAll, type Tensor, tensor, zeros } from "../tensor/mod.ts";
 import {
   type Checkpoint,
-  EMBED_TOKENS,
-  FINAL_NORM,
   type HostTensor,
-  LM_HEAD,
-  nonzeroBiases,
+  qwenBiasNames,
   type QwenConfig,
-  qwenLayerNames,
   qwenTensorSpecs,
 } from "./checkpoint/mod.ts";
+import { fromQwenConfig, type ModelConfig, toQwenConfig, validateModelConfig } from "./config.ts";
 import {
-  fromQwenConfig,
-  type ModelConfig,
-  ModelConfigError,
-  toQwenConfig,
-  validateModelConfig,
-} from "./config.ts";
+  type BlockParams,
+  layoutParameters,
+  namedParameters,
+  type ParameterLayout,
+  parameterShapes,
+} from "./params.ts";
+
+export type { BlockParams } from "./params.ts";
 
 const {
   add,
@@ -61,60 +52,6 @@ const {
   swigluMatmul,
   transpose,
 } = ops;
-
-/**
- * The parameters of one decoder block (HF layout). `wQkv` and `wGateUp` are the trained
- * parameters; `wq`, `wk`, `wv`, `wGate` and `wUp` are views of their rows (the HF tensors), which
- * read and write the same memory but get no gradient of their own.
- */
-export interface BlockParams {
-  /** RMSNorm before attention `[C]`. */
-  inputNorm: Tensor;
-  /** q_proj, k_proj and v_proj stacked: `[(heads + 2·kvHeads)·D, C]`. */
-  wQkv: Tensor;
-  /** Rows of {@link wQkv}: `[heads·D, C]`. */
-  wq: Tensor;
-  /** Rows of {@link wQkv}: `[kvHeads·D, C]`. */
-  wk: Tensor;
-  /** Rows of {@link wQkv}: `[kvHeads·D, C]`. */
-  wv: Tensor;
-  /** `[C, heads·D]`. */
-  wo: Tensor;
-  /** Per-head query RMSNorm `[D]` (qkNorm). */
-  qNorm: Tensor | null;
-  /** Per-head key RMSNorm `[D]` (qkNorm). */
-  kNorm: Tensor | null;
-  /** RMSNorm before the MLP `[C]`. */
-  postNorm: Tensor;
-  /** gate_proj and up_proj stacked: `[2I, C]`. */
-  wGateUp: Tensor;
-  /** Rows of {@link wGateUp}, the SwiGLU gate: `[I, C]`. */
-  wGate: Tensor;
-  /** Rows of {@link wGateUp}, the SwiGLU up projection: `[I, C]`. */
-  wUp: Tensor;
-  /** SwiGLU down `[C, I]`. */
-  wDown: Tensor;
-}
-
-// `parts` [r_i, C] stacked along the rows into one new [Σr_i, C] tensor (one copy each); the parts
-// are disposed.
-function joinRows(parts: Tensor[]): Tensor {
-  const C = parts[0].shape[1];
-  const out = empty([parts.reduce((s, t) => s + t.shape[0], 0), C], "f32", "parameter");
-  let row = 0;
-  for (const t of parts) {
-    copyInto(t, out, out.strides, row * C);
-    row += t.shape[0];
-    t.dispose();
-  }
-  return out;
-}
-
-// Rows start..start+count-1 of the [R, C] parameter `w`, a view that outlives any scope.
-function rows(w: Tensor, start: number, count: number): Tensor {
-  const C = w.shape[1];
-  return keep(w.viewAs([count, C], [C, 1], w.offset + start * C, "parameter"));
-}
 
 /** Options of {@link Transformer.init}. */
 export interface InitOptions {
@@ -173,109 +110,32 @@ export class Transformer {
   /** Classifier `[V, C]`, or null when tied to {@link embed}. */
   readonly lmHead: Tensor | null;
 
-  // The trained parameters, in the arena's order (the HF order, with joined projections).
-  readonly #params: Tensor[];
+  // The trained parameters and their views (src/nn/params.ts).
+  readonly #layout: ParameterLayout;
 
   /** Takes ownership of `hf` (HF name → tensor, every name of {@link shapes}). */
   private constructor(config: ModelConfig, hf: Map<string, Tensor>) {
     this.config = config;
-    const q = toQwenConfig(config);
-    const take = (n: string) => {
-      const t = hf.get(n);
-      if (!t) throw new Error(`transformer: missing parameter ${n}`);
-      return t;
-    };
-    // The joined projections first (their parts are released as they are copied in), then one
-    // arena for every parameter: each is bound as a slice of it, and AdamW updates them all with
-    // one dispatch (src/autograd/optim_packed.ts). An arena must fit one storage binding: a larger
-    // model keeps one buffer per parameter (and AdamW its per-parameter path).
-    let params: Tensor[] = [take(EMBED_TOKENS)];
-    const slots = Array.from({ length: config.layers }, (_, i) => {
-      const n = qwenLayerNames(q, i);
-      const at = (t: Tensor) => params.push(t) - 1;
-      return {
-        inputNorm: at(take(n.inputLayernorm)),
-        wQkv: at(joinRows([take(n.qProj), take(n.kProj), take(n.vProj)])),
-        wo: at(take(n.oProj)),
-        qNorm: n.qNorm ? at(take(n.qNorm)) : -1,
-        kNorm: n.kNorm ? at(take(n.kNorm)) : -1,
-        postNorm: at(take(n.postAttentionLayernorm)),
-        wGateUp: at(joinRows([take(n.gateProj), take(n.upProj)])),
-        wDown: at(take(n.downProj)),
-      };
-    });
-    params.push(take(FINAL_NORM));
-    if (!config.tiedEmbeddings) params.push(take(LM_HEAD));
-    if (arenaLayout(params.map((t) => t.size)).length <= arenaCapacity()) {
-      const packed = packTensors(params, "parameter");
-      for (const t of params) t.dispose();
-      params = packed;
-    }
-    for (const t of params) {
-      keep(t); // parameters outlive any tidy scope they were created in
-      t.requiresGrad = true;
-    }
-    this.#params = params;
-    this.embed = params[0];
-    const last = params.length - 1;
-    this.finalNorm = params[config.tiedEmbeddings ? last : last - 1];
-    this.lmHead = config.tiedEmbeddings ? null : params[last];
-    const { heads, kvHeads, headDim: D, intermediate: I } = config;
-    this.blocks = slots.map((s) => {
-      const wQkv = params[s.wQkv], wGateUp = params[s.wGateUp];
-      const [wq, wk, wv] = [
-        rows(wQkv, 0, heads * D),
-        rows(wQkv, heads * D, kvHeads * D),
-        rows(wQkv, (heads + kvHeads) * D, kvHeads * D),
-      ];
-      const [wGate, wUp] = [rows(wGateUp, 0, I), rows(wGateUp, I, I)];
-      // the views go with their parameter, also when parameters() are disposed one by one
-      wQkv.adopt([wq, wk, wv]);
-      wGateUp.adopt([wGate, wUp]);
-      return {
-        inputNorm: params[s.inputNorm],
-        wQkv,
-        wq,
-        wk,
-        wv,
-        wo: params[s.wo],
-        qNorm: s.qNorm >= 0 ? params[s.qNorm] : null,
-        kNorm: s.kNorm >= 0 ? params[s.kNorm] : null,
-        postNorm: params[s.postNorm],
-        wGateUp,
-        wGate,
-        wUp,
-        wDown: params[s.wDown],
-      };
-    });
+    const p = layoutParameters(config, hf);
+    this.#layout = p;
+    this.embed = p.embed;
+    this.blocks = p.blocks;
+    this.finalNorm = p.finalNorm;
+    this.lmHead = p.lmHead;
   }
 
-  /** The expected parameters: HF name → shape, in checkpoint order. */
+  /**
+   * The expected parameters: HF name → shape, in checkpoint order (q/k/v biases with
+   * `attentionBias` only).
+   */
   static shapes(config: ModelConfig): Map<string, number[]> {
-    const c = validateModelConfig(config);
-    const q = toQwenConfig(c);
-    const { hidden: C, heads, kvHeads, headDim: D, intermediate: I, vocabSize: V } = c;
-    const m = new Map<string, number[]>([[EMBED_TOKENS, [V, C]]]);
-    for (let i = 0; i < c.layers; i++) {
-      const n = qwenLayerNames(q, i);
-      m.set(n.inputLayernorm, [C]);
-      m.set(n.qProj, [heads * D, C]);
-      m.set(n.kProj, [kvHeads * D, C]);
-      m.set(n.vProj, [kvHeads * D, C]);
-      m.set(n.oProj, [C, heads * D]);
-      if (n.qNorm) m.set(n.qNorm, [D]);
-      if (n.kNorm) m.set(n.kNorm, [D]);
-      m.set(n.postAttentionLayernorm, [C]);
-      m.set(n.gateProj, [I, C]);
-      m.set(n.upProj, [I, C]);
-      m.set(n.downProj, [C, I]);
-    }
-    m.set(FINAL_NORM, [C]);
-    if (!c.tiedEmbeddings) m.set(LM_HEAD, [V, C]);
-    return m;
+    return parameterShapes(config);
   }
 
-  /** A freshly initialised model: norms at 1, matrices N(0, std²) from `uniformAt(seed, i, ·)`. */
+  /**
+   * A freshly initialised model: norms at 1, biases at 0, matrices N(0, std²) from
+   * `uniformAt(seed, i, ·)`.
+   */
   static init(config: ModelConfig, opts: InitOptions): Transformer {
     const std = opts.std ?? 0.02;
     const named = new Map<string, Tensor>();
@@ -283,7 +143,9 @@ export class Transformer {
     const residualStd = std / Math.sqrt(2 * config.layers);
     for (const [name, shape] of Transformer.shapes(config)) {
       stream++;
-      if (shape.length === 1) {
+      if (name.endsWith(".bias")) {
+        named.set(name, zeros(shape));
+      } else if (shape.length === 1) {
         named.set(name, tensor(new Float32Array(shape[0]).fill(1), shape));
       } else {
         const s = /o_proj|down_proj/.test(name) ? residualStd : std;
@@ -295,30 +157,24 @@ export class Transformer {
 
   /**
    * A model from HF-named host tensors (a loaded checkpoint, or {@link toCheckpoint}'s); shapes
-   * and dtypes are checked.
+   * and dtypes are checked. From a {@link QwenConfig} the model has `attentionBias` as
+   * `fromQwenConfig(config, tensors)` says: a qwen2 checkpoint whose q/k/v biases are all zero
+   * loads as a model without them (the same function), any nonzero one as a model with them.
+   * Every bias the config names must be there with its shape, zero or not.
    */
   static fromTensors(
     config: QwenConfig | ModelConfig,
     tensors: ReadonlyMap<string, HostTensor>,
   ): Transformer {
-    const c = "hidden_size" in config ? fromQwenConfig(config) : validateModelConfig(config);
-    const biases = "hidden_size" in config ? nonzeroBiases(config, tensors) : undefined;
-    if (biases) {
-      throw new ModelConfigError(
-        `checkpoint: ${biases}; q/k/v biases are not implemented by this transformer`,
-      );
-    }
+    let c: ModelConfig;
+    if ("hidden_size" in config) {
+      const shapes = new Map(qwenTensorSpecs(config).map((t) => [t.name, t.shape]));
+      for (const name of qwenBiasNames(config)) checkTensor(name, shapes.get(name)!, tensors);
+      c = fromQwenConfig(config, tensors);
+    } else c = validateModelConfig(config);
     const named = new Map<string, Tensor>();
     for (const [name, shape] of Transformer.shapes(c)) {
-      const t = tensors.get(name);
-      if (!t) throw new Error(`checkpoint: tensor ${name} is missing`);
-      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-        throw new Error(`checkpoint: ${name} has shape [${t.shape}], the config needs [${shape}]`);
-      }
-      if (!(t.data instanceof Float32Array)) {
-        throw new Error(`checkpoint: ${name} is not floating point`);
-      }
-      named.set(name, tensor(t.data, shape));
+      named.set(name, tensor(checkTensor(name, shape, tensors), shape));
     }
     return new Transformer(c, named);
   }
@@ -329,25 +185,7 @@ export class Transformer {
    * {@link parameters}.
    */
   namedParameters(): Map<string, Tensor> {
-    const q = toQwenConfig(this.config);
-    const m = new Map<string, Tensor>([[EMBED_TOKENS, this.embed]]);
-    this.blocks.forEach((b, i) => {
-      const n = qwenLayerNames(q, i);
-      m.set(n.inputLayernorm, b.inputNorm);
-      m.set(n.qProj, b.wq);
-      m.set(n.kProj, b.wk);
-      m.set(n.vProj, b.wv);
-      m.set(n.oProj, b.wo);
-      if (n.qNorm && b.qNorm) m.set(n.qNorm, b.qNorm);
-      if (n.kNorm && b.kNorm) m.set(n.kNorm, b.kNorm);
-      m.set(n.postAttentionLayernorm, b.postNorm);
-      m.set(n.gateProj, b.wGate);
-      m.set(n.upProj, b.wUp);
-      m.set(n.downProj, b.wDown);
-    });
-    m.set(FINAL_NORM, this.finalNorm);
-    if (this.lmHead) m.set(LM_HEAD, this.lmHead);
-    return m;
+    return namedParameters(this.config, this.#layout);
   }
 
   /**
@@ -358,7 +196,7 @@ export class Transformer {
   namedGradients(): Map<string, Tensor | null> {
     const out = new Map<string, Tensor | null>();
     for (const [name, t] of this.namedParameters()) {
-      const owner = this.#params.find((p) =>
+      const owner = this.#layout.params.find((p) =>
         p.storage === t.storage && t.offset >= p.offset && t.offset + t.size <= p.offset + p.size
       )!;
       const g = owner.grad;
@@ -372,13 +210,14 @@ export class Transformer {
 
   /** Every trained parameter (for the optimizer): the joined projections, not their HF views. */
   parameters(): Tensor[] {
-    return [...this.#params];
+    return [...this.#layout.params];
   }
 
   /**
    * The projections, QK-norm and RoPE of block `b` for `h` [B, T, C] starting at position `offset`:
    * one matmul against the joined [q; k; v] weight, then one kernel each way that splits its
-   * output into heads, normalises and rotates q and k and copies v (ops.qkvNormRope).
+   * output into heads (adding the q/k/v bias, with one), normalises and rotates q and k and copies
+   * v (ops.qkvNormRope).
    */
   qkv(b: BlockParams, h: Tensor, offset: number): Qkv {
     return this.#heads(b, this.qkvJoined(b, h), offset);
@@ -388,6 +227,7 @@ export class Transformer {
   #heads(b: BlockParams, joined: Tensor, offset: number): Qkv {
     const c = this.config;
     return qkvNormRope(joined, b.qNorm, b.kNorm, {
+      bias: b.bQkv,
       heads: c.heads,
       kvHeads: c.kvHeads,
       headDim: c.headDim,
@@ -397,7 +237,10 @@ export class Transformer {
     });
   }
 
-  /** The joined q/k/v projection of `h` [B, T, C] by block `b`: `[B, T, (heads + 2·kvHeads)·D]`. */
+  /**
+   * The joined q/k/v projection of `h` [B, T, C] by block `b`: `[B, T, (heads + 2·kvHeads)·D]`,
+   * without the bias (`b.bQkv`): whichever kernel splits it into heads adds that.
+   */
   qkvJoined(b: BlockParams, h: Tensor): Tensor {
     return matmul(h, transpose(b.wQkv));
   }
@@ -535,8 +378,8 @@ export class Transformer {
     const data = await noGrad(() => readAll([...named.values()]));
     const read = new Map([...named.keys()].map((name, i) => [name, data[i] as Float32Array]));
     const config = toQwenConfig(this.config);
-    // In checkpoint order. transformers' Qwen2 always has q/k/v biases, which this transformer
-    // does not: they are written as zeros, which change nothing.
+    // In checkpoint order. transformers' Qwen2 always has q/k/v biases: a model without
+    // attentionBias writes them as zeros, which change nothing.
     const tensors = new Map<string, { shape: readonly number[]; data: Float32Array }>();
     for (const { name, shape } of qwenTensorSpecs(config)) {
       const data = read.get(name) ?? (name.endsWith(".bias") ? new Float32Array(shape[0]) : null);
@@ -548,6 +391,23 @@ export class Transformer {
 
   /** Frees every parameter (and its gradient, and the HF views of the joined ones). */
   dispose(): void {
-    for (const t of this.#params) t.dispose();
+    for (const t of this.#layout.params) t.dispose();
   }
+}
+
+// The float data of `name` in `tensors`, checked against `shape`; one sentence on what is wrong.
+function checkTensor(
+  name: string,
+  shape: readonly number[],
+  tensors: ReadonlyMap<string, HostTensor>,
+): Float32Array {
+  const t = tensors.get(name);
+  if (!t) throw new Error(`checkpoint: tensor ${name} is missing`);
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new Error(`checkpoint: ${name} has shape [${t.shape}], the config needs [${shape}]`);
+  }
+  if (!(t.data instanceof Float32Array)) {
+    throw new Error(`checkpoint: ${name} is not floating point`);
+  }
+  return t.data;
 }

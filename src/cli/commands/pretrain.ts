@@ -16,12 +16,7 @@ import { runFolder, runInterruptibly } from "../run_folder.ts";
 import { runtimeVersions } from "../runtime.ts";
 import { createTaskFromSpec, type Task } from "../../tasks/mod.ts";
 import { initTensors } from "../../tensor/mod.ts";
-import {
-  CheckpointError,
-  loadCheckpoint,
-  nonzeroBiases,
-  saveCheckpoint,
-} from "../../nn/checkpoint/mod.ts";
+import { CheckpointError, loadCheckpoint, saveCheckpoint } from "../../nn/checkpoint/mod.ts";
 import {
   describeModel,
   fromQwenConfig,
@@ -126,11 +121,7 @@ export async function loadCheckpointOrExplain(
 ): Promise<Awaited<ReturnType<typeof loadCheckpoint>>> {
   try {
     const ckpt = await loadCheckpoint(dir);
-    fromQwenConfig(ckpt.config); // a config this transformer does not implement
-    const biases = nonzeroBiases(ckpt.config, ckpt.tensors);
-    if (biases) {
-      throw new ModelConfigError(`${biases}; q/k/v biases are not implemented by this transformer`);
-    }
+    fromQwenConfig(ckpt.config, ckpt.tensors); // a config this transformer does not implement
     return ckpt;
   } catch (e) {
     if (e instanceof CheckpointError && e.notFound) throw new UsageError(`${option}: ${e.message}`);
@@ -173,7 +164,7 @@ export async function runPretrain(
   let ckpt;
   if (config.init) {
     ckpt = await loadCheckpointOrExplain(config.init, "--init");
-    model = fromQwenConfig(ckpt.config);
+    model = fromQwenConfig(ckpt.config, ckpt.tensors); // q/k/v biases when nonzero
   }
   // A model that cannot hold the task is a bad option: refused before any folder is written.
   const mismatch = taskModelMismatch(task, model);

@@ -180,10 +180,10 @@ export function qwenBiasNames(config: QwenConfig): string[] {
 }
 
 /**
- * Why the q/k/v biases of `tensors` cannot be dropped (the first one with a nonzero entry, its
- * largest |b|), or undefined when every bias the config names is zero or absent. This transformer
- * has no biases: a checkpoint whose biases are zero (a qwen2 one written here) computes the same
- * thing without them, any other would compute something else.
+ * The first q/k/v bias of `tensors` with a nonzero entry (its name and largest |b|), or undefined
+ * when every bias the config names is zero or absent. A checkpoint whose biases are all zero (a
+ * qwen2 one jackpot wrote for a model without `attentionBias`) computes the same thing without
+ * them; `fromQwenConfig` gives a model with biases only when this names one.
  *
  * @example
  * ```ts
