@@ -35,12 +35,16 @@ override PREFETCH: bool = true;
 
 // The matmul kernels' parameter layout (src/tensor/matmul/splitk.ts fills it for a split):
 // strideA is the distance between A's rows (K, or 2K with the SwiGLU prologue); strideC the
-// distance between partials when kChunk > 0; strideB, batchBase unused.
+// distance between partials when kChunk > 0; strideB, batchBase, ldA unused. ldB and ldC are the
+// row strides of the stored B and of C: dense (K when TRANS_B else N, and N) except for a block of
+// a product split because an operand spans more than one storage binding
+// (src/tensor/matmul/blocked.ts).
 struct Params {
   M: u32, N: u32, K: u32,
   strideA: u32, strideB: u32, strideC: u32,
   batchBase: u32,
   kChunk: u32,
+  ldA: u32, ldB: u32, ldC: u32, _pad: u32,
 }
 
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
@@ -68,9 +72,9 @@ fn rowA(m: u32, rows: u32, r: u32, k: u32, kHi: u32) -> vec4<f32> {
 
 fn colB(n: u32, j: u32, k: u32, kHi: u32) -> vec4<f32> {
   if (TRANS_B) {
-    return load4B((n + j) * params.K + k, select(0u, span(k, kHi), n + j < params.N));
+    return load4B((n + j) * params.ldB + k, select(0u, span(k, kHi), n + j < params.N));
   }
-  return load4B((k + j) * params.N + n, select(0u, span(n, params.N), k + j < kHi));
+  return load4B((k + j) * params.ldB + n, select(0u, span(n, params.N), k + j < kHi));
 }
 
 fn fetch(m: u32, rows: u32, n: u32, k: u32, kHi: u32) -> Step {
@@ -91,7 +95,7 @@ fn madd(acc: vec4<f32>, a: vec4<f32>, k0: vec4<f32>, k1: vec4<f32>, k2: vec4<f32
 
 fn storeRow(base: u32, m: u32, n: u32, v: vec4<f32>) {
   if (m >= params.M) { return; }
-  let row = base + m * params.N;
+  let row = base + m * params.ldC;
   for (var j = 0u; j < 4u; j++) {
     if (n + j < params.N) {
       if (ACCUMULATE) {

@@ -23,6 +23,10 @@ struct Params {
   // Split-K (when > 0): workgroup z is the split, covering k in [z·kChunk, (z+1)·kChunk); its
   // partial product goes to batch item z of C (a scratch buffer that a reduction then sums).
   kChunk: u32,
+  // Row strides of the stored A, B and C: dense (K or M, N or K, N) except for a block of a
+  // product split because an operand spans more than one storage binding
+  // (src/tensor/matmul/blocked.ts), which reads and writes sub-matrices of the whole ones.
+  ldA: u32, ldB: u32, ldC: u32, _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
@@ -45,7 +49,7 @@ fn elemA(base: u32, m0: u32, k0: u32, t: u32, i: u32) -> f32 {
   let m = m0 + s.x;
   let k = k0 + s.y;
   if (m >= params.M || k >= kEnd) { return 0.0; }
-  return a[base + select(m * params.K + k, k * params.M + m, TRANS_A)];
+  return a[base + select(m * params.ldA + k, k * params.ldA + m, TRANS_A)];
 }
 
 fn elemB(base: u32, n0: u32, k0: u32, t: u32, i: u32) -> f32 {
@@ -53,7 +57,7 @@ fn elemB(base: u32, n0: u32, k0: u32, t: u32, i: u32) -> f32 {
   let n = n0 + s.x;
   let k = k0 + s.y;
   if (n >= params.N || k >= kEnd) { return 0.0; }
-  return b[base + select(k * params.N + n, n * params.K + k, TRANS_B)];
+  return b[base + select(k * params.ldB + n, n * params.ldB + k, TRANS_B)];
 }
 
 fn loadA(base: u32, m0: u32, k0: u32, t: u32) -> vec4<f32> {
@@ -91,7 +95,7 @@ fn storeB(buf: u32, t: u32, v: vec4<f32>) {
 
 fn storeRow(base: u32, m: u32, n: u32, v: vec4<f32>) {
   if (m >= params.M) { return; }
-  let row = base + m * params.N;
+  let row = base + m * params.ldC;
   for (var j = 0u; j < 4u; j++) {
     if (n + j < params.N) {
       if (ACCUMULATE) {

@@ -3,9 +3,15 @@
 // of 4-byte ids, cheap next to the [N, C] gradient), then `scatter` lets the first position of each
 // run of equal ids sum the run's gradient rows in ascending n. The sum order is fixed, so the
 // gradient is bit-identical from run to run.
+//
+// A table larger than one storage binding is bound in blocks of rows (src/autograd/embedding.ts):
+// each dispatch sees rows row0 .. row0 + rows - 1 of the [v, c] table (or of its gradient) and
+// handles the ids that fall there; the first block's lookup also writes the NaN rows of bad ids.
+// A whole table is one block (row0 0, rows v).
 const WG: u32 = 256u;
+override ACCUMULATE: bool = false; // scatter adds into dtable (a weight's .grad) instead of writing
 
-struct Params { n: u32, c: u32, v: u32, _p: u32 }
+struct Params { n: u32, c: u32, v: u32, row0: u32, rows: u32, flagBad: u32, _p0: u32, _p1: u32 }
 
 @group(0) @binding(0) var<storage, read> table: array<f32>;
 @group(0) @binding(1) var<storage, read> ids: array<i32>;
@@ -18,8 +24,13 @@ fn lookup(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   let i = (wid.x + wid.y * nwg.x) * WG + lid;
   if (i >= p.n * p.c) { return; }
   let id = ids[i / p.c];
-  if (id < 0 || u32(id) >= p.v) { out[i] = sqrt(-1.0 - abs(table[0])); return; } // NaN: bad id
-  out[i] = table[u32(id) * p.c + i % p.c];
+  if (id < 0 || u32(id) >= p.v) { // NaN: bad id
+    if (p.flagBad != 0u) { out[i] = sqrt(-1.0 - abs(table[0])); }
+    return;
+  }
+  let r = u32(id) - p.row0; // wraps past `rows` for an id before the block
+  if (r >= p.rows) { return; }
+  out[i] = table[r * p.c + i % p.c];
 }
 
 @group(0) @binding(0) var<storage, read> rids: array<i32>;
@@ -53,7 +64,7 @@ fn rank(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 @group(0) @binding(0) var<storage, read> g: array<f32>;      // [n, c]
 @group(0) @binding(1) var<storage, read> sids: array<i32>;
 @group(0) @binding(2) var<storage, read> sperm: array<u32>;
-@group(0) @binding(3) var<storage, read_write> dtable: array<f32>; // [v, c], zeroed
+@group(0) @binding(3) var<storage, read_write> dtable: array<f32>; // rows row0.. of [v, c], zeroed
 @group(0) @binding(4) var<uniform> ps: Params;
 
 @compute @workgroup_size(WG)
@@ -66,7 +77,13 @@ fn scatter(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   let id = sids[sperm[s]];
   if (s > 0u && sids[sperm[s - 1u]] == id) { return; } // not the first of its run
   if (id < 0 || u32(id) >= ps.v) { return; }
+  let r = u32(id) - ps.row0;
+  if (r >= ps.rows) { return; }
   var acc = 0.0;
   for (var k = s; k < ps.n && sids[sperm[k]] == id; k++) { acc += g[sperm[k] * ps.c + col]; }
-  dtable[u32(id) * ps.c + col] = acc;
+  if (ACCUMULATE) {
+    dtable[r * ps.c + col] += acc;
+  } else {
+    dtable[r * ps.c + col] = acc;
+  }
 }

@@ -1,8 +1,10 @@
 // Fills a 32-bit buffer: a constant bit pattern, or seeded uniform/normal draws from the counter
 // hash of src/util/rng.ts (hash3 mirrored exactly, so a CPU reference reproduces every value).
+// A tensor larger than one storage binding is filled block by block: `base` is the index (in the
+// whole tensor) of the bound block's first element, so every element draws the same counter.
 override WG: u32 = 256u;
 
-struct Params { count: u32, seed: u32, stream: u32, bits: u32, a: f32, b: f32, _p0: u32, _p1: u32 }
+struct Params { count: u32, seed: u32, stream: u32, bits: u32, a: f32, b: f32, base: u32, _p1: u32 }
 
 @group(0) @binding(0) var<storage, read_write> out: array<u32>;
 @group(0) @binding(1) var<uniform> p: Params;
@@ -38,7 +40,7 @@ fn fill(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 fn rand_uniform(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
            @builtin(local_invocation_index) lid: u32) {
   let i = flat(wid, nwg, lid);
-  if (i < p.count) { out[i] = bitcast<u32>(p.a + (p.b - p.a) * unit(i)); }
+  if (i < p.count) { out[i] = bitcast<u32>(p.a + (p.b - p.a) * unit(p.base + i)); }
 }
 
 // Box–Muller on draws 2i and 2i+1 (the first shifted to (0, 1] so that log never sees 0).
@@ -47,8 +49,8 @@ fn rand_normal(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
           @builtin(local_invocation_index) lid: u32) {
   let i = flat(wid, nwg, lid);
   if (i < p.count) {
-    let u1 = unit(2u * i) + 1.0 / 16777216.0;
-    let u2 = unit(2u * i + 1u);
+    let u1 = unit(2u * (p.base + i)) + 1.0 / 16777216.0;
+    let u2 = unit(2u * (p.base + i) + 1u);
     let z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
     out[i] = bitcast<u32>(p.a + p.b * z);
   }

@@ -188,7 +188,8 @@ function fusedProduct(
   const b = weightOperand(w);
   const out = empty([...x.shape.slice(0, -1), N], "f32", "addRmsNormMatmul");
   const at = (t: Tensor) => ({ buffer: t.storageBuffer, offset: t.offset * 4 });
-  runtime().encode((batch, gpu) =>
+  const rt = runtime();
+  rt.encode((batch, gpu) =>
     encodeMatmul(batch, gpu, {
       a: at(a),
       b: at(b.t),
@@ -202,6 +203,8 @@ function fusedProduct(
       addRms: { r: rs && at(rs), gain: at(gs), sum: rs && at(sum), eps },
       skinnyTiling: options.skinnyTiling,
       splitK: 1,
+      // a classifier over one binding: blocks of its rows, each through the prologue
+      maxBindingBytes: rt.storageBindingLimit,
     })
   );
   return out;

@@ -1,7 +1,8 @@
 /**
  * Matrix product, forward and backward, on top of `encodeMatmul` (src/tensor/matmul). A 2-D or
  * batched operand that is a transposed view of contiguous memory is passed to the kernel with its
- * trans flag instead of being copied.
+ * trans flag instead of being copied. An unbatched product whose operand spans more than one
+ * storage binding (`TensorRuntime.storageBindingLimit`) is recorded in blocks that each fit.
  *
  * @module
  */
@@ -56,7 +57,8 @@ function mm(
   const c = into ?? empty(shape, "f32", "matmul");
   if (c.size === 0 || (into && K === 0)) return c;
   if (K === 0) return fillInPlace(c, 0);
-  runtime().encode((bt, gpu) =>
+  const rt = runtime();
+  rt.encode((bt, gpu) =>
     encodeMatmul(bt, gpu, {
       a: { buffer: a.t.storageBuffer, offset: a.t.offset * 4 },
       b: { buffer: b.t.storageBuffer, offset: b.t.offset * 4 },
@@ -72,6 +74,8 @@ function mm(
       transA: a.trans,
       transB: b.trans,
       splitPartials,
+      // an operand over one binding (a large vocabulary's classifier): computed in blocks
+      maxBindingBytes: rt.storageBindingLimit,
     })
   );
   return c;

@@ -9,7 +9,8 @@ import copySource from "../../kernels/tensor_copy.wgsl" with { type: "text" };
 import { type Binding, grid, type Kernel } from "../gpu/mod.ts";
 import { type DType, type HostArray, Storage, Tensor } from "./tensor.ts";
 import { runtime, type TensorRuntime } from "./runtime.ts";
-import { f32, params } from "./params.ts";
+import { type F32, f32, params } from "./params.ts";
+import { fitsOneBinding, rowBlocks } from "./blocks.ts";
 import { hash3 } from "../util/rng.ts";
 import { checkShape, contiguousStrides, fmtShape, sizeOf } from "./shape.ts";
 
@@ -42,16 +43,27 @@ export function empty(shape: readonly number[], dtype: DType = "f32", op = "empt
   return new Tensor(new Storage(rt, Math.max(1, sizeOf(shape))), shape, dtype, op);
 }
 
-function fillBits(t: Tensor, bits: number): Tensor {
-  if (t.size > 0) {
-    launch1d(
-      runtime(),
-      fillKernel,
-      "fill",
-      [t.binding, params([t.size, 0, 0, bits, 0, 0, 0, 0])],
-      t.size,
-    );
+// One fill-kernel entry point over contiguous `t`: `head(count, base)` gives the parameters of
+// `count` elements starting at element `base`. A tensor over one storage binding is filled block
+// by block (one dispatch each, `base` keeping the random draws those of the whole tensor).
+function fillEntry(
+  t: Tensor,
+  entry: string,
+  head: (count: number, base: number) => Array<number | F32>,
+): void {
+  if (t.size === 0) return;
+  const rt = runtime();
+  if (fitsOneBinding(t)) {
+    launch1d(rt, fillKernel, entry, [t.binding, params(head(t.size, 0))], t.size);
+    return;
   }
+  for (const b of rowBlocks(t, 1, `${entry}: ${t.describe()}`)) {
+    launch1d(rt, fillKernel, entry, [b.binding, params(head(b.rows, b.row0))], b.rows);
+  }
+}
+
+function fillBits(t: Tensor, bits: number): Tensor {
+  fillEntry(t, "fill", (n) => [n, 0, 0, bits, 0, 0, 0, 0]);
   return t;
 }
 
@@ -160,17 +172,8 @@ export function randn(
     throw new RangeError(`randn: ${fmtShape(shape)} needs more than 2^32 counter values`);
   }
   const t = empty(shape, "f32", "randn");
-  const p = params([
-    t.size,
-    opts.seed,
-    opts.stream ?? 0,
-    0,
-    f32(opts.mean ?? 0),
-    f32(opts.std ?? 1),
-    0,
-    0,
-  ]);
-  if (t.size > 0) launch1d(runtime(), fillKernel, "rand_normal", [t.binding, p], t.size);
+  const [seed, stream, mean, std] = [opts.seed, opts.stream ?? 0, opts.mean ?? 0, opts.std ?? 1];
+  fillEntry(t, "rand_normal", (n, base) => [n, seed, stream, 0, f32(mean), f32(std), base, 0]);
   return t;
 }
 
@@ -181,17 +184,8 @@ export function randu(
 ): Tensor {
   checkRandom("randu", opts, opts.lo ?? 0, opts.hi ?? 1, ["lo", "hi"]);
   const t = empty(shape, "f32", "randu");
-  const p = params([
-    t.size,
-    opts.seed,
-    opts.stream ?? 0,
-    0,
-    f32(opts.lo ?? 0),
-    f32(opts.hi ?? 1),
-    0,
-    0,
-  ]);
-  if (t.size > 0) launch1d(runtime(), fillKernel, "rand_uniform", [t.binding, p], t.size);
+  const [seed, stream, lo, hi] = [opts.seed, opts.stream ?? 0, opts.lo ?? 0, opts.hi ?? 1];
+  fillEntry(t, "rand_uniform", (n, base) => [n, seed, stream, 0, f32(lo), f32(hi), base, 0]);
   return t;
 }
 

@@ -11,6 +11,7 @@ export * from "./scope.ts";
 export * from "./creation.ts";
 export * from "./params.ts";
 export * from "./arena.ts";
+export * from "./blocks.ts";
 export {
   broadcastShapes,
   contiguousStrides,

@@ -39,8 +39,9 @@ export class TensorRuntime {
   readonly counters: RuntimeCounters = { dispatches: 0, submits: 0, reads: 0 };
   /** Bytes a storage binding's offset must be a multiple of (the device's limit, usually 256). */
   readonly storageOffsetAlignment: number;
-  /** Most bytes one storage binding may span (the device's `maxStorageBufferBindingSize`). */
-  readonly storageBindingLimit: number;
+  /** The device's `maxStorageBufferBindingSize`: the most bytes one storage binding may span. */
+  readonly deviceBindingLimit: number;
+  #bindingLimit: number;
   #batch: ComputeBatch | null = null;
   // Depth of recordInto calls: while > 0 the open batch belongs to a caller, who submits it.
   #foreign = 0;
@@ -50,7 +51,39 @@ export class TensorRuntime {
     this.gpu = gpu;
     this.pool = new BufferPool(gpu);
     this.storageOffsetAlignment = gpu.limits.minStorageBufferOffsetAlignment ?? 256;
-    this.storageBindingLimit = gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;
+    this.deviceBindingLimit = gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;
+    this.#bindingLimit = this.deviceBindingLimit;
+  }
+
+  /**
+   * Most bytes one storage binding may span: the device's limit, unless lowered. Ops that touch a
+   * tensor larger than this (the embedding table and classifier of a large vocabulary) split it
+   * into blocks of rows that each fit; lowering it (tests, at small shapes) exercises those paths
+   * on any device. Set it back to {@link deviceBindingLimit} afterwards.
+   *
+   * @example
+   * ```ts
+   * rt.storageBindingLimit = 4096; // every op now splits what spans more than 4 KiB
+   * try { ... } finally { rt.storageBindingLimit = rt.deviceBindingLimit; }
+   * ```
+   */
+  get storageBindingLimit(): number {
+    return this.#bindingLimit;
+  }
+
+  set storageBindingLimit(bytes: number) {
+    if (!(Number.isInteger(bytes) && bytes >= 256 && bytes % 16 === 0)) {
+      throw new RangeError(
+        `storageBindingLimit: ${bytes} must be an integer number of bytes >= 256, a multiple of 16`,
+      );
+    }
+    if (bytes > this.deviceBindingLimit) {
+      throw new RangeError(
+        `storageBindingLimit: ${bytes} is over the device's maxStorageBufferBindingSize ` +
+          `(${this.deviceBindingLimit})`,
+      );
+    }
+    this.#bindingLimit = bytes;
   }
 
   /** Records one dispatch into the open batch. */

@@ -164,3 +164,56 @@ export function matmulKernel(variant: MatmulVariant, form: KernelForm = {}): Ker
   kernels.set(name, kernel);
   return kernel;
 }
+
+/** The fields of the matmul kernels' `Params` uniform (kernels/matmul_*.wgsl, in this order). */
+export interface MatmulUniform {
+  M: number;
+  N: number;
+  K: number;
+  strideA: number;
+  strideB: number;
+  strideC: number;
+  batchBase: number;
+  kChunk: number;
+  /** Row stride of the stored A (K, or M when transposed; the tiled kernel reads it). */
+  ldA: number;
+  /** Row stride of the stored B (N, or K when transposed; the tiled and skinny kernels). */
+  ldB: number;
+  /** Row stride of C (N; the tiled and skinny kernels). */
+  ldC: number;
+}
+
+/**
+ * The matmul kernels' parameters as the uniform they bind: 12 words (the naive and vec4 kernels
+ * read the first 8; the row strides are dense except for a block of a split product,
+ * src/tensor/matmul/blocked.ts).
+ *
+ * @example
+ * ```ts
+ * matmulUniform({ M, N, K, strideA: M * K, strideB: K * N, strideC: M * N, batchBase: 0,
+ *   kChunk: 0, ldA: K, ldB: N, ldC: N });
+ * ```
+ */
+export function matmulUniform(u: MatmulUniform): Uint32Array {
+  return new Uint32Array([
+    u.M,
+    u.N,
+    u.K,
+    u.strideA,
+    u.strideB,
+    u.strideC,
+    u.batchBase,
+    u.kChunk,
+    u.ldA,
+    u.ldB,
+    u.ldC,
+    0,
+  ]);
+}
+
+/** The dense row strides of a product's stored A, B and C (`ldA`, `ldB`, `ldC` of the uniform). */
+export function denseStrides(
+  s: { M: number; N: number; K: number; transA?: boolean; transB?: boolean },
+): { ldA: number; ldB: number; ldC: number } {
+  return { ldA: s.transA ? s.M : s.K, ldB: s.transB ? s.K : s.N, ldC: s.N };
+}

@@ -12,25 +12,26 @@
  * @module
  */
 export {
-  type AddRmsOperands,
   chooseMatmulVariant,
   DEFAULT_VEC4_TUNING,
   encodeMatmul,
   matmulFlops,
-  type MatmulParams,
-  type MatmulPlan,
-  planMatmul,
   VEC4_MAX_STAGGER,
   VEC4_MIN_TILES,
   vec4Obstacle,
   type Vec4Tuning,
   vec4WorkgroupBytes,
 } from "./encode.ts";
+export { type AddRmsOperands, type MatmulParams, type MatmulPlan, planMatmul } from "./plan.ts";
+export { type BlockedJob, encodeBlocked, type MatmulBlocks, matmulBlocks } from "./blocked.ts";
 export {
+  denseStrides,
   type KernelForm,
   MATMUL_TILES,
   matmulKernel,
   type MatmulPrologue,
+  type MatmulUniform,
+  matmulUniform,
   type MatmulVariant,
 } from "./kernels.ts";
 export {

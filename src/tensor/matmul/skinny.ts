@@ -9,8 +9,8 @@
 import type { BufferSlice, ComputeBatch } from "../../gpu/batch.ts";
 import type { GpuContext } from "../../gpu/device.ts";
 import type { KernelConstants } from "../../gpu/pipelines.ts";
-import type { MatmulPlan } from "./encode.ts";
-import { matmulKernel, type MatmulPrologue } from "./kernels.ts";
+import type { MatmulPlan } from "./plan.ts";
+import { denseStrides, matmulKernel, type MatmulPrologue, matmulUniform } from "./kernels.ts";
 import { encodeSplitK, splitK } from "./splitk.ts";
 
 /**
@@ -227,6 +227,11 @@ export interface SkinnyJob {
   force?: SkinnyOverride;
   /** The add-RMS prologue's operands (with `plan.prologueA === "addRms"` only). */
   addRms?: AddRmsBindings;
+  /**
+   * Row strides of a block of a larger product (src/tensor/matmul/blocked.ts): A's (as `strideA`),
+   * B's and C's; default dense. K is then never split across workgroups.
+   */
+  strides?: { ldB: number; ldC: number; ldA: number };
 }
 
 /**
@@ -243,7 +248,9 @@ export function encodeSkinny(
   if (why) throw new RangeError(`matmul: the skinny kernel cannot run this shape: ${why}`);
   const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535;
   const t = resolveTiling(plan, maxDim, job.force ?? {});
-  const scalar = !skinnyVec4(plan);
+  // A block's rows must also start on a vec4 for the vec4 loads (its offsets are aligned).
+  const ld = job.strides;
+  const scalar = !skinnyVec4(plan) || (ld !== undefined && (ld.ldA % 4 !== 0 || ld.ldB % 4 !== 0));
   const prologue = plan.prologueA;
   const addRms = job.addRms;
   if ((prologue === "addRms") !== (addRms !== undefined)) {
@@ -251,8 +258,8 @@ export function encodeSkinny(
       'matmul: the skinny job needs addRms bindings with prologue "addRms" only',
     );
   }
-  // A's row stride: the SwiGLU prologue reads gate and up from rows of 2K.
-  const rowA = prologue === "swiglu" ? 2 * plan.K : plan.K;
+  // A's row stride: the SwiGLU prologue reads gate and up from rows of 2K; a block's, its own.
+  const rowA = job.strides?.ldA ?? (prologue === "swiglu" ? 2 * plan.K : plan.K);
   const constants: KernelConstants = {
     TRANS_B: plan.transB ? 1 : 0,
     ACCUMULATE: plan.accumulate ? 1 : 0,
@@ -264,6 +271,7 @@ export function encodeSkinny(
   };
   const gx = Math.ceil(plan.N / (4 * t.colGroups));
   if (t.kSplits > 1) {
+    if (job.strides) throw new Error("matmul: a block of a split product never splits K");
     const split = splitK(plan.K, t.kSplits);
     if (split.splits > maxDim) {
       throw new RangeError(`matmul: ${split.splits} splits exceed ${maxDim} workgroups along z`);
@@ -292,7 +300,18 @@ export function encodeSkinny(
       job.a,
       job.b,
       job.c,
-      new Uint32Array([plan.M, plan.N, plan.K, rowA, 0, 0, epsBits, 0]),
+      matmulUniform({
+        M: plan.M,
+        N: plan.N,
+        K: plan.K,
+        strideA: rowA,
+        strideB: 0,
+        strideC: 0,
+        batchBase: epsBits,
+        kChunk: 0,
+        ...denseStrides(plan),
+        ...job.strides,
+      }),
       ...(addRms ? [addRms.r, addRms.gain, addRms.sum] : []),
     ],
     workgroups: [gx, 1, 1],

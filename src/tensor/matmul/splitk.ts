@@ -9,6 +9,7 @@
 import { type BufferSlice, type ComputeBatch, grid } from "../../gpu/batch.ts";
 import type { GpuContext } from "../../gpu/device.ts";
 import type { Kernel, KernelConstants } from "../../gpu/pipelines.ts";
+import { denseStrides, matmulUniform } from "./kernels.ts";
 import reduceSource from "../../../kernels/matmul_splitk_reduce.wgsl" with { type: "text" };
 
 /** Shortest K for which splitting is considered. */
@@ -92,6 +93,9 @@ export interface SplitKJob {
   K: number;
   strideA: number;
   strideB: number;
+  /** A stored K×M and B stored N×K (their row strides in the kernel's uniform). */
+  transA?: boolean;
+  transB?: boolean;
   accumulate: boolean;
   /** The product kernel (never the aliased twin: C is not bound here) and its constants. */
   kernel: Kernel;
@@ -127,11 +131,21 @@ export function encodeSplitK(batch: ComputeBatch, gpu: GpuContext, job: SplitKJo
   const taken = job.partialsAt?.(split.splits, M * N) ?? null;
   const partials: BufferSlice = taken ??
     { buffer: scratchBuffer(gpu, bytes), offset: 0, size: bytes };
-  const params = [M, N, K, job.strideA, job.strideB, M * N, 0, split.chunk];
+  const params = matmulUniform({
+    M,
+    N,
+    K,
+    strideA: job.strideA,
+    strideB: job.strideB,
+    strideC: M * N,
+    batchBase: 0,
+    kChunk: split.chunk,
+    ...denseStrides(job),
+  });
   batch.dispatch({
     kernel: job.kernel,
     constants: { ...job.constants, ACCUMULATE: 0 },
-    bindings: [job.a, job.b, partials, new Uint32Array(params)],
+    bindings: [job.a, job.b, partials, params],
     workgroups: [job.grid[0], job.grid[1], split.splits],
   });
   if (taken) return; // the caller sums them into C
