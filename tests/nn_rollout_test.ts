@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { noGrad } from "../src/autograd/mod.ts";
-import { initTensors, readAll, runtime, tensor, tidy } from "../src/tensor/mod.ts";
+import { copyInto, initTensors, readAll, runtime, tensor, tidy } from "../src/tensor/mod.ts";
 import { type ModelConfig, validateModelConfig } from "../src/nn/config.ts";
 import { completion, RolloutEngine } from "../src/nn/rollout.ts";
 import { decodeStep, KVCache } from "../src/nn/kv_cache.ts";
+import { referenceLogits, type RefParams } from "../src/nn/reference.ts";
 import { sampledLogProbs } from "../src/nn/replay.ts";
 import {
   logSoftmaxRef,
@@ -427,4 +428,45 @@ Deno.test("rollout: a batch that fails midway leaves no GPU error scope and no b
   const after = runtime().pool.stats();
   assert.equal(after.liveBytes, before.liveBytes, "the prompt tensors of the failed batch leaked");
   engine.dispose();
+});
+
+Deno.test("rollout with nonzero q/k/v biases (qwen2 and qwen3): captured log-probs equal a training-mode forward, which equals the float64 reference", async () => {
+  await initTensors();
+  for (const over of [{ qkNorm: false }, { qkNorm: true, kvHeads: 1 }]) {
+    const cfg = validateModelConfig({ ...CFG, ...over, attentionBias: true });
+    const model = Transformer.init(cfg, { seed: 23, std: 0.4 });
+    const rng = new Rng(9);
+    for (const b of model.blocks) {
+      const data = Float32Array.from({ length: b.bQkv!.size }, () => 0.6 * rng.normal());
+      tidy(() => copyInto(tensor(data, b.bQkv!.shape), b.bQkv!));
+    }
+    const engine = new RolloutEngine(model, { maxBatch: 6, maxPromptLength: 5, maxNewTokens: 6 });
+    let worst = 0;
+    for (const [i, s] of SETTINGS.entries()) {
+      // prompts of 1..5 tokens (decode steps from the start) and of 3..5 (the prefill's path)
+      const r = await engine.generate(prompts(rng, 6, 5, i === 1 ? 3 : 1), { ...s, seed: 3 + i });
+      const gap = await replayGap(model, r, s);
+      worst = Math.max(worst, gap);
+      assert.ok(gap <= 1e-4, `${JSON.stringify(over)} ${JSON.stringify(s)}: gap ${gap}`);
+    }
+    // the training forward of one finished row against float64
+    const named = model.namedParameters();
+    const data = await readAll([...named.values()]);
+    const p: RefParams = new Map([...named.keys()].map((k, i) => [k, Float64Array.from(data[i])]));
+    const seq = Int32Array.from({ length: 11 }, () => rng.int(cfg.vocabSize));
+    const logits = noGrad(() => tidy(() => model.forward(tensor(seq, [1, seq.length]))));
+    const [host] = await readAll([logits]);
+    logits.dispose();
+    let err = 0;
+    referenceLogits(cfg, p, seq).forEach((row, t) =>
+      row.forEach((v, j) => (err = Math.max(err, Math.abs(v - host[t * cfg.vocabSize + j]))))
+    );
+    console.log(
+      `${JSON.stringify(over)} with biases: max |captured − forward log-prob| ` +
+        `${worst.toExponential(2)}, max |logit − float64| ${err.toExponential(2)}`,
+    );
+    assert.ok(err < 1e-4, `max |logit − float64| ${err}`);
+    engine.dispose();
+    model.dispose();
+  }
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { noGrad } from "../src/autograd/mod.ts";
+import { noGrad, setDeferredGradSums } from "../src/autograd/mod.ts";
 import { copyInto, initTensors, readAll, tensor, tidy } from "../src/tensor/mod.ts";
 import { type ModelConfig, parameterCount, validateModelConfig } from "../src/nn/config.ts";
 import { referenceLogits, referenceLoss, type RefParams } from "../src/nn/reference.ts";
@@ -85,54 +85,63 @@ for (
     model.dispose();
   });
 
-  Deno.test(`transformer ${label}: gradients match finite differences of the float64 loss`, async () => {
-    await initTensors();
-    const model = Transformer.init(cfg, { seed: 9, std: 0.3 });
-    randomBiases(model, 8);
-    const rng = new Rng(7);
-    const B = 2, T = 5;
-    const { tokens, targets } = batch(rng, B, T, cfg.vocabSize);
-    const loss = tidy(() => {
-      const l = model.loss(
-        tensor(new Int32Array(tokens.flatMap((t) => [...t])), [B, T]),
-        tensor(new Int32Array(targets.flatMap((t) => [...t])), [B, T]),
-      );
-      l.backward();
-      return l;
-    });
-    const named = model.namedParameters();
-    // by HF name: rows of the joined q/k/v and gate/up gradients for the projections
-    const byName = tidy(() => [...model.namedGradients().values()].map((g) => g!));
-    const grads = await readAll([loss, ...byName]);
-    byName.forEach((g) => g.dispose());
-    const p = await hostParams(model);
-    const ref = referenceLoss(cfg, p, tokens, targets);
-    assert.ok(Math.abs(grads[0][0] - ref) < 1e-5, `loss ${grads[0][0]} vs ${ref}`);
-    const h = 1e-5;
-    let checked = 0;
-    [...named.keys()].forEach((name, i) => {
-      const w = p.get(name)!;
-      const g = grads[i + 1];
-      // every element of a bias (few), three random ones of anything else
-      const bias = name.endsWith(".bias");
-      for (let trial = 0; trial < (bias ? w.length : 3); trial++) {
-        const j = bias ? trial : rng.int(w.length);
-        const keep = w[j];
-        w[j] = keep + h;
-        const up = referenceLoss(cfg, p, tokens, targets);
-        w[j] = keep - h;
-        const dn = referenceLoss(cfg, p, tokens, targets);
-        w[j] = keep;
-        const fd = (up - dn) / (2 * h);
-        assert.ok(
-          Math.abs(fd - g[j]) < 2e-4 + 2e-2 * Math.abs(fd),
-          `d loss / d ${name}[${j}]: GPU ${g[j]} vs finite difference ${fd}`,
-        );
-        checked++;
+  for (const deferred of variant.attentionBias ? [true, false] : [true]) {
+    // deferred: the bias's gradient rides the pass's deferred sums; else one column sum of its own
+    const how = deferred ? "" : " (deferred gradient sums off)";
+    Deno.test(`transformer ${label}: gradients match finite differences of the float64 loss${how}`, async () => {
+      await initTensors();
+      setDeferredGradSums(deferred);
+      try {
+        const model = Transformer.init(cfg, { seed: 9, std: 0.3 });
+        randomBiases(model, 8);
+        const rng = new Rng(7);
+        const B = 2, T = 5;
+        const { tokens, targets } = batch(rng, B, T, cfg.vocabSize);
+        const loss = tidy(() => {
+          const l = model.loss(
+            tensor(new Int32Array(tokens.flatMap((t) => [...t])), [B, T]),
+            tensor(new Int32Array(targets.flatMap((t) => [...t])), [B, T]),
+          );
+          l.backward();
+          return l;
+        });
+        const named = model.namedParameters();
+        // by HF name: rows of the joined q/k/v and gate/up gradients for the projections
+        const byName = tidy(() => [...model.namedGradients().values()].map((g) => g!));
+        const grads = await readAll([loss, ...byName]);
+        byName.forEach((g) => g.dispose());
+        const p = await hostParams(model);
+        const ref = referenceLoss(cfg, p, tokens, targets);
+        assert.ok(Math.abs(grads[0][0] - ref) < 1e-5, `loss ${grads[0][0]} vs ${ref}`);
+        const h = 1e-5;
+        let checked = 0;
+        [...named.keys()].forEach((name, i) => {
+          const w = p.get(name)!;
+          const g = grads[i + 1];
+          // every element of a bias (few), three random ones of anything else
+          const bias = name.endsWith(".bias");
+          for (let trial = 0; trial < (bias ? w.length : 3); trial++) {
+            const j = bias ? trial : rng.int(w.length);
+            const keep = w[j];
+            w[j] = keep + h;
+            const up = referenceLoss(cfg, p, tokens, targets);
+            w[j] = keep - h;
+            const dn = referenceLoss(cfg, p, tokens, targets);
+            w[j] = keep;
+            const fd = (up - dn) / (2 * h);
+            assert.ok(
+              Math.abs(fd - g[j]) < 2e-4 + 2e-2 * Math.abs(fd),
+              `d loss / d ${name}[${j}]: GPU ${g[j]} vs finite difference ${fd}`,
+            );
+            checked++;
+          }
+        });
+        assert.ok(checked > 20);
+        loss.dispose();
+        model.dispose();
+      } finally {
+        setDeferredGradSums(true);
       }
     });
-    assert.ok(checked > 20);
-    loss.dispose();
-    model.dispose();
-  });
+  }
 }

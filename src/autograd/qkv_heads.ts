@@ -26,7 +26,7 @@ import { add } from "./elementwise.ts";
 import { addColumnSums, sum, weightGradFromPartials } from "./reduce.ts";
 import { splitLast } from "./split.ts";
 import { gradSink, isGradEnabled, needsGrad, record } from "./tape.ts";
-import { deferredPartials } from "./grad_sums.ts";
+import { deferredPartials, GRAD_SUMS_SPLIT_MAX_BYTES } from "./grad_sums.ts";
 import { reshape } from "./views.ts";
 
 const kernel: Kernel = { name: "ops_qkv_heads", code: rowSumSource + qkvSource };
@@ -41,6 +41,17 @@ const MAX_STEPS = 512;
 // The most columns between qNorm's and kNorm's gradients (beyond kNorm's D) that one column sum
 // spans (the arena's alignment padding); farther apart, each weight gets its own.
 const MAX_GAP = 256;
+
+// Row-major strides of `shape`.
+function contiguousStrides(shape: readonly number[]): number[] {
+  const out = new Array<number>(shape.length);
+  let n = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    out[i] = n;
+    n *= shape[i];
+  }
+  return out;
+}
 
 // kernels/ops_qkv_heads.wgsl's flags
 const NORM_Q = 1, NORM_K = 2, HAS_DQ = 4, HAS_DK = 8, HAS_DV = 16, SAVE_RSTD = 32, HAS_BIAS = 64;
@@ -236,11 +247,21 @@ export function qkvNormRope(
     return { chunk, blocks: Math.ceil(rows / chunk) };
   };
   const backwardAll = (gs: (Tensor | null)[]): (Tensor | null)[] => {
-    const dx = empty(joined.shape, "f32", "grad");
+    // The bias's gradient is d(joined)'s column sums (d(joined + bias) = d(joined)). When it is
+    // small, d(joined) itself is written as the pass's deferred partials of the bias's .grad
+    // (grad_sums.ts): summed with the other weights' at the end of the pass, no dispatch of its
+    // own; else one column sum here.
+    const sink = bias && needsGrad(bias) && tokens > 0 ? gradSink(bias) : null;
+    const deferred = sink && !sink.transposed && tokens * H * D * 4 <= GRAD_SUMS_SPLIT_MAX_BYTES
+      ? deferredPartials(sink.grad, tokens, H * D)
+      : null;
+    const dx = deferred
+      ? deferred.viewAs(joined.shape, contiguousStrides(joined.shape), deferred.offset, "grad")
+      : empty(joined.shape, "f32", "grad");
+    deferred?.dispose(); // the arena holds the storage; `dx` is the pass's view of it
     if (tokens === 0) return [dx, ...parents.slice(1).map(() => null)];
-    // the bias's gradient: d(joined)'s column sums (d(joined + bias) = d(joined))
     const biasGrad = () =>
-      bias && needsGrad(bias)
+      bias && needsGrad(bias) && !deferred
         ? [weightGradFromPartials(dx.viewAs([tokens, H * D], [H * D, 1], dx.offset, "grad"), bias)]
         : bias
         ? [null]
