@@ -26,7 +26,7 @@ async function rewriteExpected(folder: string, f: (e: ExpectedLogits) => Expecte
   await Deno.writeTextFile(path, JSON.stringify(f(JSON.parse(await Deno.readTextFile(path)))));
 }
 
-Deno.test("interop: exported checkpoints load through the CLI's loader and match their logits; wrong logits and wrong refusals fail", async () => {
+Deno.test("interop: exported checkpoints (q/k/v biases included) load through the CLI's loader and match their logits; wrong logits and wrong refusals fail", async () => {
   await initTensors();
   const dir = await Deno.makeTempDir({ prefix: "jackpot-interop-" });
   try {
@@ -57,26 +57,45 @@ Deno.test("interop: exported checkpoints load through the CLI's loader and match
     assert.ok(Math.abs(bad.maxAbsDiff! - 1e-3) < 1e-5, bad.detail);
     assert.ok((await checkCase(off, "off", 2e-3)).ok);
 
-    // A qwen2 folder whose biases are nonzero: refused, which passes only when expected.
+    // A qwen2 folder whose q/k/v biases are nonzero (most Qwen2.5 checkpoints) loads: its logits
+    // are no longer those of the bias-free expected.json (the bias is used, not dropped).
     const qwen2 = `${dir}/theirs-qwen2-tied-mqa`;
     const ck = await loadCheckpoint(qwen2);
     const name = "model.layers.0.self_attn.q_proj.bias";
     const b = ck.tensors.get(name)!;
-    await saveCheckpoint(qwen2, {
-      ...ck,
-      tensors: new Map<string, HostTensor>(ck.tensors).set(name, {
-        shape: b.shape,
-        data: new Float32Array(b.data.length).fill(0.1),
+    const biased = new Map<string, HostTensor>(ck.tensors).set(name, {
+      shape: b.shape,
+      data: new Float32Array(b.data.length).fill(0.1),
+    });
+    await saveCheckpoint(qwen2, { ...ck, tensors: biased });
+    const moved = await checkCase(qwen2, "bias", 2e-4);
+    assert.equal(moved.ok, false);
+    assert.match(moved.detail, /^max \|Δlogit\| /);
+    assert.ok(moved.maxAbsDiff! > 1e-3, moved.detail);
+    // What jackpot refuses (a nonzero o_proj bias of a qwen3 attention_bias folder) passes only
+    // when expected.
+    const q3 = `${dir}/theirs-qwen3-bias-gqa`;
+    const ck3 = await loadCheckpoint(q3);
+    const oName = "model.layers.1.self_attn.o_proj.bias";
+    const o = ck3.tensors.get(oName)!;
+    await saveCheckpoint(q3, {
+      ...ck3,
+      tensors: new Map<string, HostTensor>(ck3.tensors).set(oName, {
+        shape: o.shape,
+        data: new Float32Array(o.data.length).fill(0.1),
       }),
     });
-    const refused = await checkCase(qwen2, "bias", 2e-4);
+    const refused = await checkCase(q3, "obias", 2e-4);
     assert.equal(refused.ok, false);
-    assert.match(refused.detail, /load failed: .*q_proj\.bias.*q\/k\/v biases are not implemented/);
-    await rewriteExpected(qwen2, (e) => ({
+    assert.match(
+      refused.detail,
+      /load failed: .*o_proj\.bias.*o_proj biases .* are not implemented/,
+    );
+    await rewriteExpected(q3, (e) => ({
       tokens: e.tokens,
-      expect_error: "q/k/v biases are not implemented",
+      expect_error: "o_proj biases (qwen3 with attention_bias) are not implemented",
     }));
-    assert.ok((await checkCase(qwen2, "bias", 2e-4)).ok);
+    assert.ok((await checkCase(q3, "obias", 2e-4)).ok);
     // Expecting a refusal from a folder that loads is a failure.
     const tied = `${dir}/theirs-qwen3-untied-mha`;
     await rewriteExpected(tied, (e) => ({ tokens: e.tokens, expect_error: "anything" }));

@@ -60,7 +60,7 @@ Deno.test("checkpoint: a model saved and loaded gives bitwise the same logits (t
         if (name.endsWith("norm.weight")) {
           (t.data as Float32Array).forEach((_, i, a) => a[i] = 0.5 + rng.uniform());
         }
-        if (name.endsWith(".bias") && attentionBias) {
+        if (/[qkv]_proj\.bias$/.test(name) && attentionBias) {
           (t.data as Float32Array).forEach((_, i, a) => a[i] = 0.5 * rng.normal());
         }
       }
@@ -79,7 +79,7 @@ Deno.test("checkpoint: a model saved and loaded gives bitwise the same logits (t
         assert.deepEqual(bias.shape, [BASE.kvHeads * BASE.headDim]);
         if (attentionBias) {
           for (const [name, t] of ck.tensors) {
-            if (!name.endsWith(".bias")) continue;
+            if (!/[qkv]_proj\.bias$/.test(name)) continue;
             const got = loaded.tensors.get(name)!.data as Float32Array;
             assert.deepEqual(
               new Uint32Array(got.buffer, got.byteOffset, got.length),
@@ -88,6 +88,23 @@ Deno.test("checkpoint: a model saved and loaded gives bitwise the same logits (t
             );
           }
         } else assert.ok(bias.data.every((v) => v === 0));
+      }
+      // qwen3 with attention_bias: transformers' Qwen3 then has o_proj biases too, written as
+      // zeros; a nonzero one is refused, naming it
+      const oBias = loaded.tensors.get("model.layers.0.self_attn.o_proj.bias");
+      assert.equal(oBias !== undefined, qkNorm && attentionBias);
+      if (oBias) {
+        assert.deepEqual(oBias.shape, [BASE.hidden]);
+        assert.ok(oBias.data.every((v) => v === 0));
+        const data = new Float32Array(BASE.hidden).fill(0.5);
+        const tensors = new Map(loaded.tensors).set("model.layers.0.self_attn.o_proj.bias", {
+          ...oBias,
+          data,
+        });
+        assert.throws(
+          () => Transformer.fromTensors(loaded.config, tensors),
+          /'model\.layers\.0\.self_attn\.o_proj\.bias' is not zero .*o_proj biases .* are not implemented/,
+        );
       }
       const model = Transformer.fromTensors(loaded.config, loaded.tensors);
       assert.deepEqual(model.config, cfg);

@@ -36,8 +36,11 @@ Deno.test("config: Qwen round trip and parameter counts agree with the checkpoin
         bias.data.fill(0);
         assert.deepEqual(fromQwenConfig(q, tensors), { ...c, attentionBias: false });
       }
-      // The checkpoint of a qwen2 model without attentionBias also holds zero q/k/v biases.
-      const biases = c.qkNorm || c.attentionBias
+      // The checkpoint of a qwen2 model without attentionBias also holds zero q/k/v biases, that
+      // of a qwen3 model with it zero o_proj biases (transformers' Qwen3 has them).
+      const biases = c.qkNorm
+        ? (c.attentionBias ? c.layers * c.hidden : 0)
+        : c.attentionBias
         ? 0
         : c.layers * (c.heads + 2 * c.kvHeads) * c.headDim;
       assert.equal(parameterCount(c) + biases, qwenParameterCount(toQwenConfig(c)));

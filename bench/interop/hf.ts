@@ -3,13 +3,14 @@
  * host; bench/device/run.sh stage `interop`):
  *
  * 1. `--export DIR` writes `DIR/ours-<case>/`: small random Qwen3 and Qwen2 models saved by
- *    jackpot (`saveCheckpoint`), each with `expected.json`, the logits of our forward on fixed
- *    tokens. bench/torch/hf_interop.py loads each with `AutoModelForCausalLM.from_pretrained`,
- *    checks that no key is missing or unexpected, and compares its logits with ours.
+ *    jackpot (`saveCheckpoint`), two of them with nonzero q/k/v biases (qwen2, and qwen3 with
+ *    `attention_bias`), each with `expected.json`, the logits of our forward on fixed tokens.
+ *    bench/torch/hf_interop.py loads each with `AutoModelForCausalLM.from_pretrained`, checks
+ *    that no key is missing or unexpected, and compares its logits with ours.
  * 2. The Python script also writes `DIR/theirs-<case>/`: random models saved by transformers'
- *    `save_pretrained`, with their logits (or, for a Qwen2 model with nonzero q/k/v biases, which
- *    this transformer does not implement, the error jackpot must give). `--check DIR` loads each
- *    through the CLI's checkpoint loader and compares.
+ *    `save_pretrained`, among them Qwen2 models with zero and with nonzero q/k/v biases, with
+ *    their logits (or, for a case jackpot must refuse, the error it must give). `--check DIR`
+ *    loads each through the CLI's checkpoint loader and compares.
  *
  * ```sh
  * deno run -A bench/interop/hf.ts --export /tmp/interop
@@ -66,7 +67,8 @@ const BASE = {
 
 /**
  * The exported cases: QK-norm on and off, tied and untied classifier, head_dim other than
- * hidden / heads, GQA, MHA and MQA, two RoPE bases and eps values.
+ * hidden / heads, GQA, MHA and MQA, two RoPE bases and eps values, q/k/v biases (Qwen2's, and
+ * Qwen3's with `attention_bias`).
  */
 export const EXPORT_CASES: Record<string, ModelConfig> = {
   "qwen3-tied-gqa": validateModelConfig({
@@ -99,6 +101,28 @@ export const EXPORT_CASES: Record<string, ModelConfig> = {
     tiedEmbeddings: true,
     qkNorm: false,
   }),
+  "qwen2-bias-gqa": validateModelConfig({
+    ...BASE,
+    heads: 4,
+    kvHeads: 2,
+    headDim: 16,
+    ropeTheta: 1e6,
+    normEps: 1e-6,
+    tiedEmbeddings: false,
+    qkNorm: false,
+    attentionBias: true,
+  }),
+  "qwen3-bias-gqa": validateModelConfig({
+    ...BASE,
+    heads: 4,
+    kvHeads: 2,
+    headDim: 16,
+    ropeTheta: 10000,
+    normEps: 1e-6,
+    tiedEmbeddings: true,
+    qkNorm: true,
+    attentionBias: true,
+  }),
 };
 
 /** Token ids [B][T] drawn from `seed` (B = 2, T = 11: not multiples of anything). */
@@ -117,7 +141,8 @@ async function logitsOf(model: Transformer, tokens: number[][]): Promise<Float32
 
 /**
  * Writes every `ours-<case>/` folder under `dir`: a random model (matrices N(0, 0.3²), norm
- * weights uniform in [0.5, 1.5] so that a misplaced norm shows) and its logits.
+ * weights uniform in [0.5, 1.5] so that a misplaced norm shows, q/k/v biases N(0, 0.3²) where the
+ * model has them) and its logits.
  */
 export async function exportCases(dir: string): Promise<string[]> {
   const written: string[] = [];
@@ -132,15 +157,18 @@ export async function exportCases(dir: string): Promise<string[]> {
       if (tname.endsWith("norm.weight")) {
         (t.data as Float32Array).forEach((_, i, a) => a[i] = 0.5 + rng.uniform());
       }
+      if (/[qkv]_proj\.bias$/.test(tname) && config.attentionBias) {
+        (t.data as Float32Array).forEach((_, i, a) => a[i] = 0.3 * rng.normal());
+      }
     }
     const model = Transformer.fromTensors(ck.config, ck.tensors);
     const tokens = interopTokens(config.vocabSize, seed);
     const logits = await logitsOf(model, tokens);
-    model.dispose();
     const folder = `${dir}/ours-${name}`;
-    await saveCheckpoint(folder, ck);
+    await saveCheckpoint(folder, await model.toCheckpoint({ role: "interop", case: name }));
     const expected: ExpectedLogits = { tokens, logits: [...logits] };
     await Deno.writeTextFile(`${folder}/expected.json`, JSON.stringify(expected));
+    model.dispose();
     written.push(folder);
   }
   return written;

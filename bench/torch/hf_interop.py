@@ -3,11 +3,15 @@ the jackpot side and the order of the three commands).
 
 1. Every `DIR/ours-*/` folder (written by `bench/interop/hf.ts --export`) is loaded with
    `AutoModelForCausalLM.from_pretrained`: no key may be missing, unexpected or mismatched, and the
-   logits on the tokens of its `expected.json` must match jackpot's within --tolerance.
-2. Random Qwen3 and Qwen2 models (one in shards) are saved with `save_pretrained` into `DIR/theirs-*/`, each with
-   `expected.json` (the tokens and transformers' logits) for `bench/interop/hf.ts --check`. One
-   Qwen2 model has nonzero q/k/v biases, which jackpot's transformer does not implement: its
-   expected.json asks jackpot to refuse it with an error naming the biases.
+   logits on the tokens of its `expected.json` must match jackpot's within --tolerance. Two of
+   them have nonzero q/k/v biases (a Qwen2 model, and a Qwen3 one with attention_bias).
+2. Random Qwen3 and Qwen2 models (one in shards) are saved with `save_pretrained` into
+   `DIR/theirs-*/`, each with `expected.json` (the tokens and transformers' logits) for
+   `bench/interop/hf.ts --check`. One Qwen2 model has zero q/k/v biases (jackpot loads it as a
+   model without them), one nonzero ones (as in most Qwen2.5 checkpoints: jackpot loads them and
+   must give the same logits), and one Qwen3 model has attention_bias with nonzero q/k/v biases
+   (its o_proj bias, which transformers' Qwen3 also has then, stays zero: jackpot refuses a
+   nonzero one).
 
 Runs on the CPU in fp32 with eager attention (the reference; jackpot runs on its GPU).
 
@@ -73,9 +77,17 @@ def theirs_configs():
             **common, num_attention_heads=4, num_key_value_heads=2, rope_theta=10000.0,
             rms_norm_eps=1e-6, tie_word_embeddings=True)),
         "qwen2-bias": (Qwen2ForCausalLM, Qwen2Config(
-            **common, num_attention_heads=4, num_key_value_heads=2, rope_theta=10000.0,
-            rms_norm_eps=1e-6, tie_word_embeddings=True)),
+            **common, num_attention_heads=4, num_key_value_heads=2, rope_theta=1e6,
+            rms_norm_eps=1e-6, tie_word_embeddings=False)),
+        "qwen3-bias": (Qwen3ForCausalLM, Qwen3Config(
+            **common, num_attention_heads=4, num_key_value_heads=1, head_dim=12, rope_theta=10000.0,
+            rms_norm_eps=1e-6, tie_word_embeddings=True, attention_bias=True)),
     }
+
+
+# The cases whose q/k/v biases are drawn nonzero (the others' are zero, as jackpot writes them
+# for a model without biases).
+NONZERO_BIAS = ("qwen2-bias", "qwen3-bias")
 
 
 def write_theirs(directory):
@@ -88,7 +100,10 @@ def write_theirs(directory):
                 if pname.endswith("norm.weight"):
                     p.copy_(0.5 + torch.rand_like(p))  # init is 1: a misplaced norm would hide
                 elif pname.endswith(".bias"):
-                    p.copy_(torch.randn_like(p) * 0.3 if name == "qwen2-bias" else torch.zeros_like(p))
+                    # q/k/v biases; Qwen3's attention_bias also gives o_proj one, which jackpot
+                    # does not implement (it loads only a zero one)
+                    nonzero = name in NONZERO_BIAS and not pname.endswith("o_proj.bias")
+                    p.copy_(torch.randn_like(p) * 0.3 if nonzero else torch.zeros_like(p))
                 else:
                     p.copy_(torch.randn_like(p) * 0.3)
         folder = os.path.join(directory, f"theirs-{name}")
@@ -98,11 +113,7 @@ def write_theirs(directory):
         model.save_pretrained(folder, safe_serialization=True, **shard)
         g = torch.Generator().manual_seed(200 + i)
         tokens = torch.randint(0, cfg.vocab_size, (2, 11), generator=g).tolist()
-        expected = {"tokens": tokens}
-        if name == "qwen2-bias":
-            expected["expect_error"] = "q/k/v biases are not implemented"
-        else:
-            expected["logits"] = logits_of(model, tokens).reshape(-1).tolist()
+        expected = {"tokens": tokens, "logits": logits_of(model, tokens).reshape(-1).tolist()}
         json.dump(expected, open(os.path.join(folder, "expected.json"), "w"))
         written.append(folder)
     return written

@@ -6,7 +6,12 @@
  *
  * @module
  */
-import { makeQwenConfig, nonzeroBiases, type QwenConfig } from "./checkpoint/mod.ts";
+import {
+  makeQwenConfig,
+  nonzeroBiases,
+  nonzeroOutputBiases,
+  type QwenConfig,
+} from "./checkpoint/mod.ts";
 
 /** A decoder-only Qwen-style transformer (RMSNorm, RoPE, GQA, SwiGLU). */
 export interface ModelConfig {
@@ -253,7 +258,9 @@ export function toQwenConfig(c: ModelConfig): QwenConfig {
  * `attentionBias`: a qwen3 config's `attention_bias`. A qwen2 config always names q/k/v biases
  * (transformers' Qwen2 has them whatever the key says), so there the checkpoint's `tensors`
  * decide: true when one of them is nonzero, false when all are zero (a model without biases, as
- * jackpot writes one: it computes the same without them) or when no tensors are given.
+ * jackpot writes one: it computes the same without them) or when no tensors are given. A qwen3
+ * config with `attention_bias` also names o_proj biases (transformers' Qwen3 has them), which this
+ * transformer does not implement: with `tensors`, a nonzero one is refused.
  *
  * @example
  * ```ts
@@ -285,6 +292,13 @@ export function fromQwenConfig(
       `config.json: hidden_act '${act}' is not implemented by this transformer (SwiGLU with silu only)`,
     );
   }
+  const outputBias = tensors && nonzeroOutputBiases(q, tensors);
+  if (outputBias) {
+    throw new ModelConfigError(
+      `checkpoint: ${outputBias}; o_proj biases (qwen3 with attention_bias) are not implemented ` +
+        "by this transformer",
+    );
+  }
   if (q.extra.use_sliding_window === true) {
     throw new ModelConfigError(
       "config.json: use_sliding_window = true (sliding-window attention is not implemented by this transformer)",
@@ -310,9 +324,9 @@ export function fromQwenConfig(
 }
 
 /**
- * Number of parameters: `qwenParameterCount(toQwenConfig(c))`, less the zero q/k/v biases a
- * qwen2 checkpoint of a model without {@link ModelConfig.attentionBias} holds (not parameters of
- * this transformer).
+ * Number of parameters: `qwenParameterCount(toQwenConfig(c))`, less the zero biases a checkpoint
+ * may hold that are not parameters of this transformer: q/k/v ones of a qwen2 model without
+ * {@link ModelConfig.attentionBias}, o_proj ones of a qwen3 model with it.
  */
 export function parameterCount(c: ModelConfig): number {
   const { vocabSize: V, hidden: C, heads, kvHeads, headDim: D, intermediate: I, layers: L } = c;

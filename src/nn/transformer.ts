@@ -379,7 +379,8 @@ export class Transformer {
     const read = new Map([...named.keys()].map((name, i) => [name, data[i] as Float32Array]));
     const config = toQwenConfig(this.config);
     // In checkpoint order. transformers' Qwen2 always has q/k/v biases: a model without
-    // attentionBias writes them as zeros, which change nothing.
+    // attentionBias writes them as zeros, which change nothing; so are the o_proj biases that
+    // transformers' Qwen3 has with attention_bias.
     const tensors = new Map<string, { shape: readonly number[]; data: Float32Array }>();
     for (const { name, shape } of qwenTensorSpecs(config)) {
       const data = read.get(name) ?? (name.endsWith(".bias") ? new Float32Array(shape[0]) : null);

@@ -39,6 +39,11 @@ export interface QwenLayerNames {
   kBias?: string;
   /** Value bias, `[kv_heads·head_dim]` (when `attention_bias`). */
   vBias?: string;
+  /**
+   * Output projection bias, `[H]`: transformers' Qwen3 gives o_proj a bias with
+   * `attention_bias` too (Qwen2's o_proj never has one).
+   */
+  oBias?: string;
   /** RMSNorm before the MLP, `[H]`. */
   postAttentionLayernorm: string;
   /** SwiGLU gate, `[intermediate, H]`. */
@@ -81,6 +86,7 @@ export function qwenLayerNames(config: QwenConfig, i: number): QwenLayerNames {
     names.qBias = `${p}.self_attn.q_proj.bias`;
     names.kBias = `${p}.self_attn.k_proj.bias`;
     names.vBias = `${p}.self_attn.v_proj.bias`;
+    if (config.model_type === "qwen3") names.oBias = `${p}.self_attn.o_proj.bias`;
   }
   return names;
 }
@@ -119,6 +125,7 @@ export function qwenTensorSpecs(config: QwenConfig): TensorSpec[] {
     specs.push({ name: n.vProj, shape: [KV, H] });
     if (n.vBias) specs.push({ name: n.vBias, shape: [KV] });
     specs.push({ name: n.oProj, shape: [H, Q] });
+    if (n.oBias) specs.push({ name: n.oBias, shape: [H] });
     if (n.qNorm) specs.push({ name: n.qNorm, shape: [D] });
     if (n.kNorm) specs.push({ name: n.kNorm, shape: [D] });
     specs.push({ name: n.postAttentionLayernorm, shape: [H] });
@@ -180,6 +187,40 @@ export function qwenBiasNames(config: QwenConfig): string[] {
 }
 
 /**
+ * The first o_proj bias of `tensors` (qwen3 with `attention_bias`) with a nonzero entry (its name
+ * and largest |b|), or undefined when all are zero or absent. The transformer has no output bias:
+ * it writes zeros there and can load only zeros.
+ */
+export function nonzeroOutputBiases(
+  config: QwenConfig,
+  tensors: ReadonlyMap<string, { data: ArrayLike<number> | BigInt64Array }>,
+): string | undefined {
+  const names = Array.from(
+    { length: config.num_hidden_layers },
+    (_, i) => qwenLayerNames(config, i).oBias,
+  );
+  return firstNonzero(names.filter((n): n is string => n !== undefined), tensors);
+}
+
+// The first of `names` in `tensors` with an entry that is not zero (NaN counts), described.
+function firstNonzero(
+  names: string[],
+  tensors: ReadonlyMap<string, { data: ArrayLike<number> | BigInt64Array }>,
+): string | undefined {
+  for (const name of names) {
+    const t = tensors.get(name);
+    if (!t) continue;
+    let max = 0;
+    for (let i = 0; i < t.data.length; i++) {
+      const v = Math.abs(Number(t.data[i]));
+      max = Number.isNaN(v) ? NaN : Math.max(max, v);
+    }
+    if (max !== 0) return `'${name}' is not zero (max |b| = ${max.toPrecision(3)})`;
+  }
+  return undefined;
+}
+
+/**
  * The first q/k/v bias of `tensors` with a nonzero entry (its name and largest |b|), or undefined
  * when every bias the config names is zero or absent. A checkpoint whose biases are all zero (a
  * qwen2 one jackpot wrote for a model without `attentionBias`) computes the same thing without
@@ -194,12 +235,5 @@ export function nonzeroBiases(
   config: QwenConfig,
   tensors: ReadonlyMap<string, { data: ArrayLike<number> | BigInt64Array }>,
 ): string | undefined {
-  for (const name of qwenBiasNames(config)) {
-    const t = tensors.get(name);
-    if (!t) continue;
-    let max = 0;
-    for (let i = 0; i < t.data.length; i++) max = Math.max(max, Math.abs(Number(t.data[i])));
-    if (max !== 0) return `'${name}' is not zero (max |b| = ${max.toPrecision(3)})`;
-  }
-  return undefined;
+  return firstNonzero(qwenBiasNames(config), tensors);
 }
