@@ -7,6 +7,7 @@
 // Each is also compared with the same ops at the device's own limit (one binding).
 import assert from "node:assert/strict";
 import { ops } from "../src/autograd/mod.ts";
+import { ComputeBatch, type Dispatch } from "../src/gpu/mod.ts";
 import {
   type Arr,
   arr,
@@ -247,4 +248,38 @@ Deno.test("fills and random draws over one binding are those of the whole tensor
     () => (rt.storageBindingLimit = rt.deviceBindingLimit + 16),
     /over the device's maxStorageBufferBindingSize/,
   );
+});
+
+Deno.test("a strided view of a buffer over one binding is copied through the slice around it", async () => {
+  const rt = await setup();
+  const rng = new Rng(10);
+  const a = randArr(rng, [V, C]);
+  // every storage binding of every dispatch, as recorded
+  const sizes: number[] = [];
+  const inner = ComputeBatch.prototype.dispatch;
+  ComputeBatch.prototype.dispatch = function (this: ComputeBatch, d: Dispatch) {
+    for (const b of d.bindings) {
+      if (b instanceof GPUBuffer) sizes.push(b.size);
+      else if (!ArrayBuffer.isView(b)) sizes.push(b.size ?? b.buffer.size);
+    }
+    return inner.call(this, d);
+  };
+  const { value, dispatches } = await limited(rt, EMB_LIMIT, async () => {
+    const t = up(a);
+    // rows 25..40 transposed: 592 floats of a 11,100-float buffer, from an unaligned element
+    const view = ops.transpose(ops.slice(t, 0, 25, 41));
+    const dense = tidy(() => ops.affine(view, 1, 0)); // materialises the view, then binds it
+    const got = await readAll([dense]);
+    [t, view, dense].forEach((x) => x.dispose());
+    return got[0];
+  });
+  ComputeBatch.prototype.dispatch = inner;
+  assertNoGpuErrors();
+  assert.ok(dispatches >= 2);
+  assert.ok(sizes.length >= 4 && sizes.every((n) => n <= EMB_LIMIT), `bindings ${sizes}`);
+  const want = new Float64Array(C * 16);
+  for (let c = 0; c < C; c++) {
+    for (let r = 0; r < 16; r++) want[c * 16 + r] = a.data[(25 + r) * C + c];
+  }
+  assert.deepEqual(Array.from(value), Array.from(want));
 });

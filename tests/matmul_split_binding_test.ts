@@ -111,6 +111,32 @@ const CASES: Array<[string, Case]> = [
     variant: "skinny",
     minPieces: 9,
   }],
+  ["classifier NT, B and C over, tiled", {
+    M: 40,
+    N: 301,
+    K: 37,
+    transB: true,
+    limit: L,
+    variant: "tiled",
+    minPieces: 6,
+  }],
+  // C [200, 40] over: blocks of 72, 72 and 56 rows (tiled, tiled, skinny)
+  ["C over, blocks of rows either side of 64", {
+    M: 200,
+    N: 40,
+    K: 37,
+    transB: true,
+    limit: L,
+    minPieces: 3,
+  }],
+  ["dX = dY·W, plain B over (K cut), tiled", {
+    M: 9,
+    N: 37,
+    K: 301,
+    limit: L,
+    variant: "tiled",
+    minPieces: 3,
+  }],
   // dX = dY·W: W [K, N] plain, cut along K (accumulating into C), dY [9, 301] fits
   ["dX = dY·W, plain B over (K cut)", { M: 9, N: 37, K: 301, limit: L, minPieces: 3 }],
   ["dX += dY·W, accumulate, skinny", {
@@ -159,6 +185,7 @@ const CASES: Array<[string, Case]> = [
 
 Deno.test("a matmul over one binding is computed in blocks that each fit, matching float64", async () => {
   let worst = 0, worstErr = 0;
+  const kernels = new Set<string>();
   for (const [i, [name, cs]] of CASES.entries()) {
     const r = await run(cs, 10 + i);
     const check = checkMatmul(r.got, r.a, r.b, r.cBefore, cs);
@@ -168,7 +195,12 @@ Deno.test("a matmul over one binding is computed in blocks that each fit, matchi
     assert.ok(r.seen.length >= cs.minPieces, `${name}: ${r.seen.length} dispatches`);
     for (const d of r.seen) {
       const name0 = d.kernel.name;
-      const want = cs.variant === "skinny" ? /^matmul_skinny/ : /^matmul_tiled/;
+      // unforced: skinny for blocks of at most 64 rows (A not transposed), on any adapter
+      const rows = (d.bindings.find((b) => b instanceof Uint32Array) as Uint32Array)[0];
+      const skinny = cs.variant === "skinny" ||
+        (cs.variant === undefined && !cs.transA && rows <= 64);
+      const want = skinny ? /^matmul_skinny/ : /^matmul_tiled/;
+      if (name.startsWith("C over, blocks of rows either side")) kernels.add(name0.split("_")[1]);
       assert.match(name0, want, `${name}: kernel ${name0}`);
       if (cs.shared) assert.match(name0, /\+aliased$/, `${name}: shared buffer needs aliased`);
       for (const b of d.bindings.filter(isSlice)) {

@@ -200,13 +200,23 @@ export function copyInto(
   dstOffset = dst.offset,
 ): void {
   if (src.size === 0) return;
+  // Whole buffers as before; a buffer over one binding is bound around the view (offsets then
+  // count from the binding's start).
+  const from = src.stridedBinding;
+  const to = dstOffset === dst.offset && sameStrides(dstStrides, dst.strides)
+    ? dst.stridedBinding
+    : { binding: dst.storageBuffer, offset: dstOffset };
   const p = params(
-    [src.size, src.rank, src.offset, dstOffset],
+    [src.size, src.rank, from.offset, to.offset],
     [...src.shape],
     [...src.strides],
     [...dstStrides],
   );
-  launch1d(runtime(), copyKernel, "main", [src.storageBuffer, dst.storageBuffer, p], src.size);
+  launch1d(runtime(), copyKernel, "main", [from.binding, to.binding, p], src.size);
+}
+
+function sameStrides(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 /** `t` itself when contiguous, else a new contiguous copy (no gradient; autograd wraps it). */

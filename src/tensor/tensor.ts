@@ -223,6 +223,36 @@ export class Tensor {
     return { buffer: b, offset: start, size };
   }
 
+  /**
+   * What a kernel that reads (or writes) this view through its own element offset and strides
+   * binds ({@link storageBuffer} and {@link offset}, as the strided copy takes them): the whole
+   * buffer when it fits one storage binding, as before; else the slice from the bindable offset at
+   * or before the view's first element over the view's extent, with `offset` counted from the
+   * slice's start (a view of a buffer larger than one binding, e.g. rows of a 151,936-row
+   * embedding). A view whose extent itself spans more than one binding is a RangeError naming it.
+   */
+  get stridedBinding(): { binding: GPUBuffer | BufferSlice; offset: number } {
+    const b = this.storageBuffer;
+    const limit = this.storage.rt.storageBindingLimit;
+    if (b.size <= limit) return { binding: b, offset: this.offset };
+    let extent = 1;
+    for (let i = 0; i < this.shape.length; i++) extent += (this.shape[i] - 1) * this.strides[i];
+    const align = this.storage.rt.storageOffsetAlignment;
+    const start = Math.floor((this.offset * 4) / align) * align;
+    const size = Math.min(
+      b.size - start,
+      Math.ceil((this.offset * 4 - start + extent * 4) / 16) * 16,
+    );
+    if (size > limit) {
+      throw new RangeError(
+        `${this.describe()} spans ${size.toLocaleString("en-US")} bytes, more than one storage ` +
+          `binding on this adapter (${limit.toLocaleString("en-US")}); tensors larger than one ` +
+          `binding are not supported here`,
+      );
+    }
+    return { binding: { buffer: b, offset: start, size }, offset: this.offset - start / 4 };
+  }
+
   /** "Tensor f32 [2,3] (from add)" for error messages. */
   describe(): string {
     return `Tensor ${this.dtype} ${fmtShape(this.shape)} (from ${this.op})`;

@@ -19,7 +19,7 @@ import type { BufferSlice, ComputeBatch } from "../../gpu/batch.ts";
 import type { GpuContext } from "../../gpu/device.ts";
 import { matmulKernel, matmulUniform, type MatmulVariant } from "./kernels.ts";
 import type { MatmulPlan } from "./plan.ts";
-import { type AddRmsBindings, encodeSkinny, skinnyMaxM, skinnyObstacle } from "./skinny.ts";
+import { type AddRmsBindings, encodeSkinny, SKINNY_MAX_M, skinnyObstacle } from "./skinny.ts";
 
 /** Block sizes of a split product along M (rows of C), N (columns of C) and K. */
 export interface MatmulBlocks {
@@ -153,8 +153,8 @@ export interface BlockedJob {
 }
 
 /**
- * Records `plan` as the blocks `blocks` ({@link matmulBlocks}): one tiled (or, for few rows or a
- * prologue, skinny) dispatch per block, reading and writing sub-matrices through their row
+ * Records `plan` as the blocks `blocks` ({@link matmulBlocks}): one tiled (or, for at most
+ * `SKINNY_MAX_M` rows or a prologue, skinny) dispatch per block, reading and writing sub-matrices through their row
  * strides. Returns the number of dispatches.
  */
 export function encodeBlocked(
@@ -166,7 +166,11 @@ export function encodeBlocked(
 ): number {
   const ops = storedOperands(plan, job.addRms !== undefined);
   const byName = new Map(ops.map((o) => [o.name, o]));
-  const skinnyRows = job.variant === undefined ? skinnyMaxM(gpu) : 0;
+  // Few rows take the skinny kernel on any adapter, a CPU one included (where unsplit products
+  // take the tiled one): a block is thousands of columns wide, and there the tiled kernel's 64-row
+  // tiles compute up to 64× the rows. llvmpipe, [1, 1024]·[30392, 1024]ᵀ: ~100–140 ms skinny,
+  // ~525 ms tiled (M = 8: ~95 vs ~525 ms).
+  const skinnyRows = job.variant === undefined ? SKINNY_MAX_M : 0;
   let count = 0;
   for (let m0 = 0; m0 < plan.M; m0 += blocks.M) {
     for (let n0 = 0; n0 < plan.N; n0 += blocks.N) {
