@@ -66,12 +66,11 @@ Deno.test("BPE: fast merge loop equals the reference on random words and merge t
     for (let k = 0; k < 150; k++) {
       const word = randomWord(rng, alphabet, k < 140 ? 24 : 300);
       const want = referenceBpe(word, ranks).map((t) => vocab.get(t)!);
-      const got: number[] = [];
-      model.encodeWord(word, got);
-      assert.deepEqual(got, want, `table ${table}, word ${JSON.stringify(word)}`);
-      const again: number[] = [];
-      model.encodeWord(word, again); // from the cache
-      assert.deepEqual(again, want);
+      assert.deepEqual(
+        Array.from(model.tokenize(word)),
+        want,
+        `table ${table}, ${JSON.stringify(word)}`,
+      );
     }
   }
 });
@@ -81,10 +80,10 @@ Deno.test("BPE: leftmost wins among equal ranks; duplicates take the later rank"
   // "a a" rank 0, "aa a" rank 1: aaa -> (aa)(a) -> (aaa)
   let merges: [string, string][] = [["a", "a"], ["aa", "a"]];
   const enc = (m: [string, string][], w: string) => {
-    const out: number[] = [];
-    new BpeModel({ vocab, merges: m, ignoreMerges: false, unkToken: null, fuseUnk: false })
-      .encodeWord(w, out);
-    return out;
+    return Array.from(
+      new BpeModel({ vocab, merges: m, ignoreMerges: false, unkToken: null, fuseUnk: false })
+        .tokenize(w),
+    );
   };
   assert.deepEqual(enc(merges, "aaa"), [vocab.get("aaa")!]);
   // aaaa -> (aa)(a)(a): "a a" (rank 0) again before "aa a" (rank 1) -> (aa)(aa).
@@ -109,15 +108,14 @@ Deno.test("BPE: ignore_merges returns a whole-vocabulary word as one token", () 
   const vocab = vocabOf(["a", "b", "c"], merges);
   const make = (ignoreMerges: boolean) =>
     new BpeModel({ vocab, merges, ignoreMerges, unkToken: null, fuseUnk: false });
-  const out1: number[] = [];
-  make(false).encodeWord("abc", out1);
-  assert.deepEqual(out1, [vocab.get("a")!, vocab.get("bc")!]);
-  const out2: number[] = [];
-  make(true).encodeWord("abc", out2);
-  assert.deepEqual(out2, [vocab.get("abc")!]);
-  const out3: number[] = [];
-  make(true).encodeWord("abca", out3); // not in the vocabulary: merged as usual
-  assert.deepEqual(out3, [vocab.get("a")!, vocab.get("bc")!, vocab.get("a")!]);
+  assert.deepEqual(Array.from(make(false).tokenize("abc")), [vocab.get("a")!, vocab.get("bc")!]);
+  assert.deepEqual(Array.from(make(true).tokenize("abc")), [vocab.get("abc")!]);
+  // Not in the vocabulary: merged as usual.
+  assert.deepEqual(Array.from(make(true).tokenize("abca")), [
+    vocab.get("a")!,
+    vocab.get("bc")!,
+    vocab.get("a")!,
+  ]);
 });
 
 Deno.test("BPE: a character without a token throws, or becomes unk (fused when asked)", () => {
@@ -129,7 +127,7 @@ Deno.test("BPE: a character without a token throws, or becomes unk (fused when a
     unkToken: null,
     fuseUnk: false,
   });
-  assert.throws(() => strict.encodeWord("a😀", []), /character "😀" \(U\+1F600\).*no unk_token/);
+  assert.throws(() => strict.tokenize("a😀"), /character "😀" \(U\+1F600\).*no unk_token/);
   const unk = new BpeModel({
     vocab,
     merges: [],
@@ -137,9 +135,7 @@ Deno.test("BPE: a character without a token throws, or becomes unk (fused when a
     unkToken: "<unk>",
     fuseUnk: false,
   });
-  const out: number[] = [];
-  unk.encodeWord("axyа", out);
-  assert.deepEqual(out, [0, 1, 1, 1]);
+  assert.deepEqual(Array.from(unk.tokenize("axyа")), [0, 1, 1, 1]);
   const fused = new BpeModel({
     vocab,
     merges: [],
@@ -147,7 +143,5 @@ Deno.test("BPE: a character without a token throws, or becomes unk (fused when a
     unkToken: "<unk>",
     fuseUnk: true,
   });
-  const out2: number[] = [];
-  fused.encodeWord("axya", out2);
-  assert.deepEqual(out2, [0, 1, 0]);
+  assert.deepEqual(Array.from(fused.tokenize("axya")), [0, 1, 0]);
 });

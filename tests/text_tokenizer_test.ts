@@ -152,3 +152,23 @@ Deno.test("ByteLevel with use_regex and add_prefix_space (GPT-2 layout) matches 
   assert.deepEqual(enc("Hello world 123"), [...enc(" Hello"), ...enc("world"), ...enc("123")]);
   assert.notDeepEqual(enc("Hello world"), [...enc("Hello"), ...enc("world")].slice(0, 1));
 });
+
+Deno.test("the cached regex-then-bytes path equals the general pre-tokenizer path", () => {
+  const json = syntheticTokenizer();
+  const fast = loadTokenizerJson(json);
+  // A third step that never matches (a raw NUL cannot survive the byte map) forces the general
+  // path without changing the pieces; no cache, so every word goes through the merge heap.
+  const pre = qwenPreTokenizer() as { pretokenizers: unknown[] };
+  pre.pretokenizers.push({
+    type: "Split",
+    pattern: { String: "\u0000" },
+    behavior: "Isolated",
+    invert: false,
+  });
+  const general = loadTokenizerJson({ ...json, pre_tokenizer: pre }, { cacheCapacity: 0 });
+  const rng = new Rng(11);
+  for (let k = 0; k < 200; k++) {
+    const s = randomText(rng, 1 + rng.int(40), INSERTS);
+    assert.deepEqual(Array.from(general.encode(s)), Array.from(fast.encode(s)), JSON.stringify(s));
+  }
+});

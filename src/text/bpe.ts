@@ -7,7 +7,7 @@
  * characters costs O(n log n) instead of the O(n²) rescans of the textbook loop
  * (`bpe_reference.ts` keeps that loop as the reference the tests compare with).
  *
- * Merged words are cached by their text (most words repeat), as `tokenizers` does.
+ * The model is pure; `BpeTokenizer` caches merged words (most words repeat).
  *
  * @module
  */
@@ -15,8 +15,6 @@
 /** Largest word (in characters) whose heap keys stay exact: rank · 2^26 + position < 2^53. */
 const POSITION_BITS = 26;
 const POSITION_SCALE = 2 ** POSITION_BITS;
-/** Words longer than this (in UTF-16 units) are not cached (`tokenizers`' MAX_LENGTH is 256). */
-const CACHE_MAX_WORD = 256;
 
 /**
  * Open-addressing hash map from a pair of token ids to the rank of its merge: the merge loop's
@@ -74,8 +72,6 @@ export interface BpeModelSpec {
   unkToken: string | null;
   /** Consecutive unknown characters become one unk token. */
   fuseUnk: boolean;
-  /** How many merged words to keep (0: no cache). */
-  cacheCapacity?: number;
 }
 
 /** Byte-pair encoding of pre-tokenized words into token ids. */
@@ -89,8 +85,6 @@ export class BpeModel {
   readonly #ignoreMerges: boolean;
   readonly #unkId: number;
   readonly #fuseUnk: boolean;
-  readonly #cache = new Map<string, Int32Array>();
-  readonly #cacheCapacity: number;
   // Scratch for mergeWord, grown as needed.
   #ids = new Int32Array(64);
   #prev = new Int32Array(64);
@@ -101,7 +95,6 @@ export class BpeModel {
     this.#vocab = spec.vocab;
     this.#ignoreMerges = spec.ignoreMerges;
     this.#fuseUnk = spec.fuseUnk;
-    this.#cacheCapacity = spec.cacheCapacity ?? 50_000;
     this.#unkId = spec.unkToken === null ? -1 : spec.vocab.get(spec.unkToken)!;
     for (const [s, id] of spec.vocab) {
       if (s.length === 1 && s.charCodeAt(0) < 512) this.#charId[s.charCodeAt(0)] = id;
@@ -115,35 +108,16 @@ export class BpeModel {
   }
 
   /**
-   * Token ids of one word (a pre-tokenized piece), appended to `out`.
+   * Token ids of one word (a pre-tokenized piece, in the byte-level alphabet).
    * @throws Error when a character has no token and there is no unk token.
    */
-  encodeWord(word: string, out: number[]): void {
-    if (word.length === 0) return;
-    const cached = this.#cache.get(word);
-    if (cached !== undefined) {
-      for (let k = 0; k < cached.length; k++) out.push(cached[k]);
-      return;
-    }
+  tokenize(word: string): Int32Array {
+    if (word.length === 0) return new Int32Array(0);
     if (this.#ignoreMerges) {
       const id = this.#vocab.get(word);
-      if (id !== undefined) {
-        out.push(id);
-        return;
-      }
+      if (id !== undefined) return Int32Array.of(id);
     }
-    const ids = this.#mergeWord(word);
-    if (this.#cacheCapacity > 0 && word.length <= CACHE_MAX_WORD) {
-      // A full cache starts over: cheaper than LRU bookkeeping, and recent words refill it.
-      if (this.#cache.size >= this.#cacheCapacity) this.#cache.clear();
-      this.#cache.set(word, ids);
-    }
-    for (let k = 0; k < ids.length; k++) out.push(ids[k]);
-  }
-
-  /** Forgets the cached words. */
-  clearCache(): void {
-    this.#cache.clear();
+    return this.#mergeWord(word);
   }
 
   /** Initial symbols of `word` (one per character, unk where needed) into `#ids`; their count. */

@@ -12,7 +12,7 @@
  */
 import { AddedToken, AddedTokenMatcher } from "./added.ts";
 import { BpeModel } from "./bpe.ts";
-import { tokenStringBytes } from "./bytes.ts";
+import { byteLevel, tokenStringBytes } from "./bytes.ts";
 import { NormalizationForm, normalize, preTokenize, PreTokenizerStep } from "./pretokenize.ts";
 
 /** Everything a `BpeTokenizer` is built from; made by `loadTokenizerJson`. */
@@ -27,6 +27,8 @@ export interface TokenizerParts {
   preTokenizer: readonly PreTokenizerStep[];
   /** Special-purpose ids (null where the tokenizer has none). */
   specials: SpecialIds;
+  /** How many merged words the cache keeps (0: no cache). */
+  cacheCapacity: number;
 }
 
 /** The special-purpose ids of a tokenizer and where they came from. */
@@ -52,6 +54,54 @@ export interface EncodeOptions {
 }
 
 const lenientUtf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+/** Pieces longer than this (UTF-16 units) are not cached (`tokenizers`' MAX_LENGTH is 256). */
+const CACHE_MAX_PIECE = 256;
+
+/** A growable list of ids. */
+class IdBuffer {
+  ids = new Int32Array(1024);
+  length = 0;
+
+  pushAll(more: Int32Array): void {
+    if (this.length + more.length > this.ids.length) {
+      const grown = new Int32Array(2 * (this.length + more.length));
+      grown.set(this.ids.subarray(0, this.length));
+      this.ids = grown;
+    }
+    // A loop beats set() for the one-to-three ids of a typical word.
+    if (more.length < 8) {
+      for (let k = 0; k < more.length; k++) {
+        this.ids[this.length + k] = more[k];
+      }
+    } else this.ids.set(more, this.length);
+    this.length += more.length;
+  }
+
+  push(id: number): void {
+    if (this.length === this.ids.length) this.pushAll(Int32Array.of(id));
+    else this.ids[this.length++] = id;
+  }
+
+  result(): Int32Array {
+    return this.ids.slice(0, this.length);
+  }
+}
+
+/**
+ * The regex of a pre-tokenizer that is one regex split (Isolated) followed by the plain byte map:
+ * Qwen2's Sequence[Split, ByteLevel(use_regex false)] or GPT-2's ByteLevel(use_regex true)
+ * without a prefix space. Encoding then caches words by their raw text and skips the byte map
+ * for every cached word; any other pre-tokenizer takes the general path.
+ */
+function regexThenBytes(steps: readonly PreTokenizerStep[]): RegExp | null {
+  const [a, b] = steps;
+  if (
+    steps.length === 2 && a.kind === "split" && a.behavior === "Isolated" && !a.invert &&
+    b.kind === "byteLevel" && !b.addPrefixSpace && b.regex === null
+  ) return a.regex;
+  if (steps.length === 1 && a.kind === "byteLevel" && !a.addPrefixSpace) return a.regex;
+  return null;
+}
 
 /**
  * A byte-level BPE tokenizer (Qwen2, Qwen2.5, Qwen3, GPT-2 style tokenizer.json).
@@ -79,6 +129,8 @@ export class BpeTokenizer {
   readonly #normalized: AddedTokenMatcher;
   readonly #special: Uint8Array;
   readonly #bytes: (Uint8Array | undefined)[] = [];
+  readonly #cache = new Map<string, Int32Array>();
+  readonly #split: RegExp | null;
 
   constructor(parts: TokenizerParts) {
     this.#parts = parts;
@@ -92,6 +144,7 @@ export class BpeTokenizer {
       parts.added.filter((t) => t.normalized),
       (t) => normalize(t.content, parts.normalizer),
     );
+    this.#split = regexThenBytes(parts.preTokenizer);
     this.#special = new Uint8Array(this.vocabSize);
     for (const t of parts.added) if (t.special) this.#special[t.id] = 1;
   }
@@ -102,8 +155,8 @@ export class BpeTokenizer {
    */
   encode(text: string, options: EncodeOptions = {}): Int32Array {
     const skipSpecial = options.splitSpecial === false;
-    const out: number[] = [];
-    const { model, normalizer, preTokenizer } = this.#parts;
+    const out = new IdBuffer();
+    const normalizer = this.#parts.normalizer;
     for (const raw of this.#raw.split(text, skipSpecial)) {
       if (raw.id >= 0) {
         out.push(raw.id);
@@ -111,10 +164,52 @@ export class BpeTokenizer {
       }
       for (const seg of this.#normalized.split(normalize(raw.text, normalizer), skipSpecial)) {
         if (seg.id >= 0) out.push(seg.id);
-        else for (const piece of preTokenize(seg.text, preTokenizer)) model.encodeWord(piece, out);
+        else this.#encodePieces(seg.text, out);
       }
     }
-    return Int32Array.from(out);
+    return out.result();
+  }
+
+  /** Pre-tokenizes normalized text and appends the ids of its pieces. */
+  #encodePieces(text: string, out: IdBuffer): void {
+    const regex = this.#split;
+    if (regex === null) {
+      for (const piece of preTokenize(text, this.#parts.preTokenizer)) {
+        this.#piece(piece, false, out);
+      }
+      return;
+    }
+    // splitPieces(text, regex, "Isolated", false) without the intermediate lists.
+    let prev = 0;
+    regex.lastIndex = 0;
+    for (let m = regex.exec(text); m !== null; m = regex.exec(text)) {
+      const start = m.index;
+      const end = start + m[0].length;
+      if (prev < start) this.#piece(text.slice(prev, start), true, out);
+      if (end > start) this.#piece(m[0], true, out);
+      else {
+        const c = text.charCodeAt(start);
+        regex.lastIndex = start + (c >= 0xd800 && c <= 0xdbff ? 2 : 1);
+        if (start >= text.length) break;
+      }
+      prev = end;
+    }
+    if (prev < text.length) this.#piece(text.slice(prev), true, out);
+  }
+
+  /** Appends the ids of one piece (`raw`: not yet in the byte-level alphabet), cached. */
+  #piece(piece: string, raw: boolean, out: IdBuffer): void {
+    let ids = this.#cache.get(piece);
+    if (ids === undefined) {
+      ids = this.#parts.model.tokenize(raw ? byteLevel(piece) : piece);
+      const capacity = this.#parts.cacheCapacity;
+      if (capacity > 0 && piece.length <= CACHE_MAX_PIECE) {
+        // A full cache starts over: cheaper than LRU bookkeeping, and recent words refill it.
+        if (this.#cache.size >= capacity) this.#cache.clear();
+        this.#cache.set(piece, ids);
+      }
+    }
+    out.pushAll(ids);
   }
 
   /**
@@ -162,6 +257,11 @@ export class BpeTokenizer {
   isSpecial(id: number): boolean {
     this.#check(id);
     return this.#special[id] === 1;
+  }
+
+  /** Forgets the BPE cache of merged words (for benchmarks, or to free its memory). */
+  clearCache(): void {
+    this.#cache.clear();
   }
 
   /** A decoder for a stream of ids that returns text as soon as its characters are complete. */

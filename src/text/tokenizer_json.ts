@@ -51,6 +51,8 @@ export interface LoadOptions {
   source?: string;
   /** Special-purpose tokens. */
   specials?: SpecialTokenChoice;
+  /** How many merged words the BPE cache keeps (default 50 000; 0 disables it). */
+  cacheCapacity?: number;
 }
 
 type Json = Record<string, unknown>;
@@ -122,7 +124,17 @@ export function loadTokenizerJson(json: string | object, options: LoadOptions = 
     ids.set(t.content, t.id);
   }
   const specials = resolveSpecials(options.specials ?? {}, ids, added, size, fail);
-  return new BpeTokenizer({ strings, ids, model, added, normalizer, preTokenizer, specials });
+  const cacheCapacity = options.cacheCapacity ?? 50_000;
+  return new BpeTokenizer({
+    strings,
+    ids,
+    model,
+    added,
+    normalizer,
+    preTokenizer,
+    specials,
+    cacheCapacity,
+  });
 }
 
 type Fail = (what: string) => never;
