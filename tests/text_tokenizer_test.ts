@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { byteChar } from "../src/text/bytes.ts";
 import { loadTokenizerJson } from "../src/text/mod.ts";
+import type { Tokenizer } from "../src/tasks/tokenizer.ts";
 import { Rng } from "../src/util/rng.ts";
 import {
   QWEN_ADDED,
@@ -171,4 +172,12 @@ Deno.test("the cached regex-then-bytes path equals the general pre-tokenizer pat
     const s = randomText(rng, 1 + rng.int(40), INSERTS);
     assert.deepEqual(Array.from(general.encode(s)), Array.from(fast.encode(s)), JSON.stringify(s));
   }
+});
+
+Deno.test("BpeTokenizer fits the tasks' Tokenizer interface except for the nullable ids", () => {
+  const tok = loadTokenizerJson(syntheticTokenizer());
+  // A compile-time check: everything but bosId/eosId/padId (number | null here) is assignable.
+  const asTask: Omit<Tokenizer, "bosId" | "eosId" | "padId"> = tok;
+  assert.equal(asTask.decode(asTask.encode("ok")), "ok");
+  assert.equal(asTask.tokenString(tok.tokenId("<|im_end|>")!), "<|im_end|>");
 });
