@@ -8,6 +8,7 @@ import { command as info } from "./info.ts";
 import { command as simulate } from "./simulate.ts";
 import { command as pretrain } from "./pretrain.ts";
 import { command as sample } from "./sample.ts";
+import { command as generate } from "./generate.ts";
 
 /** The commands in the order `jackpot --help` lists them. */
-export const commands: readonly Command[] = [simulate, pretrain, sample, info];
+export const commands: readonly Command[] = [simulate, pretrain, sample, generate, info];

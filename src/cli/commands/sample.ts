@@ -265,8 +265,11 @@ export const command: Command = {
   },
 };
 
-// Refuses an --out that is empty, not a folder, or non-empty without --force before any GPU work.
-async function checkOutFolder(out: string, force: boolean): Promise<void> {
+/**
+ * Refuses an --out that is empty, not a folder, or non-empty without --force, before any GPU work
+ * (a UsageError).
+ */
+export async function checkOutFolder(out: string, force: boolean): Promise<void> {
   if (out.trim() === "") throw new UsageError("--out needs a folder name");
   let info: Deno.FileInfo;
   try {
