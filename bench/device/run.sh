@@ -20,8 +20,9 @@
 #           GRAD_SUMS_SPLIT_MAX_BYTES is in BENCHMARKS.md ("Next GPU run")
 #   interop (~1 min) checkpoints against Hugging Face transformers, both ways: jackpot's saved
 #           models loaded by from_pretrained, transformers' save_pretrained folders loaded by
-#           jackpot, logits compared (bench/interop/hf.ts, bench/torch/hf_interop.py); `defer` runs
-#           it too
+#           jackpot, logits compared (bench/interop/hf.ts, bench/torch/hf_interop.py); then the
+#           tokenizer against HF tokenizers (bench/torch/tokenizer_check.py, bench/text/check.ts);
+#           `defer` runs it too
 #   all     tests, torch, ours in order
 # Usage (from the repository root, after `source .device/enter.sh` on a host without network):
 #   bash bench/device/run.sh STAGE [OUT_DIR]
@@ -129,6 +130,12 @@ run_interop() {
       timeout 150 python3 bench/torch/hf_interop.py --dir "$work/interop" --out "$work/bench/interop_python.json" &&
       timeout 90 deno run -A bench/interop/hf.ts --check "$work/interop" --json "$work/bench/interop_deno.json"
   } 2>&1 | tee "$out/interop.log" || status=1
+  # src/text against Hugging Face tokenizers: four trained layouts, every id and decoding.
+  {
+    rm -rf "$work/tokcheck"
+    timeout 120 python3 bench/torch/tokenizer_check.py --dir "$work/tokcheck" &&
+      timeout 90 deno run -A bench/text/check.ts --dir "$work/tokcheck"
+  } 2>&1 | tee "$out/tokenizer_check.log" || status=1
 }
 
 case "$stage" in
