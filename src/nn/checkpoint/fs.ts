@@ -103,3 +103,25 @@ export async function writeBytesAtomic(path: string, data: Uint8Array): Promise<
 export async function writeTextAtomic(path: string, text: string): Promise<void> {
   await writeBytesAtomic(path, new TextEncoder().encode(text));
 }
+
+/** Removes the file `path`; true when it existed, false when it did not. Other failures throw. */
+export async function removeFile(path: string): Promise<boolean> {
+  try {
+    await Deno.remove(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw new CheckpointError(path, `cannot remove the file (${reason(e)})`);
+  }
+}
+
+/** Names of the plain files in `dir` (empty when `dir` does not exist or cannot be listed). */
+export async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) if (e.isFile) out.push(e.name);
+  } catch {
+    return [];
+  }
+  return out.sort();
+}

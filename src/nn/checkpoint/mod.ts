@@ -9,5 +9,6 @@ export * from "./dtype.ts";
 export { CheckpointError } from "./fs.ts";
 export * from "./names.ts";
 export * from "./safetensors.ts";
+export * from "./shard_plan.ts";
 export { parseShardIndex, readCheckpointWeights, WEIGHTS_INDEX_FILE } from "./shards.ts";
 export type { CheckpointWeights } from "./shards.ts";

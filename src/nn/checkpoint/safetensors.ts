@@ -17,7 +17,11 @@ import {
   bf16BitsToF32Bits,
   DTYPE_SIZE,
   f16BitsToF32Bits,
+  f32ArrayTo16Bits,
+  FLOAT_DTYPES,
+  type FloatDType,
   isDType,
+  isFloatDType,
   type SafetensorsDType,
 } from "./dtype.ts";
 import { CheckpointError } from "./fs.ts";
@@ -80,8 +84,64 @@ function isShape(shape: unknown): shape is number[] {
     shape.every((d) => typeof d === "number" && Number.isSafeInteger(d) && d >= 0);
 }
 
+/** Options of `encodeSafetensors`. */
+export interface EncodeOptions {
+  /**
+   * How float tensors are stored: F32 (default, exact), BF16 or F16 (rounded to nearest, ties to
+   * even; F16 overflows to ±Inf past 65504). Integer tensors are written as they are.
+   */
+  floatDType?: FloatDType;
+}
+
+/** Checks `options.floatDType`; `where` names the caller in the error. */
+export function checkFloatDType(value: unknown, option: string, where: string): FloatDType {
+  if (value === undefined) return "F32";
+  if (!isFloatDType(value)) {
+    throw new RangeError(
+      `${where}: option ${option} must be ${FLOAT_DTYPES.map((d) => `"${d}"`).join(", ")}, got ${
+        JSON.stringify(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Bytes `t`'s data takes in a file whose float tensors are stored as `floatDType` (the header
+ * aside): what `saveCheckpoint` sizes its shards by, as transformers does.
+ */
+export function storedByteLength(t: HostTensor, floatDType: FloatDType = "F32"): number {
+  const dtype = dtypeOf(t.data);
+  return t.data.length * DTYPE_SIZE[dtype === "F32" ? floatDType : dtype];
+}
+
+/**
+ * Checks that `t` can be written under `name`: a name that is neither empty nor reserved, a shape
+ * of integers >= 0 whose product is the data's length, and data of a supported array type.
+ * Returns the dtype the array type gives; throws a RangeError or TypeError naming the tensor.
+ */
+export function checkHostTensor(name: string, t: HostTensor): SafetensorsDType {
+  if (name === "" || name === "__metadata__") {
+    throw new RangeError(`tensor name '${name}' is reserved or empty`);
+  }
+  if (!isShape(t.shape)) {
+    throw new RangeError(
+      `tensor '${name}' shape ${JSON.stringify(t.shape)} is not a list of integers >= 0`,
+    );
+  }
+  const dtype = dtypeOf(t.data);
+  if (numel(t.shape) !== t.data.length) {
+    throw new RangeError(
+      `tensor '${name}' shape [${t.shape}] has ${
+        numel(t.shape)
+      } elements but its data has ${t.data.length}`,
+    );
+  }
+  return dtype;
+}
+
 /** The little-endian bytes of `data` (a view when the host is little-endian). */
-function littleEndianBytes(data: TensorData): Uint8Array {
+function littleEndianBytes(data: TensorData | Uint16Array): Uint8Array {
   const view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (LITTLE_ENDIAN) return view;
   const size = data.BYTES_PER_ELEMENT;
@@ -94,17 +154,20 @@ function littleEndianBytes(data: TensorData): Uint8Array {
 
 /**
  * The bytes of a safetensors file holding `tensors` (in order, except that larger element types
- * go first) and `metadata`.
+ * go first) and `metadata`, float tensors stored as `options.floatDType` (default F32).
  *
  * @example
  * ```ts
- * const bytes = encodeSafetensors(new Map([["w", { shape: [2, 3], data: new Float32Array(6) }]]));
+ * const w = { shape: [2, 3], data: new Float32Array(6) };
+ * const bytes = encodeSafetensors(new Map([["w", w]]), { format: "pt" }, { floatDType: "BF16" });
  * ```
  */
 export function encodeSafetensors(
   tensors: ReadonlyMap<string, HostTensor> | Readonly<Record<string, HostTensor>>,
   metadata: Readonly<Record<string, string>> = {},
+  options: EncodeOptions = {},
 ): Uint8Array {
+  const floatDType = checkFloatDType(options.floatDType, "floatDType", "encodeSafetensors");
   const list = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) {
@@ -116,23 +179,15 @@ export function encodeSafetensors(
     header.__metadata__ = { ...metadata };
   }
   const items = list.map(([name, t]) => {
-    if (name === "" || name === "__metadata__") {
-      throw new RangeError(`tensor name '${name}' is reserved or empty`);
-    }
-    if (!isShape(t.shape)) {
-      throw new RangeError(
-        `tensor '${name}' shape ${JSON.stringify(t.shape)} is not a list of integers >= 0`,
-      );
-    }
-    const dtype = dtypeOf(t.data);
-    if (numel(t.shape) !== t.data.length) {
-      throw new RangeError(
-        `tensor '${name}' shape [${t.shape}] has ${
-          numel(t.shape)
-        } elements but its data has ${t.data.length}`,
-      );
-    }
-    return { name, dtype, shape: [...t.shape], bytes: littleEndianBytes(t.data) };
+    const stored = checkHostTensor(name, t);
+    const dtype = stored === "F32" ? floatDType : stored;
+    return {
+      name,
+      dtype,
+      shape: [...t.shape],
+      data: t.data,
+      size: t.data.length * DTYPE_SIZE[dtype],
+    };
   });
   // Stable sort, largest element first: every offset stays a multiple of its element size.
   items.sort((a, b) => DTYPE_SIZE[b.dtype] - DTYPE_SIZE[a.dtype]);
@@ -141,9 +196,9 @@ export function encodeSafetensors(
     header[it.name] = {
       dtype: it.dtype,
       shape: it.shape,
-      data_offsets: [offset, offset + it.bytes.length],
+      data_offsets: [offset, offset + it.size],
     };
-    offset += it.bytes.length;
+    offset += it.size;
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
   const headerLength = Math.ceil(json.length / 8) * 8;
@@ -154,8 +209,14 @@ export function encodeSafetensors(
   out.fill(0x20, 8 + json.length, 8 + headerLength);
   let at = 8 + headerLength;
   for (const it of items) {
-    out.set(it.bytes, at);
-    at += it.bytes.length;
+    if (it.dtype === "BF16" || it.dtype === "F16") {
+      // Converted straight into the file's bytes (at an even offset): no second copy of the data.
+      const f32 = it.data as Float32Array;
+      if (LITTLE_ENDIAN) {
+        f32ArrayTo16Bits(f32, it.dtype, new Uint16Array(out.buffer, at, f32.length));
+      } else out.set(littleEndianBytes(f32ArrayTo16Bits(f32, it.dtype)), at);
+    } else out.set(littleEndianBytes(it.data), at);
+    at += it.size;
   }
   return out;
 }

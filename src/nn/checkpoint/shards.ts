@@ -2,12 +2,12 @@
  * The weights of a checkpoint folder in either of transformers' layouts: one `model.safetensors`,
  * or shards (`model-00001-of-00002.safetensors`, …) listed by `model.safetensors.index.json`
  * (`{"metadata": {…}, "weight_map": {tensor name: shard file}}`), which `save_pretrained` writes
- * for models above its shard size (Qwen3-1.7B and larger on the Hub). jackpot itself writes one
- * file.
+ * for models above its shard size (Qwen3-1.7B and larger on the Hub), and `saveCheckpoint` with
+ * `maxShardBytes` (see `shard_plan.ts`).
  *
  * @module
  */
-import { CheckpointError, joinPath, readBytes, readText } from "./fs.ts";
+import { CheckpointError, joinPath, listFiles, readBytes, readText } from "./fs.ts";
 import { decodeSafetensors, type LoadedTensor } from "./safetensors.ts";
 
 /** File name of the weights inside a checkpoint folder. */
@@ -49,9 +49,16 @@ export async function readCheckpointWeights(dir: string): Promise<CheckpointWeig
       text = await readText(index);
     } catch (e2) {
       if (e2 instanceof CheckpointError && e2.notFound) {
+        // Shards without their index: a save that stopped before writing it (the index is
+        // written last), or a partial copy. Never guess which shards belong together.
+        const orphans = (await listFiles(dir)).filter((f) => /^model-.*\.safetensors$/.test(f));
         throw new CheckpointError(
           single,
-          `neither this file nor ${WEIGHTS_INDEX_FILE} (the index of a sharded checkpoint) exists`,
+          `neither this file nor ${WEIGHTS_INDEX_FILE} (the index of a sharded checkpoint) exists` +
+            (orphans.length > 0
+              ? ` (${orphans.length} shard file${orphans.length > 1 ? "s" : ""} such as ` +
+                `'${orphans[0]}' without an index: an interrupted save or an incomplete copy?)`
+              : ""),
           true,
         );
       }
