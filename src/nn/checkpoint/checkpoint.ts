@@ -20,6 +20,7 @@ import {
 import { validateQwenTensors } from "./names.ts";
 import {
   checkFloatDType,
+  checkHostTensor,
   encodeSafetensors,
   type HostTensor,
   type LoadedTensor,
@@ -121,6 +122,8 @@ export async function saveCheckpoint(
   const indexPath = joinPath(dir, WEIGHTS_INDEX_FILE);
   const { tensors } = checkpoint;
   if (options.validate ?? true) validateQwenTensors(checkpoint.config, tensors, weightsPath);
+  // Every tensor is checked before any file is touched (encoding checks too, but shard by shard).
+  for (const [name, t] of tensors) checkHostTensor(name, t);
   // Re-parse what the config will say, so an invalid config is refused before anything is written.
   const configJson = configJsonFor(checkpoint.config, dtype);
   parseQwenConfig(configJson, joinPath(dir, CONFIG_FILE));
