@@ -4,7 +4,8 @@
  *
  * 1. `--export DIR` writes `DIR/ours-<case>/`: small random Qwen3 and Qwen2 models saved by
  *    jackpot (`saveCheckpoint`), two of them with nonzero q/k/v biases (qwen2, and qwen3 with
- *    `attention_bias`), each with `expected.json`, the logits of our forward on fixed tokens.
+ *    `attention_bias`), one in BF16 shards with an index (as the Hub ships Qwen), each with
+ *    `expected.json`, the logits of our forward (of the weights as saved) on fixed tokens.
  *    bench/torch/hf_interop.py loads each with `AutoModelForCausalLM.from_pretrained`, checks
  *    that no key is missing or unexpected, and compares its logits with ours.
  * 2. The Python script also writes `DIR/theirs-<case>/`: random models saved by transformers'
@@ -24,7 +25,12 @@
  */
 import { noGrad } from "../../src/autograd/mod.ts";
 import { loadCheckpointOrExplain } from "../../src/cli/commands/pretrain.ts";
-import { saveCheckpoint } from "../../src/nn/checkpoint/mod.ts";
+import {
+  loadCheckpoint,
+  saveCheckpoint,
+  type SaveCheckpointOptions,
+  TORCH_DTYPE,
+} from "../../src/nn/checkpoint/mod.ts";
 import { type ModelConfig, validateModelConfig } from "../../src/nn/config.ts";
 import { Transformer } from "../../src/nn/transformer.ts";
 import { initTensors, readAll, tensor, tidy } from "../../src/tensor/mod.ts";
@@ -41,6 +47,10 @@ export interface ExpectedLogits {
   logits?: number[];
   /** jackpot must refuse the checkpoint with a message containing this. */
   expect_error?: string;
+  /** config.json's `torch_dtype`, which transformers must see (exported cases). */
+  torch_dtype?: string;
+  /** The weights are in this many shards with an index (exported sharded cases). */
+  shards?: number;
 }
 
 /** One comparison of `--check`. */
@@ -123,6 +133,24 @@ export const EXPORT_CASES: Record<string, ModelConfig> = {
     qkNorm: true,
     attentionBias: true,
   }),
+  "qwen3-bf16-sharded": validateModelConfig({
+    ...BASE,
+    heads: 4,
+    kvHeads: 2,
+    headDim: 16,
+    ropeTheta: 1e6,
+    normEps: 1e-6,
+    tiedEmbeddings: false,
+    qkNorm: true,
+  }),
+};
+
+/**
+ * How a case is saved when not in one F32 file. The BF16 case's shards hold ~48 KB each: each of
+ * its embedding and classifier (517 × 64 × 2 bytes = 66 KB) is over the limit, alone in a shard.
+ */
+export const EXPORT_SAVE_OPTIONS: Record<string, SaveCheckpointOptions> = {
+  "qwen3-bf16-sharded": { dtype: "BF16", maxShardBytes: 48_000 },
 };
 
 /** Token ids [B][T] drawn from `seed` (B = 2, T = 11: not multiples of anything). */
@@ -142,7 +170,7 @@ async function logitsOf(model: Transformer, tokens: number[][]): Promise<Float32
 /**
  * Writes every `ours-<case>/` folder under `dir`: a random model (matrices N(0, 0.3²), norm
  * weights uniform in [0.5, 1.5] so that a misplaced norm shows, q/k/v biases N(0, 0.3²) where the
- * model has them) and its logits.
+ * model has them), saved as `EXPORT_SAVE_OPTIONS` says, and the logits of the weights as saved.
  */
 export async function exportCases(dir: string): Promise<string[]> {
   const written: string[] = [];
@@ -161,17 +189,37 @@ export async function exportCases(dir: string): Promise<string[]> {
         (t.data as Float32Array).forEach((_, i, a) => a[i] = 0.3 * rng.normal());
       }
     }
-    const model = Transformer.fromTensors(ck.config, ck.tensors);
+    const folder = `${dir}/ours-${name}`;
+    const options = EXPORT_SAVE_OPTIONS[name] ?? {};
+    await saveCheckpoint(folder, ck, options);
+    // The logits of the weights as saved (BF16 rounds them), read back by the loader.
+    const saved = await loadCheckpoint(folder);
+    const model = Transformer.fromTensors(saved.config, saved.tensors);
     const tokens = interopTokens(config.vocabSize, seed);
     const logits = await logitsOf(model, tokens);
-    const folder = `${dir}/ours-${name}`;
-    await saveCheckpoint(folder, await model.toCheckpoint({ role: "interop", case: name }));
-    const expected: ExpectedLogits = { tokens, logits: [...logits] };
+    const shards = (await shardFiles(folder)).length;
+    const expected: ExpectedLogits = {
+      tokens,
+      logits: [...logits],
+      torch_dtype: TORCH_DTYPE[options.dtype ?? "F32"],
+      ...(shards > 0 ? { shards } : {}),
+    };
     await Deno.writeTextFile(`${folder}/expected.json`, JSON.stringify(expected));
     model.dispose();
     written.push(folder);
   }
   return written;
+}
+
+/** The shard files of a folder's index (none when it has no index). */
+async function shardFiles(folder: string): Promise<string[]> {
+  try {
+    const index = JSON.parse(await Deno.readTextFile(`${folder}/model.safetensors.index.json`));
+    return [...new Set(Object.values(index.weight_map as Record<string, string>))];
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
 }
 
 /** Loads one `theirs-<case>/` folder through the CLI's loader and compares with its logits. */

@@ -4,7 +4,10 @@ the jackpot side and the order of the three commands).
 1. Every `DIR/ours-*/` folder (written by `bench/interop/hf.ts --export`) is loaded with
    `AutoModelForCausalLM.from_pretrained`: no key may be missing, unexpected or mismatched, and the
    logits on the tokens of its `expected.json` must match jackpot's within --tolerance. Two of
-   them have nonzero q/k/v biases (a Qwen2 model, and a Qwen3 one with attention_bias).
+   them have nonzero q/k/v biases (a Qwen2 model, and a Qwen3 one with attention_bias); one is
+   saved in BF16 shards with model.safetensors.index.json, as the Hub ships Qwen: its config's
+   torch_dtype and shard count must be what jackpot says, and loaded at its own dtype
+   (dtype="auto") its parameters must be bfloat16 and equal, bit for bit, to the fp32 load's.
 2. Random Qwen3 and Qwen2 models (one in shards) are saved with `save_pretrained` into
    `DIR/theirs-*/`, each with `expected.json` (the tokens and transformers' logits) for
    `bench/interop/hf.ts --check`. One Qwen2 model has zero q/k/v biases (jackpot loads it as a
@@ -29,14 +32,43 @@ import transformers
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
 
-def load(folder):
+def load(folder, dtype=torch.float32):
     # transformers 5 names the dtype argument `dtype`; 4.x `torch_dtype`.
     try:
         return AutoModelForCausalLM.from_pretrained(
-            folder, dtype=torch.float32, attn_implementation="eager", output_loading_info=True)
+            folder, dtype=dtype, attn_implementation="eager", output_loading_info=True)
     except TypeError:
         return AutoModelForCausalLM.from_pretrained(
-            folder, torch_dtype=torch.float32, attn_implementation="eager", output_loading_info=True)
+            folder, torch_dtype=dtype, attn_implementation="eager", output_loading_info=True)
+
+
+def check_layout(folder, expected, model):
+    """Problems with a folder's torch_dtype and shards, against what jackpot says it wrote."""
+    problems = []
+    config = json.load(open(os.path.join(folder, "config.json")))
+    want_dtype = expected.get("torch_dtype")
+    if want_dtype is not None and config.get("torch_dtype") != want_dtype:
+        problems.append(f"config torch_dtype {config.get('torch_dtype')!r}, expected {want_dtype!r}")
+    index_path = os.path.join(folder, "model.safetensors.index.json")
+    if "shards" in expected:
+        if not os.path.exists(index_path):
+            problems.append("no model.safetensors.index.json")
+        else:
+            shards = set(json.load(open(index_path))["weight_map"].values())
+            if len(shards) != expected["shards"]:
+                problems.append(f"{len(shards)} shards in the index, expected {expected['shards']}")
+    if want_dtype == "bfloat16":
+        # At its own dtype: bfloat16 parameters that widen exactly to the fp32 load's.
+        native, _ = load(folder, "auto")
+        ours = dict(model.named_parameters())
+        for name, p in native.named_parameters():
+            if p.dtype != torch.bfloat16:
+                problems.append(f"dtype='auto' gives {name} as {p.dtype}, not bfloat16")
+                break
+            if not torch.equal(p.float(), ours[name].detach()):
+                problems.append(f"{name}: the bfloat16 load differs from the fp32 one")
+                break
+    return problems
 
 
 def logits_of(model, tokens):
@@ -51,6 +83,7 @@ def check_ours(folder, tolerance):
     model, info = load(folder)
     model.eval()
     problems = [f"{k}: {v}" for k, v in info.items() if v]
+    problems += check_layout(folder, expected, model)
     got = logits_of(model, expected["tokens"]).reshape(-1)
     want = torch.tensor(expected["logits"], dtype=torch.float32)
     if got.shape != want.shape:
@@ -59,7 +92,7 @@ def check_ours(folder, tolerance):
     ok = diff <= tolerance and not problems
     detail = f"{type(model).__name__}: max |dlogit| {diff:.2e} (|logit| up to {want.abs().max().item():.2f})"
     if problems:
-        detail += "; loading info: " + "; ".join(problems)
+        detail += "; problems: " + "; ".join(problems)
     return {"name": name, "ok": ok, "max_abs_diff": diff, "detail": detail}
 
 
