@@ -4,9 +4,14 @@
 // A target equal to `ignore` contributes 0 to the loss and gradient and is left out of the mean;
 // a target outside [0, V) yields NaN for its row (the caller can check targets on the host).
 //
+// Logits over one storage binding are bound in blocks of rows, one dispatch each
+// (src/autograd/softmax.ts): `rows` is then the block's, `row0` its first row; the logits and dx are
+// the block's (indexed from its row 0), the per-row arrays (targets, losses, lse, g) the whole
+// tensors' (indexed by row0 + the row in the block). One block: row0 = 0, as before.
+//
 // V % 4 == 0 takes xent_fwd4 (the row read once into registers, see ops_rows.wgsl, where the
 // scalar kernel reads it twice one float at a time) and xent_bwd4 (a vec4 per thread).
-struct Params { rows: u32, v: u32, ignore: i32, mean: u32 }
+struct Params { rows: u32, v: u32, ignore: i32, mean: u32, row0: u32, _a: u32, _b: u32, _c: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> tgt: array<i32>;
@@ -39,9 +44,10 @@ fn target_index(row: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn xent_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
             @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= p.rows) { return; }
-  let base = row * p.v;
+  let local = wid.x + wid.y * nwg.x;
+  if (local >= p.rows) { return; }
+  let row = p.row0 + local;
+  let base = local * p.v;
   // the running max starts at -inf (runtime bits: a constant infinity is a WGSL error), so a row
   // masked with the most negative f32 gives log(V), not -inf
   var m = bitcast<f32>(0xff800000u | (lid & 0u));
@@ -58,10 +64,11 @@ fn xent_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(WG)
 fn xent_fwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
              @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= p.rows) { return; }
+  let local = wid.x + wid.y * nwg.x;
+  if (local >= p.rows) { return; }
+  let row = p.row0 + local;
   let v4 = p.v / 4u;
-  let base = row * v4;
+  let base = local * v4;
   let nt = tiles(v4);
   let ti = target_index(row);
   let xt = x4[base + ti / 4u][ti % 4u]; // loaded with the row, used by thread 0 at the end
@@ -142,7 +149,7 @@ fn xent_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
             @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x) * WG + lid;
   if (i >= pb.rows * pb.v) { return; }
-  let row = i / pb.v;
+  let row = pb.row0 + i / pb.v;
   let col = i % pb.v;
   let t = tb[row];
   if (t == pb.ignore) { dx[i] = 0.0; return; }
@@ -161,7 +168,7 @@ fn xent_bwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
   let i = (wid.x + wid.y * nwg.x) * WG + lid;
   let v4 = pb.v / 4u;
   if (i >= pb.rows * v4) { return; }
-  let row = i / v4;
+  let row = pb.row0 + i / v4;
   let col = (i % v4) * 4u;
   let t = tb[row];
   if (t == pb.ignore) { dx4[i] = vec4f(0.0); return; }
@@ -180,11 +187,11 @@ fn xent_bwd4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(WG)
 fn gather_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
               @builtin(local_invocation_index) lid: u32) {
-  let r = (wid.x + wid.y * nwg.x) * WG + lid;
+  let r = (wid.x + wid.y * nwg.x) * WG + lid; // the row in the block
   if (r >= pg.rows) { return; }
-  let t = gids[r];
-  if (t < 0 || u32(t) >= pg.v) { gout[r] = sqrt(-1.0 - abs(gx[r * pg.v])); return; }
-  gout[r] = gx[r * pg.v + u32(t)];
+  let t = gids[pg.row0 + r];
+  if (t < 0 || u32(t) >= pg.v) { gout[pg.row0 + r] = sqrt(-1.0 - abs(gx[r * pg.v])); return; }
+  gout[pg.row0 + r] = gx[r * pg.v + u32(t)];
 }
 
 @group(0) @binding(0) var<storage, read> gg: array<f32>;
@@ -197,6 +204,6 @@ fn gather_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
               @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x) * WG + lid;
   if (i >= pg2.rows * pg2.v) { return; }
-  let row = i / pg2.v;
+  let row = pg2.row0 + i / pg2.v;
   gdx[i] = select(0.0, gg[row], i32(i % pg2.v) == gids2[row]);
 }

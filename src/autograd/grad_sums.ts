@@ -130,10 +130,12 @@ export function beginGradSums(): void {
     return;
   }
   a.asked = 0;
-  const cap = Math.min(arenaCapacity(), Math.floor(GRAD_SUMS_MAX_BYTES / 4));
+  const cap = chunkCapacity(rt);
   const target = Math.min(a.wanted, Math.floor(GRAD_SUMS_MAX_BYTES / 4));
   const have = capacityOf(a);
-  if (target > 0 && (have < target || (a.chunks.length > 1 && target <= cap))) {
+  // (a chunk over `cap`: built before the runtime's binding limit was lowered)
+  const over = a.chunks.some((c) => c.whole.size > cap);
+  if (over || (target > 0 && (have < target || (a.chunks.length > 1 && target <= cap)))) {
     for (const c of a.chunks) c.whole.dispose();
     a.chunks = [];
     for (let left = target; left > 0; left -= cap) a.chunks.push(newChunk(rt, Math.min(left, cap)));
@@ -177,7 +179,7 @@ export function endGradSums(flush: boolean): void {
 function reserve(rt: TensorRuntime, a: Arena, floats: number): { chunk: Chunk; at: number } | null {
   const align = arenaAlignment();
   const n = Math.ceil(Math.max(floats, 1) / align) * align;
-  const cap = Math.min(arenaCapacity(), Math.floor(GRAD_SUMS_MAX_BYTES / 4));
+  const cap = chunkCapacity(rt);
   if (n > cap) return null; // larger than one binding: never deferred, and not worth reserving for
   a.asked += n;
   let chunk = a.chunks.find((c) => c.used + n <= c.whole.size);
@@ -193,6 +195,14 @@ function reserve(rt: TensorRuntime, a: Arena, floats: number): { chunk: Chunk; a
   const at = chunk.used;
   chunk.used += n;
   return { chunk, at };
+}
+
+// Floats one chunk may hold: it is bound whole, so at most one storage binding (the runtime's
+// limit, which tests lower; arenaCapacity's device limit otherwise), and the arena's maximum.
+function chunkCapacity(rt: TensorRuntime): number {
+  const align = arenaAlignment();
+  const binding = Math.floor(rt.storageBindingLimit / 4 / align) * align;
+  return Math.min(arenaCapacity(), binding, Math.floor(GRAD_SUMS_MAX_BYTES / 4));
 }
 
 function deferrable(dst: Tensor, cols: number): boolean {
@@ -264,7 +274,7 @@ function sumChunk(rt: TensorRuntime, c: Chunk, segments: Segment[]): void {
     list.push(s);
     byBuffer.set(s.storage, list);
   }
-  const maxBinding = rt.gpu.limits.maxStorageBufferBindingSize ?? 2 ** 27;
+  const maxBinding = rt.storageBindingLimit;
   const align = rt.storageOffsetAlignment / 4;
   for (const [storage, segs] of byBuffer) {
     const buffer = storage.buffer;

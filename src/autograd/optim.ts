@@ -6,17 +6,26 @@
  * those dispatches each. The update reads the clip scale on the GPU: nothing is read back, and
  * `gradNorm` can be read whenever convenient.
  *
+ * A parameter larger than one storage binding (the 151,936 × 1024 embedding of Qwen3-0.6B is
+ * 622 MB, llvmpipe binds 128 MiB) is summed and updated in blocks of elements that each fit, one
+ * dispatch per block (its gradient and moments in the same blocks); the update of an element is
+ * the same whatever block it falls in. An arena over one binding is updated parameter by parameter.
+ *
  * @module
  */
 import adamSource from "../../kernels/optim_adamw.wgsl" with { type: "text" };
 import { grid, type Kernel } from "../gpu/mod.ts";
 import { PackedAdamState } from "./optim_packed.ts";
+import type { BufferSlice } from "../gpu/mod.ts";
 import {
+  blockRows,
   empty,
   f32,
   fillInPlace,
+  fitsOneBinding,
   keep,
   params,
+  rowBlocks,
   runtime,
   type Tensor,
   zeros,
@@ -29,9 +38,49 @@ function partialsOf(n: number): number {
   return Math.max(1, Math.min(64, Math.ceil(n / (WG * 16))));
 }
 
+/** One block of elements of tensors of one size read side by side, and their bindings. */
+interface ElementBlock {
+  /** Elements in the block. */
+  n: number;
+  /** One binding per tensor, in the order given. */
+  bindings: (GPUBuffer | BufferSlice)[];
+}
+
+/**
+ * Tensors of `p`'s size (a parameter, its gradient, its moments) as blocks of elements that each
+ * fit one storage binding, the same blocks in each: one block of their whole bindings when `p`
+ * fits (the usual case), else blocks of a multiple of 64 elements (whole vec4 groups, starting
+ * where a binding may).
+ */
+function elementBlocks(p: Tensor, ts: Tensor[]): ElementBlock[] {
+  if (fitsOneBinding(p)) return [{ n: p.size, bindings: ts.map((t) => t.binding) }];
+  const what = `AdamW: ${p.describe()}`;
+  const blocks = ts.map((t) => rowBlocks(t, 1, what));
+  return blocks[0].map((b, i) => ({ n: b.rows, bindings: blocks.map((bs) => bs[i].binding) }));
+}
+
+/**
+ * Partial-sum slots {@link recordGradNorm} needs for `parameters`: per parameter, a few per
+ * workgroup-sized stretch of elements, per block of elements when it spans more than one binding.
+ */
+export function gradNormPartials(parameters: readonly Tensor[]): number {
+  const rt = runtime();
+  let n = 0;
+  for (const p of parameters) {
+    if (fitsOneBinding(p)) {
+      n += partialsOf(p.size);
+      continue;
+    }
+    const per = blockRows(1, rt.storageBindingLimit, rt.storageOffsetAlignment, p.describe());
+    for (let e = 0; e < p.size; e += per) n += partialsOf(Math.min(per, p.size - e));
+  }
+  return Math.max(1, n);
+}
+
 /**
  * Records the global L2 norm of the parameters' gradients and the clip scale
- * `min(1, maxNorm / (norm + 1e-6))` (1 when `maxNorm` <= 0) into `out` [2]. Missing gradients count 0.
+ * `min(1, maxNorm / (norm + 1e-6))` (1 when `maxNorm` <= 0) into `out` [2]. Missing gradients count
+ * 0. `partial` holds at least {@link gradNormPartials} floats.
  */
 export function recordGradNorm(
   parameters: readonly Tensor[],
@@ -40,19 +89,30 @@ export function recordGradNorm(
   partial: Tensor,
 ): void {
   const rt = runtime();
+  const need = gradNormPartials(parameters);
+  if (partial.size < need) {
+    throw new RangeError(
+      `recordGradNorm: ${partial.describe()} holds ${partial.size} partial sums, ${need} needed`,
+    );
+  }
   fillInPlace(partial, 0); // slots of parameters without a gradient count 0
   let base = 0;
   for (const p of parameters) {
-    const w = partialsOf(p.size);
-    if (p.grad) {
-      rt.dispatch({
-        kernel: adamKernel,
-        entryPoint: "sumsq",
-        bindings: [p.grad.binding, partial.binding, params([p.size, base, 0, 0])],
-        workgroups: [w],
-      });
+    const g = p.grad;
+    // the slots are counted from the parameter's size (as gradNormPartials counts them), the
+    // blocks bound from its gradient (the same size)
+    for (const b of elementBlocks(p, g ? [g] : [])) {
+      const w = partialsOf(b.n);
+      if (g) {
+        rt.dispatch({
+          kernel: adamKernel,
+          entryPoint: "sumsq",
+          bindings: [b.bindings[0], partial.binding, params([b.n, base, 0, 0])],
+          workgroups: [w],
+        });
+      }
+      base += w;
     }
-    base += w;
   }
   rt.dispatch({
     kernel: adamKernel,
@@ -159,8 +219,7 @@ export class AdamW {
     } else {
       this.#m = parameters.map((p) => keep(zeros(p.shape)));
       this.#v = parameters.map((p) => keep(zeros(p.shape)));
-      const parts = parameters.reduce((s, p) => s + partialsOf(p.size), 0);
-      this.#partial = keep(empty([Math.max(1, parts)], "f32", "gradNormPartials"));
+      this.#partial = keep(empty([gradNormPartials(parameters)], "f32", "gradNormPartials"));
     }
   }
 
@@ -204,35 +263,41 @@ export class AdamW {
       );
       return;
     }
+    // the binding limit may have been lowered since the optimizer was made (more blocks, slots)
+    const slots = gradNormPartials(this.parameters);
+    if (this.#partial!.size < slots) {
+      this.#partial!.dispose();
+      this.#partial = keep(empty([slots], "f32", "gradNormPartials"));
+    }
     recordGradNorm(this.parameters, o.maxGradNorm, this.gradNorm, this.#partial!);
     const rt = runtime();
     this.parameters.forEach((p, i) => {
       if (!p.grad || p.size === 0) return;
-      const n4 = Math.ceil(p.size / 4);
       const wd = o.decay(p) ? o.weightDecay : 0;
-      rt.dispatch({
-        kernel: adamKernel,
-        entryPoint: "adamw",
-        bindings: [
-          // packed parameters (and their gradients) mixed with separate ones come here as slices
-          p.binding,
-          p.grad.binding,
-          this.#m[i].binding,
-          this.#v[i].binding,
-          this.gradNorm.binding,
-          params([
-            n4,
-            f32(lr),
-            f32(o.beta1),
-            f32(o.beta2),
-            f32(o.eps),
-            f32(wd),
-            f32(bc1),
-            f32(bc2),
-          ]),
-        ],
-        workgroups: grid(Math.ceil(n4 / WG)),
-      });
+      // packed parameters (and their gradients) mixed with separate ones come here as slices
+      const ts = [p, p.grad, this.#m[i], this.#v[i]];
+      for (const b of elementBlocks(p, ts)) {
+        const n4 = Math.ceil(b.n / 4);
+        rt.dispatch({
+          kernel: adamKernel,
+          entryPoint: "adamw",
+          bindings: [
+            ...b.bindings,
+            this.gradNorm.binding,
+            params([
+              n4,
+              f32(lr),
+              f32(o.beta1),
+              f32(o.beta2),
+              f32(o.eps),
+              f32(wd),
+              f32(bc1),
+              f32(bc2),
+            ]),
+          ],
+          workgroups: grid(Math.ceil(n4 / WG)),
+        });
+      }
     });
   }
 

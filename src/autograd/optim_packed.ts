@@ -106,8 +106,10 @@ export class PackedAdamState {
     const shared = sharedArena(parameters);
     if ("why" in shared) return null;
     if (shared.layout.length % CHUNK !== 0) return null;
-    // the arenas are bound whole: past one binding's size, the per-parameter path
+    // the arenas are bound whole: past one binding's size (the device's, or the runtime's
+    // lowered limit), the per-parameter path, which binds a parameter over it in blocks
     if (shared.layout.length > arenaCapacity()) return null;
+    if (shared.layout.length * 4 > runtime().storageBindingLimit) return null;
     return new PackedAdamState(parameters, shared.storage, shared.layout.offsets, weightDecay);
   }
 

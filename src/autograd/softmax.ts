@@ -2,18 +2,27 @@
  * Softmax, log-softmax, fused cross-entropy with an ignore index, and the gather of one value per
  * row along the last axis (the log-prob of sampled ids).
  *
+ * Rows are independent, so `[rows, V]` tensors larger than one storage binding (the logits of a
+ * 151,936-token vocabulary: ~220 rows per 128 MiB) are bound in blocks of whole rows, one dispatch
+ * per block (src/tensor/blocks.ts); per-row inputs and outputs (targets, losses, saved
+ * statistics) stay whole and the kernels index them from the block's first row. Tensors that fit
+ * take the one-dispatch path unchanged.
+ *
  * @module
  */
 import softmaxSource from "../../kernels/ops_softmax.wgsl" with { type: "text" };
 import xentSource from "../../kernels/ops_xent.wgsl" with { type: "text" };
 import rowsSource from "../../kernels/ops_rows.wgsl" with { type: "text" };
-import { grid, type Kernel } from "../gpu/mod.ts";
+import { type BufferSlice, grid, type Kernel } from "../gpu/mod.ts";
 import {
   empty,
+  fitsOneBinding,
   launch1d,
   materialize,
   normAxis,
   params,
+  type RowBlock,
+  rowBlocks,
   runtime,
   sameShape,
   type Tensor,
@@ -25,6 +34,16 @@ import { rowTileK } from "./row_tile.ts";
 
 const softmaxKernel: Kernel = { name: "ops_softmax", code: rowsSource + softmaxSource };
 const xentKernel: Kernel = { name: "ops_xent", code: rowsSource + xentSource };
+
+/**
+ * The row blocks of contiguous `[rows, n]` tensors read or written side by side (same shape, so
+ * the same blocks), one list per tensor; null when every one fits one binding (the usual
+ * one-dispatch path). `op` names the caller in the RangeError of a row too long for a binding.
+ */
+function rowBlocksOf(op: string, n: number, ...ts: Tensor[]): RowBlock[][] | null {
+  if (ts.every(fitsOneBinding)) return null;
+  return ts.map((t) => rowBlocks(t, n, `${op}: ${t.describe()}`));
+}
 
 function rowwise(x: Tensor, axis: number, op: string, fn: (x: Tensor) => Tensor): Tensor {
   x.expectDtype(op, "f32");
@@ -40,25 +59,28 @@ function softmaxLast(x: Tensor, log: boolean): Tensor {
   const rows = n === 0 ? 0 : x.size / n;
   const xs = materialize(x);
   const y = empty(x.shape, "f32", name);
-  if (rows > 0) {
-    runtime().dispatch({
-      kernel: softmaxKernel,
-      entryPoint: (log ? "logsoftmax_fwd" : "softmax_fwd") + (n % 4 === 0 ? "4" : ""),
-      constants: n % 4 === 0 ? { K: rowTileK(n) } : undefined,
-      bindings: [xs.binding, y.binding, params([rows, n, 0, 0])],
-      workgroups: grid(rows),
-    });
-  }
+  // Rows are independent and the kernels index nothing per row but the rows themselves: a tensor
+  // over one binding is the same dispatch over each block of rows.
+  const run = (entry: string, ts: Tensor[]) => {
+    const blocks = rowBlocksOf(name, n, ...ts);
+    const parts = blocks
+      ? blocks[0].map((b, i) => ({ ...b, bindings: blocks.map((bs) => bs[i].binding) }))
+      : [{ row0: 0, rows, bindings: ts.map((t) => t.binding) }];
+    for (const part of parts) {
+      runtime().dispatch({
+        kernel: softmaxKernel,
+        entryPoint: entry + (n % 4 === 0 ? "4" : ""),
+        constants: n % 4 === 0 ? { K: rowTileK(n) } : undefined,
+        bindings: [...part.bindings, params([part.rows, n, 0, 0])],
+        workgroups: grid(part.rows),
+      });
+    }
+  };
+  if (rows > 0) run(log ? "logsoftmax_fwd" : "softmax_fwd", [xs, y]);
   return record(y, name, [x], (g) => {
     const dx = empty(x.shape, "f32", "grad");
     const gs = materialize(g);
-    runtime().dispatch({
-      kernel: softmaxKernel,
-      entryPoint: (log ? "logsoftmax_bwd" : "softmax_bwd") + (n % 4 === 0 ? "4" : ""),
-      constants: n % 4 === 0 ? { K: rowTileK(n) } : undefined,
-      bindings: [y.binding, gs.binding, dx.binding, params([rows, n, 0, 0])],
-      workgroups: grid(rows),
-    });
+    run(log ? "logsoftmax_bwd" : "softmax_bwd", [y, gs, dx]);
     return [dx];
   });
 }
@@ -127,15 +149,29 @@ export function crossEntropy(
   const rowLoss = empty(targets.shape, "f32", "crossEntropy");
   const lse = empty([rows, 2], "f32", "lse"); // per row: max and log Σ exp(x - max)
   const rt = runtime();
-  const p = params([rows, V, ignore, reduction === "mean" ? 1 : 0]);
+  const mean = reduction === "mean" ? 1 : 0;
+  // [rows, block rows, first row] of each dispatch: one of all rows, or one per block of logits
+  // over one storage binding (the gradient wrt the logits is written in the same blocks)
+  const head = (n: number, row0: number) => params([n, V, ignore, mean, row0]);
+  const p = head(rows, 0);
+  const xBlocks = rows > 0 ? rowBlocksOf("crossEntropy", V, x) : null;
   if (rows > 0) {
-    rt.dispatch({
-      kernel: xentKernel,
-      entryPoint: V % 4 === 0 ? "xent_fwd4" : "xent_fwd",
-      constants: V % 4 === 0 ? { K: rowTileK(V) } : undefined,
-      bindings: [x.binding, t.binding, rowLoss.binding, lse.binding, p],
-      workgroups: grid(rows),
-    });
+    const parts = xBlocks?.[0] ?? [{ row0: 0, rows, binding: x.binding }];
+    for (const b of parts) {
+      rt.dispatch({
+        kernel: xentKernel,
+        entryPoint: V % 4 === 0 ? "xent_fwd4" : "xent_fwd",
+        constants: V % 4 === 0 ? { K: rowTileK(V) } : undefined,
+        bindings: [
+          b.binding,
+          t.binding,
+          rowLoss.binding,
+          lse.binding,
+          xBlocks ? head(b.rows, b.row0) : p,
+        ],
+        workgroups: grid(b.rows),
+      });
+    }
   }
   let out = rowLoss;
   let lossAndScale: Tensor | null = null;
@@ -153,14 +189,28 @@ export function crossEntropy(
     const dx = empty(logits.shape, "f32", "grad");
     const gs = materialize(g);
     const scale = lossAndScale ? out : gs; // out shares lossAndScale's buffer
-    launch1d(
-      rt,
-      xentKernel,
-      V % 4 === 0 ? "xent_bwd4" : "xent_bwd",
-      [x.binding, t.binding, lse.binding, gs.binding, scale.binding, dx.binding, p],
-      V % 4 === 0 ? rows * V / 4 : rows * V,
-      { PER_ROW: reduction === "none" ? 1 : 0 },
-    );
+    const blocks = rows > 0 ? rowBlocksOf("crossEntropy", V, x, dx) : null;
+    const parts = blocks
+      ? blocks[0].map((b, i) => ({ ...b, dx: blocks[1][i].binding }))
+      : [{ row0: 0, rows, binding: x.binding, dx: dx.binding }];
+    for (const b of parts) {
+      launch1d(
+        rt,
+        xentKernel,
+        V % 4 === 0 ? "xent_bwd4" : "xent_bwd",
+        [
+          b.binding,
+          t.binding,
+          lse.binding,
+          gs.binding,
+          scale.binding,
+          b.dx,
+          blocks ? head(b.rows, b.row0) : p,
+        ],
+        V % 4 === 0 ? b.rows * V / 4 : b.rows * V,
+        { PER_ROW: reduction === "none" ? 1 : 0 },
+      );
+    }
     return [dx];
   });
 }
@@ -185,22 +235,42 @@ export function gatherLast(x: Tensor, ids: Tensor): Tensor {
   const xs = materialize(x);
   const is = materialize(ids);
   const out = empty(ids.shape, "f32", "gatherLast");
-  const p = params([rows, V, 0, 0]);
+  const p = params([rows, V, 0, 0, 0]);
+  const rt = runtime();
+  // one dispatch, or one per block of rows of an x (dx) over one storage binding, as crossEntropy
+  const each = (ts: Tensor[], fn: (b: Bound, p: Uint32Array) => void) => {
+    const blocks = rowBlocksOf("gatherLast", V, ...ts);
+    if (!blocks) return fn({ row0: 0, rows, bindings: ts.map((t) => t.binding) }, p);
+    blocks[0].forEach((b, i) =>
+      fn({ ...b, bindings: blocks.map((bs) => bs[i].binding) }, params([b.rows, V, 0, 0, b.row0]))
+    );
+  };
   if (rows > 0) {
-    launch1d(runtime(), xentKernel, "gather_fwd", [xs.binding, is.binding, out.binding, p], rows);
+    each([xs], (b, q) => {
+      launch1d(rt, xentKernel, "gather_fwd", [b.bindings[0], is.binding, out.binding, q], b.rows);
+    });
   }
   return record(out, "gatherLast", [x], (g) => {
     const dx = empty(x.shape, "f32", "grad");
     const gs = materialize(g);
     if (dx.size > 0) {
-      launch1d(
-        runtime(),
-        xentKernel,
-        "gather_bwd",
-        [gs.binding, is.binding, dx.binding, p],
-        dx.size,
-      );
+      each([dx], (b, q) => {
+        launch1d(
+          rt,
+          xentKernel,
+          "gather_bwd",
+          [gs.binding, is.binding, b.bindings[0], q],
+          b.rows * V,
+        );
+      });
     }
     return [dx];
   });
+}
+
+// Rows [row0, row0 + rows) of tensors read side by side, and their bindings.
+interface Bound {
+  row0: number;
+  rows: number;
+  bindings: (GPUBuffer | BufferSlice)[];
 }
