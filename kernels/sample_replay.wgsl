@@ -9,11 +9,15 @@
 //      for the backward.
 // bwd: one thread per element; dx[n, i] = g[n] / T · (1[i = tok] − p_i) over kept i, 0 elsewhere,
 //      and 0 for a truncated token or greedy rows (the log-prob is constant there).
+//
+// Logits over one storage binding come in blocks of rows, one dispatch each (src/nn/replay.ts):
+// `rows` is then the block's and `row0` its first row; logits and dx are the block's (indexed from
+// its row 0), tokens, out, saved and g the whole tensors' (indexed by row0 + the row in the block).
 struct Params {
   rows: u32,
   vocab: u32,
   top_k: u32,
-  _pad0: u32,
+  row0: u32,
   temperature: f32,
   top_p: f32,
   _pad1: u32,
@@ -36,10 +40,11 @@ struct Params {
 @compute @workgroup_size(WG)
 fn fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
        @builtin(local_invocation_index) lid: u32) {
-  let r = wid.x + wid.y * nwg.x;
-  if (r >= params.rows) { return; }
+  let local = wid.x + wid.y * nwg.x;
+  if (local >= params.rows) { return; }
+  let r = params.row0 + local;
   let V = params.vocab;
-  let base = r * V;
+  let base = local * V;
   var m_t = bitcast<f32>(NEG_INF_BITS);
   for (var i = lid; i < V; i += WG) { m_t = max(m_t, logits[base + i]); }
   let m = reduce_max_f(m_t, lid);
@@ -84,7 +89,8 @@ fn bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let e = (wid.x + wid.y * nwg.x) * WG + lid;
   let V = pb.vocab;
   if (e >= pb.rows * V) { return; }
-  let r = e / V;
+  let local = e / V;
+  let r = pb.row0 + local;
   let i = e % V;
   var d = 0.0;
   let tok = tb[r];
@@ -92,7 +98,7 @@ fn bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let th = sb[r * 3u];
     let lse = bitcast<f32>(sb[r * 3u + 1u]);
     let m = bitcast<f32>(sb[r * 3u + 2u]);
-    let zt = (xb[r * V + u32(tok)] - m) / pb.temperature;
+    let zt = (xb[local * V + u32(tok)] - m) / pb.temperature;
     if (key_of(zt) >= th) {
       let z = (xb[e] - m) / pb.temperature;
       var p = 0.0;

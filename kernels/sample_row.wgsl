@@ -16,6 +16,10 @@
 //   out_top[(row, g, j)] = id, bits(processed log-prob) of the j-th largest logit (from topk_stream)
 // and updates state[row] = finished, generated count, flags (1: NaN/+Inf logits, 2: all -Inf),
 // stopped-by-stop-token; next_tok[row] is the model's input at step + 1 (pad once finished).
+//
+// Logits over one storage binding come in blocks of rows, one dispatch each (src/nn/sample_step.ts):
+// `logits` is then the block's, rows row0 .. row0 + block_rows - 1 (indexed from the block's row 0);
+// everything else is indexed by the global row. One block: row0 = 0, block_rows = rows.
 override CAPK: u32 = 0u;
 
 struct Params {
@@ -36,6 +40,8 @@ struct Params {
   stop1: u32,
   stop2: u32,
   stop3: u32,
+  row0: u32,       // first row of this dispatch's block of logits
+  block_rows: u32, // rows in the block
 }
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
@@ -55,10 +61,11 @@ var<workgroup> wg_token: u32;
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let r = wid.x + wid.y * nwg.x;
-  if (r >= params.rows) { return; }
+  let local = wid.x + wid.y * nwg.x;
+  if (local >= params.block_rows) { return; }
+  let r = params.row0 + local;
   let V = params.vocab;
-  let base = r * V;
+  let base = local * V;
   let s = params.step;
 
   if (lid == 0u) {

@@ -10,7 +10,17 @@ import commonSource from "../../kernels/sample_common.wgsl" with { type: "text" 
 import replaySource from "../../kernels/sample_replay.wgsl" with { type: "text" };
 import { record } from "../autograd/mod.ts";
 import { grid, type Kernel } from "../gpu/mod.ts";
-import { empty, f32, launch1d, materialize, params, runtime, type Tensor } from "../tensor/mod.ts";
+import {
+  empty,
+  f32,
+  fitsOneBinding,
+  launch1d,
+  materialize,
+  params,
+  rowBlocks,
+  runtime,
+  type Tensor,
+} from "../tensor/mod.ts";
 import { fmtShape, sameShape } from "../tensor/shape.ts";
 import { type SamplingSettings, validateSampling } from "./sampling_reference.ts";
 
@@ -50,31 +60,48 @@ export function sampledLogProbs(
   const out = empty(tokens.shape, "f32", "sampledLogProbs");
   // Per row: threshold key (or argmax id), kept log-sum-exp, row max (sample_replay.wgsl).
   const saved = empty([Math.max(1, rows), 3], "u32", "sampledLogProbs saved");
-  const p = params([rows, V, s.topK, 0, f32(s.temperature), f32(s.topP), 0, 0]);
+  // [block rows, first row]: all rows at once, or one dispatch per block of rows of logits over
+  // one storage binding (a 151,936-token vocabulary: ~220 rows per 128 MiB), dx in the same blocks
+  const head = (n: number, row0: number) =>
+    params([n, V, s.topK, row0, f32(s.temperature), f32(s.topP), 0, 0]);
+  const blocksOf = (ts: Tensor[]) => {
+    if (ts.every(fitsOneBinding)) return [{ row0: 0, rows, bindings: ts.map((u) => u.binding) }];
+    const bs = ts.map((u) => rowBlocks(u, V, `sampledLogProbs: ${u.describe()}`));
+    return bs[0].map((b, i) => ({ ...b, bindings: bs.map((l) => l[i].binding) }));
+  };
   const rt = runtime();
   if (rows > 0) {
-    rt.dispatch({
-      kernel: replayKernel,
-      entryPoint: "fwd",
-      constants: { WG: 256 },
-      bindings: [x.binding, t.binding, out.binding, saved.binding, p],
-      workgroups: grid(rows),
-    });
+    for (const b of blocksOf([x])) {
+      rt.dispatch({
+        kernel: replayKernel,
+        entryPoint: "fwd",
+        constants: { WG: 256 },
+        bindings: [b.bindings[0], t.binding, out.binding, saved.binding, head(b.rows, b.row0)],
+        workgroups: grid(b.rows),
+      });
+    }
   }
   return record(out, "sampledLogProbs", [logits], (g) => {
     const dx = empty(logits.shape, "f32", "grad");
     const gs = materialize(g);
     if (dx.size > 0) {
-      launch1d(
-        rt,
-        replayKernel,
-        "bwd",
-        [x.binding, t.binding, saved.binding, gs.binding, dx.binding, p],
-        dx.size,
-        {
-          WG: 256,
-        },
-      );
+      for (const b of blocksOf([x, dx])) {
+        launch1d(
+          rt,
+          replayKernel,
+          "bwd",
+          [
+            b.bindings[0],
+            t.binding,
+            saved.binding,
+            gs.binding,
+            b.bindings[1],
+            head(b.rows, b.row0),
+          ],
+          b.rows * V,
+          { WG: 256 },
+        );
+      }
     }
     return [dx];
   });

@@ -11,7 +11,16 @@ import commonSource from "../../kernels/sample_common.wgsl" with { type: "text" 
 import sampleSource from "../../kernels/sample_row.wgsl" with { type: "text" };
 import { type ComputeBatch, grid, type Kernel } from "../gpu/mod.ts";
 import { recordRowTopk } from "../obrs/gpu/ops.ts";
-import { empty, f32, keep, params, runtime, type Tensor } from "../tensor/mod.ts";
+import {
+  empty,
+  f32,
+  fitsOneBinding,
+  keep,
+  params,
+  rowBlocks,
+  runtime,
+  type Tensor,
+} from "../tensor/mod.ts";
 import { type SamplingSettings, validateSampling } from "./sampling_reference.ts";
 
 const sampleKernel: Kernel = { name: "sample_row", code: rngSource + commonSource + sampleSource };
@@ -113,6 +122,9 @@ export function recordSampleStep(batch: ComputeBatch, a: SampleStepArgs): GPUBuf
   const stops = Array.from({ length: MAX_STOP_IDS }, (_, i) => (a.stopIds[i] ?? NO_STOP) >>> 0);
   const K = b.captureK;
   if (K > V) throw new RangeError(`rollout: top-k capture ${K} exceeds the vocabulary ${V}`);
+  // Logits over one storage binding (a 151,936-token vocabulary, ~220 rows per 128 MiB) are read
+  // in blocks of rows: the capture tiles them itself (to the runtime's limit, which tests lower),
+  // the sampling kernel takes one dispatch per block.
   const temps = K > 0
     ? recordRowTopk(rt.gpu, batch, {
       logits: a.logits.buffer,
@@ -123,38 +135,46 @@ export function recordSampleStep(batch: ComputeBatch, a: SampleStepArgs): GPUBuf
       ids: b.capIds.buffer,
       info: b.capInfo.buffer,
       withLse: false,
+      maxBindingBytes: rt.storageBindingLimit,
     })
     : [];
+  const blocks = fitsOneBinding(a.logits)
+    ? [{ row0: 0, rows, binding: a.logits.binding }]
+    : rowBlocks(a.logits, V, `rollout: logits ${a.logits.describe()}`);
   const s = a.settings;
-  batch.dispatch({
-    kernel: sampleKernel,
-    constants: { WG: 256, CAPK: K },
-    bindings: [
-      a.logits.binding,
-      b.capVals.binding,
-      b.capIds.binding,
-      a.prompt.binding,
-      b.state.binding,
-      b.nextTokens.binding,
-      b.outMain.binding,
-      b.outTop.binding,
-      params([
-        rows,
-        V,
-        s.topK,
-        a.seed >>> 0,
-        f32(s.temperature),
-        f32(s.topP),
-        a.step,
-        a.promptCols,
-        b.maxNew,
-        a.padId,
-        (a.stream0 ?? 0) >>> 0,
-        ...stops,
-      ]),
-    ],
-    workgroups: grid(rows),
-  });
+  for (const block of blocks) {
+    batch.dispatch({
+      kernel: sampleKernel,
+      constants: { WG: 256, CAPK: K },
+      bindings: [
+        block.binding,
+        b.capVals.binding,
+        b.capIds.binding,
+        a.prompt.binding,
+        b.state.binding,
+        b.nextTokens.binding,
+        b.outMain.binding,
+        b.outTop.binding,
+        params([
+          rows,
+          V,
+          s.topK,
+          a.seed >>> 0,
+          f32(s.temperature),
+          f32(s.topP),
+          a.step,
+          a.promptCols,
+          b.maxNew,
+          a.padId,
+          (a.stream0 ?? 0) >>> 0,
+          ...stops,
+          block.row0,
+          block.rows,
+        ]),
+      ],
+      workgroups: grid(block.rows),
+    });
+  }
   return temps;
 }
 
