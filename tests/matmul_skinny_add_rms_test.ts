@@ -22,6 +22,7 @@ import {
   skinnyMaxM,
   type SkinnyOverride,
   skinnyVec4,
+  withSkinnyMaxM,
 } from "../src/tensor/matmul/mod.ts";
 import { packTensors, readAll, type Tensor, tensor } from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -376,7 +377,9 @@ Deno.test("addRmsNormMatmul: composed, with gradients, when a gradient is needed
   const y = rt.recordInto(spy, () => ops.addRmsNormMatmul(x, x, g, w, EPS));
   spy.submit();
   assert.ok(y.out.node !== null, "recorded on the tape");
-  assert.deepEqual(spy.kernels, ["ops_norm", "matmul_tiled"], "add_rms_fwd4, then the product");
+  assert.equal(spy.kernels.length, 2, `add_rms_fwd4, then the product: ${spy.kernels}`);
+  assert.equal(spy.kernels[0], "ops_norm");
+  assert.match(spy.kernels[1], /^matmul_(tiled|skinny)/);
   assert.equal(noGrad(() => addRmsFusedObstacle(x, x, g, w, true)), undefined);
   const z = noGrad(() => ops.addRmsNormMatmul(x, x, g, w, EPS, { fused: true }));
   assert.equal(z.out.node, null);
@@ -395,16 +398,25 @@ Deno.test("addRmsNormMatmul: fused by default only where the adapter takes the s
   const x = tensor(Float32Array.from({ length: M * K }, () => rng.normal()), [M, 1, K]);
   const g = tensor(Float32Array.from({ length: K }, () => 1 + rng.uniform()), [K]);
   const w = tensor(Float32Array.from({ length: K * N }, () => rng.normal()), [K, N]);
-  const spy = new SpyBatch(rt.gpu);
-  const y = noGrad(() => rt.recordInto(spy, () => ops.addRmsNormMatmul(x, x, g, w)));
-  spy.submit();
-  const fuses = skinnyMaxM(rt.gpu) >= M;
-  assert.equal(noGrad(() => addRmsFusedObstacle(x, x, g, w)) === undefined, fuses);
-  // on a CPU adapter the skinny kernel is off (skinny.ts SKINNY_MAX_M_FALLBACK): two ops
-  assert.deepEqual(
-    spy.kernels.map((k) => k.replace("+aliased", "")),
-    fuses ? ["matmul_skinny_addRms"] : ["ops_norm", "matmul_tiled"],
-  );
+  // The adapter's own limit (64 rows, CPU adapters included: skinny.ts), then the skinny kernel
+  // turned off (withSkinnyMaxM(0)): fused, then the composed ops.
+  const outs = [];
+  for (const rows of [undefined, 0]) {
+    const spy = new SpyBatch(rt.gpu);
+    const y = withSkinnyMaxM(rows, () => {
+      const fuses = skinnyMaxM(rt.gpu) >= M;
+      assert.equal(noGrad(() => addRmsFusedObstacle(x, x, g, w)) === undefined, fuses);
+      const y = noGrad(() => rt.recordInto(spy, () => ops.addRmsNormMatmul(x, x, g, w)));
+      spy.submit();
+      assert.deepEqual(
+        spy.kernels.map((k) => k.replace("+aliased", "")),
+        fuses ? ["matmul_skinny_addRms"] : ["ops_norm", "matmul_tiled"],
+      );
+      return y;
+    });
+    outs.push(y);
+  }
+  assert.equal(skinnyMaxM(rt.gpu), 64, "64 rows on every adapter by default");
   // The K limit (ADD_RMS_FUSED_MAX_K) refuses by default, never when forced.
   assert.match(noGrad(() => addRmsFusedObstacle(x, x, g, w, false, 4)) ?? "", /K = 8 is over/);
   assert.equal(noGrad(() => addRmsFusedObstacle(x, x, g, w, true, 4)), undefined);
@@ -414,8 +426,11 @@ Deno.test("addRmsNormMatmul: fused by default only where the adapter takes the s
     () => noGrad(() => ops.addRmsNormMatmul(big, null, g, w, EPS, { fused: true })),
     /fused kernel cannot run: 65 rows are over the skinny kernel's 64/,
   );
-  await readAll([y.out]);
-  [x, g, w, y.out, y.sum, big].forEach((t) => t.dispose());
+  const [fused, composed] = await readAll([outs[0].out, outs[1].out]);
+  for (let i = 0; i < fused.length; i++) {
+    assert.ok(Math.abs(fused[i] - composed[i]) <= 1e-5 * (1 + Math.abs(fused[i])));
+  }
+  [x, g, w, big, ...outs.flatMap((o) => [o.out, o.sum])].forEach((t) => t.dispose());
 });
 
 Deno.test("addRmsNormMatmul: shapes, dtypes and eps that do not fit are named", () => {

@@ -16,6 +16,7 @@ import {
   skinnyMaxM,
   type SkinnyOverride,
   skinnyVec4,
+  withSkinnyMaxM,
 } from "../src/tensor/matmul/mod.ts";
 import { packTensors, readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
 import { decodeStep, KVCache } from "../src/nn/kv_cache.ts";
@@ -298,24 +299,34 @@ Deno.test("swigluMatmul: fused by default only where the adapter takes the skinn
   const [M, I, N] = [6, 8, 12];
   const x = tensor(Float32Array.from({ length: M * 2 * I }, () => rng.normal()), [M, 1, 2 * I]);
   const w = tensor(Float32Array.from({ length: I * N }, () => rng.normal()), [I, N]);
-  const spy = new SpyBatch(rt.gpu);
-  const y = noGrad(() => rt.recordInto(spy, () => ops.swigluMatmul(x, w)));
-  spy.submit();
-  const fuses = skinnyMaxM(rt.gpu) >= M;
-  assert.equal(noGrad(() => swigluFusedObstacle(x, w)) === undefined, fuses);
-  // on a CPU adapter the skinny kernel is off (skinny.ts SKINNY_MAX_M_FALLBACK): two ops
-  assert.deepEqual(
-    spy.kernels.map((k) => k.replace("+aliased", "")),
-    fuses ? ["matmul_skinny_swiglu"] : ["ops_swiglu_joined_vec4", "matmul_tiled"],
+  // The adapter's own limit (64 rows, CPU adapters included: skinny.ts), then the skinny kernel
+  // turned off (withSkinnyMaxM(0)): fused, then the composed ops.
+  const ys = [undefined, 0].map((rows) =>
+    withSkinnyMaxM(rows, () => {
+      const spy = new SpyBatch(rt.gpu);
+      const y = noGrad(() => rt.recordInto(spy, () => ops.swigluMatmul(x, w)));
+      spy.submit();
+      const fuses = skinnyMaxM(rt.gpu) >= M;
+      assert.equal(noGrad(() => swigluFusedObstacle(x, w)) === undefined, fuses);
+      assert.deepEqual(
+        spy.kernels.map((k) => k.replace("+aliased", "")),
+        fuses ? ["matmul_skinny_swiglu"] : ["ops_swiglu_joined_vec4", "matmul_tiled"],
+      );
+      return y;
+    })
   );
+  assert.equal(skinnyMaxM(rt.gpu), 64, "64 rows on every adapter by default");
   const big = tensor(new Float32Array(65 * 2 * I), [65, 2 * I]);
   assert.match(noGrad(() => swigluFusedObstacle(big, w)) ?? "", /65 rows are over/);
   assert.throws(
     () => noGrad(() => ops.swigluMatmul(big, w, { fused: true })),
     /fused kernel cannot run: 65 rows are over the skinny kernel's 64/,
   );
-  await readAll([y]);
-  [x, w, y, big].forEach((t) => t.dispose());
+  const [fused, composed] = await readAll(ys);
+  for (let i = 0; i < fused.length; i++) {
+    assert.ok(Math.abs(fused[i] - composed[i]) <= 1e-5 * (1 + Math.abs(fused[i])));
+  }
+  [x, w, big, ...ys].forEach((t) => t.dispose());
 });
 
 Deno.test("swigluMatmul: shapes that do not fit are named", () => {
@@ -342,8 +353,9 @@ Deno.test("swigluMatmul: shapes that do not fit are named", () => {
 });
 
 Deno.test("swigluMatmul: decode steps with the skinny kernels on (as on a GPU) take the fused gate", async () => {
-  // A CPU adapter keeps the tiled kernels and the composed gate; clearing isFallback makes this
-  // one choose as a GPU does. The logits of four steps must match those of the CPU choice.
+  // With the skinny kernel off (withSkinnyMaxM(0)) a decode step records the tiled kernels and the
+  // composed gate; with the adapter's own limit, the fused gate. The logits of four steps must
+  // match.
   const cfg: ModelConfig = {
     vocabSize: 13,
     hidden: 16,
@@ -369,20 +381,21 @@ Deno.test("swigluMatmul: decode steps with the skinny kernels on (as on a GPU) t
     host.set(name, { shape, data });
   }
   const model = Transformer.fromTensors(cfg, host);
-  const gpu = rt.gpu as { isFallback: boolean };
-  const wasFallback = gpu.isFallback;
   const B = 5, steps = 4;
   const logits: Float32Array[][] = [], kernels: string[][] = [];
   try {
-    for (const fallback of [true, false]) {
-      gpu.isFallback = fallback;
+    for (const rows of [0, undefined]) {
       const cache = new KVCache(model, B, 8);
       const mine: Float32Array[] = [], names: string[] = [];
       for (let pos = 0; pos < steps; pos++) {
         const tokens = tensor(Int32Array.from({ length: B }, (_, i) => (3 * i + pos) % 13), [B]);
         const spy = new SpyBatch(rt.gpu);
-        const y = noGrad(() =>
-          rt.recordInto(spy, () => tidy(() => decodeStep(model, tokens, cache, pos)))
+        const y = withSkinnyMaxM(
+          rows,
+          () =>
+            noGrad(() =>
+              rt.recordInto(spy, () => tidy(() => decodeStep(model, tokens, cache, pos)))
+            ),
         );
         spy.submit();
         names.push(...spy.kernels);
@@ -394,20 +407,19 @@ Deno.test("swigluMatmul: decode steps with the skinny kernels on (as on a GPU) t
       kernels.push(names);
     }
   } finally {
-    gpu.isFallback = wasFallback;
     model.dispose();
   }
   const count = (names: string[], re: RegExp) => names.filter((k) => re.test(k)).length;
   const gates = steps * cfg.layers;
-  assert.equal(count(kernels[0], /^ops_swiglu_joined/), gates, "CPU choice: composed");
+  assert.equal(count(kernels[0], /^ops_swiglu_joined/), gates, "skinny off: composed");
   assert.equal(count(kernels[0], /^matmul_skinny/), 0);
-  assert.equal(count(kernels[1], /^ops_swiglu_joined/), 0, "GPU choice: no swiglu dispatch");
+  assert.equal(count(kernels[1], /^ops_swiglu_joined/), 0, "skinny on: no swiglu dispatch");
   assert.equal(count(kernels[1], /^matmul_skinny(_scalar)?_swiglu/), gates);
-  // The GPU choice also folds each add + RMSNorm into the product that reads it
+  // The skinny choice also folds each add + RMSNorm into the product that reads it
   // (ops.addRmsNormMatmul: tests/matmul_skinny_add_rms_test.ts): 2 per layer and the final one.
   const norms = steps * (2 * cfg.layers + 1);
-  assert.equal(count(kernels[0], /^ops_norm/), norms, "CPU choice: the norms dispatched");
-  assert.equal(count(kernels[1], /^ops_norm/), 0, "GPU choice: no norm dispatch");
+  assert.equal(count(kernels[0], /^ops_norm/), norms, "skinny off: the norms dispatched");
+  assert.equal(count(kernels[1], /^ops_norm/), 0, "skinny on: no norm dispatch");
   assert.equal(kernels[1].length, kernels[0].length - gates - norms, "one dispatch per gate less");
   let worst = 0;
   for (let s = 0; s < steps; s++) {

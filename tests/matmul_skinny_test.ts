@@ -241,7 +241,7 @@ Deno.test("skinny matmul: the public matmul op takes it for a decode step's proj
   const spy = new SpyBatch(rt.gpu);
   const y = noGrad(() => rt.recordInto(spy, () => ops.matmul(x, ops.transpose(w))));
   spy.submit();
-  // a CPU adapter keeps the tiled kernels, which suit it better (skinny.ts SKINNY_MAX_M_FALLBACK)
+  // every adapter takes the skinny kernel for up to 64 rows (skinny.ts)
   assert.deepEqual(spy.kernels, skinnyMaxM(rt.gpu) >= B ? ["matmul_skinny"] : ["matmul_tiled"]);
   assert.deepEqual(y.shape, [B, 1, N]);
   const [got] = await readAll([y]);

@@ -49,6 +49,7 @@ export {
   chooseSkinnyTiling,
   encodeSkinny,
   SKINNY_COST,
+  SKINNY_FALLBACK_TILING,
   SKINNY_MAX_M,
   SKINNY_MAX_M_FALLBACK,
   SKINNY_MIN_CHUNK,
@@ -59,6 +60,7 @@ export {
   type SkinnyOverride,
   type SkinnyTiling,
   skinnyVec4,
+  withSkinnyMaxM,
 } from "./skinny.ts";
 export { matmulReference, type MatmulShape } from "./reference.ts";
 export { checkMatmul, type MatmulCheck, prepareMatmulCheck } from "./check.ts";

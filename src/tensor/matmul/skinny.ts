@@ -24,15 +24,57 @@ import { encodeSplitK, splitK } from "./splitk.ts";
 export const SKINNY_MAX_M = 64;
 
 /**
- * The same limit on a CPU (fallback) adapter: 0, off. llvmpipe runs workgroups one after another,
- * so the fewest, widest tiles win there: the 0.8M anchor's decode-step products took ~57 ms with
- * the skinny kernel against ~20 ms tiled (`bench/matmul/main.ts --decode --small`).
+ * The same limit on a CPU (fallback) adapter: also 64, with {@link SKINNY_FALLBACK_TILING}.
+ * llvmpipe runs a dispatch's workgroups a few at a time across the CPU's threads, so the tiling
+ * planned for an H100 (many narrow workgroups, K split) loses there, but the widest one wins at
+ * every decode shape measured, from the 0.8M anchor's to Qwen3-0.6B's: 0.8–1.6× the time of the
+ * tiled kernels' for M = 64 at the anchors' widths (128–512) and 5–9× less at hidden 1024, or for
+ * M = 1 (where the tiled kernels pad the row to 64). See BENCHMARKS.md, "CPU fallback".
  */
-export const SKINNY_MAX_M_FALLBACK = 0;
+export const SKINNY_MAX_M_FALLBACK = 64;
 
-/** The skinny limit for this adapter: {@link SKINNY_MAX_M}, or 0 on a CPU fallback adapter. */
+/**
+ * The tiling a CPU (fallback) adapter forces: 32 columns per workgroup and K never split (fewest
+ * workgroups, each reading A once; no reduction dispatch). Tests and benchmarks may still force
+ * their own.
+ */
+export const SKINNY_FALLBACK_TILING: Readonly<Pick<SkinnyTiling, "colGroups" | "kSplits">> = {
+  colGroups: 8,
+  kSplits: 1,
+};
+
+let maxMOverride: number | undefined;
+
+/**
+ * The skinny limit for this adapter: {@link SKINNY_MAX_M}, or {@link SKINNY_MAX_M_FALLBACK} on a
+ * CPU, unless {@link withSkinnyMaxM} sets another.
+ */
 export function skinnyMaxM(gpu: { isFallback: boolean }): number {
+  if (maxMOverride !== undefined) return maxMOverride;
   return gpu.isFallback ? SKINNY_MAX_M_FALLBACK : SKINNY_MAX_M;
+}
+
+/**
+ * Runs `fn` (synchronously) with the skinny limit set to `rows` on every adapter (tests and
+ * benchmarks: 0 records the tiled kernels and the composed decode ops, as before the skinny
+ * kernel; `undefined`, the adapter's own), then restores the previous one.
+ *
+ * @example
+ * ```ts
+ * const logits = withSkinnyMaxM(0, () => decodeStep(model, tokens, cache, pos)); // composed
+ * ```
+ */
+export function withSkinnyMaxM<T>(rows: number | undefined, fn: () => T): T {
+  if (rows !== undefined && !(Number.isInteger(rows) && rows >= 0 && rows <= SKINNY_ROWS)) {
+    throw new RangeError(`matmul: the skinny limit must be an integer in [0, 64], got ${rows}`);
+  }
+  const was = maxMOverride;
+  maxMOverride = rows;
+  try {
+    return fn();
+  } finally {
+    maxMOverride = was;
+  }
 }
 
 /** Rows the kernel can cover: 8 row groups of 8. */
@@ -247,7 +289,8 @@ export function encodeSkinny(
   const why = skinnyObstacle(plan);
   if (why) throw new RangeError(`matmul: the skinny kernel cannot run this shape: ${why}`);
   const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535;
-  const t = resolveTiling(plan, maxDim, job.force ?? {});
+  const force = gpu.isFallback ? { ...SKINNY_FALLBACK_TILING, ...job.force } : job.force ?? {};
+  const t = resolveTiling(plan, maxDim, force);
   // A block's rows must also start on a vec4 for the vec4 loads (its offsets are aligned).
   const ld = job.strides;
   const scalar = !skinnyVec4(plan) || (ld !== undefined && (ld.ldA % 4 !== 0 || ld.ldB % 4 !== 0));
