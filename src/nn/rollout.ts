@@ -66,8 +66,9 @@ export interface GenerateOptions extends Partial<SamplingSettings> {
   modelVersion?: string | number;
   /**
    * Called as the GPU finishes decode steps (`done` of `total`, about 50 times a batch, and once
-   * with `done === total`): a progress bar for long batches on slow adapters. The calls come from
-   * `queue.onSubmittedWorkDone()` promises, so they add no wait and no readback.
+   * with `done === total`): a progress bar for long batches on slow adapters. The host waits for
+   * `queue.onSubmittedWorkDone()` one report behind the steps it records, so the GPU keeps work
+   * queued; no readback.
    */
   onProgress?: (done: number, total: number) => void;
 }
@@ -219,10 +220,17 @@ export class RolloutEngine {
         // Through the runtime's own batch: the causal mask may need an upload, which flushes.
         if (prefix) tidy(() => prefill(this.model, prefix, this.cache));
         rt.flush();
-        const total = steps - s0;
-        const every = Math.max(1, Math.floor(total / 50));
-        const report = opts.onProgress;
-        for (let s = s0; s < steps; s++) {
+      });
+      const total = steps - s0;
+      const every = Math.max(1, Math.floor(total / 50));
+      const report = opts.onProgress;
+      // With a progress report, the host waits every `every` steps for the GPU to finish the steps
+      // up to the previous report: a device's work-done promises resolve only while the host waits
+      // on the device (on llvmpipe, all at the final readback otherwise), and waiting one report
+      // behind keeps `every` steps queued, so the GPU never idles for it.
+      let pending: { done: number; promise: Promise<void> } | null = null;
+      for (let s = s0; s < steps; s++) {
+        noGrad(() => {
           const batch = new ComputeBatch(rt.gpu);
           const temps = rt.recordInto(batch, () =>
             tidy(() => {
@@ -243,12 +251,20 @@ export class RolloutEngine {
             }));
           batch.submit();
           for (const t of temps) t.destroy();
-          const done = s - s0 + 1;
-          if (report && (done % every === 0 || done === total)) {
-            rt.gpu.device.queue.onSubmittedWorkDone().then(() => report(done, total));
+        });
+        const done = s - s0 + 1;
+        if (report && (done % every === 0 || done === total)) {
+          if (pending) {
+            await pending.promise;
+            report(pending.done, total);
           }
+          pending = { done, promise: rt.gpu.device.queue.onSubmittedWorkDone() };
         }
-      });
+      }
+      if (pending && report) {
+        await pending.promise;
+        report(pending.done, total);
+      }
       outputs = await readAll([buffers.state, buffers.outMain, buffers.outTop]);
     } finally {
       // Whatever happened, pop the scope (a leaked one would swallow later validation errors) and

@@ -195,8 +195,9 @@ export const command: Command = {
     const empty = promptIds.findIndex((p) => p.length === 0);
     if (empty >= 0) throw new UsageError(`prompt ${empty + 1} is empty`);
 
-    const ckpt = await loadCheckpointOrExplain(dir, "--checkpoint");
-    const cfg = fromQwenConfig(ckpt.config);
+    let ckpt: Awaited<ReturnType<typeof loadCheckpointOrExplain>> | undefined =
+      await loadCheckpointOrExplain(dir, "--checkpoint");
+    const cfg = fromQwenConfig(ckpt.config, ckpt.tensors);
     const longest = Math.max(...promptIds.map((p) => p.length));
     if (tok.vocabSize > cfg.vocabSize) {
       throw new UsageError(
@@ -217,6 +218,8 @@ export const command: Command = {
 
     await initTensors();
     const model = Transformer.fromTensors(ckpt.config, ckpt.tensors);
+    // The host copy of the weights (as large as the model) is not needed once they are uploaded.
+    ckpt = undefined;
     console.log(`Model: ${describeModel(model.config)}`);
     const engine = new RolloutEngine(model, {
       maxBatch: rows.length,
