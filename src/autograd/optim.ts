@@ -160,9 +160,10 @@ export class AdamW {
   /** [global gradient norm before clipping, clip scale] of the last step (GPU; read it when needed). */
   readonly gradNorm: Tensor;
   /**
-   * True when the parameters are packed in one arena (as `Transformer`'s are): the step is then a
-   * fixed four dispatches and zeroGrad one, whatever the number of parameters; otherwise each
-   * parameter is updated by its own dispatches.
+   * True when the parameters are packed in one arena (as `Transformer`'s are) that fits one storage
+   * binding: the step is then a fixed four dispatches and zeroGrad one, whatever the number of
+   * parameters; otherwise each parameter is updated by its own dispatches (in blocks of elements
+   * for one larger than a binding).
    */
   readonly packed: boolean;
   #m: Tensor[];

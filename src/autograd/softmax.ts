@@ -150,13 +150,12 @@ export function crossEntropy(
   const lse = empty([rows, 2], "f32", "lse"); // per row: max and log Σ exp(x - max)
   const rt = runtime();
   const mean = reduction === "mean" ? 1 : 0;
-  // [rows, block rows, first row] of each dispatch: one of all rows, or one per block of logits
-  // over one storage binding (the gradient wrt the logits is written in the same blocks)
+  // The parameters of a dispatch over `n` rows from `row0`: one dispatch of all rows, or one per
+  // block of logits over one storage binding (the gradient wrt the logits in the same blocks).
   const head = (n: number, row0: number) => params([n, V, ignore, mean, row0]);
   const p = head(rows, 0);
-  const xBlocks = rows > 0 ? rowBlocksOf("crossEntropy", V, x) : null;
   if (rows > 0) {
-    const parts = xBlocks?.[0] ?? [{ row0: 0, rows, binding: x.binding }];
+    const parts = rowBlocksOf("crossEntropy", V, x)?.[0] ?? [{ row0: 0, rows, binding: x.binding }];
     for (const b of parts) {
       rt.dispatch({
         kernel: xentKernel,
@@ -167,7 +166,7 @@ export function crossEntropy(
           t.binding,
           rowLoss.binding,
           lse.binding,
-          xBlocks ? head(b.rows, b.row0) : p,
+          head(b.rows, b.row0),
         ],
         workgroups: grid(b.rows),
       });
@@ -205,7 +204,7 @@ export function crossEntropy(
           gs.binding,
           scale.binding,
           b.dx,
-          blocks ? head(b.rows, b.row0) : p,
+          head(b.rows, b.row0),
         ],
         V % 4 === 0 ? b.rows * V / 4 : b.rows * V,
         { PER_ROW: reduction === "none" ? 1 : 0 },
