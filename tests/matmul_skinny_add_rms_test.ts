@@ -392,28 +392,46 @@ Deno.test("addRmsNormMatmul: composed, with gradients, when a gradient is needed
   assertNoGpuErrors();
 });
 
-Deno.test("addRmsNormMatmul: fused by default only where the adapter takes the skinny kernel", async () => {
+// Runs `fn` with the adapter choosing as a GPU does (skinny kernels with their fused prologues).
+function asGpu<T>(fn: () => T): T {
+  const gpu = rt.gpu as { isFallback: boolean }, was = gpu.isFallback;
+  gpu.isFallback = false;
+  try {
+    return fn();
+  } finally {
+    gpu.isFallback = was;
+  }
+}
+
+Deno.test("addRmsNormMatmul: fused by default on GPUs, composed on CPU adapters or without the skinny kernel", async () => {
   const rng = new Rng(600);
   const [M, K, N] = [6, 8, 12];
   const x = tensor(Float32Array.from({ length: M * K }, () => rng.normal()), [M, 1, K]);
   const g = tensor(Float32Array.from({ length: K }, () => 1 + rng.uniform()), [K]);
   const w = tensor(Float32Array.from({ length: K * N }, () => rng.normal()), [K, N]);
-  // The adapter's own limit (64 rows, CPU adapters included: skinny.ts), then the skinny kernel
-  // turned off (withSkinnyMaxM(0)): fused, then the composed ops.
+  // As a GPU chooses (fused), as this adapter chooses (fused on a GPU; on a CPU adapter the composed
+  // norm, then the skinny product), and with the skinny kernel off (the norm, then tiled).
   const outs = [];
-  for (const rows of [undefined, 0]) {
+  for (
+    const [how, rows] of [["as a GPU", undefined], ["this adapter", undefined], ["off", 0]] as const
+  ) {
     const spy = new SpyBatch(rt.gpu);
-    const y = withSkinnyMaxM(rows, () => {
-      const fuses = skinnyMaxM(rt.gpu) >= M;
-      assert.equal(noGrad(() => addRmsFusedObstacle(x, x, g, w)) === undefined, fuses);
-      const y = noGrad(() => rt.recordInto(spy, () => ops.addRmsNormMatmul(x, x, g, w)));
-      spy.submit();
-      assert.deepEqual(
-        spy.kernels.map((k) => k.replace("+aliased", "")),
-        fuses ? ["matmul_skinny_addRms"] : ["ops_norm", "matmul_tiled"],
-      );
-      return y;
-    });
+    const y = (how === "as a GPU" ? asGpu : <T>(f: () => T) => f())(() =>
+      withSkinnyMaxM(rows, () => {
+        const fuses = rows !== 0 && !rt.gpu.isFallback;
+        assert.equal(noGrad(() => addRmsFusedObstacle(x, x, g, w)) === undefined, fuses, how);
+        const y = noGrad(() => rt.recordInto(spy, () => ops.addRmsNormMatmul(x, x, g, w)));
+        spy.submit();
+        assert.deepEqual(
+          spy.kernels.map((k) => k.replace("+aliased", "")),
+          fuses
+            ? ["matmul_skinny_addRms"]
+            : ["ops_norm", rows === 0 ? "matmul_tiled" : "matmul_skinny"],
+          how,
+        );
+        return y;
+      })
+    );
     outs.push(y);
   }
   assert.equal(skinnyMaxM(rt.gpu), 64, "64 rows on every adapter by default");
@@ -426,9 +444,11 @@ Deno.test("addRmsNormMatmul: fused by default only where the adapter takes the s
     () => noGrad(() => ops.addRmsNormMatmul(big, null, g, w, EPS, { fused: true })),
     /fused kernel cannot run: 65 rows are over the skinny kernel's 64/,
   );
-  const [fused, composed] = await readAll([outs[0].out, outs[1].out]);
-  for (let i = 0; i < fused.length; i++) {
-    assert.ok(Math.abs(fused[i] - composed[i]) <= 1e-5 * (1 + Math.abs(fused[i])));
+  const [fused, ...others] = await readAll(outs.map((o) => o.out));
+  for (const other of others) {
+    for (let i = 0; i < fused.length; i++) {
+      assert.ok(Math.abs(fused[i] - other[i]) <= 1e-5 * (1 + Math.abs(fused[i])));
+    }
   }
   [x, g, w, big, ...outs.flatMap((o) => [o.out, o.sum])].forEach((t) => t.dispose());
 });

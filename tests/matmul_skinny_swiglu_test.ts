@@ -224,8 +224,15 @@ Deno.test("swigluMatmul fused: K split across workgroups as the planner chooses 
   assert.ok(planned.kSplits > 1, JSON.stringify(planned));
   const plain = { ...planned, kSplits: 1 };
   assert.ok(skinnyCost(M, N, I, plain, "swiglu") > skinnyCost(M, N, I, plain));
-  const r = await check({ lead: [M], I, N, transB: true }, 300);
-  assert.equal(r.kernels.length, 2, "the product and the sum of its slices");
+  // As a GPU plans it (a CPU adapter never splits K: skinny.ts SKINNY_FALLBACK_TILING).
+  const gpu = rt.gpu as { isFallback: boolean }, was = gpu.isFallback;
+  gpu.isFallback = false;
+  try {
+    const r = await check({ lead: [M], I, N, transB: true }, 300);
+    assert.equal(r.kernels.length, 2, "the product and the sum of its slices");
+  } finally {
+    gpu.isFallback = was;
+  }
 });
 
 Deno.test("swigluMatmul fused: the gate is swigluJoined's to f32 rounding (identity weight)", async () => {
@@ -294,26 +301,44 @@ Deno.test("swigluMatmul: composed, with gradients, when a gradient is needed", a
   assertNoGpuErrors();
 });
 
-Deno.test("swigluMatmul: fused by default only where the adapter takes the skinny kernel", async () => {
+// Runs `fn` with the adapter choosing as a GPU does (skinny kernels with their fused prologues).
+function asGpu<T>(fn: () => T): T {
+  const gpu = rt.gpu as { isFallback: boolean }, was = gpu.isFallback;
+  gpu.isFallback = false;
+  try {
+    return fn();
+  } finally {
+    gpu.isFallback = was;
+  }
+}
+
+Deno.test("swigluMatmul: fused by default on GPUs, composed on CPU adapters or without the skinny kernel", async () => {
   const rng = new Rng(600);
   const [M, I, N] = [6, 8, 12];
   const x = tensor(Float32Array.from({ length: M * 2 * I }, () => rng.normal()), [M, 1, 2 * I]);
   const w = tensor(Float32Array.from({ length: I * N }, () => rng.normal()), [I, N]);
-  // The adapter's own limit (64 rows, CPU adapters included: skinny.ts), then the skinny kernel
-  // turned off (withSkinnyMaxM(0)): fused, then the composed ops.
-  const ys = [undefined, 0].map((rows) =>
-    withSkinnyMaxM(rows, () => {
-      const spy = new SpyBatch(rt.gpu);
-      const y = noGrad(() => rt.recordInto(spy, () => ops.swigluMatmul(x, w)));
-      spy.submit();
-      const fuses = skinnyMaxM(rt.gpu) >= M;
-      assert.equal(noGrad(() => swigluFusedObstacle(x, w)) === undefined, fuses);
-      assert.deepEqual(
-        spy.kernels.map((k) => k.replace("+aliased", "")),
-        fuses ? ["matmul_skinny_swiglu"] : ["ops_swiglu_joined_vec4", "matmul_tiled"],
-      );
-      return y;
-    })
+  // As a GPU chooses (fused), as this adapter chooses (fused on a GPU; on a CPU adapter the composed
+  // gate, then the skinny product), and with the skinny kernel off (the gate, then tiled).
+  const ys = ([["as a GPU", undefined], ["this adapter", undefined], ["off", 0]] as const).map((
+    [how, rows],
+  ) =>
+    (how === "as a GPU" ? asGpu : <T>(f: () => T) => f())(() =>
+      withSkinnyMaxM(rows, () => {
+        const spy = new SpyBatch(rt.gpu);
+        const y = noGrad(() => rt.recordInto(spy, () => ops.swigluMatmul(x, w)));
+        spy.submit();
+        const fuses = rows !== 0 && !rt.gpu.isFallback;
+        assert.equal(noGrad(() => swigluFusedObstacle(x, w)) === undefined, fuses, how);
+        assert.deepEqual(
+          spy.kernels.map((k) => k.replace("+aliased", "")),
+          fuses
+            ? ["matmul_skinny_swiglu"]
+            : ["ops_swiglu_joined_vec4", rows === 0 ? "matmul_tiled" : "matmul_skinny"],
+          how,
+        );
+        return y;
+      })
+    )
   );
   assert.equal(skinnyMaxM(rt.gpu), 64, "64 rows on every adapter by default");
   const big = tensor(new Float32Array(65 * 2 * I), [65, 2 * I]);
@@ -322,9 +347,11 @@ Deno.test("swigluMatmul: fused by default only where the adapter takes the skinn
     () => noGrad(() => ops.swigluMatmul(big, w, { fused: true })),
     /fused kernel cannot run: 65 rows are over the skinny kernel's 64/,
   );
-  const [fused, composed] = await readAll(ys);
-  for (let i = 0; i < fused.length; i++) {
-    assert.ok(Math.abs(fused[i] - composed[i]) <= 1e-5 * (1 + Math.abs(fused[i])));
+  const [fused, ...others] = await readAll(ys);
+  for (const other of others) {
+    for (let i = 0; i < fused.length; i++) {
+      assert.ok(Math.abs(fused[i] - other[i]) <= 1e-5 * (1 + Math.abs(fused[i])));
+    }
   }
   [x, w, big, ...ys].forEach((t) => t.dispose());
 });
@@ -354,8 +381,7 @@ Deno.test("swigluMatmul: shapes that do not fit are named", () => {
 
 Deno.test("swigluMatmul: decode steps with the skinny kernels on (as on a GPU) take the fused gate", async () => {
   // With the skinny kernel off (withSkinnyMaxM(0)) a decode step records the tiled kernels and the
-  // composed gate; with the adapter's own limit, the fused gate. The logits of four steps must
-  // match.
+  // composed gate; choosing as a GPU, the fused gate. The logits of four steps must match.
   const cfg: ModelConfig = {
     vocabSize: 13,
     hidden: 16,
@@ -390,13 +416,9 @@ Deno.test("swigluMatmul: decode steps with the skinny kernels on (as on a GPU) t
       for (let pos = 0; pos < steps; pos++) {
         const tokens = tensor(Int32Array.from({ length: B }, (_, i) => (3 * i + pos) % 13), [B]);
         const spy = new SpyBatch(rt.gpu);
-        const y = withSkinnyMaxM(
-          rows,
-          () =>
-            noGrad(() =>
-              rt.recordInto(spy, () => tidy(() => decodeStep(model, tokens, cache, pos)))
-            ),
-        );
+        const record = () =>
+          noGrad(() => rt.recordInto(spy, () => tidy(() => decodeStep(model, tokens, cache, pos))));
+        const y = rows === 0 ? withSkinnyMaxM(0, record) : asGpu(record);
         spy.submit();
         names.push(...spy.kernels);
         mine.push(((await readAll([y]))[0]) as Float32Array);

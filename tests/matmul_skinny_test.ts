@@ -218,13 +218,21 @@ Deno.test("skinny matmul: encodeMatmul picks it for few rows, and the tiling fil
   }
   assert.deepEqual(chooseSkinnyTiling(7, 1536, 512).rowGroups, 1);
   assert.deepEqual(chooseSkinnyTiling(9, 1536, 512).rowGroups, 2);
-  // Its tiling chosen automatically, a split product runs (29M's down projection shape, scaled to
-  // llvmpipe; the variant is forced where the adapter is a CPU, which keeps the tiled kernels).
+  // Its tiling chosen automatically as a GPU plans it, a split product runs (29M's down projection
+  // shape, scaled to llvmpipe); a CPU adapter takes its own tiling, which never splits K.
   const t = chooseSkinnyTiling(64, 128, 1536);
-  const forced = skinnyMaxM(gpu) >= 64 ? undefined : "skinny";
-  const results = await run(gpu, [{ M: 64, N: 128, K: 1536, transB: true }], 3, forced);
-  assert.equal(results[0].kernels.length, t.kSplits > 1 ? 2 : 1);
-  assert.equal(results[0].kernels[0], "matmul_skinny");
+  assert.ok(t.kSplits > 1, JSON.stringify(t));
+  const g = gpu as { isFallback: boolean }, was = g.isFallback;
+  for (const fallback of [false, true]) {
+    g.isFallback = fallback;
+    try {
+      const results = await run(gpu, [{ M: 64, N: 128, K: 1536, transB: true }], 3);
+      assert.equal(results[0].kernels.length, fallback ? 1 : 2);
+      assert.equal(results[0].kernels[0], "matmul_skinny");
+    } finally {
+      g.isFallback = was;
+    }
+  }
 });
 
 Deno.test("skinny matmul: the public matmul op takes it for a decode step's projection (tiled on a CPU adapter)", async () => {

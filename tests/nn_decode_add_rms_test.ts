@@ -1,7 +1,7 @@
 // Whole decode steps with every residual add + RMSNorm folded into the product that reads it
 // (ops.addRmsNormMatmul inside Transformer.logitsOver; tests/matmul_skinny_add_rms_test.ts tests
-// the kernel): fused (the default on every adapter) against the skinny kernel turned off
-// (composed) and the float64 transformer, for vec4 and scalar hidden sizes; and a rollout's captured
+// the kernel): fused (as a GPU chooses) against the skinny kernel turned off (composed) and the
+// float64 transformer, for vec4 and scalar hidden sizes; and a rollout's captured
 // log-probs against a training-mode forward with the fused products taken.
 import assert from "node:assert/strict";
 import { noGrad } from "../src/autograd/mod.ts";
@@ -58,16 +58,28 @@ function randomModel(cfg: ModelConfig, seed: number): Transformer {
   return Transformer.fromTensors(cfg, host);
 }
 
-// Runs `fn` with the skinny kernel and its fused prologues on (the adapter's own limit: 64 rows,
-// CPU adapters included) or off (the tiled kernels and the composed norms).
+// Runs `fn` with the adapter choosing as a GPU does (skinny kernels with their fused prologues).
+function asGpu<T>(fn: () => T): T {
+  const g = rt.gpu as { isFallback: boolean };
+  const was = g.isFallback;
+  g.isFallback = false;
+  try {
+    return fn();
+  } finally {
+    g.isFallback = was;
+  }
+}
+
+// Runs `fn` fused (as a GPU chooses) or composed (the skinny kernel off: the tiled kernels and the
+// norms on their own).
 function fusing<T>(on: boolean, fn: () => T): T {
-  return withSkinnyMaxM(on ? undefined : 0, fn);
+  return on ? asGpu(fn) : withSkinnyMaxM(0, fn);
 }
 
 for (const variant of [{}, { tiedEmbeddings: false, hidden: 18, intermediate: 36 }]) {
   Deno.test(`decode steps ${JSON.stringify(variant)}: fused add-RMS = composed = float64 transformer`, async () => {
-    // Fused: every add + norm in the product that reads it (the default); composed: the skinny
-    // kernel off (add_rms_fwd4 / rms_fwd4, then the tiled products).
+    // Fused: every add + norm in the product that reads it (as a GPU chooses); composed: the
+    // skinny kernel off (add_rms_fwd4 / rms_fwd4, then the tiled products).
     const cfg = validateModelConfig({ ...MODEL, ...variant });
     const model = randomModel(cfg, 40);
     const B = 5, steps = 4;
@@ -145,18 +157,21 @@ Deno.test("rollout with the fused add-RMS products: captured log-probs equal a t
     maxPromptLength: maxPrompt,
     maxNewTokens: maxNew,
   });
-  // Counts the fused products (the default on every adapter) over the whole generate call.
+  // Counts the fused products while the adapter chooses as a GPU (for the whole generate call).
+  const g = rt.gpu as { isFallback: boolean }, was = g.isFallback;
   const inner = ComputeBatch.prototype.dispatch;
   let fused = 0;
   ComputeBatch.prototype.dispatch = function (this: ComputeBatch, d: Dispatch) {
     if (/_addRms/.test(d.kernel.name)) fused++;
     return inner.call(this, d);
   };
+  g.isFallback = false;
   let r;
   try {
     const opts = { temperature: 1, topK: 0, topP: 1, seed: 7, stream0: 0, stopId: 2, padId: 0 };
     r = await engine.generate(ps, opts);
   } finally {
+    g.isFallback = was;
     ComputeBatch.prototype.dispatch = inner;
     engine.dispose();
   }

@@ -91,6 +91,11 @@ export function addRmsFusedObstacle(
       ? `${rows} rows are over the skinny kernel's ${SKINNY_ROWS}`
       : `${rows} rows are over this adapter's skinny limit of ${limit}`;
   }
+  // llvmpipe ran the fused kernel 1.3-1.9x slower than the composed ops at the 0.8M anchor's
+  // decode shapes (bench/matmul/swiglu_down.ts, add_rms_qkv.ts --small; BENCHMARKS.md).
+  if (!forced && runtime().gpu.isFallback) {
+    return "a CPU adapter (the composed ops are faster there)";
+  }
   return undefined;
 }
 

@@ -289,7 +289,11 @@ export function encodeSkinny(
   const why = skinnyObstacle(plan);
   if (why) throw new RangeError(`matmul: the skinny kernel cannot run this shape: ${why}`);
   const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535;
-  const force = gpu.isFallback ? { ...SKINNY_FALLBACK_TILING, ...job.force } : job.force ?? {};
+  // A CPU adapter's tiling, under what the job forces (its unset parts are undefined, not absent).
+  const forced = Object.fromEntries(
+    Object.entries(job.force ?? {}).filter(([, v]) => v !== undefined),
+  ) as SkinnyOverride;
+  const force = gpu.isFallback ? { ...SKINNY_FALLBACK_TILING, ...forced } : forced;
   const t = resolveTiling(plan, maxDim, force);
   // A block's rows must also start on a vec4 for the vec4 loads (its offsets are aligned).
   const ld = job.strides;
