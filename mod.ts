@@ -28,3 +28,4 @@ export * from "./src/tensor/mod.ts";
 export * from "./src/tensor/matmul/mod.ts";
 export * from "./src/autograd/mod.ts";
 export * from "./src/nn/mod.ts";
+export * from "./src/text/mod.ts";

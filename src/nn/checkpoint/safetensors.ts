@@ -85,7 +85,7 @@ function isShape(shape: unknown): shape is number[] {
 }
 
 /** Options of `encodeSafetensors`. */
-export interface EncodeOptions {
+export interface SafetensorsEncodeOptions {
   /**
    * How float tensors are stored: F32 (default, exact), BF16 or F16 (rounded to nearest, ties to
    * even; F16 overflows to ±Inf past 65504). Integer tensors are written as they are.
@@ -165,7 +165,7 @@ function littleEndianBytes(data: TensorData | Uint16Array): Uint8Array {
 export function encodeSafetensors(
   tensors: ReadonlyMap<string, HostTensor> | Readonly<Record<string, HostTensor>>,
   metadata: Readonly<Record<string, string>> = {},
-  options: EncodeOptions = {},
+  options: SafetensorsEncodeOptions = {},
 ): Uint8Array {
   const floatDType = checkFloatDType(options.floatDType, "floatDType", "encodeSafetensors");
   const list = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
