@@ -5,7 +5,15 @@
 import assert from "node:assert/strict";
 import { type Arr, arr, finiteDiff } from "../src/autograd/reference.ts";
 import { noGrad } from "../src/autograd/mod.ts";
-import { initTensors, packTensors, readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
+import {
+  initTensors,
+  packTensors,
+  readAll,
+  runtime,
+  type Tensor,
+  tensor,
+  tidy,
+} from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
 
 export const gpuErrors: string[] = [];
@@ -21,6 +29,20 @@ export async function setup() {
     ready = true;
   }
   return rt;
+}
+
+/**
+ * Runs `fn` (synchronously) with the adapter choosing kernels as a GPU does (skinny matmuls with
+ * their fused prologues; a CPU adapter otherwise keeps the prologues off), then restores it.
+ */
+export function asGpu<T>(fn: () => T): T {
+  const gpu = runtime().gpu as { isFallback: boolean }, was = gpu.isFallback;
+  gpu.isFallback = false;
+  try {
+    return fn();
+  } finally {
+    gpu.isFallback = was;
+  }
 }
 
 /** Throws when the GPU reported an error since the last call. */

@@ -26,7 +26,7 @@ import {
 } from "../src/tensor/matmul/mod.ts";
 import { packTensors, readAll, type Tensor, tensor } from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
-import { assertNoGpuErrors, checkOp, randArr, setup } from "./autograd_util.ts";
+import { asGpu, assertNoGpuErrors, checkOp, randArr, setup } from "./autograd_util.ts";
 
 const rt = await setup();
 const U = 2 ** -24; // f32 unit roundoff
@@ -391,17 +391,6 @@ Deno.test("addRmsNormMatmul: composed, with gradients, when a gradient is needed
   [x, g, w, y.out, y.sum, z.out, z.sum].forEach((t) => t.dispose());
   assertNoGpuErrors();
 });
-
-// Runs `fn` with the adapter choosing as a GPU does (skinny kernels with their fused prologues).
-function asGpu<T>(fn: () => T): T {
-  const gpu = rt.gpu as { isFallback: boolean }, was = gpu.isFallback;
-  gpu.isFallback = false;
-  try {
-    return fn();
-  } finally {
-    gpu.isFallback = was;
-  }
-}
 
 Deno.test("addRmsNormMatmul: fused by default on GPUs, composed on CPU adapters or without the skinny kernel", async () => {
   const rng = new Rng(600);

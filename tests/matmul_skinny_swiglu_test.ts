@@ -23,7 +23,7 @@ import { decodeStep, KVCache } from "../src/nn/kv_cache.ts";
 import type { ModelConfig } from "../src/nn/config.ts";
 import { Transformer } from "../src/nn/transformer.ts";
 import { Rng } from "../src/util/rng.ts";
-import { assertNoGpuErrors, checkOp, randArr, setup } from "./autograd_util.ts";
+import { asGpu, assertNoGpuErrors, checkOp, randArr, setup } from "./autograd_util.ts";
 
 const rt = await setup();
 const U = 2 ** -24; // f32 unit roundoff
@@ -300,17 +300,6 @@ Deno.test("swigluMatmul: composed, with gradients, when a gradient is needed", a
   [x, w, y, z].forEach((t) => t.dispose());
   assertNoGpuErrors();
 });
-
-// Runs `fn` with the adapter choosing as a GPU does (skinny kernels with their fused prologues).
-function asGpu<T>(fn: () => T): T {
-  const gpu = rt.gpu as { isFallback: boolean }, was = gpu.isFallback;
-  gpu.isFallback = false;
-  try {
-    return fn();
-  } finally {
-    gpu.isFallback = was;
-  }
-}
 
 Deno.test("swigluMatmul: fused by default on GPUs, composed on CPU adapters or without the skinny kernel", async () => {
   const rng = new Rng(600);

@@ -15,7 +15,7 @@ import { completion, RolloutEngine } from "../src/nn/rollout.ts";
 import { logSoftmaxRef } from "../src/nn/sampling_reference.ts";
 import { Transformer } from "../src/nn/transformer.ts";
 import { Rng } from "../src/util/rng.ts";
-import { assertNoGpuErrors, setup } from "./autograd_util.ts";
+import { asGpu, assertNoGpuErrors, setup } from "./autograd_util.ts";
 
 const rt = await setup();
 
@@ -56,18 +56,6 @@ function randomModel(cfg: ModelConfig, seed: number): Transformer {
     host.set(name, { shape, data });
   }
   return Transformer.fromTensors(cfg, host);
-}
-
-// Runs `fn` with the adapter choosing as a GPU does (skinny kernels with their fused prologues).
-function asGpu<T>(fn: () => T): T {
-  const g = rt.gpu as { isFallback: boolean };
-  const was = g.isFallback;
-  g.isFallback = false;
-  try {
-    return fn();
-  } finally {
-    g.isFallback = was;
-  }
 }
 
 // Runs `fn` fused (as a GPU chooses) or composed (the skinny kernel off: the tiled kernels and the

@@ -24,6 +24,7 @@ import type { HostTensor } from "../../src/nn/checkpoint/mod.ts";
 import { Rng } from "../../src/util/rng.ts";
 import { benchArgs, benchChoice, benchInt, benchUsageError } from "../args.ts";
 import { mixedText, prefixChainTokenizer } from "../text/synthetic.ts";
+import { peakRssMiB, QWEN3_VOCAB } from "./qwen_shape.ts";
 
 const SCRIPT = "bench/bigvocab/hub_folder.ts";
 
@@ -45,7 +46,7 @@ export function specialIds(tokenizer: Record<string, unknown>): Record<string, n
  */
 export function qwen3SmallConfig(layers: number, ids: Record<string, number>): QwenConfig {
   const config = makeQwenConfig({
-    vocab_size: 151_936,
+    vocab_size: QWEN3_VOCAB,
     hidden_size: 1024,
     intermediate_size: 3072,
     num_hidden_layers: layers,
@@ -120,11 +121,6 @@ async function folderBytes(dir: string): Promise<number> {
     if (e.isFile) total += (await Deno.stat(`${dir}/${e.name}`)).size;
   }
   return total;
-}
-
-function peakRssMiB(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
-  return m ? Number(m[1]) / 1024 : Deno.memoryUsage().rss / 2 ** 20;
 }
 
 if (import.meta.main) {

@@ -16,11 +16,11 @@
  */
 import { noGrad, ops } from "../../src/autograd/mod.ts";
 import { createStorageBuffer } from "../../src/gpu/mod.ts";
-import { modelConfig } from "../../src/nn/config.ts";
 import { Transformer } from "../../src/nn/transformer.ts";
 import { RolloutEngine } from "../../src/nn/rollout.ts";
 import { initTensors, readAll, tensor, tidy } from "../../src/tensor/mod.ts";
 import { matmulBlocks, planMatmul } from "../../src/tensor/matmul/mod.ts";
+import { peakRssMiB, QWEN3_VOCAB, qwen3ShapedConfig } from "./qwen_shape.ts";
 import { benchArgs, benchInt } from "../args.ts";
 
 const SCRIPT = "bench/bigvocab/main.ts";
@@ -42,11 +42,6 @@ export interface BigVocabResult {
   peakRssMiB: number;
 }
 
-function peakRssMiB(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
-  return m ? Number(m[1]) / 1024 : Deno.memoryUsage().rss / 2 ** 20;
-}
-
 if (import.meta.main) {
   const values = benchArgs(SCRIPT, "a Qwen3-0.6B-shaped model sampling on this adapter", {
     layers: { type: "string", default: "28", help: "transformer layers (Qwen3-0.6B: 28)" },
@@ -60,20 +55,8 @@ if (import.meta.main) {
   const promptLength = benchInt(SCRIPT, values, "prompt", 4, { min: 1 });
   const batch = benchInt(SCRIPT, values, "batch", 1, { min: 1 });
   const rt = await initTensors();
-  const V = 151_936;
-  const cfg = modelConfig("tiny", V, {
-    hidden: 1024,
-    layers,
-    heads: 16,
-    kvHeads: 8,
-    headDim: 128,
-    intermediate: 3072,
-    maxSeqLen: 64,
-    tiedEmbeddings: true,
-    qkNorm: true,
-    ropeTheta: 1_000_000,
-    normEps: 1e-6,
-  });
+  const V = QWEN3_VOCAB;
+  const cfg = qwen3ShapedConfig(layers, 64);
   const t0 = performance.now();
   const model = Transformer.init(cfg, { seed: 1 });
   const parameters = model.parameters().reduce((s, p) => s + p.size, 0);

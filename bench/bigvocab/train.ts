@@ -17,9 +17,9 @@
  * @module
  */
 import { AdamW, ops } from "../../src/autograd/mod.ts";
-import { modelConfig } from "../../src/nn/config.ts";
 import { Transformer } from "../../src/nn/transformer.ts";
 import { initTensors, readAll, type Tensor, tensor, tidy } from "../../src/tensor/mod.ts";
+import { peakRssMiB, QWEN3_VOCAB, qwen3ShapedConfig } from "./qwen_shape.ts";
 import { benchArgs, benchInt } from "../args.ts";
 
 const SCRIPT = "bench/bigvocab/train.ts";
@@ -44,11 +44,6 @@ export interface BigVocabTrainResult {
   peakRssMiB: number;
 }
 
-function peakRssMiB(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
-  return m ? Number(m[1]) / 1024 : Deno.memoryUsage().rss / 2 ** 20;
-}
-
 if (import.meta.main) {
   const values = benchArgs(SCRIPT, "a training step of a Qwen3-0.6B-shaped model on this adapter", {
     layers: { type: "string", default: "2", help: "transformer layers (Qwen3-0.6B: 28)" },
@@ -62,20 +57,8 @@ if (import.meta.main) {
   const T = benchInt(SCRIPT, values, "seq", 128, { min: 2 });
   const steps = benchInt(SCRIPT, values, "steps", 1, { min: 1 });
   const rt = await initTensors();
-  const V = 151_936;
-  const cfg = modelConfig("tiny", V, {
-    hidden: 1024,
-    layers,
-    heads: 16,
-    kvHeads: 8,
-    headDim: 128,
-    intermediate: 3072,
-    maxSeqLen: T,
-    tiedEmbeddings: true,
-    qkNorm: true,
-    ropeTheta: 1_000_000,
-    normEps: 1e-6,
-  });
+  const V = QWEN3_VOCAB;
+  const cfg = qwen3ShapedConfig(layers, T);
   const t0 = performance.now();
   const model = Transformer.init(cfg, { seed: 1 });
   const params = model.parameters();
