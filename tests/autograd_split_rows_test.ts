@@ -13,23 +13,16 @@ import {
   gatherLastRef,
   softmaxRef,
 } from "../src/autograd/reference.ts";
-import { readAll, runtime, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
+import { readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
-import { assertClose, assertNoGpuErrors, randArr, setup, up } from "./autograd_util.ts";
-
-/** Runs `fn` with the binding limit at `limit` bytes (null: the device's), counting dispatches. */
-async function at<T>(limit: number | null, fn: () => Promise<T>): Promise<[T, number]> {
-  const rt = runtime();
-  rt.flush();
-  const before = rt.counters.dispatches;
-  rt.storageBindingLimit = limit ?? rt.deviceBindingLimit;
-  try {
-    const out = await fn();
-    return [out, rt.counters.dispatches - before];
-  } finally {
-    rt.storageBindingLimit = rt.deviceBindingLimit;
-  }
-}
+import {
+  assertClose,
+  assertNoGpuErrors,
+  atBindingLimit as at,
+  randArr,
+  setup,
+  up,
+} from "./autograd_util.ts";
 
 /**
  * Logits [rows, V] with the rows the kernels find hard: peaked, flat (all equal), ties at the

@@ -45,6 +45,26 @@ export function asGpu<T>(fn: () => T): T {
   }
 }
 
+/**
+ * Runs `fn` with the runtime's storage binding limit at `limit` bytes (null: the device's), then
+ * restores the device's; returns its value and the dispatches it recorded.
+ */
+export async function atBindingLimit<T>(
+  limit: number | null,
+  fn: () => Promise<T>,
+): Promise<[T, number]> {
+  const rt = runtime();
+  rt.flush();
+  const before = rt.counters.dispatches;
+  rt.storageBindingLimit = limit ?? rt.deviceBindingLimit;
+  try {
+    const out = await fn();
+    return [out, rt.counters.dispatches - before];
+  } finally {
+    rt.storageBindingLimit = rt.deviceBindingLimit;
+  }
+}
+
 /** Throws when the GPU reported an error since the last call. */
 export function assertNoGpuErrors(): void {
   if (gpuErrors.length) throw new Error(`GPU errors: ${gpuErrors.splice(0).join("; ")}`);

@@ -23,21 +23,7 @@ import {
 import { Transformer } from "../src/nn/transformer.ts";
 import { readAll, runtime, tensor, type TensorRuntime, tidy } from "../src/tensor/mod.ts";
 import { Rng, uniformAt } from "../src/util/rng.ts";
-import { assertNoGpuErrors, closeness, setup } from "./autograd_util.ts";
-
-/** Runs `fn` with the binding limit at `limit` bytes (null: the device's), counting dispatches. */
-async function at<T>(limit: number | null, fn: () => Promise<T>): Promise<[T, number]> {
-  const rt = runtime();
-  rt.flush();
-  const before = rt.counters.dispatches;
-  rt.storageBindingLimit = limit ?? rt.deviceBindingLimit;
-  try {
-    const out = await fn();
-    return [out, rt.counters.dispatches - before];
-  } finally {
-    rt.storageBindingLimit = rt.deviceBindingLimit;
-  }
-}
+import { assertNoGpuErrors, atBindingLimit as at, closeness, setup } from "./autograd_util.ts";
 
 /** Rows between two bindable offsets for rows of `V` floats, and a limit of `per` such steps. */
 function rowStep(rt: TensorRuntime, V: number, per: number): { step: number; limit: number } {
