@@ -32,6 +32,11 @@ export interface ProgressOptions {
   isTty?: boolean;
   /** Clock in milliseconds; defaults to `performance.now`. */
   now?: () => number;
+  /**
+   * When the work began, on the {@link now} clock (default: when the bar is made): a bar made at
+   * the first report of a long job (once its total is known) still counts the time before it.
+   */
+  startedAt?: number;
   /** Bar width in characters on a terminal. */
   width?: number;
   /** Least time between two terminal redraws. */
@@ -84,7 +89,7 @@ export class Progress {
     this.#now = options.now ?? (() => performance.now());
     this.#width = options.width ?? 30;
     this.#minInterval = options.minIntervalMs ?? 100;
-    this.#start = this.#now();
+    this.#start = options.startedAt ?? this.#now();
   }
 
   /** Units done so far. */

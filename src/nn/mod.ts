@@ -35,4 +35,5 @@ export {
 export * from "./rollout.ts";
 export * from "./replay.ts";
 export * from "./pretrain.ts";
+export * from "./load.ts";
 export * from "./checkpoint/mod.ts";

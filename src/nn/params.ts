@@ -118,14 +118,14 @@ export function parameterShapes(config: ModelConfig): Map<string, number[]> {
 }
 
 // `parts` [r_i, ...] stacked along the first axis into one new [Σr_i, ...] tensor (one copy
-// each); the parts are disposed.
-function join(parts: Tensor[]): Tensor {
+// each, none when `copy` is false: parts without values); the parts are disposed.
+function joinRows(parts: Tensor[], copy: boolean): Tensor {
   const inner = parts[0].shape.slice(1);
   const n = inner.reduce((p, d) => p * d, 1);
   const out = empty([parts.reduce((s, t) => s + t.shape[0], 0), ...inner], "f32", "parameter");
   let row = 0;
   for (const t of parts) {
-    copyInto(t, out, out.strides, row * n);
+    if (copy) copyInto(t, out, out.strides, row * n);
     row += t.shape[0];
     t.dispose();
   }
@@ -141,15 +141,25 @@ function rows(w: Tensor, start: number, count: number): Tensor {
 /**
  * Lays out the parameters of `config` from `hf` (HF name → tensor, every name of
  * {@link parameterShapes}; taken over: the joined projections' parts are released as they are
- * copied in), keeps them and marks them `requiresGrad`.
+ * copied in), keeps them and marks them `requiresGrad`. With `hf` null the parameters are
+ * allocated in the same layout with undefined values, for a loader that writes each one in place.
  */
-export function layoutParameters(config: ModelConfig, hf: Map<string, Tensor>): ParameterLayout {
+export function layoutParameters(
+  config: ModelConfig,
+  hf: Map<string, Tensor> | null,
+): ParameterLayout {
   const q = toQwenConfig(config);
+  const shapes = hf ? null : parameterShapes(config);
   const take = (n: string | undefined) => {
-    const t = n === undefined ? undefined : hf.get(n);
+    const t = n === undefined
+      ? undefined
+      : hf
+      ? hf.get(n)
+      : empty(shapes!.get(n)!, "f32", "parameter");
     if (!t) throw new Error(`transformer: missing parameter ${n}`);
     return t;
   };
+  const join = (parts: Tensor[]) => joinRows(parts, hf !== null);
   // The joined projections first, then one arena for every parameter: each is bound as a slice
   // of it. An arena must fit one storage binding: a larger model keeps one buffer per parameter
   // (and AdamW its per-parameter path).

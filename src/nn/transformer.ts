@@ -113,8 +113,11 @@ export class Transformer {
   // The trained parameters and their views (src/nn/params.ts).
   readonly #layout: ParameterLayout;
 
-  /** Takes ownership of `hf` (HF name → tensor, every name of {@link shapes}). */
-  private constructor(config: ModelConfig, hf: Map<string, Tensor>) {
+  /**
+   * Takes ownership of `hf` (HF name → tensor, every name of {@link shapes}); null allocates the
+   * parameters without values.
+   */
+  private constructor(config: ModelConfig, hf: Map<string, Tensor> | null) {
     this.config = config;
     const p = layoutParameters(config, hf);
     this.#layout = p;
@@ -130,6 +133,15 @@ export class Transformer {
    */
   static shapes(config: ModelConfig): Map<string, number[]> {
     return parameterShapes(config);
+  }
+
+  /**
+   * A model whose parameters are allocated in their final layout but hold undefined values, for a
+   * loader that writes every one of them in place through {@link namedParameters} (src/nn/load.ts
+   * streams a checkpoint folder this way, one tensor at a time).
+   */
+  static allocate(config: ModelConfig): Transformer {
+    return new Transformer(validateModelConfig(config), null);
   }
 
   /**

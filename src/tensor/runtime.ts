@@ -144,9 +144,20 @@ export class TensorRuntime {
    * Writes host data into `buffer`. The open batch is submitted first: `queue.writeBuffer` lands
    * before any later submit, and a pooled buffer may still be read by recorded work.
    */
-  write(buffer: GPUBuffer, data: ArrayBufferView): void {
+  write(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
     this.flush();
-    writeBuffer(this.gpu, buffer, data);
+    writeBuffer(this.gpu, buffer, data, byteOffset);
+  }
+
+  /**
+   * Submits the open batch and waits until the GPU has done everything submitted, uploads
+   * included. `queue.writeBuffer` keeps a staging copy of its data until the next submit has
+   * run, so a loader writing more than memory holds waits here every few hundred MiB.
+   */
+  async settle(): Promise<void> {
+    this.flush();
+    this.gpu.device.queue.submit([]);
+    await this.gpu.device.queue.onSubmittedWorkDone();
   }
 
   /** Submits the open batch and reads every region with one wait. */

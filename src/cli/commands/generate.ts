@@ -13,13 +13,13 @@ import {
   UsageError,
 } from "../command.ts";
 import { Progress } from "../progress.ts";
-import { loadCheckpointOrExplain } from "./pretrain.ts";
+import { openCheckpointOrExplain } from "./pretrain.ts";
 import { checkOutFolder } from "./sample.ts";
 import { initTensors } from "../../tensor/mod.ts";
-import { describeModel, fromQwenConfig } from "../../nn/config.ts";
+import { describeModel } from "../../nn/config.ts";
 import { validateSampling } from "../../nn/sampling_reference.ts";
 import { completion, type RolloutBatch, RolloutEngine } from "../../nn/rollout.ts";
-import { Transformer } from "../../nn/transformer.ts";
+import type { Transformer } from "../../nn/transformer.ts";
 import { type BpeTokenizer, readTokenizer } from "../../text/mod.ts";
 import { prepareRunDir, rowsToTable, writeJsonAtomic, writeTable } from "../../report/mod.ts";
 import { runtimeVersions } from "../runtime.ts";
@@ -195,31 +195,44 @@ export const command: Command = {
     const empty = promptIds.findIndex((p) => p.length === 0);
     if (empty >= 0) throw new UsageError(`prompt ${empty + 1} is empty`);
 
-    let ckpt: Awaited<ReturnType<typeof loadCheckpointOrExplain>> | undefined =
-      await loadCheckpointOrExplain(dir, "--checkpoint");
-    const cfg = fromQwenConfig(ckpt.config, ckpt.tensors);
+    // The config and the weights' headers first: every check below runs before any weight is read.
+    const ckpt = await openCheckpointOrExplain(dir, "--checkpoint");
+    let model: Transformer;
     const longest = Math.max(...promptIds.map((p) => p.length));
-    if (tok.vocabSize > cfg.vocabSize) {
-      throw new UsageError(
-        `${dir}/tokenizer.json has ${tok.vocabSize} ids, more than the model's vocabulary ${cfg.vocabSize}`,
-      );
-    }
-    if (longest + maxNew > cfg.maxSeqLen) {
-      throw new UsageError(
-        `a prompt of ${longest} tokens + --max-new ${maxNew} exceeds the model's ${cfg.maxSeqLen} positions`,
-      );
-    }
-    for (const [name, k] of [["--top-k", settings.topK], ["--capture-k", captureK]] as const) {
-      if (k > cfg.vocabSize) {
-        throw new UsageError(`${name} ${k} exceeds the vocabulary ${cfg.vocabSize}`);
+    const cfg = ckpt.config;
+    try {
+      if (tok.vocabSize > cfg.vocabSize) {
+        throw new UsageError(
+          `${dir}/tokenizer.json has ${tok.vocabSize} ids, more than the model's vocabulary ${cfg.vocabSize}`,
+        );
       }
+      if (longest + maxNew > cfg.maxSeqLen) {
+        throw new UsageError(
+          `a prompt of ${longest} tokens + --max-new ${maxNew} exceeds the model's ${cfg.maxSeqLen} positions`,
+        );
+      }
+      for (const [name, k] of [["--top-k", settings.topK], ["--capture-k", captureK]] as const) {
+        if (k > cfg.vocabSize) {
+          throw new UsageError(`${name} ${k} exceeds the vocabulary ${cfg.vocabSize}`);
+        }
+      }
+      await initTensors();
+      // Streamed in blocks of rows: host memory stays far below the model's size (src/nn/load.ts).
+      const mib = Math.max(1, Math.ceil(ckpt.bytesToLoad / 2 ** 20));
+      const loading = new Progress({
+        total: mib,
+        label: "loading MiB",
+        quiet: values.quiet === true,
+      });
+      model = await ckpt.load({
+        onProgress: (done) => loading.update(Math.min(mib, Math.round(done / 2 ** 20))),
+      });
+      loading.finish();
+    } finally {
+      ckpt.close();
     }
     const rows = promptIds.flatMap((ids) => Array.from({ length: samples }, () => ids));
 
-    await initTensors();
-    const model = Transformer.fromTensors(ckpt.config, ckpt.tensors);
-    // The host copy of the weights (as large as the model) is not needed once they are uploaded.
-    ckpt = undefined;
     console.log(`Model: ${describeModel(model.config)}`);
     const engine = new RolloutEngine(model, {
       maxBatch: rows.length,
@@ -227,7 +240,8 @@ export const command: Command = {
       maxNewTokens: maxNew,
       captureK,
     });
-    // Made at the first report, when the number of decode steps is known.
+    // Made at the first report, when the number of decode steps is known; its clock starts now,
+    // so the prefill counts.
     let bar: Progress | undefined;
     const started = performance.now();
     let r: RolloutBatch;
@@ -238,7 +252,12 @@ export const command: Command = {
         stopId: tok.stopIds.filter((id) => id < cfg.vocabSize).slice(0, 4),
         padId: tok.padId ?? tok.eosId ?? 0,
         onProgress: (done, total) => {
-          bar ??= new Progress({ total, label: "decode steps", quiet: values.quiet === true });
+          bar ??= new Progress({
+            total,
+            label: "decode steps",
+            quiet: values.quiet === true,
+            startedAt: started,
+          });
           bar.update(done);
         },
       });

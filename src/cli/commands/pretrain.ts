@@ -33,6 +33,7 @@ import {
   taskModelMismatch,
 } from "../../nn/pretrain.ts";
 import { Transformer } from "../../nn/transformer.ts";
+import { ModelCheckpoint } from "../../nn/load.ts";
 import {
   htmlReport,
   lineChartSpec,
@@ -130,6 +131,24 @@ export async function loadCheckpointOrExplain(
   }
 }
 
+/**
+ * Opens the checkpoint folder given to `option` for a streamed load (`ModelCheckpoint`: the
+ * config and the weights' headers are checked, no weight is read yet), with the errors of
+ * {@link loadCheckpointOrExplain}. The caller closes it.
+ */
+export async function openCheckpointOrExplain(
+  dir: string,
+  option: string,
+): Promise<ModelCheckpoint> {
+  try {
+    return await ModelCheckpoint.open(dir);
+  } catch (e) {
+    if (e instanceof CheckpointError && e.notFound) throw new UsageError(`${option}: ${e.message}`);
+    if (e instanceof ModelConfigError) throw new CheckpointError(`${dir}/config.json`, e.message);
+    throw e;
+  }
+}
+
 /** What {@link runPretrain} wrote. */
 export interface PretrainRun {
   /** The run folder. */
@@ -161,16 +180,24 @@ export async function runPretrain(
 ): Promise<PretrainRun> {
   const { task } = resolve(config);
   let { model } = resolve(config);
-  let ckpt;
+  let init: Transformer | undefined;
   if (config.init) {
-    ckpt = await loadCheckpointOrExplain(config.init, "--init");
-    model = fromQwenConfig(ckpt.config, ckpt.tensors); // q/k/v biases when nonzero
+    const ckpt = await openCheckpointOrExplain(config.init, "--init");
+    try {
+      model = ckpt.config; // q/k/v biases when nonzero
+      // A model that cannot hold the task is a bad option: refused before any weight is read.
+      const mismatch = taskModelMismatch(task, model);
+      if (mismatch) throw new UsageError(`--init: ${mismatch}`);
+      await initTensors();
+      init = await ckpt.load();
+    } finally {
+      ckpt.close();
+    }
   }
   // A model that cannot hold the task is a bad option: refused before any folder is written.
   const mismatch = taskModelMismatch(task, model);
-  if (mismatch) throw new UsageError(`${config.init ? "--init" : "--model"}: ${mismatch}`);
+  if (mismatch) throw new UsageError(`--model: ${mismatch}`);
   await initTensors();
-  const init = ckpt ? Transformer.fromTensors(ckpt.config, ckpt.tensors) : undefined;
   await prepareRunDir(dir, { force });
   const bar = new Progress({ total: config.steps, label: "pretrain", quiet });
   let lastAcc = NaN;

@@ -13,7 +13,7 @@ import {
 } from "../command.ts";
 import { createTaskFromSpec, type Task, WordTokenizer } from "../../tasks/mod.ts";
 import { initTensors } from "../../tensor/mod.ts";
-import { loadCheckpointOrExplain } from "./pretrain.ts";
+import { openCheckpointOrExplain } from "./pretrain.ts";
 import { validateSampling } from "../../nn/sampling_reference.ts";
 import { describeModel } from "../../nn/config.ts";
 import { completion, type RolloutBatch, RolloutEngine } from "../../nn/rollout.ts";
@@ -159,38 +159,45 @@ export const command: Command = {
       throw new UsageError(e instanceof Error ? e.message : String(e));
     }
     // A missing folder is a usage error (exit 2); a corrupt one a CheckpointError (exit 1).
-    const ckpt = await loadCheckpointOrExplain(values.checkpoint, "--checkpoint");
-    const spec = typeof values.task === "string" && values.task !== ""
-      ? values.task
-      : ckpt.config.jackpot?.task;
-    if (typeof spec !== "string") {
-      throw new UsageError("the checkpoint records no task; pass --task");
-    }
+    // The config and the weights' headers first: every check below runs before any weight is read.
+    const ckpt = await openCheckpointOrExplain(values.checkpoint, "--checkpoint");
     let task: Task;
+    let model: Transformer;
+    let spec: string;
     try {
-      task = createTaskFromSpec(spec);
-    } catch (e) {
-      throw new UsageError(`--task: ${e instanceof Error ? e.message : e}`);
-    }
-    await initTensors();
-    const model = Transformer.fromTensors(ckpt.config, ckpt.tensors);
-    if (task.tokenizer.vocabSize > model.config.vocabSize) {
-      throw new UsageError(
-        `the task's vocabulary (${task.tokenizer.vocabSize}) exceeds the model's (${model.config.vocabSize})`,
-      );
-    }
-    if (topK > model.config.vocabSize) {
-      throw new UsageError(`--top-k ${topK} exceeds the vocabulary ${model.config.vocabSize}`);
-    }
-    if (captureK > model.config.vocabSize) {
-      throw new UsageError(
-        `--capture-k ${captureK} exceeds the vocabulary ${model.config.vocabSize}`,
-      );
-    }
-    if (task.maxPromptLength > model.config.maxSeqLen) {
-      throw new UsageError(
-        `the model's maxSeqLen ${model.config.maxSeqLen} cannot hold the task's prompts of up to ${task.maxPromptLength} tokens`,
-      );
+      const cfg = ckpt.config;
+      const named = typeof values.task === "string" && values.task !== ""
+        ? values.task
+        : ckpt.qwen.jackpot?.task;
+      if (typeof named !== "string") {
+        throw new UsageError("the checkpoint records no task; pass --task");
+      }
+      spec = named;
+      try {
+        task = createTaskFromSpec(spec);
+      } catch (e) {
+        throw new UsageError(`--task: ${e instanceof Error ? e.message : e}`);
+      }
+      if (task.tokenizer.vocabSize > cfg.vocabSize) {
+        throw new UsageError(
+          `the task's vocabulary (${task.tokenizer.vocabSize}) exceeds the model's (${cfg.vocabSize})`,
+        );
+      }
+      if (topK > cfg.vocabSize) {
+        throw new UsageError(`--top-k ${topK} exceeds the vocabulary ${cfg.vocabSize}`);
+      }
+      if (captureK > cfg.vocabSize) {
+        throw new UsageError(`--capture-k ${captureK} exceeds the vocabulary ${cfg.vocabSize}`);
+      }
+      if (task.maxPromptLength > cfg.maxSeqLen) {
+        throw new UsageError(
+          `the model's maxSeqLen ${cfg.maxSeqLen} cannot hold the task's prompts of up to ${task.maxPromptLength} tokens`,
+        );
+      }
+      await initTensors();
+      model = await ckpt.load();
+    } finally {
+      ckpt.close();
     }
     const examples = task.sample(new Rng(seed, SAMPLE_PROMPT_STREAM), n);
     const engine = new RolloutEngine(model, {

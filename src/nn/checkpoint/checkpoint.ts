@@ -196,6 +196,17 @@ export async function loadCheckpoint(
   dir: string,
   options: CheckpointOptions = {},
 ): Promise<Required<Checkpoint<LoadedTensor>>> {
+  const config = await readQwenConfig(dir);
+  const { tensors, metadata, file } = await readCheckpointWeights(dir);
+  if (options.validate ?? true) validateQwenTensors(config, tensors, file);
+  return { config, tensors, metadata };
+}
+
+/**
+ * The `config.json` of a checkpoint folder, parsed and checked (`parseQwenConfig`); a missing
+ * file, bad JSON or a bad key is a `CheckpointError` naming the file.
+ */
+export async function readQwenConfig(dir: string): Promise<QwenConfig> {
   const configPath = joinPath(dir, CONFIG_FILE);
   const text = await readText(configPath);
   let json: unknown;
@@ -204,8 +215,5 @@ export async function loadCheckpoint(
   } catch (e) {
     throw new CheckpointError(configPath, `not JSON (${e instanceof Error ? e.message : e})`);
   }
-  const config = parseQwenConfig(json, configPath);
-  const { tensors, metadata, file } = await readCheckpointWeights(dir);
-  if (options.validate ?? true) validateQwenTensors(config, tensors, file);
-  return { config, tensors, metadata };
+  return parseQwenConfig(json, configPath);
 }

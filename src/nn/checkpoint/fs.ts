@@ -44,6 +44,84 @@ export async function readBytes(path: string): Promise<Uint8Array> {
   }
 }
 
+/**
+ * An open file that is read in byte ranges (a safetensors header, then one tensor or a block of
+ * its rows at a time), so that a checkpoint larger than memory can be loaded piece by piece.
+ * Errors are `CheckpointError`s naming the file.
+ */
+export class RangeReader {
+  /** The file's path. */
+  readonly path: string;
+  /** The file's size in bytes when it was opened. */
+  readonly size: number;
+  #file: Deno.FsFile;
+
+  private constructor(path: string, file: Deno.FsFile, size: number) {
+    this.path = path;
+    this.#file = file;
+    this.size = size;
+  }
+
+  /** Opens `path`; a missing file is a `CheckpointError` with `notFound` set. */
+  static async open(path: string): Promise<RangeReader> {
+    let file: Deno.FsFile | undefined;
+    try {
+      file = await Deno.open(path, { read: true });
+      const { size, isFile } = await file.stat();
+      if (!isFile) throw new Error("not a plain file");
+      return new RangeReader(path, file, size);
+    } catch (e) {
+      file?.close();
+      throw new CheckpointError(
+        path,
+        `cannot read the file (${reason(e)})`,
+        e instanceof Deno.errors.NotFound,
+      );
+    }
+  }
+
+  /**
+   * Fills `into` with the bytes from `begin`. A file that ends first (shortened since it was
+   * opened) is an error, never a partly filled buffer.
+   */
+  async readInto(begin: number, into: Uint8Array): Promise<Uint8Array> {
+    try {
+      await this.#file.seek(begin, Deno.SeekMode.Start);
+      let done = 0;
+      while (done < into.length) {
+        const n = await this.#file.read(into.subarray(done));
+        if (n === null) {
+          throw new CheckpointError(
+            this.path,
+            `ends at byte ${begin + done}, before ${
+              begin + into.length
+            } (truncated while reading?)`,
+          );
+        }
+        done += n;
+      }
+      return into;
+    } catch (e) {
+      if (e instanceof CheckpointError) throw e;
+      throw new CheckpointError(this.path, `cannot read the file (${reason(e)})`);
+    }
+  }
+
+  /** `length` bytes from `begin`, in a new buffer. */
+  read(begin: number, length: number): Promise<Uint8Array> {
+    return this.readInto(begin, new Uint8Array(length));
+  }
+
+  /** Closes the file (idempotent). */
+  close(): void {
+    try {
+      this.#file.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
 /** The text of `path` (UTF-8); a missing or unreadable file is a `CheckpointError`. */
 export async function readText(path: string): Promise<string> {
   try {

@@ -10,5 +10,11 @@ export { CheckpointError } from "./fs.ts";
 export * from "./names.ts";
 export * from "./safetensors.ts";
 export * from "./shard_plan.ts";
-export { parseShardIndex, readCheckpointWeights, WEIGHTS_INDEX_FILE } from "./shards.ts";
+export {
+  CheckpointReader,
+  parseShardIndex,
+  readCheckpointWeights,
+  type WeightLocation,
+  WEIGHTS_INDEX_FILE,
+} from "./shards.ts";
 export type { CheckpointWeights } from "./shards.ts";

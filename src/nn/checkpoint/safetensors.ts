@@ -226,24 +226,34 @@ export function encodeSafetensors(
  * Throws `CheckpointError` on a short file, a header length past the end, a header that is not a
  * JSON object, an unknown dtype, a malformed shape, offsets out of range, overlapping or not
  * covering the data section, or a byte size that does not match shape × dtype.
+ *
+ * `bytes` may be the whole file or only its start (the length prefix and the header) with the
+ * file's size as `fileLength`: how a checkpoint is read without reading its data.
  */
-export function decodeSafetensorsHeader(bytes: Uint8Array, file = "<memory>"): SafetensorsHeader {
+export function decodeSafetensorsHeader(
+  bytes: Uint8Array,
+  file = "<memory>",
+  fileLength = bytes.length,
+): SafetensorsHeader {
   const fail = (problem: string): never => {
     throw new CheckpointError(file, problem);
   };
-  if (bytes.length < 8) {
-    fail(`file is ${bytes.length} bytes, too short for the 8-byte header length (truncated?)`);
+  if (fileLength < 8 || bytes.length < 8) {
+    fail(`file is ${fileLength} bytes, too short for the 8-byte header length (truncated?)`);
   }
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(MAX_HEADER_BYTES)) {
     fail(`header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt length prefix?)`);
   }
   const headerLength = Number(n);
-  if (8 + headerLength > bytes.length) {
+  if (8 + headerLength > fileLength) {
     fail(
-      `header length ${headerLength} runs past the end of the file (${bytes.length - 8} bytes ` +
+      `header length ${headerLength} runs past the end of the file (${fileLength - 8} bytes ` +
         `follow the length prefix; truncated?)`,
     );
+  }
+  if (8 + headerLength > bytes.length) {
+    throw new RangeError(`decodeSafetensorsHeader: ${file}: the header's bytes were not all given`);
   }
   let text = "";
   try {
@@ -261,7 +271,7 @@ export function decodeSafetensorsHeader(bytes: Uint8Array, file = "<memory>"): S
     fail("header is not a JSON object");
   }
   const dataStart = 8 + headerLength;
-  const dataLength = bytes.length - dataStart;
+  const dataLength = fileLength - dataStart;
   const entries = new Map<string, HeaderEntry>();
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(parsed as Record<string, unknown>)) {
@@ -328,6 +338,20 @@ export function decodeSafetensorsHeader(bytes: Uint8Array, file = "<memory>"): S
     fail(`${dataLength - covered} of the ${dataLength} data bytes belong to no tensor`);
   }
   return { entries, metadata, dataStart };
+}
+
+/**
+ * The elements of one tensor's (or one block of its rows') stored bytes: F16 and BF16 as exact
+ * Float32Array values, F32, I32 and I64 bit for bit. `bytes.length` must be a multiple of the
+ * dtype's size.
+ */
+export function decodeTensorBytes(bytes: Uint8Array, dtype: SafetensorsDType): TensorData {
+  if (bytes.length % DTYPE_SIZE[dtype] !== 0) {
+    throw new RangeError(
+      `decodeTensorBytes: ${bytes.length} bytes is not a whole number of ${dtype}`,
+    );
+  }
+  return readElements(bytes, 0, bytes.length, dtype);
 }
 
 function readElements(
