@@ -165,7 +165,8 @@ fn pl_finalize(@builtin(local_invocation_index) lid: u32) {
     if (pf.agg == 1u) { scale = 1.0 / max(a.z, 1.0); }       // seq-mean-token-mean
     if (pf.agg == 2u) { scale = 1.0 / f32(pf.b); }           // seq-mean-token-sum
     let agg_sum = select(a.x, a.w, pf.agg == 1u);
-    stats[0] = 0.0 - agg_sum * scale; // +0 for an empty batch
+    let loss = -(agg_sum * scale);
+    stats[0] = select(loss, 0.0, loss == 0.0); // +0, not −0, for an empty batch (0 − x may fold to −x)
     stats[1] = a.x;
     stats[2] = kept;
     stats[3] = a.z;
@@ -203,5 +204,5 @@ fn pl_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     let n = seq_b[(i / pb.t) * SEQ + 1u];
     s = select(0.0, s / n, n > 0.0);
   }
-  dx[i] = 0.0 - dterm_b[i] * s * g[0];
+  dx[i] = -(dterm_b[i] * s * g[0]); // −0 where the gradient is cut
 }

@@ -10,11 +10,13 @@ export interface BatchOptions {
   /** Kept tokens with NaN/+Inf inputs and masks other than 0/1 (default false). */
   nonFinite?: boolean;
   /**
-   * Keep every ratio at least 1e-3 (relative) from `kinks` and |log r| at least 1e-3 from 20, and
-   * leave out −Inf log-probs: the derivative jumps there, and f32 rounding could move a token
-   * across a kink relative to the float64 reference (default false).
+   * Keep every ratio at least 1e-3 (relative) from `kinks` and |log r| at least 1e-3 from 20: the
+   * derivative jumps there, and f32 rounding could move a token across a kink relative to the
+   * float64 reference (default false).
    */
   awayFromKinks?: boolean;
+  /** Some −Inf log-probs (ℓ_new or ℓ_ref; default true). Finite differences need false. */
+  negInf?: boolean;
   /** Ratios to stay away from: 1 − ε_low and 1 + ε_high (default [0.8, 1.28]). */
   kinks?: number[];
   /** Fraction of tokens whose |log r| exceeds 20 (default 0.05). */
@@ -57,8 +59,13 @@ export function randomPolicyBatch(
         // the f32 rounding of ℓ_new can move d by ~1e-7: recheck on the rounded value
         const d32 = logpNew[i] - logpRef[i];
         if (awayFrom(d32, kinks) !== d32) logpNew[i] = logpRef[i];
-      } else if (rng.uniform() < 0.03) logpNew[i] = -Infinity;
-      else if (rng.uniform() < 0.02) logpRef[i] = -Infinity;
+      }
+      if (o.negInf ?? true) {
+        const u = rng.uniform();
+        if (u < 0.03) logpNew[i] = -Infinity;
+        else if (u < 0.05) logpRef[i] = -Infinity;
+        else if (u < 0.06) logpNew[i] = logpRef[i] = -Infinity;
+      }
       advantages[i] = f(rng.uniform() < 0.15 ? rng.normal() : seqAdv);
       weight[i] = f(rng.uniform() < 0.3 ? 1 : 3 * rng.uniform());
       mask[i] = t >= len || allRejected ? 0 : rng.uniform() < 0.75 ? 1 : 0;

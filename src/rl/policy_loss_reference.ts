@@ -197,6 +197,8 @@ export interface PolicyLossRefResult {
   terms: Float64Array;
   /** d loss / d ℓ_new per token. */
   grad: Float64Array;
+  /** Per sequence, the factor its terms carry in the aggregate (loss = −Σ_b seqScale_b Σ_t L_t). */
+  seqScale: Float64Array;
   /** The statistics. */
   stats: PolicyLossStats;
 }
@@ -303,5 +305,11 @@ export function policyLossRef(
     clampedTokens,
     nonFinite: { count: nonFinite, first },
   };
-  return { loss: stats.loss, terms, grad, stats };
+  return {
+    loss: stats.loss,
+    terms,
+    grad,
+    seqScale: Float64Array.from({ length: B }, (_, b) => seqScale(b)),
+    stats,
+  };
 }
