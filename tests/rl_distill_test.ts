@@ -5,7 +5,7 @@
 // masks (f32 and u32, with no kept row); the gradient against central finite differences of the
 // reference; a run with the logits over a lowered binding limit equal to the unsplit run.
 import assert from "node:assert/strict";
-import "../src/autograd/mod.ts";
+import { ops } from "../src/autograd/mod.ts";
 import { arr } from "../src/autograd/reference.ts";
 import { backward } from "../src/autograd/tape.ts";
 import { readAll, runtime, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
@@ -261,4 +261,26 @@ Deno.test("distillKL: bad input is refused with a message naming it", async () =
   ];
   for (const [f, re] of cases) assert.throws(f, re);
   for (const t of [a, b, m] as Tensor[]) t.dispose();
+});
+
+Deno.test("distillKL: strided (transposed) logits give the contiguous result", async () => {
+  await setup();
+  const N = 3, V = 10;
+  const [s, t] = pair(new Rng(11), N, V);
+  const tr = (x: Float32Array) =>
+    Float32Array.from({ length: N * V }, (_, i) => x[(i % N) * V + Math.floor(i / N)]);
+  const want = await runGpu(s, t, N, V, { direction: "reverse" });
+  const sT = tensor(tr(s), [V, N]), tT = tensor(tr(t), [V, N]);
+  const a = ops.transpose(sT, 0, 1);
+  a.requiresGrad = true;
+  const outs = tidy(() => {
+    const r = distillKL(a, ops.transpose(tT, 0, 1), { direction: "reverse" });
+    backward(r.loss);
+    return [r.rowKl, r.stats];
+  });
+  const [rowKl, stats, grad] = await readAll([...outs, a.grad!]);
+  for (const x of [...outs, a, sT, tT]) x.dispose();
+  assertSame("rowKl", rowKl, want.rowKl, 0);
+  assertSame("stats", stats, want.stats, 0);
+  assertSame("grad", grad, want.grad, 0);
 });

@@ -108,11 +108,17 @@ export interface DistillStats {
  * ```
  */
 export function decodeDistillStats(host: ArrayLike<number>): DistillStats {
-  if (host.length < 5) throw new RangeError(`decodeDistillStats: ${host.length} values, need 8`);
+  if (host.length !== 8) {
+    throw new RangeError(
+      `decodeDistillStats: ${host.length} values, a distillKL stats tensor has 8`,
+    );
+  }
   return { loss: host[0], keptRows: host[2], infRows: host[3], nanRows: host[4] };
 }
 
 interface Prepared {
+  /** Contiguous copies made of strided inputs: released with the op's output. */
+  copies: Tensor[];
   s: Tensor;
   t: Tensor;
   V: number;
@@ -150,7 +156,11 @@ function prepare(op: string, student: Tensor, teacher: Tensor, o: DistillOptions
     flags |= F_MASK | (o.mask.dtype === "f32" ? F_MASK_F32 : 0);
   }
   const kernel = V % 4 === 0 ? kernel4 : kernel1;
-  return { s: materialize(student), t: materialize(teacher), V, rows, mask, flags, invT, kernel };
+  const s = materialize(student), t = materialize(teacher);
+  const copies = [s !== student && s, t !== teacher && t, mask !== o.mask && mask].filter(
+    (x): x is Tensor => !!x,
+  );
+  return { copies, s, t, V, rows, mask, flags, invT, kernel };
 }
 
 // The row blocks of s, t (and dx): one whole block each when all fit one binding.
@@ -208,7 +218,10 @@ function forwardRows(pr: Prepared): KLRows {
  * ```
  */
 export function klRows(student: Tensor, teacher: Tensor, opts: DistillOptions = {}): KLRows {
-  return forwardRows(prepare("klRows", student, teacher, opts));
+  const pr = prepare("klRows", student, teacher, opts);
+  const out = forwardRows(pr);
+  out.rowKl.adopt(pr.copies);
+  return out;
 }
 
 /**
@@ -226,7 +239,8 @@ export function klRows(student: Tensor, teacher: Tensor, opts: DistillOptions = 
  *
  * @example
  * ```ts
- * const { loss, stats } = distillKL(rolloutLogits, policyLogits.detach?.() ?? policyLogits, { mask });
+ * // the teacher never gets a gradient: no detach needed
+ * const { loss, stats } = distillKL(rolloutLogits, policyLogits, { mask });
  * backward(loss.mul(lambdaDistill));
  * const s = decodeDistillStats(await read(stats));
  * ```
@@ -247,7 +261,7 @@ export function distillKL(
     workgroups: [1],
   });
   const loss = reshape(slice(stats, 0, 0, 1), []);
-  loss.adopt([rowStats]);
+  loss.adopt([rowStats, ...pr.copies]); // saved for the backward
   record(loss, "distillKL", [student], (g) => {
     const dx = empty(pr.s.shape, "f32", "grad");
     const gs = materialize(g);

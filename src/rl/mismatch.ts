@@ -132,6 +132,10 @@ export function mismatchStats(inp: MismatchInputs): Tensor {
     ],
     workgroups: [1],
   });
+  for (const [copy, input] of [[li, inp.logpInf], [ln, inp.logpNew], [tmask, inp.mask]] as const) {
+    if (copy && copy !== input) temps.push(copy);
+  }
+  if (rmask && rmask !== inp.rowMask && rmask !== inp.mask) temps.push(rmask);
   out.adopt(temps);
   return out;
 }
