@@ -12,7 +12,7 @@ import { Transformer } from "../src/nn/transformer.ts";
 import { noGrad } from "../src/autograd/mod.ts";
 import { loadTokenizerJson } from "../src/text/mod.ts";
 import { chatPrompt, readGenerationDefaults } from "../src/cli/commands/generate_prompts.ts";
-import { syntheticTokenizer } from "./text_util.ts";
+import { renderReference, syntheticTokenizer, TEST_TEMPLATE } from "./text_util.ts";
 
 async function quietly(
   fn: () => Promise<number>,
@@ -140,6 +140,66 @@ Deno.test("jackpot generate: greedy --chat completions equal the engine's on the
   }
 });
 
+Deno.test("jackpot generate: --chat runs the folder's chat template (system, --no-thinking); without one, ChatML with a note", async () => {
+  await initTensors();
+  const dir = await qwenLikeFolder();
+  try {
+    const run = (extra: string[]) =>
+      quietly(() =>
+        runCli([
+          "generate",
+          "--checkpoint",
+          dir,
+          "--prompt",
+          "Hi there",
+          "--max-new",
+          "2",
+          "--temperature",
+          "0",
+          "--json",
+          `${dir}/gen.json`,
+          "--quiet",
+          ...extra,
+        ])
+      );
+    const promptIds = async () =>
+      JSON.parse(await Deno.readTextFile(`${dir}/gen.json`)).rows[0].promptIds;
+    const plain = await run(["--chat"]);
+    assert.equal(plain.code, 0, plain.err);
+    assert.match(plain.err, /has no chat template; --chat writes ChatML/);
+    assert.deepEqual(await promptIds(), Array.from(tok.encode(chatPrompt(tok, "Hi there"))));
+
+    await Deno.writeTextFile(`${dir}/chat_template.jinja`, TEST_TEMPLATE);
+    const templated = await run(["--chat", "--system", "Be brief.", "--no-thinking"]);
+    assert.equal(templated.code, 0, templated.err);
+    assert.doesNotMatch(templated.err, /no chat template/);
+    const text = renderReference(
+      [{ role: "system", content: "Be brief." }, { role: "user", content: "Hi there" }],
+      { addGenerationPrompt: true, enableThinking: false, bos: null },
+    );
+    assert.match(text, /<think>\n\n<\/think>\n\n$/);
+    assert.deepEqual(await promptIds(), Array.from(tok.encode(text)));
+
+    // A template that raises is exit 2 with its message; one that does not parse is exit 1.
+    await Deno.writeTextFile(
+      `${dir}/chat_template.jinja`,
+      "{{ raise_exception('only one turn, please') }}",
+    );
+    const raised = await run(["--chat"]);
+    assert.equal(raised.code, 2);
+    assert.match(
+      raised.err,
+      /--chat: .*chat_template\.jinja: the chat template failed: only one turn/,
+    );
+    await Deno.writeTextFile(`${dir}/chat_template.jinja`, "{% if %}");
+    const broken = await run(["--chat"]);
+    assert.equal(broken.code, 1);
+    assert.match(broken.err, /chat_template\.jinja: the chat template does not parse/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("jackpot generate: generation_config.json sampling defaults, greedy without do_sample", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -182,6 +242,7 @@ Deno.test("jackpot generate: bad input is exit 2 naming the problem", async () =
       [["--prompts", `${dir}/missing.txt`], /--prompts: .*missing\.txt not found/],
       [["--prompt", ""], /prompt 1 is empty/],
       [["--prompt", "hi", "--system", "be brief"], /--system needs --chat/],
+      [["--prompt", "hi", "--no-thinking"], /--no-thinking needs --chat/],
       [["--prompt", "hi", "--max-new", "100000"], /exceeds the model's \d+ positions/],
       [
         ["--prompt", "hi", "--max-new", "4", "--top-k", "100000"],

@@ -7,6 +7,7 @@ import { mergeRanks, referenceBpe } from "../src/text/bpe_reference.ts";
 import { onigurumaRegExp } from "../src/text/regex.ts";
 import { splitPieces } from "../src/text/pretokenize.ts";
 import { Rng } from "../src/util/rng.ts";
+import type { ChatMessage } from "../src/text/mod.ts";
 
 /** Qwen2's Split regex, as its tokenizer.json spells it. */
 export const QWEN2_PATTERN =
@@ -347,5 +348,82 @@ export function referenceEncode(
     offset = stop;
   }
   encodePlain(text.slice(offset));
+  return out;
+}
+
+/** The template under test (written for this test, in the style of Qwen3's). */
+export const TEST_TEMPLATE = `
+{%- set ns = namespace(last_user=-1) %}
+{%- for m in messages[::-1] %}
+  {%- if ns.last_user < 0 and m.role == 'user' %}
+    {%- set ns.last_user = (messages|length - 1) - loop.index0 %}
+  {%- endif %}
+{%- endfor %}
+{%- if tools is defined and tools %}
+  {{- '<|im_start|>system\\n# Tools' }}
+  {%- for tool in tools %}{{- '\\n' + (tool | tojson) }}{%- endfor %}
+  {{- '<|im_end|>\\n' }}
+{%- elif messages[0].role != 'system' %}
+  {{- '<|im_start|>system\\nYou are a test.<|im_end|>\\n' }}
+{%- endif %}
+{%- for m in messages %}
+  {%- if m.role not in ['system', 'user', 'assistant'] %}
+    {{- raise_exception('role ' + m.role + ' is not supported') }}
+  {%- endif %}
+  {%- set content = m.content %}
+  {%- if m.role == 'assistant' and '</think>' in content and loop.index0 < ns.last_user %}
+    {%- set content = content.split('</think>')[-1].lstrip('\\n') %}
+  {%- endif %}
+  {{- '<|im_start|>' + m.role + '\\n' + content.rstrip() + '<|im_end|>\\n' }}
+{%- endfor %}
+{%- if add_generation_prompt %}
+  {{- '<|im_start|>assistant\\n' }}
+  {%- if enable_thinking is defined and enable_thinking is false %}
+    {{- '<think>\\n\\n</think>\\n\\n' }}
+  {%- endif %}
+{%- endif %}
+{%- if bos_token is not none and bos_token == '<s>' %}{{- eos_token }}{%- endif %}`;
+
+/** What {@link TEST_TEMPLATE} renders, transcribed by hand. */
+export function renderReference(
+  messages: ChatMessage[],
+  opts: {
+    addGenerationPrompt: boolean;
+    enableThinking?: boolean;
+    tools?: Record<string, unknown>[];
+    bos?: string | null;
+    eos?: string | null;
+  },
+): string {
+  let lastUser = -1;
+  for (let i = messages.length - 1; i >= 0 && lastUser < 0; i--) {
+    if (messages[i].role === "user") lastUser = i;
+  }
+  let out = "";
+  if (opts.tools && opts.tools.length > 0) {
+    // Python's json.dumps separators, as transformers' tojson writes them.
+    const dumps = (v: unknown): string =>
+      v !== null && typeof v === "object"
+        ? Array.isArray(v)
+          ? `[${v.map(dumps).join(", ")}]`
+          : `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${dumps(x)}`).join(", ")}}`
+        : JSON.stringify(v);
+    out += "<|im_start|>system\n# Tools" + opts.tools.map((t) => "\n" + dumps(t)).join("") +
+      "<|im_end|>\n";
+  } else if (messages[0].role !== "system") {
+    out += "<|im_start|>system\nYou are a test.<|im_end|>\n";
+  }
+  messages.forEach((m, i) => {
+    let content = m.content;
+    if (m.role === "assistant" && content.includes("</think>") && i < lastUser) {
+      content = content.split("</think>").at(-1)!.replace(/^\n+/, "");
+    }
+    out += `<|im_start|>${m.role}\n${content.replace(/[ \t\n\r]+$/, "")}<|im_end|>\n`;
+  });
+  if (opts.addGenerationPrompt) {
+    out += "<|im_start|>assistant\n";
+    if (opts.enableThinking === false) out += "<think>\n\n</think>\n\n";
+  }
+  if (opts.bos === "<s>") out += opts.eos;
   return out;
 }

@@ -31,7 +31,7 @@ export const DEFAULT_CHUNK_BYTES = 64 * 2 ** 20;
 export const DEFAULT_SETTLE_BYTES = 256 * 2 ** 20;
 
 /** Options of {@link ModelCheckpoint.load} and {@link loadTransformer}. */
-export interface LoadOptions {
+export interface ModelLoadOptions {
   /** Called after each piece with the f32 bytes written so far and in all. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
   /** Most f32 bytes converted and written at once (default {@link DEFAULT_CHUNK_BYTES}). */
@@ -133,7 +133,7 @@ export class ModelCheckpoint {
    * Allocates the model and streams every weight into it (see the module comment). The model is
    * disposed again if reading fails midway.
    */
-  async load(options: LoadOptions = {}): Promise<Transformer> {
+  async load(options: ModelLoadOptions = {}): Promise<Transformer> {
     const chunkBytes = positive(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, "chunkBytes");
     const settleBytes = positive(options.settleBytes ?? DEFAULT_SETTLE_BYTES, "settleBytes");
     const rt = runtime();
@@ -191,7 +191,7 @@ export class ModelCheckpoint {
  */
 export async function loadTransformer(
   dir: string,
-  options: LoadOptions = {},
+  options: ModelLoadOptions = {},
 ): Promise<LoadedModel> {
   const ckpt = await ModelCheckpoint.open(dir);
   try {

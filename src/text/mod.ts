@@ -18,4 +18,11 @@ export { loadTokenizerJson } from "./tokenizer_json.ts";
 export type { LoadOptions, SpecialTokenChoice, TokenRef } from "./tokenizer_json.ts";
 export { readTokenizer, specialsFromConfigs } from "./folder.ts";
 export type { TokenizerConfigs } from "./folder.ts";
+export {
+  type ChatMessage,
+  ChatTemplate,
+  ChatTemplateError,
+  type RenderOptions,
+  type TemplateSpecials,
+} from "./chat_template.ts";
 export { onigurumaRegExp, RegexTranslationError, translateOnigurumaRegex } from "./regex.ts";

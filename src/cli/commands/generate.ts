@@ -21,9 +21,10 @@ import { validateSampling } from "../../nn/sampling_reference.ts";
 import { completion, type RolloutBatch, RolloutEngine } from "../../nn/rollout.ts";
 import type { Transformer } from "../../nn/transformer.ts";
 import { type BpeTokenizer, readTokenizer } from "../../text/mod.ts";
+import { ChatTemplate } from "../../text/chat_template.ts";
 import { prepareRunDir, rowsToTable, writeJsonAtomic, writeTable } from "../../report/mod.ts";
 import { runtimeVersions } from "../runtime.ts";
-import { chatPrompt, readGenerationDefaults } from "./generate_prompts.ts";
+import { chatPrompt, readGenerationDefaults, renderOrExplain } from "./generate_prompts.ts";
 
 /** Most prompts × samples of one `jackpot generate` run. */
 export const MAX_GENERATE_ROWS = 1024;
@@ -87,8 +88,9 @@ export const command: Command = {
     "line of --prompts FILE), and samples --samples completions per prompt with the GPU rollout " +
     "engine (KV cache, one readback). Generation stops at the tokenizer's end tokens (those of " +
     "generation_config.json when present) or after --max-new tokens. Sampling defaults come from " +
-    "generation_config.json when present. --chat wraps each prompt in the ChatML template Qwen's " +
-    "instruct models expect.",
+    "generation_config.json when present. --chat runs the folder's chat template (chat_template.jinja " +
+    "or tokenizer_config.json's chat_template, as transformers' apply_chat_template does) on each " +
+    "prompt as one user turn, or ChatML when the folder has none.",
   options: {
     checkpoint: {
       type: "string",
@@ -101,8 +103,15 @@ export const command: Command = {
       valueName: "FILE",
       description: "Prompts, one per line (a .jsonl file: one JSON string per line)",
     },
-    chat: { type: "boolean", description: "Wrap prompts in the ChatML template (instruct models)" },
+    chat: {
+      type: "boolean",
+      description: "Wrap prompts in the folder's chat template (ChatML without one)",
+    },
     system: { type: "string", valueName: "TEXT", description: "System message for --chat" },
+    "no-thinking": {
+      type: "boolean",
+      description: "With --chat: enable_thinking = false (Qwen3's templates close the think block)",
+    },
     samples: {
       type: "string",
       valueName: "N",
@@ -162,6 +171,9 @@ export const command: Command = {
     if (values.system !== undefined && values.chat !== true) {
       throw new UsageError("--system needs --chat");
     }
+    if (values["no-thinking"] === true && values.chat !== true) {
+      throw new UsageError("--no-thinking needs --chat");
+    }
     const tok = await readTokenizerOrExplain(dir);
     const defaults = await readGenerationDefaults(dir);
     for (const what of defaults.ignored) {
@@ -185,10 +197,23 @@ export const command: Command = {
     } catch (e) {
       throw new UsageError(e instanceof Error ? e.message : String(e));
     }
+    const system = typeof values.system === "string" ? values.system : undefined;
+    // A template that cannot be read or parsed is a ChatTemplateError naming its file (exit 1).
+    const template = values.chat === true ? await ChatTemplate.read(dir) : null;
+    if (values.chat === true && template === null) {
+      console.error(`note: ${dir} has no chat template; --chat writes ChatML (Qwen's layout)`);
+    }
     const promptIds = texts.map((text) => {
-      const full = values.chat === true
-        ? chatPrompt(tok, text, typeof values.system === "string" ? values.system : undefined)
-        : text;
+      if (template) {
+        // As apply_chat_template(tokenize=True): the template writes any bos itself.
+        const messages = [
+          ...(system === undefined ? [] : [{ role: "system", content: system }]),
+          { role: "user", content: text },
+        ];
+        const variables = values["no-thinking"] === true ? { enable_thinking: false } : {};
+        return Array.from(tok.encode(renderOrExplain(template, messages, variables)));
+      }
+      const full = values.chat === true ? chatPrompt(tok, text, system) : text;
       const ids = Array.from(tok.encode(full));
       return tok.bosId === null ? ids : [tok.bosId, ...ids];
     });

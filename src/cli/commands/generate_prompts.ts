@@ -1,12 +1,14 @@
 /**
- * What `jackpot generate` reads around the prompt: the ChatML template of Qwen's instruct models
- * and the sampling defaults of a folder's `generation_config.json`.
+ * What `jackpot generate` reads around the prompt: the folder's chat template (or the ChatML
+ * layout of Qwen's instruct models without one) and the sampling defaults of its
+ * `generation_config.json`.
  *
  * @module
  */
 import { UsageError } from "../command.ts";
 import type { SamplingSettings } from "../../nn/sampling_reference.ts";
 import type { BpeTokenizer } from "../../text/mod.ts";
+import type { ChatMessage, ChatTemplate } from "../../text/chat_template.ts";
 
 /**
  * `text` as one user turn of ChatML (after an optional system turn), ending where the assistant's
@@ -29,6 +31,22 @@ export function chatPrompt(tok: BpeTokenizer, text: string, system?: string): st
   const turn = (role: string, content: string) => `<|im_start|>${role}\n${content}<|im_end|>\n`;
   return (system === undefined ? "" : turn("system", system)) + turn("user", text) +
     "<|im_start|>assistant\n";
+}
+
+/**
+ * `template` run on `messages` with `add_generation_prompt`; an error the template raises (such
+ * as a role it refuses) is a UsageError with the template's message.
+ */
+export function renderOrExplain(
+  template: ChatTemplate,
+  messages: ChatMessage[],
+  variables: Record<string, unknown>,
+): string {
+  try {
+    return template.render(messages, { variables });
+  } catch (e) {
+    throw new UsageError(`--chat: ${e instanceof Error ? e.message : e}`);
+  }
 }
 
 /** Sampling defaults of a folder, and the settings of its file that the engine does not apply. */
