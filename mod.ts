@@ -29,3 +29,4 @@ export * from "./src/tensor/matmul/mod.ts";
 export * from "./src/autograd/mod.ts";
 export * from "./src/nn/mod.ts";
 export * from "./src/text/mod.ts";
+export * from "./src/rl/mod.ts";

@@ -1,0 +1,84 @@
+/**
+ * The RL losses and metrics of a Jackpot step (SPEC §4–8), each a GPU op with a float64
+ * reference beside it:
+ *
+ * - {@link policyLoss}: PPO with per-token weights and the OBRS mask (SPEC §4), in the clip and
+ *   no-clip forms (§5), with the three aggregations; three dispatches, no readback.
+ * - {@link distillKL}: the rollout model's distillation over the whole vocabulary (Eq. 8), forward
+ *   or reverse KL, fused (the softmax is never stored).
+ * - {@link grpoAdvantages}: GRPO advantages on the host in float64, and {@link advantagesTensor}
+ *   to broadcast them over each sequence's tokens.
+ * - {@link mismatchStats}: every actor–policy mismatch metric of a step (k1, k3, |Δ log p|
+ *   mean / p95 / max, entropies, full-vocabulary KL) in one small tensor, read back once.
+ *
+ * @example
+ * ```ts
+ * const { loss, stats } = policyLoss({ logpNew, logpRef, advantages, weight: rho, mask });
+ * const distill = distillKL(rolloutLogits, policyLogits.detach(), { mask: rowMask });
+ * loss.add(distill.loss.mul(lambdaDistill)).backward();
+ * console.log(decodePolicyLossStats(await stats.read()).clipFraction);
+ * ```
+ *
+ * @module
+ */
+export {
+  decodePolicyLossStats,
+  type DecodePolicyLossStatsOptions,
+  POLICY_LOSS_STATS_LENGTH,
+  policyLoss,
+  type PolicyLossInputs,
+  PolicyLossNonFiniteError,
+  type PolicyLossResult,
+  readPolicyLossStats,
+} from "./policy_loss.ts";
+export {
+  POLICY_LOSS_AGGREGATIONS,
+  type PolicyLossAggregation,
+  type PolicyLossOptions,
+  policyLossRef,
+  type PolicyLossRefInputs,
+  type PolicyLossRefResult,
+  type PolicyLossStats,
+  type PolicyRatioMode,
+  type PolicyTokenTerm,
+  policyTokenTerm,
+  type ResolvedPolicyLossOptions,
+  resolvePolicyLossOptions,
+} from "./policy_loss_reference.ts";
+export {
+  decodeDistillStats,
+  distillKL,
+  type DistillOptions,
+  type DistillResult,
+  type DistillStats,
+  type KLRows,
+  klRows,
+} from "./distill.ts";
+export {
+  distillKLRef,
+  type DistillRefOptions,
+  type DistillRefResult,
+  type KLDirection,
+} from "./distill_reference.ts";
+export {
+  advantagesTensor,
+  broadcastAdvantages,
+  type GrpoAdvantages,
+  grpoAdvantages,
+  type GrpoOptions,
+  type TokenSpans,
+} from "./advantages.ts";
+export {
+  decodeMismatch,
+  MISMATCH_STATS_LEN,
+  type MismatchInputs,
+  mismatchStats,
+} from "./mismatch.ts";
+export {
+  HIST_BINS,
+  HIST_PER_DECADE,
+  mismatchRef,
+  type MismatchRefInputs,
+  type MismatchStats,
+  quantileFromHistogram,
+} from "./mismatch_reference.ts";
