@@ -23,6 +23,9 @@
 #           jackpot, logits compared (bench/interop/hf.ts, bench/torch/hf_interop.py); then the
 #           tokenizer against HF tokenizers (bench/torch/tokenizer_check.py, bench/text/check.ts);
 #           `defer` runs it too
+#   rl      (~5 min) the RL losses' tests on the real adapter, the policy loss at B = 64, T = 1024
+#           and the distillation KL at 4,096 × 151,936 (bench/rl), then the streamed loader's host
+#           memory on a 0.6B stand-in folder against the whole-file load (bench/bigvocab/load.ts)
 #   all     tests, torch, ours in order
 # Usage (from the repository root, after `source .device/enter.sh` on a host without network):
 #   bash bench/device/run.sh STAGE [OUT_DIR]
@@ -32,7 +35,7 @@
 # device call and the archive is still written; `timeout` exits 124 for a command it stopped.
 set -uo pipefail
 limit=${LIMIT_S:-170}
-stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|profile|sweep|fusion|defer|interop|all [OUT_DIR]}
+stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|profile|sweep|fusion|defer|interop|rl|all [OUT_DIR]}
 out=${2:-${OUT:-device-out}}
 work=$(mktemp -d)
 mkdir -p "$out" "$work/torch" "$work/bench"
@@ -123,6 +126,23 @@ run_defer() {
 }
 
 # Checkpoints both ways between jackpot (on the GPU) and transformers (CPU, fp32, eager).
+# The RL losses (src/rl) on the real adapter and at Qwen's vocabulary, and the streamed loader's
+# host memory on a real GPU (a 0.6B stand-in folder; on llvmpipe the model's buffers are host
+# memory too, here they are not).
+run_rl() {
+  {
+    timeout 120 deno test --allow-all tests/rl_policy_loss_test.ts tests/rl_distill_test.ts \
+      tests/rl_mismatch_test.ts tests/nn_load_test.ts tests/text_chat_template_test.ts 2>&1 | tail -4
+    timeout 60 deno run -A bench/rl/policy_loss.ts --B 64 --T 1024 --no-yardstick
+    timeout 90 deno run -A bench/rl/distill.ts --N 4096 --V 151936 --repeats 5 --inner 2
+    rm -rf "$work/qwen-like"
+    timeout 90 deno run -A bench/bigvocab/hub_folder.ts --out "$work/qwen-like" &&
+      timeout 90 deno run -A bench/bigvocab/load.ts --checkpoint "$work/qwen-like" &&
+      timeout 120 deno run -A bench/bigvocab/load.ts --checkpoint "$work/qwen-like" --eager
+    rm -rf "$work/qwen-like"
+  } 2>&1 | tee "$out/rl.log" || status=1
+}
+
 run_interop() {
   {
     rm -rf "$work/interop"
@@ -147,8 +167,9 @@ case "$stage" in
   fusion) run_fusion ;;
   defer) run_defer; run_interop ;;
   interop) run_interop ;;
+  rl) run_rl ;;
   all) run_tests; run_torch; run_ours ;;
-  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, sweep, fusion, defer, interop, all)" >&2; exit 2 ;;
+  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, sweep, fusion, defer, interop, rl, all)" >&2; exit 2 ;;
 esac
 tar czf "$out/results.tar.gz" -C "$work" .
 exit "$status"
