@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { type Arr, concatRef, mapN, sliceRef } from "../src/autograd/reference.ts";
 import { noGrad, ops } from "../src/autograd/mod.ts";
 import { splitLast } from "../src/autograd/split.ts";
-import { ComputeBatch, type Dispatch } from "../src/gpu/mod.ts";
+import { recordedDispatches } from "../src/gpu/mod.ts";
 import { readAll, type Tensor, tensor, tidy } from "../src/tensor/mod.ts";
 import { Rng } from "../src/util/rng.ts";
 import { assertNoGpuErrors, checkOp, randArr, setup, up } from "./autograd_util.ts";
@@ -113,30 +113,14 @@ Deno.test("splitLast: strided input, only some pieces used, the input read elsew
   });
 });
 
-// Dispatches recorded while `fn` runs, by `kernel:entryPoint`.
-function tally(fn: () => void): string[] {
-  const seen: string[] = [];
-  const inner = ComputeBatch.prototype.dispatch;
-  ComputeBatch.prototype.dispatch = function (this: ComputeBatch, d: Dispatch) {
-    seen.push(`${d.kernel.name}:${d.entryPoint}`);
-    return inner.call(this, d);
-  };
-  try {
-    fn();
-  } finally {
-    ComputeBatch.prototype.dispatch = inner;
-  }
-  return seen;
-}
-
 Deno.test("splitLast: one dispatch forward, one join backward; under noGrad no tape", async () => {
   const x = up(randArr(rng, [6, 16]), true);
   const dy = up(randArr(rng, [6, 16]));
   let pieces: Tensor[] = [];
-  const fwd = tally(() => (pieces = splitLast(x, [8, 4, 4])));
+  const fwd = recordedDispatches(() => (pieces = splitLast(x, [8, 4, 4])));
   assert.deepEqual(fwd, ["ops_split_vec4:split3"]);
   const y = ops.concat(pieces, -1);
-  const bwd = tally(() => tidy(() => y.backward(dy)));
+  const bwd = recordedDispatches(() => tidy(() => y.backward(dy)));
   // concat's backward hands each piece a strided slice of dy, which the join materialises; the
   // pieces' gradients meet in one join (no add of partial gradients), then the leaf's gradient
   // is created and accumulated

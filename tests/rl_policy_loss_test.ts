@@ -24,7 +24,7 @@ import {
   resolvePolicyLossOptions,
 } from "../src/rl/policy_loss_reference.ts";
 import { Rng } from "../src/util/rng.ts";
-import { ComputeBatch, type Dispatch } from "../src/gpu/mod.ts";
+import { tallyDispatches } from "../src/gpu/mod.ts";
 import { assertNoGpuErrors, setup } from "./autograd_util.ts";
 import { randomPolicyBatch } from "./rl_policy_loss_util.ts";
 
@@ -344,23 +344,6 @@ Deno.test("policyLoss: the gradient reaches logits through gatherLast(logSoftmax
   for (const t of [lg, up.logpRef, up.advantages, up.weight!, up.mask]) t.dispose();
 });
 
-// Dispatches `fn` records, by `kernel:entryPoint` (as bench/nn/dispatches.ts tallies them).
-function tally(fn: () => void): Record<string, number> {
-  const out: Record<string, number> = {};
-  const inner = ComputeBatch.prototype.dispatch;
-  ComputeBatch.prototype.dispatch = function (this: ComputeBatch, d: Dispatch) {
-    const key = `${d.kernel.name}:${d.entryPoint ?? "main"}`;
-    out[key] = (out[key] ?? 0) + 1;
-    return inner.call(this, d);
-  };
-  try {
-    fn();
-  } finally {
-    ComputeBatch.prototype.dispatch = inner;
-  }
-  return out;
-}
-
 Deno.test("policyLoss: 2 dispatches forward, 1 backward; a strided Â costs one copy", async () => {
   const rt = await setup();
   const B = 4, T = 9;
@@ -368,9 +351,9 @@ Deno.test("policyLoss: 2 dispatches forward, 1 backward; a strided Â costs one 
   const up = upload(x, "u32");
   const leaf = up.leaf();
   let loss: Tensor | null = null;
-  const fwd = tally(() => (loss = policyLoss({ ...up, logpNew: leaf }).loss));
+  const fwd = tallyDispatches(() => (loss = policyLoss({ ...up, logpNew: leaf }).loss));
   assert.deepEqual(fwd, { "rl_policy_loss:pl_rows": 1, "rl_policy_loss:pl_finalize": 1 });
-  const bwd = tally(() => tidy(() => backward(loss!)));
+  const bwd = tallyDispatches(() => tidy(() => backward(loss!)));
   // the loss's own: one; the rest is the tape's (the root's gradient 1, the leaf's .grad)
   assert.equal(bwd["rl_policy_loss:pl_bwd"], 1);
   assert.equal(Object.keys(bwd).filter((k) => k.startsWith("rl_policy_loss")).length, 1);
@@ -382,7 +365,7 @@ Deno.test("policyLoss: 2 dispatches forward, 1 backward; a strided Â costs one 
     T,
   ]);
   let pair: Tensor[] = [];
-  const strided = tally(() => {
+  const strided = tallyDispatches(() => {
     pair = [
       policyLoss({ ...up, logpNew: leaf, advantages: ops.expand(advSeq, [B, T]) }).loss,
       policyLoss({ ...up, logpNew: leaf, advantages: dense }).loss,

@@ -14,7 +14,7 @@
  * @module
  */
 import { benchArgs, benchInt } from "../args.ts";
-import { ComputeBatch, type Dispatch, timeBatches } from "../../src/gpu/mod.ts";
+import { tallyDispatches, timeBatches } from "../../src/gpu/mod.ts";
 import { ops } from "../../src/autograd/mod.ts";
 import { initTensors, keep, type Tensor, tensor, tidy } from "../../src/tensor/mod.ts";
 import { distillKL } from "../../src/rl/distill.ts";
@@ -32,22 +32,6 @@ export interface DistillBenchRow {
   dispatches: Record<string, number>;
   /** "gpu-timestamps" or "wall-clock". */
   method: string;
-}
-
-function tally(fn: () => void): Record<string, number> {
-  const out: Record<string, number> = {};
-  const inner = ComputeBatch.prototype.dispatch;
-  ComputeBatch.prototype.dispatch = function (this: ComputeBatch, d: Dispatch) {
-    const key = `${d.kernel.name}:${d.entryPoint ?? "main"}`;
-    out[key] = (out[key] ?? 0) + 1;
-    return inner.call(this, d);
-  };
-  try {
-    fn();
-  } finally {
-    ComputeBatch.prototype.dispatch = inner;
-  }
-  return out;
 }
 
 /** Times each op at [N, V]; `inner` copies per timed batch, `repeats` batches. */
@@ -69,7 +53,7 @@ export async function benchDistill(
   const M = N * V * 4; // one [N, V] f32 array
   const rows: DistillBenchRow[] = [];
   const run = async (what: string, bytes: number, fn: () => void) => {
-    const dispatches = tally(() => tidy(fn));
+    const dispatches = tallyDispatches(() => tidy(fn));
     const tm = await timeBatches(
       rt.gpu,
       (batch) =>

@@ -13,7 +13,7 @@
  * @module
  */
 import { benchArgs, benchInt } from "../args.ts";
-import { ComputeBatch, type Dispatch, timeBatches } from "../../src/gpu/mod.ts";
+import { tallyDispatches, timeBatches } from "../../src/gpu/mod.ts";
 import { initTensors, keep, type Tensor, tensor, tidy } from "../../src/tensor/mod.ts";
 import { policyLoss, type PolicyLossResult } from "../../src/rl/policy_loss.ts";
 import type { PolicyLossAggregation } from "../../src/rl/policy_loss_reference.ts";
@@ -31,22 +31,6 @@ export interface PolicyLossBenchRow {
   dispatches: Record<string, number> | null;
   /** "gpu-timestamps" or "wall-clock". */
   method: string;
-}
-
-function tally(fn: () => void): Record<string, number> {
-  const out: Record<string, number> = {};
-  const inner = ComputeBatch.prototype.dispatch;
-  ComputeBatch.prototype.dispatch = function (this: ComputeBatch, d: Dispatch) {
-    const key = `${d.kernel.name}:${d.entryPoint ?? "main"}`;
-    out[key] = (out[key] ?? 0) + 1;
-    return inner.call(this, d);
-  };
-  try {
-    fn();
-  } finally {
-    ComputeBatch.prototype.dispatch = inner;
-  }
-  return out;
 }
 
 /**
@@ -78,7 +62,7 @@ export async function benchPolicyLoss(
     timeBatches(rt.gpu, (batch) => rt.recordInto(batch, () => tidy(fn)), { repeats });
   for (const aggregation of ["token-mean", "seq-mean-token-mean"] as PolicyLossAggregation[]) {
     const fwd = () => void policyLoss(inputs, { aggregation });
-    const fwdCount = tally(() => tidy(fwd));
+    const fwdCount = tallyDispatches(() => tidy(fwd));
     const tf = await time(fwd);
     rows.push({
       what: `forward ${aggregation} [${B},${T}]`,
@@ -90,7 +74,7 @@ export async function benchPolicyLoss(
     const r: PolicyLossResult = policyLoss(inputs, { aggregation });
     rt.flush();
     const bwd = () => void r.loss.node!.backward(one); // the op's closure: d loss/dℓ_new
-    const bwdCount = tally(() => tidy(bwd));
+    const bwdCount = tallyDispatches(() => tidy(bwd));
     const tb = await time(bwd);
     rows.push({
       what: `backward ${aggregation} [${B},${T}]`,

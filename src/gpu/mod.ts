@@ -13,3 +13,4 @@ export * from "./buffers.ts";
 export * from "./timing.ts";
 export * from "./kernels.ts";
 export * from "./profile.ts";
+export * from "./dispatch_tally.ts";
