@@ -332,13 +332,13 @@ export function recordJointLoss(
   const logpPolicy = sampledLogp(logitsPolicy, b.targets);
   const logpActor = sampledLogp(logitsActor, b.targets);
   const c1 = count();
-  const { valid, actor } = actorFromRollout(b.rollout, logitsActor);
+  const { actor } = actorFromRollout(b.rollout, logitsActor);
   const jackpot = jackpotTensors(
     {
       policyLogits: logitsPolicy,
       actor,
       tokens: b.targets,
-      valid,
+      valid: b.valid,
       logpRef: refLogp,
     },
     o.jackpot,

@@ -164,13 +164,15 @@ function destroyRecording(rec: JackpotRecording): void {
   liveRecordings--;
 }
 
-// Submits the open batch; false inside recordInto, where nothing may be submitted.
+// Submits the open batch; false inside recordInto, where nothing may be submitted (the runtime's
+// flush refuses, naming recordInto; any other error is a real one and propagates).
 function trySubmit(): boolean {
   try {
     runtime().flush();
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    if (e instanceof Error && e.message.startsWith("recordInto:")) return false;
+    throw e;
   }
 }
 
