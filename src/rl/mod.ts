@@ -10,10 +10,17 @@
  *   to broadcast them over each sequence's tokens.
  * - {@link mismatchStats}: every actor–policy mismatch metric of a step (k1, k3, |Δ log p|
  *   mean / p95 / max, entropies, full-vocabulary KL) in one small tensor, read back once.
+ * - {@link jackpotTensors}: the Jackpot mask, weights and statistics recorded into a training
+ *   step (no readback), as `[B, T]` tensors for {@link policyLoss}; {@link actorFromRollout} turns
+ *   a rollout batch's captured top-k into its actor side.
  *
  * @example
  * ```ts
- * const { loss, stats } = policyLoss({ logpNew, logpRef, advantages, weight: rho, mask });
+ * const jt = jackpotTensors({ policyLogits, actor: { logits: actorLogits }, tokens, valid, logpRef }, {
+ *   lambda: 1,
+ *   seed: step,
+ * });
+ * const { loss, stats } = policyLoss({ logpNew, logpRef, advantages, weight: jt.rho, mask: jt.mask });
  * const distill = distillKL(rolloutLogits, policyLogits.detach(), { mask: rowMask });
  * loss.add(distill.loss.mul(lambdaDistill)).backward();
  * console.log(decodePolicyLossStats(await stats.read()).clipFraction);
@@ -82,3 +89,15 @@ export {
   type MismatchStats,
   quantileFromHistogram,
 } from "./mismatch_reference.ts";
+export {
+  actorFromRollout,
+  JACKPOT_STATS_LENGTH,
+  type JackpotActorLogits,
+  type JackpotActorTopK,
+  type JackpotTensorInputs,
+  type JackpotTensorOptions,
+  type JackpotTensors,
+  jackpotTensors,
+  jackpotTensorsLive,
+  type RolloutJackpotInputs,
+} from "./jackpot_tensors.ts";
