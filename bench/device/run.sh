@@ -23,9 +23,10 @@
 #           jackpot, logits compared (bench/interop/hf.ts, bench/torch/hf_interop.py); then the
 #           tokenizer against HF tokenizers (bench/torch/tokenizer_check.py, bench/text/check.ts);
 #           `defer` runs it too
-#   rl      (~5 min) the RL losses' tests on the real adapter, the policy loss at B = 64, T = 1024
-#           and the distillation KL at 4,096 × 151,936 (bench/rl), then the streamed loader's host
-#           memory on a 0.6B stand-in folder against the whole-file load (bench/bigvocab/load.ts)
+#   rl      (~5 min) the RL losses' tests on the real adapter, the policy loss at B = 64, T = 1024,
+#           the distillation KL at 4,096 × 151,936 and the tiny joint step (bench/rl), then the
+#           streamed loader's host memory on a 0.6B stand-in folder against the whole-file load
+#           (bench/bigvocab/load.ts)
 #   all     tests, torch, ours in order
 # Usage (from the repository root, after `source .device/enter.sh` on a host without network):
 #   bash bench/device/run.sh STAGE [OUT_DIR]
@@ -132,9 +133,11 @@ run_defer() {
 run_rl() {
   {
     timeout 120 deno test --allow-all tests/rl_policy_loss_test.ts tests/rl_distill_test.ts \
-      tests/rl_mismatch_test.ts tests/nn_load_test.ts tests/text_chat_template_test.ts 2>&1 | tail -4
+      tests/rl_mismatch_test.ts tests/rl_jackpot_tensors_test.ts tests/rl_joint_step_test.ts \
+      tests/nn_load_test.ts tests/text_chat_template_test.ts 2>&1 | tail -4
     timeout 60 deno run -A bench/rl/policy_loss.ts --B 64 --T 1024 --no-yardstick
     timeout 90 deno run -A bench/rl/distill.ts --N 4096 --V 151936 --repeats 5 --inner 2
+    timeout 60 deno run -A bench/rl/joint_step.ts --steps 20 --by-kernel
     rm -rf "$work/qwen-like"
     timeout 90 deno run -A bench/bigvocab/hub_folder.ts --out "$work/qwen-like" &&
       timeout 90 deno run -A bench/bigvocab/load.ts --checkpoint "$work/qwen-like" &&
