@@ -147,6 +147,23 @@ Deno.test("load: the range reader reads any block of rows as the whole-file deco
             }
           }
         }
+        // Reads issued together (one file position underneath) each get their own bytes.
+        const names = [...whole.tensors.keys()];
+        const together = await Promise.all(
+          names.flatMap((n) => [
+            reader.read(n),
+            reader.read(n, 0, Math.min(1, reader.entries.get(n)!.shape[0] ?? 1)),
+          ]),
+        );
+        names.forEach((n, i) => {
+          const t = whole.tensors.get(n)!;
+          const rows = t.shape.length === 0 ? 1 : t.shape[0];
+          assert.deepEqual(together[2 * i], t.data, `${n} read together`);
+          assert.deepEqual(
+            together[2 * i + 1],
+            (t.data as Float32Array).slice(0, rows === 0 ? 0 : t.data.length / rows),
+          );
+        });
         await assert.rejects(
           () => reader.read("a", 3, 8),
           /rows \[3, 8\) are not within the 7 rows of 'a'/,

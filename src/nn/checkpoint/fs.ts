@@ -55,6 +55,9 @@ export class RangeReader {
   /** The file's size in bytes when it was opened. */
   readonly size: number;
   #file: Deno.FsFile;
+  // A read is a seek then reads on one file position: reads issued together (Promise.all) would
+  // interleave and mix their bytes, so each waits for the one before.
+  #last: Promise<unknown> = Promise.resolve();
 
   private constructor(path: string, file: Deno.FsFile, size: number) {
     this.path = path;
@@ -84,7 +87,13 @@ export class RangeReader {
    * Fills `into` with the bytes from `begin`. A file that ends first (shortened since it was
    * opened) is an error, never a partly filled buffer.
    */
-  async readInto(begin: number, into: Uint8Array): Promise<Uint8Array> {
+  readInto(begin: number, into: Uint8Array): Promise<Uint8Array> {
+    const read = this.#last.then(() => this.#readNow(begin, into));
+    this.#last = read.catch(() => {});
+    return read;
+  }
+
+  async #readNow(begin: number, into: Uint8Array): Promise<Uint8Array> {
     try {
       await this.#file.seek(begin, Deno.SeekMode.Start);
       let done = 0;
