@@ -28,8 +28,7 @@
  *
  * @module
  */
-import copySource from "../../kernels/tensor_copy.wgsl" with { type: "text" };
-import { ComputeBatch, type Dispatch, type Kernel } from "../gpu/mod.ts";
+import { ComputeBatch, type Dispatch } from "../gpu/mod.ts";
 import {
   decodeStats,
   type JackpotBatch,
@@ -50,12 +49,10 @@ import {
   runtime,
   sameShape,
   sizeOf,
+  stridedCopyKernel,
   type Tensor,
 } from "../tensor/mod.ts";
 import type { RolloutBatch } from "../nn/rollout.ts";
-
-// The same name and source as src/tensor/creation.ts's copy kernel: one pipeline for both.
-const copyKernel: Kernel = { name: "tensor_copy", code: copySource };
 
 /** Floats in {@link JackpotTensors.stats} (kernels/obrs_batch.wgsl's raw sums). */
 export const JACKPOT_STATS_LENGTH = 32;
@@ -336,7 +333,13 @@ export function jackpotTensors(
     const copy = (src: GPUBuffer, shape: readonly number[], dtype: DType) => {
       const t = empty(shape, dtype, op);
       const n = t.size;
-      launch1d(rt, copyKernel, "main", [src, t.binding, params([n, 1, 0, 0], [n], [1], [1])], n);
+      launch1d(
+        rt,
+        stridedCopyKernel,
+        "main",
+        [src, t.binding, params([n, 1, 0, 0], [n], [1], [1])],
+        n,
+      );
       return t;
     };
     const mask = copy(rec.mask, lead, "u32");

@@ -15,7 +15,11 @@ import { hash3 } from "../util/rng.ts";
 import { checkShape, contiguousStrides, fmtShape, sizeOf } from "./shape.ts";
 
 const fillKernel: Kernel = { name: "tensor_fill", code: fillSource };
-const copyKernel: Kernel = { name: "tensor_copy", code: copySource };
+/**
+ * The strided-copy kernel (`kernels/tensor_copy.wgsl`, entry `main`): what {@link copyInto} runs,
+ * exported for code that copies from a raw buffer into a tensor with the same pipeline.
+ */
+export const stridedCopyKernel: Kernel = { name: "tensor_copy", code: copySource };
 const WG = 256;
 
 /** Records a 1-D launch of `count` threads in workgroups of 256 (2-D grid beyond the limit). */
@@ -212,7 +216,7 @@ export function copyInto(
     [...src.strides],
     [...dstStrides],
   );
-  launch1d(runtime(), copyKernel, "main", [from.binding, to.binding, p], src.size);
+  launch1d(runtime(), stridedCopyKernel, "main", [from.binding, to.binding, p], src.size);
 }
 
 function sameStrides(a: readonly number[], b: readonly number[]): boolean {
