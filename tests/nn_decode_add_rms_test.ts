@@ -13,8 +13,8 @@ import { type ModelConfig, validateModelConfig } from "../src/nn/config.ts";
 import { referenceLogits, type RefParams } from "../src/nn/reference.ts";
 import { completion, RolloutEngine } from "../src/nn/rollout.ts";
 import { logSoftmaxRef } from "../src/nn/sampling_reference.ts";
-import { Transformer } from "../src/nn/transformer.ts";
 import { Rng } from "../src/util/rng.ts";
+import { DECODE_TEST_MODEL, randomModel } from "./nn_decode_util.ts";
 import { asGpu, assertNoGpuErrors, setup } from "./autograd_util.ts";
 
 const rt = await setup();
@@ -28,35 +28,7 @@ class SpyBatch extends ComputeBatch {
   }
 }
 
-const MODEL: ModelConfig = {
-  vocabSize: 13,
-  hidden: 16,
-  layers: 2,
-  heads: 4,
-  kvHeads: 2,
-  headDim: 8,
-  intermediate: 24,
-  maxSeqLen: 32,
-  ropeTheta: 10000,
-  normEps: 1e-6,
-  tiedEmbeddings: true,
-  qkNorm: true,
-};
-
-/** A model with every parameter random, the norm weights too (init sets them to 1). */
-function randomModel(cfg: ModelConfig, seed: number): Transformer {
-  const rng = new Rng(seed);
-  const host = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-  for (const [name, shape] of Transformer.shapes(cfg)) {
-    const n = shape.reduce((p, d) => p * d, 1);
-    const data = Float32Array.from(
-      { length: n },
-      () => shape.length === 1 ? 0.5 + rng.uniform() : 0.4 * rng.normal(),
-    );
-    host.set(name, { shape, data });
-  }
-  return Transformer.fromTensors(cfg, host);
-}
+const MODEL: ModelConfig = DECODE_TEST_MODEL;
 
 // Runs `fn` fused (as a GPU chooses) or composed (the skinny kernel off: the tiled kernels and the
 // norms on their own).

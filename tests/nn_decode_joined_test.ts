@@ -20,37 +20,9 @@ import {
 import { referenceLogits, type RefParams } from "../src/nn/reference.ts";
 import { type BlockParams, Transformer } from "../src/nn/transformer.ts";
 import { Rng } from "../src/util/rng.ts";
+import { DECODE_TEST_MODEL, randomModel } from "./nn_decode_util.ts";
 
-const BASE: ModelConfig = {
-  vocabSize: 13,
-  hidden: 16,
-  layers: 2,
-  heads: 4,
-  kvHeads: 2,
-  headDim: 8,
-  intermediate: 24,
-  maxSeqLen: 32,
-  ropeTheta: 10000,
-  normEps: 1e-6,
-  tiedEmbeddings: true,
-  qkNorm: true,
-};
-
-/** A model with every parameter random, the norm weights too (init sets them to 1). */
-function randomModel(cfg: ModelConfig, seed: number): Transformer {
-  const rng = new Rng(seed);
-  const host = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-  for (const [name, shape] of Transformer.shapes(cfg)) {
-    const n = shape.reduce((p, d) => p * d, 1);
-    const data = name.endsWith(".bias")
-      ? Float32Array.from({ length: n }, () => 0.5 * rng.normal())
-      : shape.length === 1
-      ? Float32Array.from({ length: n }, () => 0.5 + rng.uniform())
-      : Float32Array.from({ length: n }, () => 0.4 * rng.normal());
-    host.set(name, { shape, data });
-  }
-  return Transformer.fromTensors(cfg, host);
-}
+const BASE: ModelConfig = DECODE_TEST_MODEL;
 
 // Reads f32 tensors back.
 async function readF32(ts: Tensor[]): Promise<Float32Array[]> {
