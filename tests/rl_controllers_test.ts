@@ -1,10 +1,10 @@
 /**
- * Tests of the RL controllers: lambdaForBudget against a float64 bisection on A(λ) over random
+ * Tests of the RL controllers: lambdaForTokenBudget against a float64 bisection on A(λ) over random
  * batches (sizes 1–1000, ties, −Infinity ratios, ratios of e^{±80}, budgets near 0, ½ and 1), and
  * AdaptiveKLCoefficient against the recurrence written out by hand.
  */
 import assert from "node:assert/strict";
-import { AdaptiveKLCoefficient, lambdaForBudget } from "../src/rl/controllers.ts";
+import { AdaptiveKLCoefficient, lambdaForTokenBudget } from "../src/rl/controllers.ts";
 import { Rng } from "../src/util/rng.ts";
 
 /** A(L) = mean_i min(1, exp(r_i − L)), straight from the definition. */
@@ -66,7 +66,7 @@ function finiteFraction(r: Float64Array): number {
   return r.filter((x) => x !== -Infinity).length / r.length;
 }
 
-Deno.test("lambdaForBudget meets the budget and agrees with a bisection on A(λ)", () => {
+Deno.test("lambdaForTokenBudget meets the budget and agrees with a bisection on A(λ)", () => {
   const kinds: Kind[] = ["normal", "wide", "ties", "neginf", "peaked"];
   let cases = 0;
   let maxErr = 0;
@@ -79,7 +79,7 @@ Deno.test("lambdaForBudget meets the budget and agrees with a bisection on A(λ)
         const budgets = [1e-6, 1e-3, 0.5 * top, rng.uniform() * top, top * (1 - 1e-9), top];
         for (const budget of budgets) {
           if (!(budget > 0)) continue;
-          const got = lambdaForBudget(r, budget);
+          const got = lambdaForTokenBudget(r, budget);
           const L = got.logLambda;
           assert.ok(Number.isFinite(L) && got.lambda > 0, `${kind} n=${n} ${budget}`);
           // λ and log λ describe the same number.
@@ -113,25 +113,25 @@ Deno.test("lambdaForBudget meets the budget and agrees with a bisection on A(λ)
   assert.ok(maxErr < 1e-12, `largest |A(λ) − budget| ${maxErr}`);
 });
 
-Deno.test("lambdaForBudget solves one ratio in closed form and budget 1 at the smallest ratio", () => {
+Deno.test("lambdaForTokenBudget solves one ratio in closed form and budget 1 at the smallest ratio", () => {
   const rng = new Rng(7);
   for (let t = 0; t < 200; t++) {
     const r = -80 + 160 * rng.uniform();
     const budget = rng.uniform() * 0.999 + 1e-3;
-    const got = lambdaForBudget([r], budget);
+    const got = lambdaForTokenBudget([r], budget);
     // min(1, e^r/λ) = ā with ā < 1 ⇒ λ = e^r/ā.
     const want = Math.exp(r) / budget;
     assert.ok(Math.abs(got.lambda - want) <= 1e-14 * want, `${got.lambda} vs ${want}`);
   }
   for (const n of [1, 2, 7, 1000]) {
     const r = randomRatios(rng, n, "wide");
-    const got = lambdaForBudget(r, 1);
+    const got = lambdaForTokenBudget(r, 1);
     assert.equal(got.lambda, Math.exp(Math.min(...r)));
     assert.equal(got.acceptance, 1);
   }
 });
 
-Deno.test("lambdaForBudget: λ is non-increasing in the budget, strictly below the maximum", () => {
+Deno.test("lambdaForTokenBudget: λ is non-increasing in the budget, strictly below the maximum", () => {
   for (let seed = 0; seed < 10; seed++) {
     const rng = new Rng(50 + seed);
     const r = randomRatios(rng, 1 + rng.int(300), seed % 2 === 0 ? "neginf" : "ties");
@@ -140,7 +140,7 @@ Deno.test("lambdaForBudget: λ is non-increasing in the budget, strictly below t
     budgets.sort((a, b) => a - b);
     let prev = Infinity;
     for (const b of budgets) {
-      const { logLambda } = lambdaForBudget(r, b);
+      const { logLambda } = lambdaForTokenBudget(r, b);
       assert.ok(logLambda < prev || b === budgets[0], `λ not decreasing at budget ${b}`);
       prev = logLambda;
     }
@@ -154,37 +154,37 @@ Deno.test("lambdaForBudget: λ is non-increasing in the budget, strictly below t
   }
 });
 
-Deno.test("lambdaForBudget does not overflow or underflow on ratios of e^{±700}", () => {
+Deno.test("lambdaForTokenBudget does not overflow or underflow on ratios of e^{±700}", () => {
   const r = [700, 699, -700, -705, 0];
   for (const budget of [0.1, 0.3, 0.5, 0.9, 1]) {
-    const got = lambdaForBudget(r, budget);
+    const got = lambdaForTokenBudget(r, budget);
     assert.ok(Number.isFinite(got.lambda) && got.lambda > 0);
     assert.ok(Math.abs(acceptanceAt(r, got.logLambda) - budget) <= 1e-12, `${budget}`);
   }
   // Both ratios at −750: λ = e^{−750}·2 is below float64's smallest positive number.
   assert.throws(
-    () => lambdaForBudget([-750, -750], 0.5),
+    () => lambdaForTokenBudget([-750, -750], 0.5),
     /budget 0.5 needs λ = exp\(-749.30.*outside float64's range/,
   );
 });
 
-Deno.test("lambdaForBudget rejects bad input with messages naming the problem", () => {
-  assert.throws(() => lambdaForBudget([], 0.5), /at least one sampled token/);
-  assert.throws(() => lambdaForBudget([0, NaN, 1], 0.5), /logRatio\[1\] is NaN/);
-  assert.throws(() => lambdaForBudget([0, 1, Infinity], 0.5), /logRatio\[2\] is Infinity/);
+Deno.test("lambdaForTokenBudget rejects bad input with messages naming the problem", () => {
+  assert.throws(() => lambdaForTokenBudget([], 0.5), /at least one sampled token/);
+  assert.throws(() => lambdaForTokenBudget([0, NaN, 1], 0.5), /logRatio\[1\] is NaN/);
+  assert.throws(() => lambdaForTokenBudget([0, 1, Infinity], 0.5), /logRatio\[2\] is Infinity/);
   for (const b of [0, -0.1, 1.0000001, NaN, Infinity]) {
-    assert.throws(() => lambdaForBudget([0, 1], b), /budget must be in \(0, 1\], got /);
+    assert.throws(() => lambdaForTokenBudget([0, 1], b), /budget must be in \(0, 1\], got /);
   }
   assert.throws(
-    () => lambdaForBudget([-Infinity, -Infinity], 0.5),
+    () => lambdaForTokenBudget([-Infinity, -Infinity], 0.5),
     /every one of the 2 log-ratios is -Infinity/,
   );
   assert.throws(
-    () => lambdaForBudget([0, -Infinity, 1, -Infinity], 0.6),
+    () => lambdaForTokenBudget([0, -Infinity, 1, -Infinity], 0.6),
     /budget 0.6 unreachable: 2 of 4 tokens have p_target = 0, so the acceptance is at most 0.5/,
   );
   // The maximum itself is reachable.
-  assert.equal(lambdaForBudget([0, -Infinity, 1, -Infinity], 0.5).lambda, 1);
+  assert.equal(lambdaForTokenBudget([0, -Infinity, 1, -Infinity], 0.5).lambda, 1);
 });
 
 /** The controller's recurrence, written out again. */

@@ -1,6 +1,6 @@
 /**
  * Controllers of a Jackpot run that close a loop around a measured quantity (SPEC §6, "beyond the
- * paper"): {@link lambdaForBudget} picks the OBRS λ of a batch from an acceptance budget ā
+ * paper"): {@link lambdaForTokenBudget} picks the OBRS λ of a batch from an acceptance budget ā
  * (Theorem 3.4), {@link AdaptiveKLCoefficient} steers the distillation weight λ_distill from the
  * measured actor–policy KL. Host-side float64; they take a few numbers per step, not tensors.
  *
@@ -8,7 +8,7 @@
  */
 
 /** The λ that meets an acceptance budget on a batch of sampled tokens. */
-export interface LambdaForBudget {
+export interface LambdaForTokenBudget {
   /** OBRS budget parameter λ > 0 (larger rejects more). */
   lambda: number;
   /** log λ, computed without going through `lambda` (exact for ratios whose exp over/underflows). */
@@ -45,13 +45,18 @@ export interface LambdaForBudget {
  * @example
  * ```ts
  * // Ratios p_target/p_inf = 2, 1, 1/2. At λ = 2 the tokens accept with 1, 1/2, 1/4: mean 7/12.
- * const { lambda, acceptance } = lambdaForBudget([Math.log(2), 0, Math.log(0.5)], 7 / 12);
+ * const { lambda, acceptance } = lambdaForTokenBudget([Math.log(2), 0, Math.log(0.5)], 7 / 12);
  * // lambda ≈ 2, acceptance ≈ 7/12
  * ```
  */
-export function lambdaForBudget(logRatio: ArrayLike<number>, budget: number): LambdaForBudget {
+export function lambdaForTokenBudget(
+  logRatio: ArrayLike<number>,
+  budget: number,
+): LambdaForTokenBudget {
   const n = logRatio.length;
-  if (n === 0) throw new RangeError("lambdaForBudget needs at least one sampled token, got none");
+  if (n === 0) {
+    throw new RangeError("lambdaForTokenBudget needs at least one sampled token, got none");
+  }
   if (!(budget > 0 && budget <= 1)) {
     throw new RangeError(`budget must be in (0, 1], got ${budget}`);
   }

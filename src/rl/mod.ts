@@ -101,3 +101,35 @@ export {
   jackpotTensorsLive,
   type RolloutJackpotInputs,
 } from "./jackpot_tensors.ts";
+export {
+  isRlMode,
+  type ModeWeightInputs,
+  type ModeWeights,
+  modeWeights,
+  RL_MODE_NAMES,
+  RL_MODES,
+  type RlMode,
+  type RlModeInfo,
+} from "./modes.ts";
+export { resolveRlConfig, RL_DEFAULTS, type RlConfig, RlConfigError } from "./trainer_config.ts";
+export {
+  type RolloutData,
+  rolloutData,
+  type RolloutMinibatch,
+  sliceRollout,
+} from "./rollout_data.ts";
+export {
+  type RlIterationLog,
+  type RlProgress,
+  type RlStepLog,
+  RlTrainer,
+  type RlTrainerOptions,
+} from "./trainer.ts";
+export { ITERATION_COLUMNS, iterationRow, type LogRow, STEP_COLUMNS, stepRow } from "./log_rows.ts";
+export {
+  AdaptiveKLCoefficient,
+  type AdaptiveKLOptions,
+  type LambdaForTokenBudget,
+  lambdaForTokenBudget,
+} from "./controllers.ts";
+export { type SampleSummary, summarizeSamples } from "./evaluation.ts";

@@ -23,6 +23,8 @@ import { ops } from "../autograd/mod.ts";
 import type { Tensor } from "../tensor/mod.ts";
 import type { PolicyRatioMode } from "./policy_loss_reference.ts";
 import type { JackpotTensors } from "./jackpot_tensors.ts";
+// log-ratios are clamped before exp, as every weight of the OBRS reference is
+import { LOG_RATIO_CLAMP } from "../obrs/reference/mod.ts";
 
 /** A policy-loss correction (see the module table). */
 export type RlMode =
@@ -137,9 +139,6 @@ function baselineColumn(baseline: Tensor, j: number): Tensor {
   const col = ops.slice(baseline, r - 1, j, j + 1);
   return ops.contiguous(ops.reshape(col, baseline.shape.slice(0, -1)));
 }
-
-/** Log-ratios are clamped to ±20 before exp, as every weight of the OBRS reference is. */
-export const LOG_RATIO_CLAMP = 20;
 
 /**
  * The policy term's weight, mask and ratio form under `mode` (see the module table), recorded on

@@ -9,6 +9,7 @@ import { command as simulate } from "./simulate.ts";
 import { command as pretrain } from "./pretrain.ts";
 import { command as sample } from "./sample.ts";
 import { command as generate } from "./generate.ts";
+import { command as rl } from "./rl.ts";
 
 /** The commands in the order `jackpot --help` lists them. */
-export const commands: readonly Command[] = [simulate, pretrain, sample, generate, info];
+export const commands: readonly Command[] = [simulate, pretrain, rl, sample, generate, info];

@@ -1,0 +1,651 @@
+/**
+ * `jackpot rl`: the joint RL run of SPEC §6 (Algorithm 1) on a task with verifiable rewards. The
+ * policy and the rollout model come from checkpoint folders (`jackpot pretrain` writes them) or
+ * are fresh presets; every iteration samples a batch with the rollout model, trains both models on
+ * it in mini-batches, and appends its statistics to the run folder, so an interrupted run keeps
+ * every iteration and checkpoint it had written.
+ *
+ * @module
+ */
+import {
+  choiceOption,
+  type Command,
+  integerOption,
+  numberOption,
+  type ParsedValues,
+  UsageError,
+} from "../command.ts";
+import { Progress } from "../progress.ts";
+import { runFolder, runInterruptibly } from "../run_folder.ts";
+import { runtimeVersions } from "../runtime.ts";
+import { openCheckpointOrExplain } from "./pretrain.ts";
+import { createTaskFromSpec, type Task } from "../../tasks/mod.ts";
+import { initTensors } from "../../tensor/mod.ts";
+import { noGrad } from "../../autograd/mod.ts";
+import { saveCheckpoint } from "../../nn/checkpoint/mod.ts";
+import { describeModel, ModelConfigError, parseModelSpec } from "../../nn/config.ts";
+import { evaluateGreedy } from "../../nn/pretrain.ts";
+import { RolloutEngine } from "../../nn/rollout.ts";
+import { Transformer } from "../../nn/transformer.ts";
+import { RL_MODE_NAMES, RL_MODES, type RlMode } from "../../rl/modes.ts";
+import {
+  resolveRlConfig,
+  RL_DEFAULTS,
+  type RlConfig,
+  RlConfigError,
+} from "../../rl/trainer_config.ts";
+import { RlTrainer } from "../../rl/trainer.ts";
+import {
+  ITERATION_COLUMNS,
+  iterationRow,
+  type LogRow,
+  STEP_COLUMNS,
+  stepRow,
+} from "../../rl/log_rows.ts";
+import { POLICY_LOSS_AGGREGATIONS } from "../../rl/policy_loss_reference.ts";
+import {
+  htmlReport,
+  lineChartSpec,
+  prepareRunDir,
+  renderSvg,
+  rowsToTable,
+  writeFileAtomic,
+  writeJsonAtomic,
+  writeTable,
+} from "../../report/mod.ts";
+import { Rng } from "../../util/rng.ts";
+
+/** Settings of a run beyond the trainer's: where the models come from, length, evaluation. */
+export interface RlRunConfig {
+  /** Task spec. */
+  task: string;
+  /** Checkpoint folder or model preset spec of the policy. */
+  policy: string;
+  /** Same for the rollout model (unused on-policy). */
+  actor: string;
+  /** Iterations (rollout batches). */
+  iterations: number;
+  /** Iterations between evaluations and checkpoints. */
+  evalEvery: number;
+  /** Prompts per greedy evaluation. */
+  evalSize: number;
+  /** The trainer's settings. */
+  trainer: RlConfig;
+}
+
+const EVAL_STREAM = 0x726c00e0;
+
+function option(values: ParsedValues, name: string): boolean {
+  return typeof values[name] === "string";
+}
+
+/** Reads the command line; UsageError names the first bad value. */
+export function rlConfigFromValues(values: ParsedValues): RlRunConfig {
+  const num = (name: string, min = 0, exclusiveMin = true) =>
+    numberOption(values, name, { min, exclusiveMin });
+  const int = (name: string, min = 1) => integerOption(values, name, { min, max: 1 << 20 });
+  const partial: Partial<RlConfig> = {
+    mode: choiceOption(values, "mode", RL_MODE_NAMES) as RlMode,
+    allowUncorrected: values["allow-uncorrected"] === true,
+    prompts: int("prompts"),
+    groupSize: int("group-size"),
+    minibatch: int("minibatch"),
+    temperature: num("temperature"),
+    lambda: num("lambda"),
+    budget: option(values, "budget")
+      ? numberOption(values, "budget", { min: 0, max: 1, exclusiveMin: true })
+      : null,
+    c1: num("c1"),
+    c2: num("c2"),
+    target: choiceOption(values, "target", ["new", "ref"] as const),
+    exactZ: values["exact-z"] === true,
+    tisCap: num("tis-cap"),
+    icepopLow: num("icepop-low", 0, false),
+    icepopHigh: num("icepop-high"),
+    epsLow: num("eps-low", 0, false),
+    epsHigh: num("eps-high", 0, false),
+    aggregation: choiceOption(values, "aggregation", POLICY_LOSS_AGGREGATIONS),
+    normalizeStd: values["no-std"] !== true,
+    distill: num("distill", 0, false),
+    distillDirection: choiceOption(values, "distill-direction", ["forward", "reverse"] as const),
+    distillTargetKL: option(values, "distill-target-kl") ? num("distill-target-kl") : null,
+    trainActor: values["freeze-actor"] !== true,
+    lrPolicy: num("lr-policy", 0, false),
+    lrActor: num("lr-actor", 0, false),
+    weightDecay: num("weight-decay", 0, false),
+    maxGradNorm: num("max-grad-norm", 0, false),
+    seed: integerOption(values, "seed", { min: 0, max: 2 ** 32 - 1 }),
+  };
+  const task = taskOf(String(values.task));
+  // default: room for the task's longest answer and its stop token
+  partial.maxNew = option(values, "max-new") ? int("max-new") : task.maxAnswerLength + 1;
+  // k and the capture default to 20 (the paper's k), or the whole vocabulary of a smaller one
+  const V = task.tokenizer.vocabSize;
+  partial.k = option(values, "k") ? int("k") : Math.min(RL_DEFAULTS.k, V);
+  if (partial.k > V) {
+    throw new UsageError(`--k ${partial.k} exceeds the task's vocabulary (${V} tokens)`);
+  }
+  partial.captureK = option(values, "capture-k")
+    ? int("capture-k")
+    : Math.min(Math.max(RL_DEFAULTS.captureK, partial.k), V);
+  let trainer: RlConfig;
+  try {
+    trainer = resolveRlConfig(partial);
+  } catch (e) {
+    if (e instanceof RlConfigError) throw new UsageError(e.message);
+    throw e;
+  }
+  return {
+    task: String(values.task),
+    policy: String(values.policy),
+    actor: String(values.actor),
+    iterations: int("iterations"),
+    evalEvery: int("eval-every"),
+    evalSize: int("eval-size"),
+    trainer,
+  };
+}
+
+function taskOf(spec: string): Task {
+  try {
+    return createTaskFromSpec(spec);
+  } catch (e) {
+    throw new UsageError(`--task: ${e instanceof Error ? e.message : e}`);
+  }
+}
+
+// A checkpoint folder when `spec` names an existing directory, else a preset spec (fresh weights).
+async function loadModel(spec: string, option: string, task: Task, seed: number): Promise<{
+  model: Transformer;
+  source: string;
+}> {
+  const isDir = await Deno.stat(spec).then((s) => s.isDirectory, () => false);
+  if (isDir) {
+    const ckpt = await openCheckpointOrExplain(spec, option);
+    try {
+      return { model: await ckpt.load(), source: `checkpoint ${spec}` };
+    } finally {
+      ckpt.close();
+    }
+  }
+  try {
+    const config = parseModelSpec(spec, task.tokenizer.vocabSize);
+    return { model: Transformer.init(config, { seed }), source: `fresh ${spec} (seed ${seed})` };
+  } catch (e) {
+    if (e instanceof ModelConfigError) {
+      throw new UsageError(
+        `${option}: '${spec}' is neither a folder nor a model preset: ${e.message}`,
+      );
+    }
+    throw e;
+  }
+}
+
+/** What {@link runRl} wrote. */
+export interface RlRun {
+  /** The run folder. */
+  dir: string;
+  /** Iteration rows. */
+  iterations: LogRow[];
+  /** Evaluation rows. */
+  evals: LogRow[];
+  /** Where each model came from. */
+  sources: { policy: string; actor: string | null };
+}
+
+const pad6 = (n: number) => String(n).padStart(6, "0");
+
+/**
+ * Runs and writes `dir`: `iterations.csv/json` and `steps.csv/json` (rewritten after every
+ * iteration), `evals.csv/json`, `checkpoints/iter-NNNNNN/{policy,actor}/` at every evaluation,
+ * `policy/` and `actor/` at the end, charts, `index.html`, and `config.json` last.
+ */
+export async function runRl(
+  config: RlRunConfig,
+  dir: string,
+  { force = false, quiet = false, signal, onIteration }: {
+    force?: boolean;
+    quiet?: boolean;
+    signal?: AbortSignal;
+    /** Called after each iteration's files are written (a notebook's live plot, a test's abort). */
+    onIteration?: (row: LogRow) => void;
+  } = {},
+): Promise<RlRun> {
+  const task = taskOf(config.task);
+  const c = config.trainer;
+  const onPolicy = RL_MODES[c.mode].onPolicy;
+  await initTensors();
+  const policy = await loadModel(config.policy, "--policy", task, c.seed);
+  const actor = onPolicy ? null : await loadModel(config.actor, "--actor", task, c.seed + 1);
+  for (const m of [policy, actor]) {
+    if (m?.source.startsWith("fresh")) {
+      console.error(
+        `jackpot rl: ${m.source} starts from random weights; on an exact-match task its ` +
+          "rewards stay 0 (train it first with jackpot pretrain)",
+      );
+    }
+  }
+  let trainer: RlTrainer | null = null;
+  const engines: RolloutEngine[] = [];
+  try {
+    try {
+      trainer = new RlTrainer({ task, policy: policy.model, actor: actor?.model, config: c });
+    } catch (e) {
+      if (e instanceof RlConfigError) throw new UsageError(e.message);
+      throw e;
+    }
+    await prepareRunDir(dir, { force });
+    const evalSet = task.sample(new Rng(c.seed, EVAL_STREAM), config.evalSize);
+    const engineFor = (m: Transformer) => {
+      const e = new RolloutEngine(m, {
+        maxBatch: config.evalSize,
+        maxPromptLength: task.maxPromptLength,
+        maxNewTokens: task.maxAnswerLength + 1,
+      });
+      engines.push(e);
+      return e;
+    };
+    const evalPolicy = engineFor(policy.model);
+    const evalActor = actor ? engineFor(actor.model) : null;
+    const iterations: LogRow[] = [], steps: LogRow[] = [], evals: LogRow[] = [];
+    const info = (it: number, role: string) => ({
+      task: config.task,
+      step: it,
+      role,
+      seed: c.seed,
+    });
+    const evaluate = async (it: number) => {
+      evals.push({
+        iteration: it,
+        policy_accuracy: await evaluateGreedy(evalPolicy, task, evalSet),
+        actor_accuracy: evalActor ? await evaluateGreedy(evalActor, task, evalSet) : null,
+      });
+      await writeTable(dir, "evals", rowsToTable(evals));
+      const base = `${dir}/checkpoints/iter-${pad6(it)}`;
+      await saveCheckpoint(`${base}/policy`, await policy.model.toCheckpoint(info(it, "policy")));
+      if (actor) {
+        await saveCheckpoint(`${base}/actor`, await actor.model.toCheckpoint(info(it, "rollout")));
+      }
+    };
+    await evaluate(0);
+    const bar = new Progress({ total: config.iterations, label: `rl ${c.mode}`, quiet });
+    try {
+      for (let it = 0; it < config.iterations; it++) {
+        signal?.throwIfAborted();
+        const log = await trainer.iterate();
+        const row = iterationRow(log);
+        iterations.push(row);
+        steps.push(...log.steps.map(stepRow));
+        await writeTable(dir, "iterations", rowsToTable(iterations, ITERATION_COLUMNS));
+        await writeTable(dir, "steps", rowsToTable(steps, STEP_COLUMNS));
+        onIteration?.(row);
+        if ((it + 1) % config.evalEvery === 0 || it + 1 === config.iterations) {
+          await evaluate(it + 1);
+        }
+        const acc = row.accept_rate === null
+          ? ""
+          : ` accept ${(row.accept_rate * 100).toFixed(0)}%`;
+        const ev = evals[evals.length - 1].policy_accuracy!;
+        bar.update(
+          it + 1,
+          `reward ${row.reward!.toFixed(3)}${acc} k3 ${row.k3!.toExponential(1)} eval ${
+            (100 * ev).toFixed(1)
+          }%`,
+        );
+      }
+    } finally {
+      bar.finish();
+    }
+    const last = config.iterations;
+    await saveCheckpoint(`${dir}/policy`, await policy.model.toCheckpoint(info(last, "policy")));
+    if (actor) {
+      await saveCheckpoint(`${dir}/actor`, await actor.model.toCheckpoint(info(last, "rollout")));
+    }
+    await writeReport(dir, config, c, iterations, evals, policy.model, actor?.model ?? null);
+    await writeJsonAtomic(`${dir}/config.json`, {
+      command: "rl",
+      config: { ...config, trainer: c },
+      policy: { source: policy.source, model: policy.model.config },
+      actor: actor ? { source: actor.source, model: actor.model.config } : null,
+      finalEval: evals[evals.length - 1],
+      versions: runtimeVersions(),
+    });
+    return {
+      dir,
+      iterations,
+      evals,
+      sources: { policy: policy.source, actor: actor?.source ?? null },
+    };
+  } finally {
+    engines.forEach((e) => e.dispose());
+    trainer?.dispose();
+    noGrad(() => {
+      policy.model.dispose();
+      actor?.model.dispose();
+    });
+  }
+}
+
+async function writeReport(
+  dir: string,
+  config: RlRunConfig,
+  c: RlConfig,
+  iterations: LogRow[],
+  evals: LogRow[],
+  policy: Transformer,
+  actor: Transformer | null,
+): Promise<void> {
+  const chart = (name: string, y: string, title: string, caption: string, rows = iterations) => ({
+    name,
+    caption,
+    spec: lineChartSpec({
+      title,
+      data: rows.filter((r) => r[y] !== null),
+      x: { field: "iteration" },
+      y: { field: y },
+    }),
+  });
+  const charts = [
+    chart(
+      "reward",
+      "reward",
+      "mean reward of the rollout batch",
+      "Mean task reward of each iteration's rollouts (sampled by the rollout model).",
+    ),
+    chart(
+      "accuracy",
+      "policy_accuracy",
+      "policy exact-match accuracy",
+      `Greedy exact match of the policy on ${config.evalSize} prompts of their own RNG stream.`,
+      evals,
+    ),
+    chart(
+      "k3",
+      "k3",
+      "actor-policy KL (k3)",
+      "k3 = mean(r − 1 − log r), r = p_new/p_inf, on the sampled tokens (SPEC §8).",
+    ),
+  ];
+  if (!RL_MODES[c.mode].onPolicy) {
+    charts.push(
+      chart(
+        "acceptance",
+        "accept_rate",
+        "OBRS acceptance rate",
+        `Accepted / valid tokens at λ = ${
+          c.budget === null ? c.lambda : `the budget ${c.budget}`
+        }.`,
+      ),
+    );
+  }
+  const svgs: string[] = [];
+  for (const ch of charts) {
+    await writeJsonAtomic(`${dir}/${ch.name}.vl.json`, ch.spec);
+    const svg = await renderSvg(ch.spec);
+    await writeFileAtomic(`${dir}/${ch.name}.svg`, svg);
+    svgs.push(svg);
+  }
+  const lastEval = evals[evals.length - 1];
+  await writeFileAtomic(
+    `${dir}/index.html`,
+    htmlReport({
+      title: `jackpot rl: ${c.mode} on ${config.task}`,
+      sections: [
+        {
+          kind: "text",
+          text:
+            `${config.iterations} iterations of ${c.prompts} prompts × ${c.groupSize} samples in mini-batches of ${c.minibatch}; final policy accuracy ${
+              (100 * (lastEval.policy_accuracy ?? 0)).toFixed(1)
+            }%.`,
+        },
+        {
+          kind: "text",
+          text: `Policy: ${describeModel(policy.config)}.${
+            actor ? ` Rollout model: ${describeModel(actor.config)}.` : ""
+          }`,
+        },
+        ...charts.map((ch, i) => ({
+          kind: "svg" as const,
+          heading: ch.spec.title as string,
+          svg: svgs[i],
+          caption: ch.caption,
+        })),
+        {
+          kind: "keyValues",
+          heading: "Settings",
+          entries: {
+            task: config.task,
+            policy: config.policy,
+            actor: config.actor,
+            ...c,
+            budget: c.budget ?? "",
+            distillTargetKL: c.distillTargetKL ?? "",
+          },
+        },
+      ],
+    }),
+  );
+}
+
+/** The default task of `jackpot rl` (the one `jackpot pretrain` trains on by default). */
+export const DEFAULT_RL_TASK = "arithmetic:maxDigits=1,ops=+";
+
+const d = (x: number | string) => String(x);
+const D = resolveRlConfig();
+
+/** `jackpot rl`. */
+export const command: Command = {
+  name: "rl",
+  summary: "Joint RL of a policy and a cheaper rollout model (Jackpot, or a baseline correction)",
+  description:
+    "Each iteration the rollout model samples --prompts × --group-size completions (top-k " +
+    "captured), the task scores them, GRPO gives advantages, and the batch is consumed in " +
+    "mini-batches of --minibatch rows (later ones staler): the policy takes a PPO step with the " +
+    "--mode correction (default jackpot: the OBRS mask and weights), and the rollout model a PPO " +
+    "step plus --distill × KL toward the policy, each with its own AdamW. --policy and --actor " +
+    "take a checkpoint folder (jackpot pretrain's model/) or a model preset (fresh weights). " +
+    "Modes: " + RL_MODE_NAMES.map((m) => `${m} (${RL_MODES[m].summary})`).join("; ") + ". " +
+    "Writes iterations.csv and steps.csv (every statistic of SPEC §8, rewritten after each " +
+    "iteration), evals.csv, checkpoints/iter-N/{policy,actor}/, the final policy/ and actor/, " +
+    "charts, index.html and config.json (last).",
+  options: {
+    task: { type: "string", valueName: "SPEC", default: DEFAULT_RL_TASK, description: "Task spec" },
+    policy: {
+      type: "string",
+      valueName: "DIR|SPEC",
+      default: "policy",
+      description: "Policy checkpoint folder or model preset",
+    },
+    actor: {
+      type: "string",
+      valueName: "DIR|SPEC",
+      default: "actor",
+      description: "Rollout-model checkpoint folder or model preset",
+    },
+    mode: {
+      type: "string",
+      valueName: "MODE",
+      default: D.mode,
+      description: "Policy-loss correction",
+    },
+    "allow-uncorrected": { type: "boolean", description: "Allow mode no-correction" },
+    iterations: { type: "string", valueName: "N", default: "50", description: "Rollout batches" },
+    prompts: {
+      type: "string",
+      valueName: "N",
+      default: d(D.prompts),
+      description: "Prompts per batch",
+    },
+    "group-size": {
+      type: "string",
+      valueName: "N",
+      default: d(D.groupSize),
+      description: "Samples per prompt (GRPO group)",
+    },
+    minibatch: {
+      type: "string",
+      valueName: "N",
+      default: d(D.minibatch),
+      description: "Rows per training step",
+    },
+    "max-new": {
+      type: "string",
+      valueName: "N",
+      description: "Most generated tokens (default: the task's answer + stop)",
+    },
+    temperature: {
+      type: "string",
+      valueName: "X",
+      default: d(D.temperature),
+      description: "Sampling temperature",
+    },
+    "capture-k": {
+      type: "string",
+      valueName: "N",
+      description: `Top-k captured per token (default: ${D.captureK}, at most the vocabulary)`,
+    },
+    lambda: {
+      type: "string",
+      valueName: "X",
+      default: d(D.lambda),
+      description: "OBRS λ (larger rejects more)",
+    },
+    budget: {
+      type: "string",
+      valueName: "X",
+      description: "Choose λ per batch for this acceptance rate",
+    },
+    k: {
+      type: "string",
+      valueName: "N",
+      description: `Top-k behind Z_approx (default: ${D.k}, at most the vocabulary)`,
+    },
+    c1: {
+      type: "string",
+      valueName: "X",
+      default: d(D.c1),
+      description: "Clip of the Jackpot weight",
+    },
+    c2: { type: "string", valueName: "X", default: d(D.c2), description: "Clip of p_ref/p_new" },
+    target: {
+      type: "string",
+      valueName: "new|ref",
+      default: D.target,
+      description: "OBRS p_target",
+    },
+    "exact-z": { type: "boolean", description: "Also compute exact Z (diagnostic)" },
+    "tis-cap": { type: "string", valueName: "X", default: d(D.tisCap), description: "TIS cap C" },
+    "icepop-low": {
+      type: "string",
+      valueName: "X",
+      default: d(D.icepopLow),
+      description: "IcePop band low",
+    },
+    "icepop-high": {
+      type: "string",
+      valueName: "X",
+      default: d(D.icepopHigh),
+      description: "IcePop band high",
+    },
+    "eps-low": {
+      type: "string",
+      valueName: "X",
+      default: d(D.epsLow),
+      description: "PPO clip below 1",
+    },
+    "eps-high": {
+      type: "string",
+      valueName: "X",
+      default: d(D.epsHigh),
+      description: "PPO clip above 1",
+    },
+    aggregation: {
+      type: "string",
+      valueName: "NAME",
+      default: D.aggregation,
+      description: "Loss aggregation",
+    },
+    "no-std": { type: "boolean", description: "GRPO without dividing by the group std" },
+    distill: { type: "string", valueName: "X", default: d(D.distill), description: "λ_distill" },
+    "distill-direction": {
+      type: "string",
+      valueName: "forward|reverse",
+      default: D.distillDirection,
+      description: "Distillation KL direction",
+    },
+    "distill-target-kl": {
+      type: "string",
+      valueName: "X",
+      description: "Steer λ_distill to this actor-policy KL",
+    },
+    "freeze-actor": { type: "boolean", description: "Do not train the rollout model" },
+    "lr-policy": {
+      type: "string",
+      valueName: "X",
+      default: d(D.lrPolicy),
+      description: "Policy learning rate",
+    },
+    "lr-actor": {
+      type: "string",
+      valueName: "X",
+      default: d(D.lrActor),
+      description: "Rollout-model learning rate",
+    },
+    "weight-decay": {
+      type: "string",
+      valueName: "X",
+      default: d(D.weightDecay),
+      description: "AdamW weight decay",
+    },
+    "max-grad-norm": {
+      type: "string",
+      valueName: "X",
+      default: d(D.maxGradNorm),
+      description: "Gradient-norm clip (0: none)",
+    },
+    seed: { type: "string", valueName: "N", default: d(D.seed), description: "Random seed" },
+    "eval-every": {
+      type: "string",
+      valueName: "N",
+      default: "10",
+      description: "Iterations between evaluations and checkpoints",
+    },
+    "eval-size": {
+      type: "string",
+      valueName: "N",
+      default: "128",
+      description: "Prompts per evaluation",
+    },
+    out: {
+      type: "string",
+      valueName: "DIR",
+      description: "Run folder (default runs/rl-<UTC time>)",
+    },
+    force: { type: "boolean", description: "Write into a non-empty existing run folder" },
+    quiet: { type: "boolean", description: "No progress bar" },
+  },
+  async run(values: ParsedValues): Promise<number> {
+    const config = rlConfigFromValues(values);
+    const out = runFolder(values, "rl");
+    const outcome = await runInterruptibly(
+      "rl",
+      out,
+      (signal) =>
+        runRl(config, out, { force: values.force === true, quiet: values.quiet === true, signal }),
+    );
+    if ("exitCode" in outcome) return outcome.exitCode;
+    const run = outcome.value;
+    const first = run.evals[0], last = run.evals[run.evals.length - 1];
+    const pct = (x: number | null) => `${(100 * (x ?? 0)).toFixed(1)}%`;
+    console.log(
+      `Policy: ${run.sources.policy}; rollout model: ${run.sources.actor ?? "none (on-policy)"}`,
+    );
+    console.log(
+      `Policy accuracy ${pct(first.policy_accuracy)} → ${pct(last.policy_accuracy)} over ` +
+        `${config.iterations} iterations; mean reward of the last batch ` +
+        `${(run.iterations[run.iterations.length - 1]?.reward ?? 0).toFixed(3)}`,
+    );
+    console.log(`Wrote ${run.dir}/ (open index.html)`);
+    return 0;
+  },
+};
