@@ -26,7 +26,7 @@
 #   rl      (~5 min) the RL losses' tests on the real adapter, the policy loss at B = 64, T = 1024,
 #           the distillation KL at 4,096 × 151,936 and the tiny joint step (bench/rl), then the
 #           streamed loader's host memory on a 0.6B stand-in folder against the whole-file load
-#           (bench/bigvocab/load.ts)
+#           (bench/bigvocab/load.ts); the trainer's tests and seconds per `jackpot rl` iteration
 #   all     tests, torch, ours in order
 # Usage (from the repository root, after `source .device/enter.sh` on a host without network):
 #   bash bench/device/run.sh STAGE [OUT_DIR]
@@ -134,7 +134,14 @@ run_rl() {
   {
     timeout 120 deno test --allow-all tests/rl_policy_loss_test.ts tests/rl_distill_test.ts \
       tests/rl_mismatch_test.ts tests/rl_jackpot_tensors_test.ts tests/rl_joint_step_test.ts \
-      tests/nn_load_test.ts tests/text_chat_template_test.ts 2>&1 | tail -4
+      tests/nn_load_test.ts tests/text_chat_template_test.ts tests/rl_trainer_test.ts \
+      tests/rl_controllers_test.ts tests/cli_rl_test.ts 2>&1 | tail -4
+    # the trainer's seconds per iteration at a paper-like batch (fresh presets: rewards are 0,
+    # the work is the same): 64 prompts x 8 samples, 8 mini-batches of 64 rows
+    rm -rf "$work/rl-run"
+    timeout 150 deno task jackpot rl --policy policy --actor actor --iterations 6 --prompts 64 \
+      --group-size 8 --minibatch 64 --eval-size 64 --eval-every 6 --quiet --out "$work/rl-run" &&
+      cut -d, -f1,8,20,21 "$work/rl-run/iterations.csv"
     timeout 60 deno run -A bench/rl/policy_loss.ts --B 64 --T 1024 --no-yardstick
     timeout 90 deno run -A bench/rl/distill.ts --N 4096 --V 151936 --repeats 5 --inner 2
     timeout 60 deno run -A bench/rl/joint_step.ts --steps 20 --by-kernel
