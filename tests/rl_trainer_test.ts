@@ -323,3 +323,45 @@ Deno.test("rl trainer: refused configurations name the problem", async () => {
   assert.equal(runtime().counters.reads >= 0, true);
   assertNoGpuErrors();
 });
+
+Deno.test("rl trainer: a budget picks λ so the batch's mean acceptance is ā; λ_distill follows its KL target", async () => {
+  await initTensors();
+  const { policy, actor } = toyModels(6);
+  const trainer = new RlTrainer({
+    task: toyTask,
+    policy,
+    actor,
+    config: {
+      ...SMALL,
+      budget: 0.6,
+      lrPolicy: 0,
+      lrActor: 0,
+      distill: 0.5,
+      distillTargetKL: 1e-3,
+      seed: 8,
+    },
+  });
+  const before = trainer.distillCoef;
+  const log = await trainer.iterate();
+  // lr 0: ℓ_new = ℓ_ref, the ratios λ was chosen from; the GPU's mean acceptance probability
+  // over all valid tokens of the batch is then ā up to f32 rounding
+  let sum = 0, n = 0;
+  for (const s of log.steps) {
+    sum += s.jackpot!.expectedAcceptRate * s.jackpot!.validCount;
+    n += s.jackpot!.validCount;
+  }
+  console.log(`budget 0.6: λ ${log.lambda.toFixed(4)}, mean acceptance ${(sum / n).toFixed(6)}`);
+  assert.ok(Math.abs(sum / n - 0.6) < 1e-5, `mean acceptance ${sum / n}`);
+  assert.ok(log.lambda !== 1 && log.lambda > 0);
+  // KL ≫ target: the error clips at +0.2, one step of horizon 10 multiplies by 1.02
+  const kl = log.steps.map((s) => s.mismatch.klPolicyActor!);
+  assert.ok(kl.every((x) => x > 1e-3));
+  assert.ok(Math.abs(trainer.distillCoef - before * 1.02) < 1e-12, `${trainer.distillCoef}`);
+  assert.ok(log.steps.every((s) => s.distillCoef === before), "the new weight applies next time");
+  trainer.dispose();
+  noGrad(() => {
+    policy.dispose();
+    actor.dispose();
+  });
+  assertNoGpuErrors();
+});
