@@ -30,7 +30,7 @@ import { actorFromRollout, type JackpotTensors, jackpotTensors } from "./jackpot
 import { modeWeights, RL_MODES } from "./modes.ts";
 import { type RolloutData, rolloutData, type RolloutMinibatch } from "./rollout_data.ts";
 import { resolveRlConfig, type RlConfig, RlConfigError } from "./trainer_config.ts";
-import { AdaptiveKLCoefficient, lambdaForBudget } from "./controllers.ts";
+import { AdaptiveKLCoefficient, lambdaForTokenBudget } from "./controllers.ts";
 
 // RNG streams of the run's seed: prompts, sampling and OBRS masks never share draws.
 const PROMPT_STREAM = 0x726c0001, SAMPLE_STREAM = 0x726c0002, MASK_STREAM = 0x726c0003;
@@ -313,7 +313,7 @@ export class RlTrainer {
         if (data.valid[o]) ratios.push(ref[i] - data.behaviour[o]);
       }
     });
-    return lambdaForBudget(ratios, c.budget!).lambda;
+    return lambdaForTokenBudget(ratios, c.budget!).lambda;
   }
 
   // The closed loop of λ_distill on the iteration's mean full-vocabulary KL(policy ‖ actor).
