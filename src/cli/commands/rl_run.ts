@@ -1,0 +1,342 @@
+/**
+ * What `jackpot rl` does once its options are read: load or create the two models, run the
+ * trainer iteration by iteration, and write the run folder (tables rewritten after every
+ * iteration, evaluations and checkpoints, charts, `config.json` last).
+ *
+ * @module
+ */
+import { UsageError } from "../command.ts";
+import { Progress } from "../progress.ts";
+import { runtimeVersions } from "../runtime.ts";
+import { openCheckpointOrExplain } from "./pretrain.ts";
+import { createTaskFromSpec, type Task } from "../../tasks/mod.ts";
+import { initTensors } from "../../tensor/mod.ts";
+import { noGrad } from "../../autograd/mod.ts";
+import { saveCheckpoint } from "../../nn/checkpoint/mod.ts";
+import { describeModel, ModelConfigError, parseModelSpec } from "../../nn/config.ts";
+import { evaluateGreedy } from "../../nn/pretrain.ts";
+import { RolloutEngine } from "../../nn/rollout.ts";
+import { Transformer } from "../../nn/transformer.ts";
+import { RL_MODES } from "../../rl/modes.ts";
+import { type RlConfig, RlConfigError } from "../../rl/trainer_config.ts";
+import { RlTrainer } from "../../rl/trainer.ts";
+import {
+  ITERATION_COLUMNS,
+  iterationRow,
+  type LogRow,
+  STEP_COLUMNS,
+  stepRow,
+} from "../../rl/log_rows.ts";
+import {
+  htmlReport,
+  lineChartSpec,
+  prepareRunDir,
+  renderSvg,
+  rowsToTable,
+  writeFileAtomic,
+  writeJsonAtomic,
+  writeTable,
+} from "../../report/mod.ts";
+import { Rng } from "../../util/rng.ts";
+
+/** Settings of a run beyond the trainer's: where the models come from, length, evaluation. */
+export interface RlRunConfig {
+  /** Task spec. */
+  task: string;
+  /** Checkpoint folder or model preset spec of the policy. */
+  policy: string;
+  /** Same for the rollout model (unused on-policy). */
+  actor: string;
+  /** Iterations (rollout batches). */
+  iterations: number;
+  /** Iterations between evaluations and checkpoints. */
+  evalEvery: number;
+  /** Prompts per greedy evaluation. */
+  evalSize: number;
+  /** The trainer's settings. */
+  trainer: RlConfig;
+}
+
+const EVAL_STREAM = 0x726c00e0;
+
+/** The task of a spec; a bad spec is a usage error naming --task. */
+export function taskOf(spec: string): Task {
+  try {
+    return createTaskFromSpec(spec);
+  } catch (e) {
+    throw new UsageError(`--task: ${e instanceof Error ? e.message : e}`);
+  }
+}
+
+// A checkpoint folder when `spec` names an existing directory, else a preset spec (fresh weights).
+async function loadModel(spec: string, option: string, task: Task, seed: number): Promise<{
+  model: Transformer;
+  source: string;
+}> {
+  const isDir = await Deno.stat(spec).then((s) => s.isDirectory, () => false);
+  if (isDir) {
+    const ckpt = await openCheckpointOrExplain(spec, option);
+    try {
+      return { model: await ckpt.load(), source: `checkpoint ${spec}` };
+    } finally {
+      ckpt.close();
+    }
+  }
+  try {
+    const config = parseModelSpec(spec, task.tokenizer.vocabSize);
+    return { model: Transformer.init(config, { seed }), source: `fresh ${spec} (seed ${seed})` };
+  } catch (e) {
+    if (e instanceof ModelConfigError) {
+      throw new UsageError(
+        `${option}: '${spec}' is neither a folder nor a model preset: ${e.message}`,
+      );
+    }
+    throw e;
+  }
+}
+
+/** What {@link runRl} wrote. */
+export interface RlRun {
+  /** The run folder. */
+  dir: string;
+  /** Iteration rows. */
+  iterations: LogRow[];
+  /** Evaluation rows. */
+  evals: LogRow[];
+  /** Where each model came from. */
+  sources: { policy: string; actor: string | null };
+}
+
+const pad6 = (n: number) => String(n).padStart(6, "0");
+
+/**
+ * Runs and writes `dir`: `iterations.csv/json` and `steps.csv/json` (rewritten after every
+ * iteration), `evals.csv/json`, `checkpoints/iter-NNNNNN/{policy,actor}/` at every evaluation,
+ * `policy/` and `actor/` at the end, charts, `index.html`, and `config.json` last.
+ */
+export async function runRl(
+  config: RlRunConfig,
+  dir: string,
+  { force = false, quiet = false, signal, onIteration }: {
+    force?: boolean;
+    quiet?: boolean;
+    signal?: AbortSignal;
+    /** Called after each iteration's files are written (a notebook's live plot, a test's abort). */
+    onIteration?: (row: LogRow) => void;
+  } = {},
+): Promise<RlRun> {
+  const task = taskOf(config.task);
+  const c = config.trainer;
+  const onPolicy = RL_MODES[c.mode].onPolicy;
+  await initTensors();
+  const policy = await loadModel(config.policy, "--policy", task, c.seed);
+  const actor = onPolicy ? null : await loadModel(config.actor, "--actor", task, c.seed + 1);
+  for (const m of [policy, actor]) {
+    if (m?.source.startsWith("fresh")) {
+      console.error(
+        `jackpot rl: ${m.source} starts from random weights; on an exact-match task its ` +
+          "rewards stay 0 (train it first with jackpot pretrain)",
+      );
+    }
+  }
+  let trainer: RlTrainer | null = null;
+  const engines: RolloutEngine[] = [];
+  try {
+    try {
+      trainer = new RlTrainer({ task, policy: policy.model, actor: actor?.model, config: c });
+    } catch (e) {
+      if (e instanceof RlConfigError) throw new UsageError(e.message);
+      throw e;
+    }
+    await prepareRunDir(dir, { force });
+    const evalSet = task.sample(new Rng(c.seed, EVAL_STREAM), config.evalSize);
+    const engineFor = (m: Transformer) => {
+      const e = new RolloutEngine(m, {
+        maxBatch: config.evalSize,
+        maxPromptLength: task.maxPromptLength,
+        maxNewTokens: task.maxAnswerLength + 1,
+      });
+      engines.push(e);
+      return e;
+    };
+    const evalPolicy = engineFor(policy.model);
+    const evalActor = actor ? engineFor(actor.model) : null;
+    const iterations: LogRow[] = [], steps: LogRow[] = [], evals: LogRow[] = [];
+    const info = (it: number, role: string) => ({
+      task: config.task,
+      step: it,
+      role,
+      seed: c.seed,
+    });
+    const evaluate = async (it: number) => {
+      evals.push({
+        iteration: it,
+        policy_accuracy: await evaluateGreedy(evalPolicy, task, evalSet),
+        actor_accuracy: evalActor ? await evaluateGreedy(evalActor, task, evalSet) : null,
+      });
+      await writeTable(dir, "evals", rowsToTable(evals));
+      const base = `${dir}/checkpoints/iter-${pad6(it)}`;
+      await saveCheckpoint(`${base}/policy`, await policy.model.toCheckpoint(info(it, "policy")));
+      if (actor) {
+        await saveCheckpoint(`${base}/actor`, await actor.model.toCheckpoint(info(it, "rollout")));
+      }
+    };
+    await evaluate(0);
+    const bar = new Progress({ total: config.iterations, label: `rl ${c.mode}`, quiet });
+    try {
+      for (let it = 0; it < config.iterations; it++) {
+        signal?.throwIfAborted();
+        const log = await trainer.iterate();
+        const row = iterationRow(log);
+        iterations.push(row);
+        steps.push(...log.steps.map(stepRow));
+        await writeTable(dir, "iterations", rowsToTable(iterations, ITERATION_COLUMNS));
+        await writeTable(dir, "steps", rowsToTable(steps, STEP_COLUMNS));
+        onIteration?.(row);
+        if ((it + 1) % config.evalEvery === 0 || it + 1 === config.iterations) {
+          await evaluate(it + 1);
+        }
+        const acc = row.accept_rate === null
+          ? ""
+          : ` accept ${(row.accept_rate * 100).toFixed(0)}%`;
+        const ev = evals[evals.length - 1].policy_accuracy!;
+        bar.update(
+          it + 1,
+          `reward ${row.reward!.toFixed(3)}${acc} k3 ${row.k3!.toExponential(1)} eval ${
+            (100 * ev).toFixed(1)
+          }%`,
+        );
+      }
+    } finally {
+      bar.finish();
+    }
+    const last = config.iterations;
+    await saveCheckpoint(`${dir}/policy`, await policy.model.toCheckpoint(info(last, "policy")));
+    if (actor) {
+      await saveCheckpoint(`${dir}/actor`, await actor.model.toCheckpoint(info(last, "rollout")));
+    }
+    await writeReport(dir, config, c, iterations, evals, policy.model, actor?.model ?? null);
+    await writeJsonAtomic(`${dir}/config.json`, {
+      command: "rl",
+      config: { ...config, trainer: c },
+      policy: { source: policy.source, model: policy.model.config },
+      actor: actor ? { source: actor.source, model: actor.model.config } : null,
+      finalEval: evals[evals.length - 1],
+      versions: runtimeVersions(),
+    });
+    return {
+      dir,
+      iterations,
+      evals,
+      sources: { policy: policy.source, actor: actor?.source ?? null },
+    };
+  } finally {
+    engines.forEach((e) => e.dispose());
+    trainer?.dispose();
+    noGrad(() => {
+      policy.model.dispose();
+      actor?.model.dispose();
+    });
+  }
+}
+
+async function writeReport(
+  dir: string,
+  config: RlRunConfig,
+  c: RlConfig,
+  iterations: LogRow[],
+  evals: LogRow[],
+  policy: Transformer,
+  actor: Transformer | null,
+): Promise<void> {
+  const chart = (name: string, y: string, title: string, caption: string, rows = iterations) => ({
+    name,
+    caption,
+    spec: lineChartSpec({
+      title,
+      data: rows.filter((r) => r[y] !== null),
+      x: { field: "iteration" },
+      y: { field: y },
+    }),
+  });
+  const charts = [
+    chart(
+      "reward",
+      "reward",
+      "mean reward of the rollout batch",
+      "Mean task reward of each iteration's rollouts (sampled by the rollout model).",
+    ),
+    chart(
+      "accuracy",
+      "policy_accuracy",
+      "policy exact-match accuracy",
+      `Greedy exact match of the policy on ${config.evalSize} prompts of their own RNG stream.`,
+      evals,
+    ),
+    chart(
+      "k3",
+      "k3",
+      "actor-policy KL (k3)",
+      "k3 = mean(r − 1 − log r), r = p_new/p_inf, on the sampled tokens (SPEC §8).",
+    ),
+  ];
+  if (!RL_MODES[c.mode].onPolicy) {
+    charts.push(
+      chart(
+        "acceptance",
+        "accept_rate",
+        "OBRS acceptance rate",
+        `Accepted / valid tokens at λ = ${
+          c.budget === null ? c.lambda : `the budget ${c.budget}`
+        }.`,
+      ),
+    );
+  }
+  const svgs: string[] = [];
+  for (const ch of charts) {
+    await writeJsonAtomic(`${dir}/${ch.name}.vl.json`, ch.spec);
+    const svg = await renderSvg(ch.spec);
+    await writeFileAtomic(`${dir}/${ch.name}.svg`, svg);
+    svgs.push(svg);
+  }
+  const lastEval = evals[evals.length - 1];
+  await writeFileAtomic(
+    `${dir}/index.html`,
+    htmlReport({
+      title: `jackpot rl: ${c.mode} on ${config.task}`,
+      sections: [
+        {
+          kind: "text",
+          text:
+            `${config.iterations} iterations of ${c.prompts} prompts × ${c.groupSize} samples in mini-batches of ${c.minibatch}; final policy accuracy ${
+              (100 * (lastEval.policy_accuracy ?? 0)).toFixed(1)
+            }%.`,
+        },
+        {
+          kind: "text",
+          text: `Policy: ${describeModel(policy.config)}.${
+            actor ? ` Rollout model: ${describeModel(actor.config)}.` : ""
+          }`,
+        },
+        ...charts.map((ch, i) => ({
+          kind: "svg" as const,
+          heading: ch.spec.title as string,
+          svg: svgs[i],
+          caption: ch.caption,
+        })),
+        {
+          kind: "keyValues",
+          heading: "Settings",
+          entries: {
+            task: config.task,
+            policy: config.policy,
+            actor: config.actor,
+            ...c,
+            budget: c.budget ?? "",
+            distillTargetKL: c.distillTargetKL ?? "",
+          },
+        },
+      ],
+    }),
+  );
+}
