@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { runCli } from "../src/cli/main.ts";
+import { quietly } from "./cli_util.ts";
 import { rlConfigFromValues, runRl } from "../src/cli/commands/rl.ts";
 import { parseCommandArgs } from "../src/cli/command.ts";
 import { command as rlCommand } from "../src/cli/commands/rl.ts";
@@ -14,19 +15,6 @@ import { modelConfig } from "../src/nn/config.ts";
 import { Transformer } from "../src/nn/transformer.ts";
 
 const TASK = "arithmetic:maxDigits=1,ops=+";
-
-async function quietly<T>(fn: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
-  const log = console.log, error = console.error;
-  let out = "", err = "";
-  console.log = (...a: unknown[]) => void (out += a.join(" ") + "\n");
-  console.error = (...a: unknown[]) => void (err += a.join(" ") + "\n");
-  try {
-    return { value: await fn(), out, err };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 // Two tiny checkpoints of the task's vocabulary (18 ids), different draws.
 async function checkpoints(dir: string): Promise<{ policy: string; actor: string }> {

@@ -1,24 +1,12 @@
 import assert from "node:assert/strict";
 import { runCli } from "../src/cli/main.ts";
+import { quietly } from "./cli_util.ts";
 import { initTensors } from "../src/tensor/mod.ts";
 import { saveCheckpoint } from "../src/nn/checkpoint/mod.ts";
 import { modelConfig } from "../src/nn/config.ts";
 import { Transformer } from "../src/nn/transformer.ts";
 import { createTaskFromSpec } from "../src/tasks/mod.ts";
 import { Rng, uniformAt } from "../src/util/rng.ts";
-
-async function quietly<T>(fn: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
-  const log = console.log, error = console.error;
-  let out = "", err = "";
-  console.log = (...a: unknown[]) => void (out += a.join(" ") + "\n");
-  console.error = (...a: unknown[]) => void (err += a.join(" ") + "\n");
-  try {
-    return { value: await fn(), out, err };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 Deno.test("jackpot pretrain refuses bad options with exit code 2 and one sentence", async () => {
   const cases: Array<[string[], RegExp]> = [
