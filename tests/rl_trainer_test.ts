@@ -365,3 +365,41 @@ Deno.test("rl trainer: a budget picks λ so the batch's mean acceptance is ā; �
   });
   assertNoGpuErrors();
 });
+
+Deno.test("rl trainer: at lr 0 the policy loss does not depend on the mini-batch split (SPEC §10)", async () => {
+  await initTensors();
+  // seq-mean-token-sum scales each mini-batch by its own rows: (rows_m / rows)·loss_m sums to the
+  // whole batch's loss whatever the split; TIS weights depend on each token alone
+  const totals: number[] = [];
+  for (const minibatch of [12, 4, 6]) {
+    const { policy, actor } = toyModels(5); // the draws of the first test: not all groups flat
+    const trainer = new RlTrainer({
+      task: toyTask,
+      policy,
+      actor,
+      config: {
+        ...SMALL,
+        minibatch,
+        mode: "tis",
+        aggregation: "seq-mean-token-sum",
+        lrPolicy: 0,
+        lrActor: 0,
+        seed: 3,
+      },
+    });
+    const log = await trainer.iterate();
+    assert.equal(log.steps.length, 12 / minibatch);
+    totals.push(log.steps.reduce((a, s) => a + (minibatch / 12) * s.policy.loss, 0));
+    trainer.dispose();
+    noGrad(() => {
+      policy.dispose();
+      actor.dispose();
+    });
+  }
+  console.log(`policy loss by split 1 / 3 / 2 mini-batches: ${totals.map((x) => x.toFixed(7))}`);
+  assert.ok(Math.abs(totals[0]) > 1e-3, "the batch's policy term is not 0");
+  for (const t of totals.slice(1)) {
+    assert.ok(Math.abs(t - totals[0]) < 1e-6, `${t} vs ${totals[0]}`);
+  }
+  assertNoGpuErrors();
+});
