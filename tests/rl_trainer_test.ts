@@ -12,7 +12,7 @@ import { initTensors, readAll, runtime, tensor, tidy } from "../src/tensor/mod.t
 import { noGrad } from "../src/autograd/mod.ts";
 import { Transformer } from "../src/nn/transformer.ts";
 import { logSoftmax } from "../src/obrs/reference/mod.ts";
-import { type BaselineSpec, baselineWeights } from "../src/obrs/reference/baselines.ts";
+import { baselineWeights } from "../src/obrs/reference/baselines.ts";
 import { jackpotTensors, jackpotTensorsLive } from "../src/rl/jackpot_tensors.ts";
 import { modeWeights, RL_MODE_NAMES, type RlMode } from "../src/rl/modes.ts";
 import { RlTrainer } from "../src/rl/trainer.ts";
@@ -20,7 +20,9 @@ import { resolveRlConfig, RlConfigError } from "../src/rl/trainer_config.ts";
 import { Rng } from "../src/util/rng.ts";
 import { assertNoGpuErrors } from "./autograd_util.ts";
 import {
+  baselineSpec,
   completionLogitsRef,
+  disposeRun,
   hostParams,
   stepLossRef,
   TOY_POLICY,
@@ -97,11 +99,7 @@ Deno.test("rl trainer: each non-OBRS mode's losses against float64, from the flo
       `${mode}: every mini-batch's policy term is 0`,
     );
     data.rollout.prompts.forEach((p, b) => assert.equal(p.length, data.rollout.prompts[b].length));
-    trainer.dispose();
-    noGrad(() => {
-      policy.dispose();
-      actor.dispose();
-    });
+    disposeRun(trainer, policy, actor);
   }
   console.log(lines.join("\n"));
   assertNoGpuErrors();
@@ -150,32 +148,15 @@ Deno.test("rl trainer: lr 0 keeps every ratio exactly 1 in every mode and stale 
     }
     assert.equal(jackpotTensorsLive(), live, "every Jackpot recording released");
     console.log(`${mode}: pool live bytes per iteration ${pool.join(", ")}`);
-    trainer.dispose();
-    noGrad(() => {
-      policy.dispose();
-      actor.dispose();
-    });
+    disposeRun(trainer, policy, actor);
   }
   assertNoGpuErrors();
 });
 
 Deno.test("rl trainer: modeWeights equal the float64 baselines on random logits", async () => {
   await initTensors();
-  const spec = (mode: RlMode): BaselineSpec | null => {
-    switch (mode) {
-      case "tis":
-        return { kind: "tis", cap: 1.5 };
-      case "icepop":
-        return { kind: "icepop", alpha: 0.7, beta: 1.4 };
-      case "is":
-      case "no-clip":
-      case "on-policy":
-      case "no-correction":
-        return { kind: mode };
-      default:
-        return null;
-    }
-  };
+  const spec = (mode: RlMode) =>
+    baselineSpec(mode, { tisCap: 1.5, icepopLow: 0.7, icepopHigh: 1.4 });
   let worst = 0;
   for (const seed of [1, 2, 3]) {
     const rng = new Rng(seed);
@@ -270,11 +251,7 @@ Deno.test("rl trainer: Jackpot with a rollout model half the policy's size raise
       `acceptance ${accept.map((a) => a.toFixed(2)).join(" ")}`,
   );
   assert.ok(late > early + 0.2, `reward ${early} → ${late}`);
-  trainer.dispose();
-  noGrad(() => {
-    policy.dispose();
-    actor.dispose();
-  });
+  disposeRun(trainer, policy, actor);
   assertNoGpuErrors();
 });
 
@@ -358,11 +335,7 @@ Deno.test("rl trainer: a budget picks λ so the batch's mean acceptance is ā; �
   assert.ok(kl.every((x) => x > 1e-3));
   assert.ok(Math.abs(trainer.distillCoef - before * 1.02) < 1e-12, `${trainer.distillCoef}`);
   assert.ok(log.steps.every((s) => s.distillCoef === before), "the new weight applies next time");
-  trainer.dispose();
-  noGrad(() => {
-    policy.dispose();
-    actor.dispose();
-  });
+  disposeRun(trainer, policy, actor);
   assertNoGpuErrors();
 });
 
@@ -390,11 +363,7 @@ Deno.test("rl trainer: at lr 0 the policy loss does not depend on the mini-batch
     const log = await trainer.iterate();
     assert.equal(log.steps.length, 12 / minibatch);
     totals.push(log.steps.reduce((a, s) => a + (minibatch / 12) * s.policy.loss, 0));
-    trainer.dispose();
-    noGrad(() => {
-      policy.dispose();
-      actor.dispose();
-    });
+    disposeRun(trainer, policy, actor);
   }
   console.log(`policy loss by split 1 / 3 / 2 mini-batches: ${totals.map((x) => x.toFixed(7))}`);
   assert.ok(Math.abs(totals[0]) > 1e-3, "the batch's policy term is not 0");

@@ -19,6 +19,9 @@ import { distillKLRef } from "../src/rl/distill_reference.ts";
 import { broadcastAdvantages } from "../src/rl/advantages.ts";
 import type { RolloutData } from "../src/rl/rollout_data.ts";
 import type { RlConfig } from "../src/rl/trainer_config.ts";
+import type { RlMode } from "../src/rl/modes.ts";
+import type { RlTrainer } from "../src/rl/trainer.ts";
+import { noGrad } from "../src/autograd/mod.ts";
 
 /** Vocabulary of the toy task: pad 0, bos 1, eos 2, digits 3..12 (ids 3 + d). */
 export const TOY_VOCAB = 13;
@@ -141,6 +144,32 @@ export function completionLogitsRef(
   return out;
 }
 
+/** The float64 reference of a mode's weights (null for the modes that draw an OBRS mask). */
+export function baselineSpec(
+  mode: RlMode,
+  c: Pick<RlConfig, "tisCap" | "icepopLow" | "icepopHigh">,
+): BaselineSpec | null {
+  switch (mode) {
+    case "tis":
+      return { kind: "tis", cap: c.tisCap };
+    case "icepop":
+      return { kind: "icepop", alpha: c.icepopLow, beta: c.icepopHigh };
+    case "is":
+    case "no-clip":
+    case "on-policy":
+    case "no-correction":
+      return { kind: mode };
+    default:
+      return null;
+  }
+}
+
+/** Frees a trainer, then its models (parameters are freed outside the tape). */
+export function disposeRun(trainer: RlTrainer, ...models: Transformer[]): void {
+  trainer.dispose();
+  noGrad(() => models.forEach((m) => m.dispose()));
+}
+
 /** The float64 losses of one mini-batch of a non-OBRS mode (the OBRS modes' masks are drawn). */
 export function stepLossRef(
   c: RlConfig,
@@ -160,17 +189,8 @@ export function stepLossRef(
   const valid = Uint8Array.from(data.valid.subarray(r0 * T, r1 * T));
   const logpInf = Float64Array.from(data.behaviour.subarray(r0 * T, r1 * T));
   const logpNew = logp(logitsP);
-  const spec: BaselineSpec = c.mode === "tis"
-    ? { kind: "tis", cap: c.tisCap }
-    : c.mode === "icepop"
-    ? { kind: "icepop", alpha: c.icepopLow, beta: c.icepopHigh }
-    : c.mode === "is" || c.mode === "no-clip" || c.mode === "on-policy"
-    ? { kind: c.mode }
-    : c.mode === "no-correction"
-    ? { kind: "no-correction" }
-    : (() => {
-      throw new Error(`stepLossRef: mode ${c.mode} draws an OBRS mask`);
-    })();
+  const spec = baselineSpec(c.mode, c);
+  if (!spec) throw new Error(`stepLossRef: mode ${c.mode} draws an OBRS mask`);
   // lr 0: p_ref is p_new
   const bw = baselineWeights({ logpInf, logpRef: logpNew, logpNew, valid }, spec);
   const lengths = data.rollout.lengths.subarray(r0, r1);

@@ -136,8 +136,9 @@ function weighted(log: RlIterationLog, pick: (s: RlStepLog) => number | null): n
 }
 
 /**
- * The row of one iteration: the batch's reward and lengths, and the token-weighted means of its
- * steps' statistics (the acceptance as accepted / valid over the whole batch).
+ * The row of one iteration: the batch's reward and lengths, the token-weighted means of its
+ * steps' statistics (the acceptance as accepted / valid over the whole batch), the mean loss and
+ * the largest policy gradient norm of its steps.
  *
  * @example
  * ```ts
