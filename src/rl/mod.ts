@@ -133,3 +133,12 @@ export {
   lambdaForTokenBudget,
 } from "./controllers.ts";
 export { type SampleSummary, summarizeSamples } from "./evaluation.ts";
+export {
+  evaluateSampled,
+  passKs,
+  SAMPLED_EVAL_STREAM,
+  sampledEvalColumns,
+  type SampledEvalOptions,
+  sampledEvalSeed,
+  type SampledEvaluation,
+} from "./sampled_eval.ts";
