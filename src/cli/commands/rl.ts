@@ -24,6 +24,8 @@ import {
   RlConfigError,
 } from "../../rl/trainer_config.ts";
 import { POLICY_LOSS_AGGREGATIONS } from "../../rl/policy_loss_reference.ts";
+import { MIN_TEMPERATURE } from "../../nn/sampling_reference.ts";
+import { passKs } from "../../rl/sampled_eval.ts";
 import { type RlRunConfig, runRl, taskOf } from "./rl_run.ts";
 
 export { type RlRun, type RlRunConfig, runRl } from "./rl_run.ts";
@@ -88,15 +90,52 @@ export function rlConfigFromValues(values: ParsedValues): RlRunConfig {
     if (e instanceof RlConfigError) throw new UsageError(e.message);
     throw e;
   }
+  const evalSize = int("eval-size");
+  const { evalSamples, evalTemperature } = sampledEvalOptions(values, evalSize, trainer);
   return {
     task: String(values.task),
     policy: String(values.policy),
     actor: String(values.actor),
     iterations: int("iterations"),
     evalEvery: int("eval-every"),
-    evalSize: int("eval-size"),
+    evalSize,
+    evalSamples,
+    evalTemperature,
     trainer,
   };
+}
+
+/** Most rows (--eval-size × --eval-samples) one sampled evaluation may hold. */
+export const MAX_EVAL_ROWS = 1 << 16;
+
+// --eval-samples (0: greedy only) and --eval-temperature (default: the trainer's --temperature).
+function sampledEvalOptions(values: ParsedValues, evalSize: number, trainer: RlConfig): {
+  evalSamples: number;
+  evalTemperature: number;
+} {
+  const evalSamples = integerOption(values, "eval-samples", { min: 0, max: 1024 });
+  if (evalSize * evalSamples > MAX_EVAL_ROWS) {
+    throw new UsageError(
+      `--eval-size ${evalSize} × --eval-samples ${evalSamples} is ${
+        evalSize * evalSamples
+      } rows, at most ${MAX_EVAL_ROWS} (the evaluation samples them in one batch)`,
+    );
+  }
+  if (!option(values, "eval-temperature")) {
+    return { evalSamples, evalTemperature: trainer.temperature };
+  }
+  if (evalSamples === 0) {
+    throw new UsageError(
+      "--eval-temperature needs --eval-samples >= 1 (the greedy evaluation has no temperature)",
+    );
+  }
+  const t = numberOption(values, "eval-temperature", { min: 0, exclusiveMin: false });
+  if (t > 0 && t < MIN_TEMPERATURE) {
+    throw new UsageError(
+      `--eval-temperature must be 0 (greedy) or at least ${MIN_TEMPERATURE}, got ${t}`,
+    );
+  }
+  return { evalSamples, evalTemperature: t };
 }
 
 /** The default task of `jackpot rl` (the one `jackpot pretrain` trains on by default). */
@@ -118,8 +157,10 @@ export const command: Command = {
     "take a checkpoint folder (jackpot pretrain's model/) or a model preset (fresh weights). " +
     "Modes: " + RL_MODE_NAMES.map((m) => `${m} (${RL_MODES[m].summary})`).join("; ") + ". " +
     "Writes iterations.csv and steps.csv (every statistic of SPEC §8, rewritten after each " +
-    "iteration), evals.csv, checkpoints/iter-N/{policy,actor}/, the final policy/ and actor/, " +
-    "charts, index.html and config.json (last).",
+    "iteration), evals.csv (greedy accuracy of both models; with --eval-samples N also their " +
+    "mean reward and Pass@k of N samples per prompt, k = 1, 2, 4, ..., N), " +
+    "checkpoints/iter-N/{policy,actor}/, the final policy/ and actor/, charts, index.html and " +
+    "config.json (last).",
   options: {
     task: { type: "string", valueName: "SPEC", default: DEFAULT_RL_TASK, description: "Task spec" },
     policy: {
@@ -288,6 +329,18 @@ export const command: Command = {
       default: "128",
       description: "Prompts per evaluation",
     },
+    "eval-samples": {
+      type: "string",
+      valueName: "N",
+      default: "0",
+      description:
+        "Also sample N completions per evaluation prompt: Mean@k, Pass@k (0: greedy only)",
+    },
+    "eval-temperature": {
+      type: "string",
+      valueName: "X",
+      description: "Temperature of those samples (default: --temperature)",
+    },
     out: {
       type: "string",
       valueName: "DIR",
@@ -317,6 +370,20 @@ export const command: Command = {
         `${config.iterations} iterations; mean reward of the last batch ` +
         `${(run.iterations[run.iterations.length - 1]?.reward ?? 0).toFixed(3)}`,
     );
+    if (config.evalSamples) {
+      const n = config.evalSamples;
+      console.log(
+        `Policy pass@1 ${pct(first.policy_pass_at_1)} → ${pct(last.policy_pass_at_1)}` +
+          (n > 1
+            ? `, pass@${n} ${pct(first[`policy_pass_at_${n}`])} → ${
+              pct(last[`policy_pass_at_${n}`])
+            }`
+            : "") +
+          ` (${n} samples per prompt at temperature ${config.evalTemperature}; ks ${
+            passKs(n).join(", ")
+          } in evals.csv)`,
+      );
+    }
     console.log(`Wrote ${run.dir}/ (open index.html)`);
     return 0;
   },

@@ -18,6 +18,13 @@ import { evaluateGreedy } from "../../nn/pretrain.ts";
 import { RolloutEngine } from "../../nn/rollout.ts";
 import { Transformer } from "../../nn/transformer.ts";
 import { RL_MODES } from "../../rl/modes.ts";
+import {
+  evaluateSampled,
+  passKs,
+  SAMPLED_EVAL_STREAM,
+  sampledEvalColumns,
+  type SampledEvaluation,
+} from "../../rl/sampled_eval.ts";
 import { type RlConfig, RlConfigError } from "../../rl/trainer_config.ts";
 import { RlTrainer } from "../../rl/trainer.ts";
 import {
@@ -51,8 +58,15 @@ export interface RlRunConfig {
   iterations: number;
   /** Iterations between evaluations and checkpoints. */
   evalEvery: number;
-  /** Prompts per greedy evaluation. */
+  /** Prompts per evaluation (greedy, and sampled when `evalSamples` ≥ 1). */
   evalSize: number;
+  /**
+   * Samples per prompt of the sampled evaluation (Mean@k / Pass@k); 0 or absent: greedy only.
+   * `rlConfigFromValues` always sets it (from --eval-samples, default 0).
+   */
+  evalSamples?: number;
+  /** Temperature of the sampled evaluation; absent: the trainer's temperature. */
+  evalTemperature?: number;
   /** The trainer's settings. */
   trainer: RlConfig;
 }
@@ -128,6 +142,11 @@ export async function runRl(
   const task = taskOf(config.task);
   const c = config.trainer;
   const onPolicy = RL_MODES[c.mode].onPolicy;
+  const samples = config.evalSamples ?? 0;
+  const evalTemperature = config.evalTemperature ?? c.temperature;
+  if (!(Number.isInteger(samples) && samples >= 0)) {
+    throw new UsageError(`--eval-samples must be an integer >= 0, got ${samples}`);
+  }
   await initTensors();
   const policy = await loadModel(config.policy, "--policy", task, c.seed);
   const actor = onPolicy ? null : await loadModel(config.actor, "--actor", task, c.seed + 1);
@@ -152,7 +171,8 @@ export async function runRl(
     const evalSet = task.sample(new Rng(c.seed, EVAL_STREAM), config.evalSize);
     const engineFor = (m: Transformer) => {
       const e = new RolloutEngine(m, {
-        maxBatch: config.evalSize,
+        // the sampled evaluation draws every prompt's samples in one batch
+        maxBatch: config.evalSize * Math.max(1, samples),
         maxPromptLength: task.maxPromptLength,
         maxNewTokens: task.maxAnswerLength + 1,
       });
@@ -168,12 +188,30 @@ export async function runRl(
       role,
       seed: c.seed,
     });
+    // Every evaluation and both models use the same draw (common random numbers): a change of
+    // Pass@k between evaluations or between the models comes from the weights, not the draw.
+    const sampled = (engine: RolloutEngine): Promise<SampledEvaluation> =>
+      evaluateSampled(engine, task, evalSet, {
+        samples,
+        temperature: evalTemperature,
+        seed: c.seed,
+        stream: SAMPLED_EVAL_STREAM,
+        draw: 0,
+      });
     const evaluate = async (it: number) => {
-      evals.push({
+      const row: LogRow = {
         iteration: it,
         policy_accuracy: await evaluateGreedy(evalPolicy, task, evalSet),
         actor_accuracy: evalActor ? await evaluateGreedy(evalActor, task, evalSet) : null,
-      });
+      };
+      if (samples > 0) {
+        Object.assign(
+          row,
+          sampledEvalColumns("policy", samples, await sampled(evalPolicy)),
+          sampledEvalColumns("actor", samples, evalActor ? await sampled(evalActor) : null),
+        );
+      }
+      evals.push(row);
       await writeTable(dir, "evals", rowsToTable(evals));
       const base = `${dir}/checkpoints/iter-${pad6(it)}`;
       await saveCheckpoint(`${base}/policy`, await policy.model.toCheckpoint(info(it, "policy")));
@@ -199,12 +237,13 @@ export async function runRl(
         const acc = row.accept_rate === null
           ? ""
           : ` accept ${(row.accept_rate * 100).toFixed(0)}%`;
-        const ev = evals[evals.length - 1].policy_accuracy!;
+        const ev = evals[evals.length - 1];
+        const pass = samples > 0 ? ` pass@1 ${(100 * ev.policy_pass_at_1!).toFixed(1)}%` : "";
         bar.update(
           it + 1,
           `reward ${row.reward!.toFixed(3)}${acc} k3 ${row.k3!.toExponential(1)} eval ${
-            (100 * ev).toFixed(1)
-          }%`,
+            (100 * ev.policy_accuracy!).toFixed(1)
+          }%${pass}`,
         );
       }
     } finally {
@@ -215,7 +254,10 @@ export async function runRl(
     if (actor) {
       await saveCheckpoint(`${dir}/actor`, await actor.model.toCheckpoint(info(last, "rollout")));
     }
-    await writeReport(dir, config, c, iterations, evals, policy.model, actor?.model ?? null);
+    await writeReport(dir, config, c, iterations, evals, policy.model, actor?.model ?? null, {
+      samples,
+      temperature: evalTemperature,
+    });
     await writeJsonAtomic(`${dir}/config.json`, {
       command: "rl",
       config: { ...config, trainer: c },
@@ -248,6 +290,7 @@ async function writeReport(
   evals: LogRow[],
   policy: Transformer,
   actor: Transformer | null,
+  sampling: { samples: number; temperature: number },
 ): Promise<void> {
   const chart = (name: string, y: string, title: string, caption: string, rows = iterations) => ({
     name,
@@ -259,6 +302,7 @@ async function writeReport(
       y: { field: y },
     }),
   });
+  const n = sampling.samples;
   const charts = [
     chart(
       "reward",
@@ -280,6 +324,31 @@ async function writeReport(
       "k3 = mean(r − 1 − log r), r = p_new/p_inf, on the sampled tokens (SPEC §8).",
     ),
   ];
+  if (n > 0) {
+    // long format, one line per k (1 and n; the powers of two between are in evals.csv)
+    const ks = n > 1 ? [1, n] : [1];
+    charts.splice(2, 0, {
+      name: "pass",
+      caption:
+        `Pass@k of the policy: ${n} samples per prompt at temperature ${sampling.temperature} ` +
+        `on the same ${config.evalSize} prompts, unbiased estimator (Chen et al. 2021); ` +
+        `Pass@1 is the mean reward for 0/1 rewards. ks ${passKs(n).join(", ")} in evals.csv.`,
+      spec: lineChartSpec({
+        title: "policy pass@k",
+        data: evals.flatMap((r) =>
+          ks.map((k) => ({
+            iteration: r.iteration,
+            k: `pass@${k}`,
+            pass: r[`policy_pass_at_${k}`],
+          }))
+        ),
+        x: { field: "iteration" },
+        y: { field: "pass", title: "pass@k" },
+        color: { field: "k", title: "" },
+        yDomain: [0, 1],
+      }),
+    });
+  }
   if (!RL_MODES[c.mode].onPolicy) {
     charts.push(
       chart(
@@ -300,6 +369,20 @@ async function writeReport(
     svgs.push(svg);
   }
   const lastEval = evals[evals.length - 1];
+  const pct = (x: number | null) => `${(100 * (x ?? 0)).toFixed(1)}%`;
+  const passText = n > 0
+    ? ` Sampled (${n} per prompt, temperature ${sampling.temperature}): policy mean reward ${
+      (lastEval.policy_mean_reward ?? 0).toFixed(3)
+    }, pass@1 ${pct(lastEval.policy_pass_at_1)}${
+      n > 1 ? `, pass@${n} ${pct(lastEval[`policy_pass_at_${n}`])}` : ""
+    }${
+      actor
+        ? `; rollout model pass@1 ${pct(lastEval.actor_pass_at_1)}${
+          n > 1 ? `, pass@${n} ${pct(lastEval[`actor_pass_at_${n}`])}` : ""
+        }`
+        : ""
+    }.`
+    : "";
   await writeFileAtomic(
     `${dir}/index.html`,
     htmlReport({
@@ -310,7 +393,7 @@ async function writeReport(
           text:
             `${config.iterations} iterations of ${c.prompts} prompts × ${c.groupSize} samples in mini-batches of ${c.minibatch}; final policy accuracy ${
               (100 * (lastEval.policy_accuracy ?? 0)).toFixed(1)
-            }%.`,
+            }% (greedy).${passText}`,
         },
         {
           kind: "text",
@@ -331,6 +414,9 @@ async function writeReport(
             task: config.task,
             policy: config.policy,
             actor: config.actor,
+            evalSize: config.evalSize,
+            evalSamples: n,
+            evalTemperature: n > 0 ? sampling.temperature : "",
             ...c,
             budget: c.budget ?? "",
             distillTargetKL: c.distillTargetKL ?? "",
