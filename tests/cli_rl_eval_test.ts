@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { runCli } from "../src/cli/main.ts";
 import { quietly } from "./cli_util.ts";
-import { rlConfigFromValues } from "../src/cli/commands/rl.ts";
+import { rlConfigFromValues, runRl } from "../src/cli/commands/rl.ts";
 import { parseCommandArgs } from "../src/cli/command.ts";
 import { command as rlCommand } from "../src/cli/commands/rl.ts";
 import { AdamW } from "../src/autograd/mod.ts";
@@ -191,6 +191,17 @@ Deno.test("jackpot rl refuses bad --eval-samples / --eval-temperature with exit 
     assert.ok(!err.includes("    at "), `a stack trace for ${args.join(" ")}`);
     assert.equal(err.trim().split("\n").length, 1, `one line for ${args.join(" ")}: ${err}`);
   }
+  // a config built in code is checked by runRl itself, before it writes anything
+  const base = rlConfigFromValues(parseCommandArgs(rlCommand, SMALL));
+  const never = "/tmp/never-written-rl-eval";
+  await assert.rejects(
+    runRl({ ...base, evalSamples: 1.5 }, never, { quiet: true }),
+    /--eval-samples must be an integer >= 0, got 1.5/,
+  );
+  await assert.rejects(
+    runRl({ ...base, evalSamples: 2, evalTemperature: NaN }, never, { quiet: true }),
+    /--eval-temperature must be 0 \(greedy\) or at least 0.000001, got NaN/,
+  );
   assert.equal(
     await Deno.stat("/tmp/never-written-rl-eval").then(() => true, () => false),
     false,

@@ -16,6 +16,7 @@ import { saveCheckpoint } from "../../nn/checkpoint/mod.ts";
 import { describeModel, ModelConfigError, parseModelSpec } from "../../nn/config.ts";
 import { evaluateGreedy } from "../../nn/pretrain.ts";
 import { RolloutEngine } from "../../nn/rollout.ts";
+import { MIN_TEMPERATURE } from "../../nn/sampling_reference.ts";
 import { Transformer } from "../../nn/transformer.ts";
 import { RL_MODES } from "../../rl/modes.ts";
 import {
@@ -144,8 +145,15 @@ export async function runRl(
   const onPolicy = RL_MODES[c.mode].onPolicy;
   const samples = config.evalSamples ?? 0;
   const evalTemperature = config.evalTemperature ?? c.temperature;
+  // rlConfigFromValues checks both; a config built in code is checked here, before any file
   if (!(Number.isInteger(samples) && samples >= 0)) {
     throw new UsageError(`--eval-samples must be an integer >= 0, got ${samples}`);
+  }
+  const t = evalTemperature;
+  if (samples > 0 && !(Number.isFinite(t) && (t === 0 || t >= MIN_TEMPERATURE))) {
+    throw new UsageError(
+      `--eval-temperature must be 0 (greedy) or at least ${MIN_TEMPERATURE}, got ${t}`,
+    );
   }
   await initTensors();
   const policy = await loadModel(config.policy, "--policy", task, c.seed);
@@ -260,7 +268,7 @@ export async function runRl(
     });
     await writeJsonAtomic(`${dir}/config.json`, {
       command: "rl",
-      config: { ...config, trainer: c },
+      config: { ...config, evalSamples: samples, evalTemperature, trainer: c },
       policy: { source: policy.source, model: policy.model.config },
       actor: actor ? { source: actor.source, model: actor.model.config } : null,
       finalEval: evals[evals.length - 1],
