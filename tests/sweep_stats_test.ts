@@ -241,8 +241,9 @@ Deno.test("meanConfidenceInterval matches a direct recomputation and handles n =
     lo: null,
     hi: null,
   });
-  const flat = meanConfidenceInterval([2, 2, 2]);
-  assert.deepEqual([flat.std, flat.lo, flat.hi], [0, 2, 2]);
+  // A constant sample is exact: 0.1 + 0.1 + 0.1 = 0.30000000000000004 must not leak a spread.
+  const flat = meanConfidenceInterval([0.1, 0.1, 0.1]);
+  assert.deepEqual([flat.mean, flat.std, flat.sem, flat.lo, flat.hi], [0.1, 0, 0, 0.1, 0.1]);
   assert.throws(() => meanConfidenceInterval([]), /no values/);
   assert.throws(() => meanConfidenceInterval([1, 2, NaN]), /value 2 is NaN/);
   assert.throws(() => meanConfidenceInterval([1, -Infinity]), /value 1 is -Infinity/);
@@ -325,6 +326,9 @@ Deno.test("welchTTest: one constant sample gives df = n − 1 of the other; bad 
   const w = welchTTest(a, b);
   assertClose(w.df, b.length - 1, 1e-14, 0, "df with a constant sample");
   assert.throws(() => welchTTest([1, 1], [2, 2, 2]), /both samples have zero variance/);
+  assert.throws(() => welchTTest([0.1, 0.1, 0.1], [0.7, 0.7]), /both samples have zero variance/);
+  const exact = welchTTest([0.1, 0.1, 0.1], [0.2, 0.3]);
+  assertClose(exact.df, 1, 1e-15, 0, "df with a constant 0.1 sample");
   assert.throws(() => welchTTest([1], [2, 3]), /sample a needs at least 2 values, got 1/);
   assert.throws(() => welchTTest([1, 2], [2, NaN, 3]), /sample b: value 1 is NaN/);
 });

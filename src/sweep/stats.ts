@@ -5,8 +5,11 @@
  *
  * Everything rests on the regularized incomplete beta function, evaluated by its continued
  * fraction (modified Lentz) with log-gamma from Stirling's series. Logs are carried through so
- * that far tails (p ~ 1e-300) and huge degrees of freedom (1e6 and beyond) keep full relative
- * precision; quantiles are found by a bracketed Newton solve to ~1e-14 relative.
+ * that far tails (p ~ 1e-300) keep their relative precision; quantiles are found by a bracketed
+ * Newton solve on the log of the tail. Relative error of the CDF's smaller tail, measured against
+ * 350-digit mpmath on t in [−40, 0]: ≤ 3e-14 for df ≤ 1e3, 3e-13 at 1e4, 2e-12 at 1e5, 2e-11 at
+ * 1e6, 3e-10 at 1e7–1e8 (the continued fraction is ill-conditioned for a large a = df/2 and b = ½;
+ * Temme's uniform expansion would fix that if ever needed; a sweep's df is below 1e3).
  *
  * @module
  */
@@ -261,6 +264,25 @@ export function studentTQuantile(p: number, df: number): number {
   throw new Error(`studentTQuantile: no convergence for p=${p}, df=${df}`);
 }
 
+/**
+ * Whether every value equals the first (true for an empty list). A constant sample's mean and
+ * spread are taken exactly: summing n copies of 0.1 and dividing by n gives 0.10000000000000002
+ * and a spread of 1e-17 that a t statistic would divide by.
+ *
+ * @example
+ * ```ts
+ * isConstant([0.1, 0.1, 0.1]); // true
+ * ```
+ */
+export function isConstant(xs: readonly number[]): boolean {
+  return xs.every((v) => v === xs[0]);
+}
+
+// Sample mean and standard deviation (n − 1), exact for a constant sample.
+function moments(xs: readonly number[]): { mean: number; std: number } {
+  return isConstant(xs) ? { mean: xs[0], std: 0 } : { mean: mean(xs), std: stdDev(xs) };
+}
+
 /** A mean over a sample with its t confidence interval. */
 export interface MeanInterval {
   /** Sample size. */
@@ -321,9 +343,9 @@ export function meanConfidenceInterval(xs: readonly number[], confidence = 0.95)
   if (xs.length === 0) throw new RangeError(`${what}: no values`);
   checkFinite(xs, what);
   checkConfidence(confidence, what);
-  const n = xs.length, m = mean(xs);
+  const n = xs.length, { mean: m, std } = moments(xs);
   if (n === 1) return { n, mean: m, std: null, sem: null, lo: null, hi: null };
-  const std = stdDev(xs), sem = std / Math.sqrt(n);
+  const sem = std / Math.sqrt(n);
   const half = criticalValue(confidence, n - 1) * sem;
   return { n, mean: m, std, sem, lo: m - half, hi: m + half };
 }
@@ -362,13 +384,14 @@ export function welchTTest(a: readonly number[], b: readonly number[]): WelchRes
     }
     checkFinite(xs, `${what} sample ${name}`);
   }
-  const va = stdDev(a) ** 2 / a.length, vb = stdDev(b) ** 2 / b.length;
+  const ma = moments(a), mb = moments(b);
+  const va = ma.std ** 2 / a.length, vb = mb.std ** 2 / b.length;
   if (va === 0 && vb === 0) {
     throw new RangeError(
       `${what}: both samples have zero variance, so the t statistic is undefined`,
     );
   }
-  const diff = mean(a) - mean(b), se = Math.sqrt(va + vb), t = diff / se;
+  const diff = ma.mean - mb.mean, se = Math.sqrt(va + vb), t = diff / se;
   const dfRaw = (va + vb) ** 2 / (va * va / (a.length - 1) + vb * vb / (b.length - 1));
   // The exact value is at least min(nₐ, nᵦ) − 1 >= 1; rounding must not push it below.
   const df = Math.max(dfRaw, Math.min(a.length, b.length) - 1);
