@@ -1,0 +1,348 @@
+import assert from "node:assert/strict";
+import { Rng } from "../src/util/rng.ts";
+import type { Row } from "../src/report/table.ts";
+import { lineChartSpec, renderSvg } from "../src/report/mod.ts";
+import {
+  aggregateOverSeeds,
+  compareGroups,
+  finalSummary,
+  groupLabel,
+  type RunSeries,
+} from "../src/sweep/aggregate.ts";
+import { studentTQuantile, welchInterval, welchTTest } from "../src/sweep/stats.ts";
+
+const KEYS: Array<Record<string, string | number>> = [
+  { mode: "tis" },
+  { mode: "jackpot", staleness: 64 },
+  { mode: "none" },
+  { mode: "jackpot", staleness: 8 },
+];
+// Fields in key order, then numbers by value and strings in natural order ("mode" before
+// "staleness"; an absent staleness before any).
+const SORTED = ["mode=jackpot staleness=8", "mode=jackpot staleness=64", "mode=none", "mode=tis"];
+
+/**
+ * Random runs: groups with 1 to 4 seeds (`mode=none` always has one), runs of random length over
+ * x = 0, 2, 4, … with some rows dropped (evaluations at different points), `reward` on a coarse
+ * grid (ties), `kl` null or absent in some rows.
+ */
+function randomRuns(rng: Rng): RunSeries[] {
+  const runs: RunSeries[] = [];
+  for (const key of KEYS) {
+    const seeds = rng.shuffle(Array.from({ length: 50 }, (_, i) => i));
+    const count = key.mode === "none" ? 1 : 1 + rng.int(4);
+    for (const seed of seeds.slice(0, count)) {
+      const rows: Row[] = [];
+      const length = 2 + rng.int(8);
+      for (let i = 0; i < length; i++) {
+        if (i > 0 && rng.uniform() < 0.15) continue;
+        const row: Row = { iteration: 2 * i, reward: Math.round(4 * rng.uniform()) / 4 };
+        const u = rng.uniform();
+        if (u < 0.15) row.kl = null;
+        else if (u > 0.25) row.kl = 0.01 * rng.uniform();
+        rows.push(row);
+      }
+      runs.push({ key, seed, rows });
+    }
+  }
+  return runs;
+}
+
+function shuffled(rng: Rng, runs: RunSeries[]): RunSeries[] {
+  return rng.shuffle(runs.map((r) => ({ ...r, rows: rng.shuffle([...r.rows]) })));
+}
+
+function assertClose(actual: unknown, expected: number, what: string) {
+  assert.equal(typeof actual, "number", `${what}: ${actual}`);
+  const err = Math.abs((actual as number) - expected);
+  assert.ok(err <= 1e-12 * Math.abs(expected) + 1e-15, `${what}: ${actual} vs ${expected}`);
+}
+
+// The float64 statistics of one cell, written out with loops.
+function reference(values: number[], confidence: number) {
+  const n = values.length;
+  let s = 0;
+  for (const v of values) s += v;
+  const mean = s / n;
+  if (n === 1) return { n, mean, std: null, sem: null, lo: null, hi: null };
+  let ss = 0;
+  for (const v of values) ss += (v - mean) ** 2;
+  const std = Math.sqrt(ss / (n - 1)), sem = std / Math.sqrt(n);
+  const half = studentTQuantile((1 + confidence) / 2, n - 1) * sem;
+  return { n, mean, std, sem, lo: mean - half, hi: mean + half };
+}
+
+function checkStats(row: Row, prefix: string, values: number[], confidence: number, what: string) {
+  if (values.length === 0) {
+    for (const s of ["mean", "std", "sem", "lo", "hi"]) assert.equal(row[`${prefix}${s}`], null);
+    return;
+  }
+  const ref = reference(values, confidence);
+  for (const s of ["mean", "std", "sem", "lo", "hi"] as const) {
+    const expected = ref[s];
+    if (expected === null) assert.equal(row[`${prefix}${s}`], null, `${what} ${s}`);
+    else assertClose(row[`${prefix}${s}`], expected, `${what} ${prefix}${s}`);
+  }
+}
+
+Deno.test("aggregateOverSeeds matches a loop over the raw values, per group and x", () => {
+  const rng = new Rng(4);
+  for (let trial = 0; trial < 6; trial++) {
+    const runs = randomRuns(rng);
+    const confidence = trial % 2 === 0 ? 0.95 : 0.8;
+    const rows = aggregateOverSeeds(runs, {
+      x: "iteration",
+      metrics: ["reward", "kl"],
+      confidence,
+    });
+    let k = 0;
+    for (const label of SORTED) {
+      const group = runs.filter((r) => groupLabel(r.key) === label);
+      const xs = [...new Set(group.flatMap((r) => r.rows.map((row) => row.iteration as number)))]
+        .sort((a, b) => a - b);
+      for (const x of xs) {
+        const row = rows[k++];
+        assert.equal(row.group, label);
+        assert.equal(row.iteration, x);
+        assert.equal(row.mode, group[0].key.mode);
+        assert.equal(row.staleness, group[0].key.staleness ?? null);
+        const reached = group.map((r) => r.rows.find((q) => q.iteration === x))
+          .filter((q) => q !== undefined);
+        assert.equal(row.n, reached.length, `${label} x=${x} n`);
+        for (const m of ["reward", "kl"]) {
+          const values: number[] = [];
+          for (const q of reached) if (typeof q[m] === "number") values.push(q[m] as number);
+          assert.equal(row[`${m}_n`], values.length, `${label} x=${x} ${m}_n`);
+          // Values enter in seed order; the reference sorts them the same way for exact sums.
+          const bySeed = group.filter((r) => r.rows.some((q) => q.iteration === x && q[m] != null))
+            .sort((a, b) => a.seed - b.seed)
+            .map((r) => r.rows.find((q) => q.iteration === x)![m] as number);
+          assert.deepEqual([...bySeed].sort(), [...values].sort());
+          checkStats(row, `${m}_`, bySeed, confidence, `${label} x=${x}`);
+        }
+      }
+    }
+    assert.equal(rows.length, k, "one row per (group, x)");
+    // Every row has the same columns (a CSV needs that).
+    const columns = Object.keys(rows[0]).sort();
+    for (const row of rows) assert.deepEqual(Object.keys(row).sort(), columns);
+  }
+});
+
+Deno.test("aggregateOverSeeds, finalSummary and compareGroups do not depend on run or row order", () => {
+  const rng = new Rng(8);
+  for (let trial = 0; trial < 5; trial++) {
+    const runs = randomRuns(rng);
+    const agg = aggregateOverSeeds(runs, { x: "iteration", metrics: ["kl", "reward"] });
+    const fin = finalSummary(runs, { metric: "reward", x: "iteration", last: 3 });
+    const cmp = compareGroups(runs, { metric: "kl", x: "iteration", baseline: "mode=tis" });
+    for (let s = 0; s < 3; s++) {
+      const other = shuffled(rng, runs);
+      assert.deepStrictEqual(
+        aggregateOverSeeds(other, { x: "iteration", metrics: ["kl", "reward"] }),
+        agg,
+      );
+      assert.deepStrictEqual(
+        finalSummary(other, { metric: "reward", x: "iteration", last: 3 }),
+        fin,
+      );
+      assert.deepStrictEqual(
+        compareGroups(other, { metric: "kl", x: "iteration", baseline: "mode=tis" }),
+        cmp,
+      );
+      // Column order too (CSV headers).
+      assert.deepEqual(
+        Object.keys(aggregateOverSeeds(other, { x: "iteration", metrics: ["kl"] })[0]),
+        [
+          "mode",
+          "staleness",
+          "group",
+          "iteration",
+          "n",
+          "kl_n",
+          "kl_mean",
+          "kl_std",
+          "kl_sem",
+          "kl_lo",
+          "kl_hi",
+        ],
+      );
+    }
+  }
+});
+
+// A run's final value, recomputed: its rows by x, the non-null values of the metric, the mean of
+// the last `last`.
+function referenceFinal(run: RunSeries, metric: string, last: number): number | null {
+  const rows = [...run.rows].sort((a, b) => (a.iteration as number) - (b.iteration as number));
+  const values: number[] = [];
+  for (const row of rows) if (typeof row[metric] === "number") values.push(row[metric] as number);
+  if (values.length === 0) return null;
+  const tail = values.slice(Math.max(0, values.length - last));
+  let s = 0;
+  for (const v of tail) s += v;
+  return s / tail.length;
+}
+
+Deno.test("finalSummary: per-run means of the last values, then mean and interval over seeds", () => {
+  const rng = new Rng(15);
+  for (let trial = 0; trial < 6; trial++) {
+    const runs = randomRuns(rng);
+    const last = 1 + rng.int(4);
+    const metric = trial % 2 === 0 ? "reward" : "kl";
+    const rows = finalSummary(runs, { metric, x: "iteration", last });
+    assert.deepEqual(rows.map((r) => r.group), SORTED);
+    for (const row of rows) {
+      const group = runs.filter((r) => groupLabel(r.key) === row.group)
+        .sort((a, b) => a.seed - b.seed);
+      const finals = group.map((r) => ({ seed: r.seed, value: referenceFinal(r, metric, last) }));
+      const values = finals.flatMap((f) => (f.value === null ? [] : [f.value]));
+      assert.equal(row.metric, metric);
+      assert.equal(row.last, last);
+      assert.equal(row.runs, group.length);
+      assert.equal(row.n, values.length);
+      checkStats(row, "", values, 0.95, `${row.group} final`);
+      // per_seed lists every run in seed order with 3 significant digits, '-' for no value.
+      const parsed = (row.per_seed as string).split(" ").map((s) => s.split(":"));
+      assert.deepEqual(parsed.map(([s]) => s), finals.map((f) => `s${f.seed}`));
+      parsed.forEach(([, v], i) => {
+        const f = finals[i].value;
+        if (f === null) assert.equal(v, "-");
+        else assert.ok(Math.abs(Number(v) - f) <= 5e-3 * Math.abs(f), `per_seed ${v} vs ${f}`);
+      });
+    }
+  }
+});
+
+Deno.test("compareGroups: Welch tests of each group's finals against the baseline", () => {
+  const rng = new Rng(23);
+  for (let trial = 0; trial < 6; trial++) {
+    const runs = randomRuns(rng);
+    const baseline = SORTED[trial % SORTED.length];
+    const rows = compareGroups(runs, { metric: "reward", x: "iteration", last: 2, baseline });
+    assert.deepEqual(rows.map((r) => r.group), SORTED.filter((g) => g !== baseline));
+    const finalsOf = (label: string) =>
+      runs.filter((r) => groupLabel(r.key) === label).sort((a, b) => a.seed - b.seed)
+        .map((r) => referenceFinal(r, "reward", 2)).filter((v): v is number => v !== null);
+    const b = finalsOf(baseline);
+    for (const row of rows) {
+      const a = finalsOf(row.group as string);
+      assert.equal(row.baseline, baseline);
+      assert.equal(row.n, a.length);
+      assert.equal(row.baseline_n, b.length);
+      const mean = (xs: number[]) => xs.reduce((s, v) => s + v, 0) / xs.length;
+      const constant = (xs: number[]) => xs.every((v) => v === xs[0]);
+      assertClose(row.diff, mean(a) - mean(b), `${row.group} diff`);
+      if (a.length < 2 || b.length < 2 || (constant(a) && constant(b))) {
+        for (const c of ["t", "df", "p", "diff_lo", "diff_hi"]) assert.equal(row[c], null, c);
+        continue;
+      }
+      const w = welchTTest(a, b), ci = welchInterval(w);
+      assertClose(row.t, w.t, "t");
+      assertClose(row.df, w.df, "df");
+      assertClose(row.p, w.p, "p");
+      assertClose(row.diff_lo, ci.lo, "diff_lo");
+      assertClose(row.diff_hi, ci.hi, "diff_hi");
+    }
+  }
+});
+
+Deno.test("a single-seed group has null spread; n counts the runs that reached each x", () => {
+  const runs: RunSeries[] = [
+    { key: { mode: "tis" }, seed: 1, rows: [{ it: 0, r: 0.5 }, { it: 1, r: 0.7 }] },
+    { key: { mode: "tis" }, seed: 2, rows: [{ it: 0, r: 0.25 }] },
+    { key: { mode: "jackpot" }, seed: 1, rows: [{ it: 0, r: null }, { it: 1, r: 0.9 }] },
+  ];
+  const rows = aggregateOverSeeds(runs, { x: "it", metrics: ["r"] });
+  assert.deepEqual(rows.map((r) => [r.group, r.it, r.n, r.r_n, r.r_mean]), [
+    ["mode=jackpot", 0, 1, 0, null],
+    ["mode=jackpot", 1, 1, 1, 0.9],
+    ["mode=tis", 0, 2, 2, 0.375],
+    ["mode=tis", 1, 1, 1, 0.7],
+  ]);
+  assert.deepEqual([rows[3].r_std, rows[3].r_lo, rows[3].r_hi], [null, null, null]);
+  // groupOrder overrides the default order.
+  const ordered = aggregateOverSeeds(runs, {
+    x: "it",
+    metrics: ["r"],
+    groupOrder: ["mode=tis", "mode=jackpot"],
+  });
+  assert.deepEqual(ordered.map((r) => r.group), [
+    "mode=tis",
+    "mode=tis",
+    "mode=jackpot",
+    "mode=jackpot",
+  ]);
+  assert.equal(groupLabel({}), "all");
+});
+
+Deno.test("bad sweeps are refused with a message naming the problem", () => {
+  const ok: RunSeries = { key: { mode: "tis" }, seed: 1, rows: [{ it: 0, r: 1 }] };
+  const agg = (runs: RunSeries[], metrics = ["r"]) => () =>
+    aggregateOverSeeds(runs, { x: "it", metrics });
+  assert.throws(agg([]), /no runs to aggregate/);
+  assert.throws(agg([ok, { ...ok }]), /group mode=tis has seed 1 twice/);
+  assert.throws(agg([ok], ["reward"]), /metric 'reward' is a column of no run \(columns: it, r\)/);
+  assert.throws(agg([ok], []), /no metrics/);
+  assert.throws(
+    agg([{ ...ok, rows: [{ it: 0, r: 1 }, { r: 2 }] }]),
+    /run mode=tis seed 1: row 1 has no x column 'it'/,
+  );
+  assert.throws(
+    agg([{ ...ok, rows: [{ it: 3, r: 1 }, { it: 3, r: 2 }] }]),
+    /run mode=tis seed 1 has two rows with it = 3/,
+  );
+  assert.throws(
+    agg([{ ...ok, rows: [{ it: 0, r: 1 }, { it: 4, r: NaN }] }]),
+    /run mode=tis seed 1, it 4: 'r' is NaN, not a finite number/,
+  );
+  assert.throws(
+    agg([{ ...ok, rows: [{ it: 0, r: Infinity }] }]),
+    /'r' is Infinity/,
+  );
+  assert.throws(agg([{ ...ok, rows: [{ it: 0, r: "x" }] }]), /'r' is 'x', not a finite number/);
+  assert.throws(agg([{ ...ok, key: { n: 3 } }]), /key field 'n' clashes/);
+  assert.throws(agg([ok, { ...ok, key: { mode: NaN } }]), /key field 'mode' is NaN/);
+  assert.throws(
+    agg([{ ...ok, key: { s: 8 } }, { ...ok, key: { s: "8" } }]),
+    /two groups have the label 's=8'/,
+  );
+  assert.throws(
+    () => aggregateOverSeeds([ok], { x: "it", metrics: ["r"], groupOrder: ["mode=none"] }),
+    /groupOrder does not list group mode=tis/,
+  );
+  assert.throws(
+    () => finalSummary([ok], { metric: "r", x: "it", last: 0 }),
+    /last must be an integer >= 1/,
+  );
+  assert.throws(
+    () => compareGroups([ok], { metric: "r", x: "it", baseline: "mode=jackpot" }),
+    /baseline 'mode=jackpot' is not a group \(groups: mode=tis\)/,
+  );
+});
+
+Deno.test("lineChartSpec draws the aggregated curves: one line per group, bands from m_lo/m_hi", async () => {
+  const rng = new Rng(31);
+  const runs = randomRuns(rng);
+  const rows = aggregateOverSeeds(runs, { x: "iteration", metrics: ["reward"] });
+  const spec = lineChartSpec({
+    title: "reward over seeds",
+    data: rows,
+    x: { field: "iteration" },
+    y: { field: "reward_mean" },
+    color: { field: "group" },
+    band: { lower: "reward_lo", upper: "reward_hi" },
+  });
+  const svg = await renderSvg(spec);
+  // Each mark container holds the paths of one series; a line path starts with a move (d="M…").
+  const containers = (mark: string) =>
+    [...svg.matchAll(new RegExp(`<g class="mark-${mark} role-mark[^>]*>(.*?)</g>`, "g"))]
+      .map((m) => (m[1].match(/<path[^>]* d="M/g) ?? []).length);
+  const lines = containers("line");
+  assert.equal(lines.length, SORTED.length, "one line mark per group");
+  for (const paths of lines) assert.ok(paths >= 1, "every group's line has a path");
+  // Bands: drawn for the groups with an interval somewhere (at least two seeds at some x).
+  const withBand = new Set(rows.filter((r) => r.reward_lo !== null).map((r) => r.group)).size;
+  const bands = containers("area").filter((paths) => paths >= 1).length;
+  assert.equal(bands, withBand, "one band per group that has intervals");
+});
