@@ -464,6 +464,7 @@ Deno.test("bad options are refused with a RangeError naming the option", () => {
     [{ jackpot: [] }, /^jackpot/],
     [{ jackpot: ["a\0"] }, /^jackpot/],
     [{ workdir: "" }, /^workdir/],
+    [{ workdir: "relative/dir" }, /^workdir/],
   ];
   for (const [o, re] of bad) {
     assert.throws(() => slurmScripts({ ...base, ...o }), (e: unknown) => {

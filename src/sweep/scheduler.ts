@@ -53,7 +53,7 @@ export interface SlurmOptions {
   partition?: string;
   /** GPUs per pre-training and run job (`--gres=gpu:N`); 0 asks for none. Default 1. */
   gpus?: number;
-  /** CPUs per job (`--cpus-per-task`), or the cluster's default. */
+  /** CPUs per pre-training and run job (`--cpus-per-task`), or the cluster's default. */
   cpus?: number;
   /** Time limit of each job, `HH:MM:SS` or `D-HH:MM:SS`, or the partition's default. */
   time?: string;
@@ -64,7 +64,7 @@ export interface SlurmOptions {
   /** More `#SBATCH` options for every job, one option each, e.g. `["--mem=32G", "--qos=high"]`. */
   extraSbatch?: string[];
   /**
-   * Folder `submit.sh` changes to before submitting; SLURM starts each job in the folder it was
+   * Absolute folder `submit.sh` changes to before submitting; SLURM starts each job in the folder it was
    * submitted from, so a relative `out` or `jackpot` path resolves against it. Default: wherever
    * `submit.sh` is run.
    */
@@ -242,7 +242,9 @@ function jobScript(job: Job): string {
  * the runs), then prints `pretrain=ID`, `runs=ID` and `report=ID`. Write them to `dir` with
  * {@link writeSlurmScripts}; `<out>/plan.json` must exist when `submit.sh` runs (the jobs read the
  * plan from it). Arguments given to `submit.sh` go to every `sbatch` call (e.g. `--qos=debug`).
- * A RangeError names the first option that cannot be valid.
+ * A RangeError names the first option that cannot be valid. The report job asks for no GPU.
+ * SLURM caps an array at `MaxArraySize` (1001 by default: indices 0–1000); a larger sweep is
+ * refused at submission by `sbatch`.
  */
 export function slurmScripts(o: SlurmOptions): SlurmScripts {
   const out = checkOut(o.out);
@@ -254,8 +256,8 @@ export function slurmScripts(o: SlurmOptions): SlurmScripts {
   const account = directive(o.account, "account");
   const time = timeLimit(o.time);
   const extra = (o.extraSbatch ?? []).map(extraOption);
-  if (o.workdir !== undefined && (o.workdir === "" || o.workdir.includes("\0"))) {
-    throw new RangeError(`workdir must name a folder, got ${JSON.stringify(o.workdir)}`);
+  if (o.workdir !== undefined && (!o.workdir.startsWith("/") || o.workdir.includes("\0"))) {
+    throw new RangeError(`workdir must be an absolute path, got ${JSON.stringify(o.workdir)}`);
   }
   const runs = expandSweep(o.plan).length;
   if (runs < 1) throw new RangeError(`plan ${o.plan.name} has no runs`);
