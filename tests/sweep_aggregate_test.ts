@@ -197,13 +197,11 @@ Deno.test("finalSummary: per-run means of the last values, then mean and interva
         .sort((a, b) => a.seed - b.seed);
       const finals = group.map((r) => ({ seed: r.seed, value: referenceFinal(r, metric, last) }));
       const values = finals.flatMap((f) => (f.value === null ? [] : [f.value]));
-      assert.equal(row.metric, metric);
-      assert.equal(row.last, last);
       assert.equal(row.runs, group.length);
-      assert.equal(row.n, values.length);
-      checkStats(row, "", values, 0.95, `${row.group} final`);
+      assert.equal(row[`${metric}_n`], values.length);
+      checkStats(row, `${metric}_`, values, 0.95, `${row.group} final`);
       // per_seed lists every run in seed order with 3 significant digits, '-' for no value.
-      const parsed = (row.per_seed as string).split(" ").map((s) => s.split(":"));
+      const parsed = (row[`${metric}_per_seed`] as string).split(" ").map((s) => s.split(":"));
       assert.deepEqual(parsed.map(([s]) => s), finals.map((f) => `s${f.seed}`));
       parsed.forEach(([, v], i) => {
         const f = finals[i].value;
@@ -219,7 +217,14 @@ Deno.test("compareGroups: Welch tests of each group's finals against the baselin
   for (let trial = 0; trial < 6; trial++) {
     const runs = randomRuns(rng);
     const baseline = SORTED[trial % SORTED.length];
-    const rows = compareGroups(runs, { metric: "reward", x: "iteration", last: 2, baseline });
+    // The baseline by label or by key.
+    const key = KEYS.find((k) => groupLabel(k) === baseline)!;
+    const rows = compareGroups(runs, {
+      metric: "reward",
+      x: "iteration",
+      last: 2,
+      baseline: trial % 2 === 0 ? baseline : key,
+    });
     assert.deepEqual(rows.map((r) => r.group), SORTED.filter((g) => g !== baseline));
     const finalsOf = (label: string) =>
       runs.filter((r) => groupLabel(r.key) === label).sort((a, b) => a.seed - b.seed)
@@ -228,6 +233,7 @@ Deno.test("compareGroups: Welch tests of each group's finals against the baselin
     for (const row of rows) {
       const a = finalsOf(row.group as string);
       assert.equal(row.baseline, baseline);
+      assert.equal(row.metric, "reward");
       assert.equal(row.n, a.length);
       assert.equal(row.baseline_n, b.length);
       const mean = (xs: number[]) => xs.reduce((s, v) => s + v, 0) / xs.length;
@@ -301,7 +307,15 @@ Deno.test("bad sweeps are refused with a message naming the problem", () => {
     /'r' is Infinity/,
   );
   assert.throws(agg([{ ...ok, rows: [{ it: 0, r: "x" }] }]), /'r' is 'x', not a finite number/);
-  assert.throws(agg([{ ...ok, key: { n: 3 } }]), /key field 'n' clashes/);
+  assert.throws(
+    agg([{ ...ok, key: { n: 3 } }]),
+    /key field 'n' clashes with the output column 'n'/,
+  );
+  assert.throws(agg([{ ...ok, key: { r_lo: 3 } }]), /key field 'r_lo' clashes/);
+  assert.throws(
+    agg([{ ...ok, key: { group: "mode=tis" } }]),
+    /key field 'group' clashes .* \(the group label is made from the key's settings\)/,
+  );
   assert.throws(agg([ok, { ...ok, key: { mode: NaN } }]), /key field 'mode' is NaN/);
   assert.throws(
     agg([{ ...ok, key: { s: 8 } }, { ...ok, key: { s: "8" } }]),

@@ -52,8 +52,8 @@ export interface FinalOptions {
 
 /** Options of {@linkcode compareGroups}. */
 export interface CompareOptions extends FinalOptions {
-  /** The label of the group the others are compared with, e.g. `mode=tis`. */
-  baseline: string;
+  /** The group the others are compared with: its label (`mode=tis`) or its key (`{ mode: "tis" }`). */
+  baseline: string | Record<string, string | number>;
 }
 
 /**
@@ -82,8 +82,6 @@ interface Grouping {
   /** Every key field, in output order. */
   fields: string[];
 }
-
-const RESERVED = new Set(["group", "n", "runs", "metric", "last", "baseline", "per_seed"]);
 
 function where(group: string, seed: number): string {
   return `run ${group} seed ${seed}`;
@@ -124,18 +122,24 @@ function compareValues(a: string | number | undefined, b: string | number | unde
   return collator.compare(a, b) || (a < b ? -1 : 1);
 }
 
+// `columns`: the output's other columns, which a key field must not shadow.
 function groupRuns(
   runs: readonly RunSeries[],
   x: string,
   groupOrder: readonly string[] | undefined,
+  columns: readonly string[],
 ): Grouping {
+  const taken = new Set(["group", x, ...columns]);
   if (runs.length === 0) throw new RangeError("no runs to aggregate");
   const byIdentity = new Map<string, Group>();
   const labels = new Map<string, string>(); // label → identity
   for (const run of runs) {
     for (const [k, v] of Object.entries(run.key)) {
-      if (RESERVED.has(k) || k === x) {
-        throw new RangeError(`key field '${k}' clashes with an output column; rename it`);
+      if (taken.has(k)) {
+        throw new RangeError(
+          `key field '${k}' clashes with the output column '${k}'` +
+            (k === "group" ? " (the group label is made from the key's settings)" : "; rename it"),
+        );
       }
       if (typeof v === "number" ? !Number.isFinite(v) : typeof v !== "string") {
         throw new RangeError(`key field '${k}' is ${v}; it must be a string or a finite number`);
@@ -252,7 +256,9 @@ export function aggregateOverSeeds(runs: readonly RunSeries[], options: Aggregat
   if (new Set(metrics).size !== metrics.length) {
     throw new RangeError(`aggregateOverSeeds: a metric is listed twice (${metrics.join(", ")})`);
   }
-  const { groups, fields } = groupRuns(runs, x, groupOrder);
+  const stats = ["n", "mean", "std", "sem", "lo", "hi"];
+  const columns = ["n", ...metrics.flatMap((m) => stats.map((s) => `${m}_${s}`))];
+  const { groups, fields } = groupRuns(runs, x, groupOrder, columns);
   for (const m of metrics) checkMetricPresent(runs, m);
   const out: Row[] = [];
   for (const g of groups) {
@@ -297,12 +303,13 @@ interface GroupFinals {
 function groupFinals(
   runs: readonly RunSeries[],
   options: FinalOptions,
+  columns: readonly string[],
 ): { fields: string[]; groups: GroupFinals[] } {
   const { metric, x, last = 5, groupOrder } = options;
   if (!Number.isInteger(last) || last < 1) {
     throw new RangeError(`last must be an integer >= 1, got ${last}`);
   }
-  const { groups, fields } = groupRuns(runs, x, groupOrder);
+  const { groups, fields } = groupRuns(runs, x, groupOrder, columns);
   checkMetricPresent(runs, metric);
   return {
     fields,
@@ -326,33 +333,36 @@ function present(finals: GroupFinals["finals"]): number[] {
 
 /**
  * Each group's final value over its seeds: per run, the mean of its last `last` non-null values
- * of `metric` (in x order; fewer if it has fewer); across the group's runs, `n` (runs with a
- * value), `runs` (all its runs), `mean`, `std`, `sem`, `lo`, `hi` (null where undefined), and
- * `per_seed`, e.g. `s1:0.812 s2:0.790 s3:-` (3 significant digits, `-` for a run without a value).
- * Rows carry the key fields, `group`, `metric` and `last`, in group order.
+ * of `metric` (in x order; fewer if it has fewer); across the group's runs, with `m` the metric:
+ * `m_n` (runs with a value), `m_mean`, `m_std`, `m_sem`, `m_lo`, `m_hi` (null where undefined)
+ * and `m_per_seed`, e.g. `s1:0.812 s2:0.790 s3:-` (3 significant digits, `-` for a run without a
+ * value). Rows carry the key fields, `group` and `runs` (the group's runs), in group order; the
+ * metric-named columns let the summaries of several metrics be merged into one row per group.
  *
  * @example
  * ```ts
  * const finals = finalSummary(runs, { metric: "accuracy", x: "iteration", last: 3 });
+ * // [{ mode: "tis", group: "mode=tis", runs: 3, accuracy_n: 3, accuracy_mean: 0.71, … }, …]
  * ```
  */
 export function finalSummary(runs: readonly RunSeries[], options: FinalOptions): Row[] {
-  const { fields, groups } = groupFinals(runs, options);
+  const m = options.metric;
+  const stats = ["n", "mean", "std", "sem", "lo", "hi", "per_seed"];
+  const { fields, groups } = groupFinals(runs, options, ["runs", ...stats.map((s) => `${m}_${s}`)]);
   return groups.map(({ group, finals }) => {
     const values = present(finals);
     const ci = values.length > 0 ? meanConfidenceInterval(values, options.confidence) : null;
     return {
       ...keyColumns(group, fields),
-      metric: options.metric,
-      last: options.last ?? 5,
       runs: finals.length,
-      n: values.length,
-      mean: ci?.mean ?? null,
-      std: ci?.std ?? null,
-      sem: ci?.sem ?? null,
-      lo: ci?.lo ?? null,
-      hi: ci?.hi ?? null,
-      per_seed: finals.map((f) => `s${f.seed}:${f.value === null ? "-" : f.value.toPrecision(3)}`)
+      [`${m}_n`]: values.length,
+      [`${m}_mean`]: ci?.mean ?? null,
+      [`${m}_std`]: ci?.std ?? null,
+      [`${m}_sem`]: ci?.sem ?? null,
+      [`${m}_lo`]: ci?.lo ?? null,
+      [`${m}_hi`]: ci?.hi ?? null,
+      [`${m}_per_seed`]: finals
+        .map((f) => `s${f.seed}:${f.value === null ? "-" : f.value.toPrecision(3)}`)
         .join(" "),
     };
   });
@@ -361,7 +371,7 @@ export function finalSummary(runs: readonly RunSeries[], options: FinalOptions):
 /**
  * Welch's t test of each group's final values (as in {@linkcode finalSummary}) against the
  * `baseline` group's: one row per other group, in group order, with the key fields, `group`,
- * `baseline`, `n`, `baseline_n`, `mean`, `baseline_mean`, `diff` (mean − baseline mean), its
+ * `metric`, `baseline`, `n`, `baseline_n`, `mean`, `baseline_mean`, `diff` (mean − baseline mean), its
  * Welch confidence interval `diff_lo`/`diff_hi`, and `t`, `df`, `p` (two-sided). Where the test is
  * undefined (fewer than 2 values on a side, or both sides without variance) those are null.
  * p-values are per comparison, not corrected for the number of groups.
@@ -372,13 +382,28 @@ export function finalSummary(runs: readonly RunSeries[], options: FinalOptions):
  * ```
  */
 export function compareGroups(runs: readonly RunSeries[], options: CompareOptions): Row[] {
-  const { fields, groups: all } = groupFinals(runs, options);
-  const base = all.find((g) => g.group.label === options.baseline);
+  const columns = [
+    "metric",
+    "baseline",
+    "n",
+    "baseline_n",
+    "mean",
+    "baseline_mean",
+    "diff",
+    "diff_lo",
+    "diff_hi",
+    "t",
+    "df",
+    "p",
+  ];
+  const { fields, groups: all } = groupFinals(runs, options, columns);
+  const wanted = typeof options.baseline === "string"
+    ? options.baseline
+    : groupLabel(options.baseline);
+  const base = all.find((g) => g.group.label === wanted);
   if (!base) {
     throw new RangeError(
-      `baseline '${options.baseline}' is not a group (groups: ${
-        all.map((g) => g.group.label).join(", ")
-      })`,
+      `baseline '${wanted}' is not a group (groups: ${all.map((g) => g.group.label).join(", ")})`,
     );
   }
   const b = present(base.finals);
@@ -393,6 +418,7 @@ export function compareGroups(runs: readonly RunSeries[], options: CompareOption
     }
     return {
       ...keyColumns(group, fields),
+      metric: options.metric,
       baseline: base.group.label,
       n: a.length,
       baseline_n: b.length,
