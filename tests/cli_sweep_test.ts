@@ -1,0 +1,176 @@
+/**
+ * `jackpot sweep` end to end on a tiny plan: it pre-trains once, runs every run into its folder,
+ * aggregates each group over seeds (checked against the runs' own tables), resumes without
+ * re-running finished runs, runs one array index alone, prints the scheduler's commands, and
+ * refuses a different plan in the same folder.
+ */
+import assert from "node:assert/strict";
+import { runCli } from "../src/cli/main.ts";
+import { quietly } from "./cli_util.ts";
+
+const PLAN = {
+  name: "tiny",
+  description: "two modes, two seeds, two iterations",
+  pretrain: {
+    policy: { model: "tiny", steps: 4, "eval-every": 4, "eval-size": 8, target: 0 },
+    actor: { model: "tiny:layers=1", steps: 2, "eval-every": 2, "eval-size": 8, target: 0 },
+  },
+  rl: {
+    iterations: 2,
+    prompts: 2,
+    "group-size": 4,
+    minibatch: 4,
+    "eval-size": 8,
+    "eval-every": 1,
+    "lr-policy": 1e-3,
+    "lr-actor": 1e-3,
+  },
+  axes: { mode: ["tis", "jackpot"] },
+  seeds: [1, 2],
+  baseline: "mode=jackpot",
+};
+
+type Row = Record<string, number | string | null>;
+const readJson = async (p: string) => JSON.parse(await Deno.readTextFile(p));
+const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
+
+Deno.test("jackpot sweep: pre-train, run, aggregate over seeds, resume", async () => {
+  const dir = await Deno.makeTempDir();
+  const plan = `${dir}/plan-in.json`;
+  await Deno.writeTextFile(plan, JSON.stringify(PLAN));
+  const out = `${dir}/sweep`;
+  try {
+    const first = await quietly(() => runCli(["sweep", "--plan", plan, "--out", out, "--quiet"]));
+    assert.equal(first.value, 0, first.err);
+    for (
+      const f of ["plan.json", "sweep.json", "index.html", "pretrained/policy/model/config.json"]
+    ) {
+      assert.ok(await exists(`${out}/${f}`), f);
+    }
+    const ids = [
+      "mode-tis_seed-1",
+      "mode-tis_seed-2",
+      "mode-jackpot_seed-1",
+      "mode-jackpot_seed-2",
+    ];
+    for (const id of ids) assert.ok(await exists(`${out}/runs/${id}/config.json`), id);
+    // runs start from the pre-trained models
+    const cfg = await readJson(`${out}/runs/mode-tis_seed-1/config.json`);
+    assert.equal(cfg.config.policy, `${out}/pretrained/policy/model`);
+    assert.equal(cfg.config.actor, `${out}/pretrained/actor/model`);
+    assert.equal(cfg.config.trainer.seed, 1);
+
+    // The curves are the per-rollouts mean over seeds of the runs' own iteration tables.
+    const curves: Row[] = await readJson(`${out}/summary/curves.json`);
+    for (const mode of ["tis", "jackpot"]) {
+      const runs = await Promise.all(
+        [1, 2].map((s) => readJson(`${out}/runs/mode-${mode}_seed-${s}/iterations.json`)),
+      );
+      for (let it = 0; it < 2; it++) {
+        const row = curves.find((r) => r.group === `mode=${mode}` && r.rollouts === (it + 1) * 8);
+        assert.ok(row, `mode=${mode} iteration ${it}`);
+        for (const m of ["reward", "k3", "accept_rate"]) {
+          const xs = runs.map((r: Row[]) => r[it][m] as number);
+          const mean = (xs[0] + xs[1]) / 2;
+          assert.ok(Math.abs((row[`${m}_mean`] as number) - mean) <= 1e-12, `${m} mean`);
+          const sd = Math.abs(xs[0] - xs[1]) / Math.SQRT2;
+          assert.ok(Math.abs((row[`${m}_std`] as number) - sd) <= 1e-12, `${m} std`);
+          assert.equal(row.n, 2);
+        }
+      }
+    }
+    const final: Row[] = await readJson(`${out}/summary/final.json`);
+    assert.deepEqual(final.map((r) => r.group).sort(), ["mode=jackpot", "mode=tis"]);
+    for (const r of final) {
+      const accs = await Promise.all([1, 2].map(async (s) => {
+        const evals: Row[] = await readJson(
+          `${out}/runs/${String(r.group).replace("=", "-")}_seed-${s}/evals.json`,
+        );
+        return evals[evals.length - 1].policy_accuracy as number;
+      }));
+      assert.ok(Math.abs((r.policy_accuracy_mean as number) - (accs[0] + accs[1]) / 2) < 1e-12);
+    }
+    assert.ok(await exists(`${out}/summary/comparisons.json`));
+    assert.match(await Deno.readTextFile(`${out}/index.html`), /<svg/);
+
+    // Running it again keeps every finished run (and the pre-training).
+    const before = (await Deno.stat(`${out}/runs/mode-tis_seed-1/config.json`)).mtime?.getTime();
+    const again = await quietly(() => runCli(["sweep", "--out", out]));
+    assert.equal(again.value, 0, again.err);
+    assert.match(again.out, /pretrained\/policy: done before, kept/);
+    assert.doesNotMatch(again.out, /run \d+\/4/);
+    const after = (await Deno.stat(`${out}/runs/mode-tis_seed-1/config.json`)).mtime?.getTime();
+    assert.equal(after, before);
+
+    // An unfinished run (no config.json) is run again by --index alone, and only it.
+    await Deno.remove(`${out}/runs/mode-jackpot_seed-2/config.json`);
+    await Deno.remove(`${out}/sweep.json`);
+    const one = await quietly(() => runCli(["sweep", "--out", out, "--index", "3"]));
+    assert.equal(one.value, 0, one.err);
+    assert.match(one.out, /run 4\/4: mode-jackpot_seed-2/);
+    assert.equal((one.out.match(/run \d\/4/g) ?? []).length, 1);
+    assert.ok(await exists(`${out}/runs/mode-jackpot_seed-2/config.json`));
+    assert.equal(await exists(`${out}/sweep.json`), false, "an array index does not report");
+    const report = await quietly(() => runCli(["sweep", "--out", out, "--stage", "report"]));
+    assert.equal(report.value, 0, report.err);
+    assert.ok(await exists(`${out}/sweep.json`));
+
+    // --list prints the scheduler's commands
+    const list = await quietly(() => runCli(["sweep", "--out", out, "--list"]));
+    assert.equal(list.value, 0);
+    assert.match(list.out, /--stage pretrain\n/);
+    assert.match(list.out, /--index 0 {3}# mode-tis_seed-1\n/);
+    assert.match(list.out, /--stage report\n/);
+
+    // a different plan in the same folder is refused
+    const other = await quietly(() =>
+      runCli(["sweep", "--plan", plan, "--seeds", "1,2,3", "--out", out, "--quiet"])
+    );
+    assert.equal(other.value, 2);
+    assert.match(other.err, /holds a different plan/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("jackpot sweep refuses bad options and plans with exit code 2", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const bad = `${dir}/bad.json`;
+    const { baseline: _, ...noBaseline } = PLAN;
+    await Deno.writeTextFile(
+      bad,
+      JSON.stringify({ ...noBaseline, axes: { mode: ["tis", "nope"] } }),
+    );
+    const notJson = `${dir}/not.json`;
+    await Deno.writeTextFile(notJson, "{ name: ");
+    const cases: Array<[string[], RegExp]> = [
+      [["--preset", "nosuch"], /--preset must be one of fig4/],
+      [["--plan", `${dir}/missing.json`], /--plan .*missing.json/],
+      [["--plan", notJson], /is not valid JSON/],
+      [["--plan", bad], /run mode-nope_seed-1: --mode must be one of/],
+      [["--preset", "fig4", "--plan", bad], /not both/],
+      [["--seeds", "1,x"], /--seeds must list integers/],
+      [["--set", "bogus=1"], /--set: 'bogus=1'/],
+      [["--set", "lambda=0"], /--lambda must be > 0/],
+      [["--index", "99"], /--index must be <= 11/],
+      [["--stage", "later"], /--stage must be one of/],
+      [["--stage", "report", "--index", "1"], /does not go with --stage report/],
+    ];
+    for (const [args, re] of cases) {
+      const out = `${dir}/never`;
+      const r = await quietly(() => runCli(["sweep", "--out", out, "--quiet", ...args]));
+      assert.equal(r.value, 2, `${args.join(" ")}: ${r.err}`);
+      assert.match(r.err, re, args.join(" "));
+      assert.ok(!r.err.includes("    at "), `a stack trace for ${args.join(" ")}`);
+      assert.equal(await exists(out), false, args.join(" "));
+    }
+    // a non-empty folder that is not a sweep folder is refused
+    await Deno.writeTextFile(`${dir}/file.txt`, "x");
+    const r = await quietly(() => runCli(["sweep", "--out", dir, "--stage", "report", "--quiet"]));
+    assert.equal(r.value, 2);
+    assert.match(r.err, /not empty and holds no plan.json/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
