@@ -4,7 +4,8 @@
  * Layers, each importing only those below it: `gpu` (device, pipelines, batching, timing) →
  * `tensor` + `autograd` (tape, ops, AdamW) and `obrs/reference` (float64 oracle, no GPU) with its
  * GPU kernels `obrs/gpu` → `nn` (transformer, rollout engine, pretraining, checkpoints) and `tasks`
- * → `sim` (the paper's Figure 2) and `report` (tables, charts, HTML) → the CLI.
+ * → `sim` (the paper's Figure 2), `rl` (losses, trainer), `sweep` (plans, statistics over seeds)
+ * and `report` (tables, charts, HTML) → the CLI.
  *
  * @example
  * ```ts
@@ -30,3 +31,4 @@ export * from "./src/autograd/mod.ts";
 export * from "./src/nn/mod.ts";
 export * from "./src/text/mod.ts";
 export * from "./src/rl/mod.ts";
+export * from "./src/sweep/mod.ts";
