@@ -153,9 +153,12 @@ Deno.test("jackpot sweep refuses bad options and plans with exit code 2", async 
       [["--seeds", "1,x"], /--seeds must list integers/],
       [["--set", "bogus=1"], /--set: 'bogus=1'/],
       [["--set", "lambda=0"], /--lambda must be > 0/],
-      [["--index", "99"], /--index must be <= 11/],
+      [["--preset", "fig4", "--index", "99"], /--index must be <= 11/],
       [["--stage", "later"], /--stage must be one of/],
-      [["--stage", "report", "--index", "1"], /does not go with --stage report/],
+      [
+        ["--preset", "fig4", "--stage", "report", "--index", "1"],
+        /does not go with --stage report/,
+      ],
     ];
     for (const [args, re] of cases) {
       const out = `${dir}/never`;
@@ -167,9 +170,16 @@ Deno.test("jackpot sweep refuses bad options and plans with exit code 2", async 
     }
     // a non-empty folder that is not a sweep folder is refused
     await Deno.writeTextFile(`${dir}/file.txt`, "x");
-    const r = await quietly(() => runCli(["sweep", "--out", dir, "--stage", "report", "--quiet"]));
+    const r = await quietly(() => runCli(["sweep", "--out", dir, "--list"]));
     assert.equal(r.value, 2);
     assert.match(r.err, /not empty and holds no plan.json/);
+    // a later stage of a sweep never started (a mistyped --out) is refused, and writes nothing
+    for (const args of [["--stage", "report"], ["--index", "0"], ["--stage", "runs"]]) {
+      const later = await quietly(() => runCli(["sweep", "--out", `${dir}/typo`, ...args]));
+      assert.equal(later.value, 2, args.join(" "));
+      assert.match(later.err, /holds no plan.json, so there is no sweep to continue/);
+      assert.equal(await exists(`${dir}/typo`), false);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -87,7 +87,7 @@ function seedsOf(text: string): number[] {
 /** The plan from --plan, --preset or the sweep folder, with --seeds and --set applied. */
 export async function planFromValues(
   values: ParsedValues,
-): Promise<{ plan: SweepPlan; out: string }> {
+): Promise<{ plan: SweepPlan; out: string; source: "plan" | "preset" | "folder" | "default" }> {
   const given = typeof values.out === "string";
   if (given && (values.out as string).trim() === "") {
     throw new UsageError(`--out must name a folder, got '${values.out}'`);
@@ -96,7 +96,9 @@ export async function planFromValues(
     throw new UsageError("give --plan or --preset, not both");
   }
   let raw: unknown = null;
+  let source: "plan" | "preset" | "folder" | "default" = "default";
   if (typeof values.plan === "string") {
+    source = "plan";
     const text = await Deno.readTextFile(values.plan).catch((e) => {
       throw new UsageError(`--plan ${values.plan}: ${e instanceof Error ? e.message : e}`);
     });
@@ -106,9 +108,11 @@ export async function planFromValues(
       throw new UsageError(`--plan ${values.plan} is not valid JSON: ${(e as Error).message}`);
     }
   } else if (typeof values.preset === "string") {
+    source = "preset";
     raw = SWEEP_PRESETS[choiceOption(values, "preset", SWEEP_PRESET_NAMES)];
   } else if (given) {
     raw = await readPlanJson(values.out as string);
+    if (raw !== null) source = "folder";
   }
   raw ??= SWEEP_PRESETS[DEFAULT_SWEEP_PRESET];
   let plan: SweepPlan;
@@ -121,7 +125,7 @@ export async function planFromValues(
     throw e;
   }
   const out = given ? values.out as string : `runs/sweep-${plan.name}-${timestamp()}`;
-  return { plan, out };
+  return { plan, out, source };
 }
 
 // `jackpot sweep --out DIR ...` as the user would type it again (a quoted DIR when it needs it).
@@ -260,8 +264,15 @@ export const command: Command = {
     },
   },
   async run(values: ParsedValues): Promise<number> {
-    const { plan, out } = await planFromValues(values);
+    const { plan, out, source } = await planFromValues(values);
     const stage: SweepStage = choiceOption(values, "stage", SWEEP_STAGES);
+    if (source === "default" && (stage !== "all" || typeof values.index === "string")) {
+      // A later stage of a sweep that was never started: most likely a mistyped --out.
+      throw new UsageError(
+        `${out} holds no plan.json, so there is no sweep to continue; start one with --preset ` +
+          "or --plan (--list writes its plan.json without running)",
+      );
+    }
     const runs = expandSweep(plan);
     let chosen = runs;
     if (typeof values.index === "string") {
