@@ -5,26 +5,18 @@
  */
 import assert from "node:assert/strict";
 import { runCli } from "../src/cli/main.ts";
-import { quietly } from "./cli_util.ts";
+import { quietly, tinyCheckpoint } from "./cli_util.ts";
 import { rlConfigFromValues, runRl } from "../src/cli/commands/rl.ts";
 import { parseCommandArgs } from "../src/cli/command.ts";
 import { command as rlCommand } from "../src/cli/commands/rl.ts";
-import { initTensors } from "../src/tensor/mod.ts";
-import { loadCheckpoint, saveCheckpoint } from "../src/nn/checkpoint/mod.ts";
-import { modelConfig } from "../src/nn/config.ts";
-import { Transformer } from "../src/nn/transformer.ts";
-
-const TASK = "arithmetic:maxDigits=1,ops=+";
+import { loadCheckpoint } from "../src/nn/checkpoint/mod.ts";
 
 // Two tiny checkpoints of the task's vocabulary (18 ids), different draws.
 async function checkpoints(dir: string): Promise<{ policy: string; actor: string }> {
-  await initTensors();
-  for (const [name, seed] of [["policy", 3], ["actor", 4]] as const) {
-    const m = Transformer.init(modelConfig("tiny", 18), { seed, std: 0.2 });
-    await saveCheckpoint(`${dir}/${name}`, await m.toCheckpoint({ task: TASK, step: 0 }));
-    m.dispose();
-  }
-  return { policy: `${dir}/policy`, actor: `${dir}/actor` };
+  return {
+    policy: await tinyCheckpoint(`${dir}/policy`, 3),
+    actor: await tinyCheckpoint(`${dir}/actor`, 4),
+  };
 }
 
 const SMALL = ["--prompts", "2", "--group-size", "4", "--minibatch", "4", "--eval-size", "8"];

@@ -5,15 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { runCli } from "../src/cli/main.ts";
-import { quietly } from "./cli_util.ts";
-import { initTensors } from "../src/tensor/mod.ts";
-import { saveCheckpoint } from "../src/nn/checkpoint/mod.ts";
-import { modelConfig } from "../src/nn/config.ts";
-import { Transformer } from "../src/nn/transformer.ts";
+import { quietly, tinyCheckpoint } from "./cli_util.ts";
 import { expandSweep, parseSweepPlan } from "../src/sweep/plan.ts";
 import { keepPlan, runRunsStage } from "../src/cli/commands/sweep_run.ts";
 
-const TASK = "arithmetic:maxDigits=1,ops=+";
 const RL = {
   iterations: 1,
   prompts: 2,
@@ -24,20 +19,11 @@ const RL = {
 };
 const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
 
-// A tiny checkpoint of the task's vocabulary (18 ids).
-async function checkpoint(dir: string, seed: number): Promise<string> {
-  await initTensors();
-  const m = Transformer.init(modelConfig("tiny", 18), { seed, std: 0.2 });
-  await saveCheckpoint(dir, await m.toCheckpoint({ task: TASK, step: 0 }));
-  m.dispose();
-  return dir;
-}
-
 Deno.test("two workers on one sweep folder run every run exactly once", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const policy = await checkpoint(`${dir}/policy`, 1);
-    const actor = await checkpoint(`${dir}/actor`, 2);
+    const policy = await tinyCheckpoint(`${dir}/policy`, 1);
+    const actor = await tinyCheckpoint(`${dir}/actor`, 2);
     const plan = parseSweepPlan({
       name: "workers",
       rl: { ...RL, policy, actor },
@@ -84,10 +70,10 @@ Deno.test("two workers on one sweep folder run every run exactly once", async ()
 Deno.test("a failed run writes error.txt, the others finish, the report counts it", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const good = await checkpoint(`${dir}/good`, 1);
-    const actor = await checkpoint(`${dir}/actor`, 2);
+    const good = await tinyCheckpoint(`${dir}/good`, 1);
+    const actor = await tinyCheckpoint(`${dir}/actor`, 2);
     // A corrupt checkpoint: the run fails when it loads it (a run error, not a usage error).
-    const bad = await checkpoint(`${dir}/bad`, 3);
+    const bad = await tinyCheckpoint(`${dir}/bad`, 3);
     const weights = `${bad}/model.safetensors`;
     const bytes = await Deno.readFile(weights);
     await Deno.writeFile(weights, bytes.subarray(0, bytes.length >> 1));
