@@ -27,6 +27,8 @@
 #           the distillation KL at 4,096 × 151,936 and the tiny joint step (bench/rl), then the
 #           streamed loader's host memory on a 0.6B stand-in folder against the whole-file load
 #           (bench/bigvocab/load.ts); the trainer's tests and seconds per `jackpot rl` iteration
+#   rl-sweep (~8 min) jackpot sweep's tests on the real adapter, then the fig4 preset (12 runs) at
+#           30 and at 100 iterations, timed, with its final and comparison tables
 #   all     tests, torch, ours in order
 # Usage (from the repository root, after `source .device/enter.sh` on a host without network):
 #   bash bench/device/run.sh STAGE [OUT_DIR]
@@ -153,6 +155,24 @@ run_rl() {
   } 2>&1 | tee "$out/rl.log" || status=1
 }
 
+# jackpot sweep on the GPU: its tests on the real adapter, then the fig4 preset (12 runs, 3 seeds)
+# at its CPU size and at 100 iterations, timed, with the report's tables kept.
+run_rl_sweep() {
+  {
+    timeout 120 deno test --allow-all tests/sweep_plan_test.ts tests/cli_sweep_test.ts \
+      tests/cli_sweep_workers_test.ts tests/cli_rl_eval_test.ts 2>&1 | tail -4
+    for n in 30 100; do
+      rm -rf "$work/fig4-$n"
+      start=$SECONDS
+      timeout 280 deno task jackpot sweep --preset fig4 --set "iterations=$n,eval-every=10" \
+        --out "$work/fig4-$n" --quiet &&
+        echo "fig4 at $n iterations: $((SECONDS - start)) s" &&
+        cat "$work/fig4-$n/summary/final.csv" "$work/fig4-$n/summary/comparisons.csv"
+      rm -rf "$work/fig4-$n"/runs/*/checkpoints
+    done
+  } 2>&1 | tee "$out/rl-sweep.log" || status=1
+}
+
 run_interop() {
   {
     rm -rf "$work/interop"
@@ -178,8 +198,9 @@ case "$stage" in
   defer) run_defer; run_interop ;;
   interop) run_interop ;;
   rl) run_rl ;;
+  rl-sweep) run_rl_sweep ;;
   all) run_tests; run_torch; run_ours ;;
-  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, sweep, fusion, defer, interop, rl, all)" >&2; exit 2 ;;
+  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, sweep, fusion, defer, interop, rl, rl-sweep, all)" >&2; exit 2 ;;
 esac
 tar czf "$out/results.tar.gz" -C "$work" .
 exit "$status"
