@@ -130,7 +130,7 @@ function axisOf(name: string, raw: unknown): SweepAxis {
       return { label: v, options: { [name]: v } };
     });
   } else if (isRecord(raw) && Array.isArray(raw.values)) {
-    // Canonical: { values: [{ label, options }] } (what plan.json holds).
+    // Canonical values: { values: [{ label, options }] }.
     values = raw.values.map((v, i) => {
       if (!isRecord(v) || typeof v.label !== "string") {
         throw new SweepPlanError(`${where}.values[${i}] needs a string label and options`);
@@ -212,8 +212,23 @@ export function parseSweepPlan(raw: unknown): SweepPlan {
     }
   }
   const axesRaw = raw.axes ?? {};
-  if (!isRecord(axesRaw)) throw new SweepPlanError("axes must be an object, axis name → values");
-  const axes = Object.entries(axesRaw).map(([n, v]) => axisOf(n, v));
+  let axes: SweepAxis[];
+  if (Array.isArray(axesRaw)) {
+    // Canonical: [{ name, values: [{ label, options }] }] (what plan.json holds).
+    axes = axesRaw.map((a, i) => {
+      if (!isRecord(a) || typeof a.name !== "string") {
+        throw new SweepPlanError(`axes[${i}] needs a name and values`);
+      }
+      return axisOf(a.name, { values: a.values });
+    });
+    const names = axes.map((a) => a.name);
+    const twice = names.find((n, i) => names.indexOf(n) !== i);
+    if (twice !== undefined) throw new SweepPlanError(`axis ${twice} appears twice`);
+  } else if (isRecord(axesRaw)) {
+    axes = Object.entries(axesRaw).map(([n, v]) => axisOf(n, v));
+  } else {
+    throw new SweepPlanError("axes must be an object, axis name → values");
+  }
   // Two axes setting one option would make the later silently win in some groups.
   const setBy = new Map<string, string>();
   for (const a of axes) {
