@@ -35,7 +35,6 @@ import {
   markFinished,
   readPlanJson,
   runDir,
-  type RunOutcome,
   runPretrainStage,
   runRunsStage,
   validatePlan,
@@ -294,14 +293,13 @@ export const command: Command = {
     }
     const outcome = await runInterruptibly("sweep", out, async (signal) => {
       await keepPlan(out, plan);
-      let outcomes: RunOutcome[] = [];
       if (stage === "all" || stage === "pretrain") {
         if (typeof values.index !== "string") {
           await runPretrainStage(plan, out, { quiet, signal, log });
         }
       }
       if (stage === "all" || stage === "runs") {
-        outcomes = await runRunsStage(plan, out, chosen, { quiet, signal, log });
+        await runRunsStage(plan, out, chosen, { quiet, signal, log });
       }
       // One array index reports nothing: the report job does, once every run is there.
       if ((stage === "all" && typeof values.index !== "string") || stage === "report") {
@@ -314,7 +312,6 @@ export const command: Command = {
         }
         log.info(`Wrote ${out}/ (open index.html)`);
       }
-      return outcomes;
     });
     if ("exitCode" in outcome) {
       if (outcome.exitCode === INTERRUPTED) {

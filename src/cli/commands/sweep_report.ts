@@ -261,16 +261,12 @@ export async function writeSweepReport(plan: SweepPlan, dir: string): Promise<Sw
   );
   const summary = final.length === 0
     ? `${plan.name}: no finished runs yet`
-    : `${plan.name}: final policy accuracy ` +
+    : `${plan.name}: final policy accuracy, mean [95% interval] over seeds: ` +
       final.map((r) =>
-        `${r.group} ${pct(r.policy_accuracy_mean)}${
-          typeof r.policy_accuracy_hi === "number"
-            ? ` ± ${
-              (100 * ((r.policy_accuracy_hi as number) - (r.policy_accuracy_mean as number)))
-                .toFixed(1)
-            }`
-            : ""
-        }`
+        `${r.group} ${pct(r.policy_accuracy_mean)}` +
+        (typeof r.policy_accuracy_lo === "number"
+          ? ` [${pct(r.policy_accuracy_lo)}, ${pct(r.policy_accuracy_hi)}]`
+          : "")
       ).join(", ");
   return { runs: statuses, missing, complete: missing === 0, summary, final };
 }
