@@ -169,3 +169,27 @@ Deno.test("a chart Vega cannot draw rejects with one sentence instead of printin
   }
   assert.deepEqual(printed, []);
 });
+
+Deno.test("colorOrder sets the legend's order, whatever the data's order", async () => {
+  const rows: Row[] = [];
+  for (const s of ["mode=tis", "mode=jackpot", "mode=on-policy"]) {
+    for (let x = 0; x < 3; x++) rows.push({ s, x, y: x * x });
+  }
+  const legend = async (colorOrder?: string[]) => {
+    const svg = await renderSvg(lineChartSpec({
+      title: "order",
+      data: rows,
+      x: { field: "x" },
+      y: { field: "y" },
+      color: { field: "s" },
+      colorOrder,
+    }));
+    const labels = [...svg.matchAll(/>(mode=[a-z-]+)</g)].map((m) => m[1]);
+    return labels.filter((l, i) => labels.indexOf(l) === i);
+  };
+  const order = ["mode=on-policy", "mode=tis", "mode=jackpot"];
+  assert.deepEqual(await legend(order), order);
+  assert.deepEqual(await legend([...order].reverse()), [...order].reverse());
+  // without it, Vega-Lite sorts the labels
+  assert.deepEqual(await legend(), [...order].sort());
+});

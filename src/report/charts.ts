@@ -33,6 +33,8 @@ export interface LineChartOptions {
   y: FieldRef;
   /** One line per value of this field (treated as nominal). */
   color?: FieldRef;
+  /** The colour field's values in legend order (default: Vega-Lite's sorted order). */
+  colorOrder?: readonly string[];
   /** One panel per value of this field, side by side. */
   facet?: FieldRef;
   /** A shaded band between two fields (e.g. min and max over trials), per series. */
@@ -72,7 +74,14 @@ export function lineChartSpec(o: LineChartOptions): TopLevelSpec {
     scale: yScale,
   };
   const color = o.color
-    ? { color: { field: o.color.field, type: "nominal", title: o.color.title ?? o.color.field } }
+    ? {
+      color: {
+        field: o.color.field,
+        type: "nominal",
+        title: o.color.title ?? o.color.field,
+        ...(o.colorOrder ? { scale: { domain: [...o.colorOrder] } } : {}),
+      },
+    }
     : {};
   const layers: Record<string, unknown>[] = [];
   // The line layer comes first so that the legend takes its (opaque) symbols.

@@ -224,6 +224,7 @@ export async function writeSweepReport(plan: SweepPlan, dir: string): Promise<Sw
         x: { field: "rollouts", title: "rollouts sampled" },
         y: { field: `${c.metric}_mean`, title: c.metric },
         color: { field: "group" },
+        colorOrder: groupOrder,
         band: { lower: `${c.metric}_lo`, upper: `${c.metric}_hi` },
         width: 320,
         height: 220,
