@@ -6,17 +6,12 @@
 import assert from "node:assert/strict";
 import { runCli } from "../src/cli/main.ts";
 import { quietly } from "./cli_util.ts";
+import { trainTinyOn } from "./train_util.ts";
 import { rlConfigFromValues, runRl } from "../src/cli/commands/rl.ts";
 import { parseCommandArgs } from "../src/cli/command.ts";
 import { command as rlCommand } from "../src/cli/commands/rl.ts";
-import { AdamW } from "../src/autograd/mod.ts";
-import {
-  buildSupervisedBatch,
-  createTaskFromSpec,
-  type Example,
-  maxSequenceLength,
-} from "../src/tasks/mod.ts";
-import { initTensors, tensor, tidy } from "../src/tensor/mod.ts";
+import { createTaskFromSpec, type Example } from "../src/tasks/mod.ts";
+import { initTensors } from "../src/tensor/mod.ts";
 import { saveCheckpoint } from "../src/nn/checkpoint/mod.ts";
 import { modelConfig } from "../src/nn/config.ts";
 import { Transformer } from "../src/nn/transformer.ts";
@@ -38,20 +33,7 @@ async function checkpoints(dir: string): Promise<{ policy: string; actor: string
       });
     }
   }
-  const T = maxSequenceLength(task);
-  const batch = buildSupervisedBatch(task, all, T);
-  const targets = Int32Array.from(batch.targets, (y, i) => (batch.targetMask[i] > 0 ? y : -1));
-  const policy = Transformer.init(modelConfig("tiny", tok.vocabSize), { seed: 2 });
-  const opt = new AdamW(policy.parameters(), { lr: 2e-2, weightDecay: 0 });
-  for (let step = 0; step < 10; step++) {
-    tidy(() => {
-      const l = policy.loss(tensor(batch.tokens, [batch.B, T]), tensor(targets, [batch.B, T]));
-      l.backward();
-      opt.step();
-      opt.zeroGrad();
-    });
-  }
-  opt.dispose();
+  const policy = await trainTinyOn(task, all, 10);
   await saveCheckpoint(`${dir}/policy`, await policy.toCheckpoint({ task: TASK, step: 10 }));
   policy.dispose();
   const actor = Transformer.init(modelConfig("tiny", tok.vocabSize), { seed: 4, std: 0.2 });

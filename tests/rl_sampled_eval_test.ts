@@ -5,15 +5,9 @@
  * requests are refused.
  */
 import assert from "node:assert/strict";
-import { AdamW } from "../src/autograd/mod.ts";
-import {
-  buildSupervisedBatch,
-  createTaskFromSpec,
-  type Example,
-  maxSequenceLength,
-  type Task,
-} from "../src/tasks/mod.ts";
-import { initTensors, tensor, tidy } from "../src/tensor/mod.ts";
+import { trainTinyOn } from "./train_util.ts";
+import { createTaskFromSpec, type Example, type Task } from "../src/tasks/mod.ts";
+import { initTensors } from "../src/tensor/mod.ts";
 import { modelConfig } from "../src/nn/config.ts";
 import { evaluateGreedy } from "../src/nn/pretrain.ts";
 import { completion, RolloutEngine } from "../src/nn/rollout.ts";
@@ -35,20 +29,7 @@ async function partlyTrained(): Promise<{ task: Task; examples: Example[]; model
   await initTensors();
   const task = createTaskFromSpec("arithmetic:maxDigits=1,ops=+");
   const examples = task.sample(new Rng(3), 8);
-  const T = maxSequenceLength(task);
-  const batch = buildSupervisedBatch(task, examples, T);
-  const targets = Int32Array.from(batch.targets, (y, i) => (batch.targetMask[i] > 0 ? y : -1));
-  const model = Transformer.init(modelConfig("tiny", task.tokenizer.vocabSize), { seed: 2 });
-  const opt = new AdamW(model.parameters(), { lr: 2e-2, weightDecay: 0 });
-  for (let step = 0; step < 15; step++) {
-    tidy(() => {
-      const l = model.loss(tensor(batch.tokens, [batch.B, T]), tensor(targets, [batch.B, T]));
-      l.backward();
-      opt.step();
-      opt.zeroGrad();
-    });
-  }
-  opt.dispose();
+  const model = await trainTinyOn(task, examples, 15);
   return { task, examples, model };
 }
 
