@@ -151,3 +151,50 @@ Deno.test("jackpot sweep --slurm writes the plan and scripts that start this pro
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("SIGTERM stops a sweep at a safe point (exit 130); the same command resumes it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const policy = await tinyCheckpoint(`${dir}/policy`, 1);
+    const actor = await tinyCheckpoint(`${dir}/actor`, 2);
+    const plan = `${dir}/plan.json`;
+    await Deno.writeTextFile(
+      plan,
+      JSON.stringify({
+        name: "stop",
+        rl: { ...RL, iterations: 3, policy, actor },
+        axes: { mode: ["tis", "jackpot"] },
+        seeds: [1, 2],
+      }),
+    );
+    const out = `${dir}/sweep`;
+    const main = new URL("../src/cli/main.ts", import.meta.url).pathname;
+    const args = ["run", "-A", main, "sweep", "--plan", plan, "--out", out, "--quiet"];
+    const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
+      .spawn();
+    // Stop it once the first run has finished.
+    const first = `${out}/runs/mode-tis_seed-1/config.json`;
+    for (let i = 0; i < 600 && !(await exists(first)); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(await exists(first), "the first run finished");
+    child.kill("SIGTERM");
+    const r = await child.output();
+    const err = new TextDecoder().decode(r.stderr);
+    assert.equal(r.code, 130, err);
+    assert.match(err, /interrupted; .* is incomplete \(it has no sweep.json\)/);
+    assert.match(err, /run the same command again to resume/);
+    assert.doesNotMatch(err, /    at /);
+    assert.equal(await exists(`${out}/sweep.json`), false);
+    const kept = (await Deno.stat(first)).mtime?.getTime();
+    for (const id of ["mode-tis_seed-2", "mode-jackpot_seed-1"]) {
+      assert.equal(await exists(`${out}/runs/${id}.lock`), false, `${id}: no lock left behind`);
+    }
+    const again = await quietly(() => runCli(["sweep", "--plan", plan, "--out", out, "--quiet"]));
+    assert.equal(again.value, 0, again.err);
+    assert.ok(await exists(`${out}/sweep.json`));
+    assert.equal((await Deno.stat(first)).mtime?.getTime(), kept, "the finished run was kept");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

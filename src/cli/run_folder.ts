@@ -42,6 +42,10 @@ export async function runInterruptibly<T>(
   command: string,
   out: string,
   work: (signal: AbortSignal) => Promise<T>,
+  { marker = "config.json" }: {
+    /** The file whose absence marks an incomplete folder (named in the interruption message). */
+    marker?: string;
+  } = {},
 ): Promise<{ value: T } | { exitCode: number }> {
   const controller = new AbortController();
   const existed = await Deno.stat(out).then(() => true, () => false);
@@ -54,7 +58,7 @@ export async function runInterruptibly<T>(
     if (!existed && !controller.signal.aborted) await Deno.remove(out).catch(() => {});
     if (controller.signal.aborted) {
       console.error(
-        `jackpot ${command}: interrupted; ${out}/ is incomplete (it has no config.json)`,
+        `jackpot ${command}: interrupted; ${out}/ is incomplete (it has no ${marker})`,
       );
       return { exitCode: INTERRUPTED };
     }

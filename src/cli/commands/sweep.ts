@@ -312,7 +312,7 @@ export const command: Command = {
         }
         log.info(`Wrote ${out}/ (open index.html)`);
       }
-    });
+    }, { marker: "sweep.json" });
     if ("exitCode" in outcome) {
       if (outcome.exitCode === INTERRUPTED) {
         console.error(
