@@ -184,7 +184,7 @@ Deno.test("SIGTERM stops a sweep at a safe point (exit 130); the same command re
     assert.equal(r.code, 130, err);
     assert.match(err, /interrupted; .* is incomplete \(it has no sweep.json\)/);
     assert.match(err, /run the same command again to resume/);
-    assert.doesNotMatch(err, /    at /);
+    assert.doesNotMatch(err, / {4}at /);
     assert.equal(await exists(`${out}/sweep.json`), false);
     const kept = (await Deno.stat(first)).mtime?.getTime();
     for (const id of ["mode-tis_seed-2", "mode-jackpot_seed-1"]) {
