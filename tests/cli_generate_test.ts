@@ -4,6 +4,7 @@
 // stopping at the folder's end tokens; bad input is a usage error naming the problem.
 import assert from "node:assert/strict";
 import { runCli } from "../src/cli/main.ts";
+import { quietly } from "./cli_util.ts";
 import { initTensors } from "../src/tensor/mod.ts";
 import { saveCheckpoint } from "../src/nn/checkpoint/mod.ts";
 import { modelConfig } from "../src/nn/config.ts";
@@ -13,21 +14,6 @@ import { noGrad } from "../src/autograd/mod.ts";
 import { loadTokenizerJson } from "../src/text/mod.ts";
 import { chatPrompt, readGenerationDefaults } from "../src/cli/commands/generate_prompts.ts";
 import { renderReference, syntheticTokenizer, TEST_TEMPLATE } from "./text_util.ts";
-
-async function quietly(
-  fn: () => Promise<number>,
-): Promise<{ code: number; out: string; err: string }> {
-  const log = console.log, error = console.error;
-  let out = "", err = "";
-  console.log = (...a: unknown[]) => void (out += a.join(" ") + "\n");
-  console.error = (...a: unknown[]) => void (err += a.join(" ") + "\n");
-  try {
-    return { code: await fn(), out, err };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 const TOKENIZER = syntheticTokenizer({ merges: 120 });
 const tok = loadTokenizerJson(TOKENIZER);
@@ -84,7 +70,7 @@ Deno.test("jackpot generate: greedy --chat completions equal the engine's on the
       "--quiet",
     ];
     const cli = await quietly(() => runCli(args));
-    assert.equal(cli.code, 0, cli.err);
+    assert.equal(cli.value, 0, cli.err);
     assert.match(cli.err, /repetition_penalty 1\.05, which jackpot does not apply/);
     const got = JSON.parse(await Deno.readTextFile(`${dir}/gen.json`));
     assert.deepEqual(got.stopIds.slice().sort(), [ENDOFTEXT, IM_END].sort());
@@ -165,13 +151,13 @@ Deno.test("jackpot generate: --chat runs the folder's chat template (system, --n
     const promptIds = async () =>
       JSON.parse(await Deno.readTextFile(`${dir}/gen.json`)).rows[0].promptIds;
     const plain = await run(["--chat"]);
-    assert.equal(plain.code, 0, plain.err);
+    assert.equal(plain.value, 0, plain.err);
     assert.match(plain.err, /has no chat template; --chat writes ChatML/);
     assert.deepEqual(await promptIds(), Array.from(tok.encode(chatPrompt(tok, "Hi there"))));
 
     await Deno.writeTextFile(`${dir}/chat_template.jinja`, TEST_TEMPLATE);
     const templated = await run(["--chat", "--system", "Be brief.", "--no-thinking"]);
-    assert.equal(templated.code, 0, templated.err);
+    assert.equal(templated.value, 0, templated.err);
     assert.doesNotMatch(templated.err, /no chat template/);
     const text = renderReference(
       [{ role: "system", content: "Be brief." }, { role: "user", content: "Hi there" }],
@@ -186,14 +172,14 @@ Deno.test("jackpot generate: --chat runs the folder's chat template (system, --n
       "{{ raise_exception('only one turn, please') }}",
     );
     const raised = await run(["--chat"]);
-    assert.equal(raised.code, 2);
+    assert.equal(raised.value, 2);
     assert.match(
       raised.err,
       /--chat: .*chat_template\.jinja: the chat template failed: only one turn/,
     );
     await Deno.writeTextFile(`${dir}/chat_template.jinja`, "{% if %}");
     const broken = await run(["--chat"]);
-    assert.equal(broken.code, 1);
+    assert.equal(broken.value, 1);
     assert.match(broken.err, /chat_template\.jinja: the chat template does not parse/);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -253,16 +239,16 @@ Deno.test("jackpot generate: bad input is exit 2 naming the problem", async () =
     ];
     for (const [extra, message] of cases) {
       const r = await quietly(() => runCli([...base, ...extra]));
-      assert.equal(r.code, 2, `${extra.join(" ")}: ${r.err}`);
+      assert.equal(r.value, 2, `${extra.join(" ")}: ${r.err}`);
       assert.match(r.err, message, extra.join(" "));
     }
     await Deno.writeTextFile(`${dir}/bad.jsonl`, '"ok"\n{"text": 1}\n');
     const bad = await quietly(() => runCli([...base, "--prompts", `${dir}/bad.jsonl`]));
-    assert.equal(bad.code, 2);
+    assert.equal(bad.value, 2);
     assert.match(bad.err, /line 2 is neither a JSON string nor \{"prompt": "..."\}/);
     await Deno.remove(`${dir}/tokenizer.json`);
     const none = await quietly(() => runCli([...base, "--prompt", "hi"]));
-    assert.equal(none.code, 2);
+    assert.equal(none.value, 2);
     assert.match(none.err, /tokenizer\.json not found; .*use `jackpot sample`/);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -3,24 +3,12 @@
 // any GPU work.
 import assert from "node:assert/strict";
 import { runCli } from "../src/cli/main.ts";
+import { quietly } from "./cli_util.ts";
 import { initTensors } from "../src/tensor/mod.ts";
 import { saveCheckpoint } from "../src/nn/checkpoint/mod.ts";
 import { modelConfig } from "../src/nn/config.ts";
 import { Transformer } from "../src/nn/transformer.ts";
 import { csvToTable, tableRows } from "../src/report/mod.ts";
-
-async function quietly(fn: () => Promise<number>): Promise<{ code: number; err: string }> {
-  const log = console.log, error = console.error;
-  let err = "";
-  console.log = () => {};
-  console.error = (...a: unknown[]) => void (err += a.join(" ") + "\n");
-  try {
-    return { code: await fn(), err };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 Deno.test("jackpot sample --out writes completions, the rollout and config.json", async () => {
   await initTensors();
@@ -34,7 +22,7 @@ Deno.test("jackpot sample --out writes completions, the rollout and config.json"
     model.dispose();
     const args = ["sample", "--checkpoint", `${dir}/ckpt`, "--n", "4", "--out", `${dir}/run`];
     const first = await quietly(() => runCli(args));
-    assert.equal(first.code, 0, first.err);
+    assert.equal(first.value, 0, first.err);
     const names = [];
     for await (const e of Deno.readDir(`${dir}/run`)) names.push(e.name);
     assert.deepEqual(names.sort(), [
@@ -56,12 +44,12 @@ Deno.test("jackpot sample --out writes completions, the rollout and config.json"
     assert.equal(config.meanReward, meanReward);
 
     const again = await quietly(() => runCli(args));
-    assert.equal(again.code, 2);
+    assert.equal(again.value, 2);
     assert.match(again.err, /already exists and is not empty \(pass --force/);
-    assert.equal((await quietly(() => runCli([...args, "--force"]))).code, 0);
+    assert.equal((await quietly(() => runCli([...args, "--force"]))).value, 0);
     await Deno.writeTextFile(`${dir}/file`, "x");
     const notDir = await quietly(() => runCli([...args.slice(0, -1), `${dir}/file`]));
-    assert.equal(notDir.code, 2);
+    assert.equal(notDir.value, 2);
     assert.match(notDir.err, /exists and is not a folder/);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -70,6 +58,6 @@ Deno.test("jackpot sample --out writes completions, the rollout and config.json"
 
 Deno.test("jackpot pretrain refuses --model beside --init (the checkpoint fixes the model)", async () => {
   const r = await quietly(() => runCli(["pretrain", "--init", "some/ckpt", "--model", "policy"]));
-  assert.equal(r.code, 2);
+  assert.equal(r.value, 2);
   assert.match(r.err, /--init takes the model from the checkpoint; drop --model/);
 });
