@@ -75,7 +75,7 @@ Deno.test("extractFinalAnswer: last-number", () => {
   }
 });
 
-Deno.test("extractFinalAnswer: auto picks box, then ####, then 'answer is', then last number", () => {
+Deno.test("extractFinalAnswer: auto: box, then ####, then 'answer is', then the last number", () => {
   const rows: Row[] = [
     ["#### 3\nso \\boxed{4}", "auto", "4"],
     ["The answer is 5. \\boxed{4}", "auto", "4"],
@@ -126,6 +126,10 @@ Deno.test("normalizeAnswer: table", () => {
     ["\\(5\\)", "5"],
     ["\\[5\\]", "5"],
     ["$18", "18"],
+    ["\\$18.90", "18.9"],
+    ["$\\$5$", "5"],
+    ["1{,}000", "1000"],
+    ["1{,}00", "1,00"],
     ["5.", "5"],
     ["\\boxed{5}.", "5"],
     ["**42**", "42"],

@@ -134,7 +134,7 @@ function evaluateText(expression: string): bigint {
   return v;
 }
 
-Deno.test("generated problems: answers agree with an independent evaluator, prompts state them", () => {
+Deno.test("generated problems: answers agree with an independent evaluator; prompts state them", () => {
   const seen = { negative: 0, story: 0, templates: new Set<string>() };
   const settings: GeneratedProblemOptions[] = [
     GENERATED_DEFAULTS,

@@ -1,8 +1,8 @@
 /**
  * Final answers of completions: where the answer is in the text, and when two answers are the same.
  *
- * This is what turns a model's free text into a verifiable reward for the `text` task, so every rule
- * is written here and nothing else is tolerated. The rules are conservative: a wrong answer must
+ * This turns a model's free text into a verifiable reward for the `text` task, so every rule is
+ * written here and nothing else is tolerated. The rules are conservative: a wrong answer must
  * never be accepted, and a right answer spelt oddly may be refused.
  *
  * ## Where the final answer is ({@link extractFinalAnswer})
@@ -35,12 +35,13 @@
  *
  * Both answers are brought to a canonical form and compared as strings, case-sensitively:
  * 1. the LaTeX thin spaces `\,` `\!` `\;` `\:` are removed (so `1\,000` is `1000`), `\ ` becomes a
- *    space, `\left` and `\right` are removed, `\dfrac` and `\tfrac` become `\frac`; runs of
- *    whitespace become one space;
- * 2. wrappers around the whole answer are removed, repeatedly, with surrounding whitespace: `$…$`,
- *    `$$…$$` (no `$` inside), `\(…\)`, `\[…\]`, `\text{…}`, `\textbf{…}`, `\mathrm{…}`, `\mbox{…}`,
- *    `\boxed{…}`, `\fbox{…}`, Markdown bold `**…**`, a currency `$` in front when the answer has no
- *    other `$`, and one trailing period;
+ *    space, `{,}` becomes `,` (`1{,}000`), `\left` and `\right` are removed, `\dfrac` and `\tfrac`
+ *    become `\frac`; runs of whitespace become one space;
+ * 2. wrappers around the whole answer are removed, repeatedly, with surrounding whitespace:
+ *    `$…$` and `$$…$$` (no unescaped `$` inside), `\(…\)`, `\[…\]`, `\text{…}`, `\textbf{…}`,
+ *    `\mathrm{…}`, `\mbox{…}`, `\boxed{…}`, `\fbox{…}`, Markdown bold `**…**`, a currency `\$` in
+ *    front, a currency `$` in front when the answer has no other unescaped `$`, and one trailing
+ *    period;
  * 3. a number is rewritten exactly (BigInt rationals, never floating point): an optional sign, then
  *    digits (thousands commas allowed when every group has three digits) with an optional decimal
  *    part, or a fraction `a/b`, `\frac{a}{b}` or `\frac12` whose parts are such numbers (a sign in
@@ -135,6 +136,7 @@ export function normalizeAnswer(answer: string): string {
   let s = answer
     .replace(/\\[,!;:]/g, "")
     .replace(/\\ /g, " ")
+    .replace(/\{,\}/g, ",")
     .replace(/\\(?:left|right)(?![A-Za-z])/g, "")
     .replace(/\\[dt]frac(?![A-Za-z])/g, "\\frac")
     .replace(/\s+/g, " ")
@@ -164,7 +166,7 @@ export function answersMatch(predicted: string | null, reference: string): boole
   return want !== "" && normalizeAnswer(predicted) === want;
 }
 
-/** The last top-level box: whether one was opened, and its trimmed content (null: unclosed/empty). */
+/** The last top-level box: whether one was opened, and its trimmed content (null: none/unclosed). */
 function lastBoxed(text: string): { found: boolean; content: string | null } {
   let found = false;
   let content: string | null = null;
@@ -237,11 +239,12 @@ function answerSentence(rest: string): string | null {
 function unwrapOnce(s: string): string {
   if (s.endsWith(".")) return s.slice(0, -1);
   // Each pair only when it is not closed and reopened inside: `$1$ and $2$` is not unwrapped.
-  let m = /^\$\$([^$]*)\$\$$/.exec(s) ?? /^\$([^$]*)\$$/.exec(s) ??
+  let m = /^\$\$((?:[^$\\]|\\[\s\S])*)\$\$$/.exec(s) ?? /^\$((?:[^$\\]|\\[\s\S])*)\$$/.exec(s) ??
     /^\\\(((?:(?!\\[()])[\s\S])*)\\\)$/.exec(s) ?? /^\\\[((?:(?!\\[[\]])[\s\S])*)\\\]$/.exec(s) ??
     /^\*\*((?:(?!\*\*)[\s\S])*)\*\*$/.exec(s);
   if (m !== null) return m[1];
-  if (/^\$[^$]*$/.test(s)) return s.slice(1); // a currency sign: `$18`
+  if (s.startsWith("\\$")) return s.slice(2); // a LaTeX currency sign: `\$18`
+  if (/^\$(?:[^$\\]|\\[\s\S])*$/.test(s)) return s.slice(1); // a currency sign: `$18`
   m = /^\\(?:text|textbf|mathrm|mbox|boxed|fbox)\s*\{/.exec(s);
   if (m !== null && closingBrace(s, m[0].length) === s.length - 1) {
     return s.slice(m[0].length, -1);

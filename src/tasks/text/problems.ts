@@ -22,7 +22,8 @@
  *
  * @example
  * ```ts
- * const text = '{"question": "2+3?", "answer": "2+3=5\\n#### 5"}\n{"problem": "1/2+1/4?", "answer": 0.75}';
+ * const text = '{"question": "2+3?", "answer": "2+3=5\\n#### 5"}\n' +
+ *   '{"problem": "1/2+1/4?", "answer": 0.75}';
  * parseProblemsJsonl(text, "train.jsonl");
  * // [{ prompt: "2+3?", answer: "5" }, { prompt: "1/2+1/4?", answer: "0.75" }]
  * ```
