@@ -6,35 +6,15 @@ import assert from "node:assert/strict";
 import { runCli } from "../src/cli/main.ts";
 import { quietly } from "./cli_util.ts";
 import { initTensors } from "../src/tensor/mod.ts";
-import { saveCheckpoint } from "../src/nn/checkpoint/mod.ts";
-import { modelConfig } from "../src/nn/config.ts";
 import { completion, RolloutEngine } from "../src/nn/rollout.ts";
 import { Transformer } from "../src/nn/transformer.ts";
 import { noGrad } from "../src/autograd/mod.ts";
-import { loadTokenizerJson } from "../src/text/mod.ts";
 import { chatPrompt, readGenerationDefaults } from "../src/cli/commands/generate_prompts.ts";
-import { renderReference, syntheticTokenizer, TEST_TEMPLATE } from "./text_util.ts";
+import { renderReference, TEST_TEMPLATE } from "./text_util.ts";
+import { ENDOFTEXT, hubTok, IM_END, qwenLikeFolder as hubFolder } from "./hub_util.ts";
 
-const TOKENIZER = syntheticTokenizer({ merges: 120 });
-const tok = loadTokenizerJson(TOKENIZER);
-const [ENDOFTEXT, IM_END] = ["<|endoftext|>", "<|im_end|>"].map((t) => tok.tokenId(t)!);
-
-/** A folder with a random tiny model whose vocabulary pads the tokenizer's by 7 ids, as Qwen's do. */
-async function qwenLikeFolder(generation?: Record<string, unknown>): Promise<string> {
-  const dir = await Deno.makeTempDir();
-  const model = Transformer.init(modelConfig("tiny", tok.vocabSize + 7), { seed: 4, std: 0.3 });
-  await saveCheckpoint(dir, await model.toCheckpoint({}));
-  noGrad(() => model.dispose());
-  await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(TOKENIZER));
-  await Deno.writeTextFile(
-    `${dir}/tokenizer_config.json`,
-    JSON.stringify({ eos_token: "<|im_end|>", pad_token: "<|endoftext|>", bos_token: null }),
-  );
-  if (generation) {
-    await Deno.writeTextFile(`${dir}/generation_config.json`, JSON.stringify(generation));
-  }
-  return dir;
-}
+const tok = hubTok;
+const qwenLikeFolder = (generation?: Record<string, unknown>) => hubFolder({ generation });
 
 Deno.test("jackpot generate: greedy --chat completions equal the engine's on the ChatML prompt", async () => {
   await initTensors();

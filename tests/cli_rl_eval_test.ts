@@ -174,7 +174,7 @@ Deno.test("jackpot rl refuses bad --eval-samples / --eval-temperature with exit 
     assert.equal(err.trim().split("\n").length, 1, `one line for ${args.join(" ")}: ${err}`);
   }
   // a config built in code is checked by runRl itself, before it writes anything
-  const base = rlConfigFromValues(parseCommandArgs(rlCommand, SMALL));
+  const base = await rlConfigFromValues(parseCommandArgs(rlCommand, SMALL));
   const never = "/tmp/never-written-rl-eval";
   await assert.rejects(
     runRl({ ...base, evalSamples: 1.5 }, never, { quiet: true }),
@@ -189,7 +189,7 @@ Deno.test("jackpot rl refuses bad --eval-samples / --eval-temperature with exit 
     false,
   );
   // the defaults: greedy only, at the trainer's temperature
-  const c = rlConfigFromValues(parseCommandArgs(rlCommand, ["--temperature", "0.8"]));
+  const c = await rlConfigFromValues(parseCommandArgs(rlCommand, ["--temperature", "0.8"]));
   assert.equal(c.evalSamples, 0);
   assert.equal(c.evalTemperature, 0.8);
 });

@@ -122,7 +122,7 @@ Deno.test("jackpot rl: an interrupted run keeps the iterations and checkpoints i
     "--mode",
     "tis",
   ]);
-  const config = rlConfigFromValues(values);
+  const config = await rlConfigFromValues(values);
   const abort = new AbortController();
   const out = `${dir}/run`;
   let seen = 0;

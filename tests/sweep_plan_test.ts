@@ -81,15 +81,15 @@ Deno.test("--set overrides reach every run, axes included; switches turn off wit
   assert.throws(() => parseOverrides("nosuch=1"), UsageError);
 });
 
-Deno.test("every preset is a valid set of jackpot rl runs from its pre-trained models", () => {
+Deno.test("every preset is a valid set of jackpot rl runs from its pre-trained models", async () => {
   for (const name of SWEEP_PRESET_NAMES) {
     const plan = SWEEP_PRESETS[name];
-    validatePlan(plan, "/tmp/sweep-x");
+    await validatePlan(plan, "/tmp/sweep-x");
     const runs = expandSweep(plan);
     assert.ok(runs.length >= plan.seeds.length * 2, name);
     assert.ok(plan.seeds.length >= 3, `${name}: error bars need seeds`);
     for (const r of runs) {
-      const c = rlRunConfigOf(plan, r, "/tmp/sweep-x");
+      const c = await rlRunConfigOf(plan, r, "/tmp/sweep-x");
       assert.equal(c.policy, "/tmp/sweep-x/pretrained/policy/model");
       assert.equal(c.trainer.seed, r.seed);
     }
@@ -99,8 +99,10 @@ Deno.test("every preset is a valid set of jackpot rl runs from its pre-trained m
     assert.match(commands[commands.length - 1], /--stage report$/);
   }
   // the staleness preset keeps the rollouts and optimizer steps of its groups equal
-  const st = expandSweep(SWEEP_PRESETS.staleness).map((r) =>
-    rlRunConfigOf(SWEEP_PRESETS.staleness, r, "/s")
+  const st = await Promise.all(
+    expandSweep(SWEEP_PRESETS.staleness).map((r) =>
+      rlRunConfigOf(SWEEP_PRESETS.staleness, r, "/s")
+    ),
   );
   const rollouts = new Set(st.map((c) => c.iterations * c.trainer.prompts * c.trainer.groupSize));
   const steps = new Set(
@@ -110,7 +112,7 @@ Deno.test("every preset is a valid set of jackpot rl runs from its pre-trained m
   assert.deepEqual([...steps], [64]);
 });
 
-Deno.test("bad plans are refused with the field named", () => {
+Deno.test("bad plans are refused with the field named", async () => {
   const cases: Array<[unknown, RegExp]> = [
     [[], /must be a JSON object/],
     [{ ...PLAN, extra: 1 }, /unknown plan field 'extra'/],
@@ -161,9 +163,15 @@ Deno.test("bad plans are refused with the field named", () => {
   }
   // an rl option the command refuses is found before anything runs, naming the run
   const bad = parseSweepPlan({ ...noBaseline, axes: { mode: ["tis", "bogus"] } });
-  assert.throws(() => validatePlan(bad, "/tmp/x"), /run mode-bogus_seed-3: --mode must be one of/);
+  await assert.rejects(
+    () => validatePlan(bad, "/tmp/x"),
+    /run mode-bogus_seed-3: --mode must be one of/,
+  );
   const badPre = parseSweepPlan({ ...PLAN, pretrain: { actor: { model: "nosuch" } } });
-  assert.throws(() => validatePlan(badPre, "/tmp/x"), /pretrain.actor: /);
+  await assert.rejects(() => validatePlan(badPre, "/tmp/x"), /pretrain.actor: /);
   const badTarget = parseSweepPlan({ ...PLAN, pretrain: { actor: { target: 2 } } });
-  assert.throws(() => validatePlan(badTarget, "/tmp/x"), /pretrain.actor: --target must be <= 1/);
+  await assert.rejects(
+    () => validatePlan(badTarget, "/tmp/x"),
+    /pretrain.actor: --target must be <= 1/,
+  );
 });

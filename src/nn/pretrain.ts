@@ -12,6 +12,7 @@ import {
   evaluateExactMatch,
   type Example,
   maxSequenceLength,
+  stopIdsOf,
   type Task,
 } from "../tasks/mod.ts";
 import { readAll, type Tensor, tensor, tidy } from "../tensor/mod.ts";
@@ -135,7 +136,7 @@ export async function evaluateGreedy(
   const r = await engine.generate(prompts, {
     seed: 0,
     temperature: 0,
-    stopId: task.tokenizer.eosId,
+    stopId: stopIdsOf(task.tokenizer),
     padId: task.tokenizer.padId,
   });
   const completions = prompts.map((_, b) => completion(r, b));

@@ -18,6 +18,7 @@ import type { RolloutEngine } from "../nn/rollout.ts";
 import { completion } from "../nn/rollout.ts";
 import { MIN_TEMPERATURE } from "../nn/sampling_reference.ts";
 import type { Example, Task } from "../tasks/task.ts";
+import { stopIdsOf } from "../tasks/tokenizer.ts";
 import { hash3 } from "../util/rng.ts";
 import { type SampleSummary, summarizeSamples } from "./evaluation.ts";
 
@@ -134,7 +135,7 @@ export async function evaluateSampled(
       seed: engineSeed,
       stream0: start,
       temperature: t,
-      stopId: tok.eosId,
+      stopId: stopIdsOf(tok),
       padId: tok.padId,
     });
     calls++;

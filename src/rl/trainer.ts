@@ -18,7 +18,7 @@ import { readAll, type Tensor, tidy } from "../tensor/mod.ts";
 import type { Transformer } from "../nn/transformer.ts";
 import { completion, RolloutEngine } from "../nn/rollout.ts";
 import { taskModelMismatch } from "../nn/pretrain.ts";
-import type { Task } from "../tasks/mod.ts";
+import { stopIdsOf, type Task } from "../tasks/mod.ts";
 import { hash3, Rng } from "../util/rng.ts";
 import type { JackpotStats } from "../obrs/gpu/mod.ts";
 import { decodeDistillStats, distillKL, type DistillStats } from "./distill.ts";
@@ -232,7 +232,7 @@ export class RlTrainer {
     const r = await this.#engine.generate(prompts, {
       seed: hash3(c.seed, SAMPLE_STREAM, it),
       temperature: c.temperature,
-      stopId: tok.eosId,
+      stopId: stopIdsOf(tok),
       padId: tok.padId,
       modelVersion: it,
       onProgress: onProgress && ((d, t) => onProgress("rollout", d, t)),

@@ -16,3 +16,24 @@ export {
   WORDSORT_SEPARATOR,
 } from "./wordsort.ts";
 export { passAtK, type SampledScore, scoreSamples } from "./metrics.ts";
+export {
+  CheckpointTokenizer,
+  loadTextTask,
+  TEXT_TASK_OPTIONS,
+  TextTask,
+  type TextTaskSettings,
+} from "./text/text_task.ts";
+export {
+  ANSWER_FORMATS,
+  type AnswerFormat,
+  answersMatch,
+  extractFinalAnswer,
+  normalizeAnswer,
+} from "./text/answer.ts";
+export { parseProblemsJsonl, ProblemFileError, type TextProblem } from "./text/problems.ts";
+export {
+  generateArithmeticProblems,
+  GENERATED_DEFAULTS,
+  type GeneratedProblem,
+  type GeneratedProblemOptions,
+} from "./text/generated.ts";

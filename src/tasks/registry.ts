@@ -6,6 +6,7 @@
 import { ARITHMETIC_OPTIONS, createArithmeticTask } from "./arithmetic.ts";
 import { describeOptions, type OptionDecl } from "./options.ts";
 import type { Task, TaskOptions } from "./task.ts";
+import { loadTextTask, TEXT_TASK_OPTIONS } from "./text/text_task.ts";
 import { createWordSortTask, WORDSORT_OPTIONS } from "./wordsort.ts";
 
 /** A registered task: how to build it and what it accepts. */
@@ -16,6 +17,8 @@ export interface TaskEntry {
   options: Record<string, OptionDecl>;
   /** Builds the task; throws on unknown or bad options. */
   create(options: TaskOptions): Task;
+  /** Builds a task that reads files (then `create` throws and `loadTask` must be used). */
+  load?(options: TaskOptions): Promise<Task>;
 }
 
 const REGISTRY: Record<string, TaskEntry> = {
@@ -23,6 +26,15 @@ const REGISTRY: Record<string, TaskEntry> = {
     summary: "character-level integer arithmetic, '12+345=' → '357' (vocabulary 18)",
     options: ARITHMETIC_OPTIONS,
     create: createArithmeticTask,
+  },
+  text: {
+    summary: "problems with a final answer in a checkpoint's own tokenizer and chat template " +
+      "(jackpot rl on Hugging Face folders)",
+    options: TEXT_TASK_OPTIONS,
+    create: () => {
+      throw new Error("task 'text' reads files: build it with loadTask or loadTaskFromSpec");
+    },
+    load: loadTextTask,
   },
   wordsort: {
     summary: "sort a list of pseudo-words alphabetically (vocabulary 1,028 by default)",
@@ -89,6 +101,26 @@ export function parseTaskSpec(spec: string): { name: string; options: TaskOption
 export function createTaskFromSpec(spec: string): Task {
   const { name, options } = parseTaskSpec(spec);
   return createTask(name, options);
+}
+
+/**
+ * The task `name` with `options`, reading its files first when it has any (the `text` task);
+ * every other task is {@link createTask}'s.
+ *
+ * @example
+ * ```ts
+ * const task = await loadTask("text", { tokenizer: "models/Qwen3-0.6B" });
+ * ```
+ */
+export async function loadTask(name: string, options: TaskOptions = {}): Promise<Task> {
+  const entry = taskEntry(name);
+  return entry.load ? await entry.load(options) : entry.create(options);
+}
+
+/** The task of a spec string, its files read: `loadTask(parseTaskSpec(spec))`. */
+export async function loadTaskFromSpec(spec: string): Promise<Task> {
+  const { name, options } = parseTaskSpec(spec);
+  return await loadTask(name, options);
 }
 
 /** Help text listing every task with its options. */

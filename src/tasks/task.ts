@@ -3,7 +3,8 @@
  * consumes (supervised sequences with a loss mask, padded prompts for rollouts).
  *
  * Conventions every task follows:
- * - a prompt is token ids starting with `tokenizer.bosId`; the model continues it;
+ * - a prompt is token ids starting with `tokenizer.bosId` (when the tokenizer has one, not -1);
+ *   the model continues it;
  * - an answer is token ids *without* the stop token; a completion is what the model generated
  *   after the prompt, and its answer is the tokens before the first `tokenizer.eosId`;
  * - `reward` is recomputed from the prompt alone (the task parses the prompt and solves it), so
@@ -19,7 +20,7 @@ import type { Tokenizer } from "./tokenizer.ts";
 
 /** One prompt and its reference answer. */
 export interface Example {
-  /** Prompt token ids, `bosId` first. */
+  /** Prompt token ids, `bosId` first (when the tokenizer has one). */
   prompt: Int32Array;
   /** Reference answer token ids, without the stop token. */
   answer: Int32Array;
@@ -53,6 +54,11 @@ export interface Task {
   readonly maxAnswerLength: number;
   /** `n` examples drawn from `rng` only: the same seed and stream give the same examples. */
   sample(rng: Rng, n: number): Example[];
+  /**
+   * `n` evaluation examples from `rng`, when the task keeps evaluation problems apart from the
+   * training ones (a held-out file); absent: evaluations use {@link Task.sample} on their own stream.
+   */
+  evaluationSample?(rng: Rng, n: number): Example[];
   /** The correct answer to `prompt` (stop excluded); throws on a prompt this task cannot parse. */
   referenceAnswer(prompt: ArrayLike<number>): Int32Array;
   /** Reward in [0, 1] of `completion` (generated ids after `prompt`); see the module notes. */

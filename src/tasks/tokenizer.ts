@@ -28,10 +28,15 @@ export interface Tokenizer {
   readonly vocabSize: number;
   /** Id that pads sequences to a common length. */
   readonly padId: number;
-  /** Id that starts every prompt. */
+  /** Id that starts every prompt; -1 when prompts start with no special token (Qwen's tokenizers). */
   readonly bosId: number;
   /** Stop token: generation ends when it is sampled, and every supervised answer ends with it. */
   readonly eosId: number;
+  /**
+   * Every token that ends a generation, `eosId` first (a Hugging Face tokenizer may have several,
+   * such as Qwen's `<|im_end|>` and `<|endoftext|>`); absent: `eosId` alone. See {@link stopIdsOf}.
+   */
+  readonly stopIds?: readonly number[];
   /**
    * Token ids of `text`. Special tokens are never produced (add `bosId`/`eosId` yourself); text that
    * the vocabulary cannot spell throws an `Error` naming the offending character or word.
@@ -45,6 +50,18 @@ export interface Tokenizer {
   decode(ids: ArrayLike<number>, options?: { skipSpecial?: boolean }): string;
   /** The string of one token id (special tokens included). */
   tokenString(id: number): string;
+}
+
+/**
+ * The tokens that end a generation of `tok`: its `stopIds` when it lists any, else `[eosId]`.
+ *
+ * @example
+ * ```ts
+ * stopIdsOf(new CharTokenizer("0123456789")); // [2]
+ * ```
+ */
+export function stopIdsOf(tok: Tokenizer): readonly number[] {
+  return tok.stopIds !== undefined && tok.stopIds.length > 0 ? tok.stopIds : [tok.eosId];
 }
 
 function checkId(id: number, vocabSize: number): void {

@@ -233,3 +233,21 @@ async function readJson(path: string): Promise<Record<string, unknown> | null> {
   }
   return v as Record<string, unknown>;
 }
+
+/**
+ * `messages` in ChatML, ending where the assistant's answer starts: the layout Qwen2, Qwen2.5 and
+ * Qwen3 instruct models are trained on, which their chat templates produce with
+ * `add_generation_prompt` (Qwen2.5's template adds a default system turn when none is given,
+ * Qwen3's none: pass a system message to match either exactly). The fallback for a folder without
+ * a template; the caller checks that the tokenizer has `<|im_start|>` and `<|im_end|>`.
+ *
+ * @example
+ * ```ts
+ * chatMLPrompt([{ role: "user", content: "2+2?" }]);
+ * // "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"
+ * ```
+ */
+export function chatMLPrompt(messages: readonly ChatMessage[]): string {
+  return messages.map((m) => `<|im_start|>${m.role}\n${m.content}<|im_end|>\n`).join("") +
+    "<|im_start|>assistant\n";
+}

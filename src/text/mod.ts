@@ -20,6 +20,7 @@ export { readTokenizer, specialsFromConfigs } from "./folder.ts";
 export type { TokenizerConfigs } from "./folder.ts";
 export {
   type ChatMessage,
+  chatMLPrompt,
   ChatTemplate,
   ChatTemplateError,
   type RenderOptions,

@@ -8,7 +8,7 @@
 import { UsageError } from "../command.ts";
 import type { SamplingSettings } from "../../nn/sampling_reference.ts";
 import type { BpeTokenizer } from "../../text/mod.ts";
-import type { ChatMessage, ChatTemplate } from "../../text/chat_template.ts";
+import { type ChatMessage, chatMLPrompt, type ChatTemplate } from "../../text/chat_template.ts";
 
 /**
  * `text` as one user turn of ChatML (after an optional system turn), ending where the assistant's
@@ -28,9 +28,10 @@ export function chatPrompt(tok: BpeTokenizer, text: string, system?: string): st
       throw new UsageError(`--chat: the tokenizer has no ${t} token (not a ChatML model)`);
     }
   }
-  const turn = (role: string, content: string) => `<|im_start|>${role}\n${content}<|im_end|>\n`;
-  return (system === undefined ? "" : turn("system", system)) + turn("user", text) +
-    "<|im_start|>assistant\n";
+  return chatMLPrompt([
+    ...(system === undefined ? [] : [{ role: "system", content: system }]),
+    { role: "user", content: text },
+  ]);
 }
 
 /**

@@ -14,7 +14,7 @@ import {
 import { Progress } from "../progress.ts";
 import { runFolder, runInterruptibly } from "../run_folder.ts";
 import { runtimeVersions } from "../runtime.ts";
-import { createTaskFromSpec, type Task } from "../../tasks/mod.ts";
+import { loadTaskFromSpec, type Task } from "../../tasks/mod.ts";
 import { initTensors } from "../../tensor/mod.ts";
 import { CheckpointError, loadCheckpoint, saveCheckpoint } from "../../nn/checkpoint/mod.ts";
 import {
@@ -97,10 +97,10 @@ export function pretrainConfigFromValues(values: ParsedValues): PretrainConfig {
   };
 }
 
-function resolve(config: PretrainConfig): { task: Task; model: ModelConfig } {
+async function resolve(config: PretrainConfig): Promise<{ task: Task; model: ModelConfig }> {
   let task: Task;
   try {
-    task = createTaskFromSpec(config.task);
+    task = await loadTaskFromSpec(config.task);
   } catch (e) {
     throw new UsageError(`--task: ${e instanceof Error ? e.message : e}`);
   }
@@ -178,8 +178,9 @@ export async function runPretrain(
     signal?: AbortSignal;
   } = {},
 ): Promise<PretrainRun> {
-  const { task } = resolve(config);
-  let { model } = resolve(config);
+  const resolved = await resolve(config);
+  const task = resolved.task;
+  let model = resolved.model;
   let init: Transformer | undefined;
   if (config.init) {
     const ckpt = await openCheckpointOrExplain(config.init, "--init");
@@ -403,7 +404,7 @@ export const command: Command = {
   },
   async run(values: ParsedValues): Promise<number> {
     const config = pretrainConfigFromValues(values);
-    resolve(config); // bad task/model specs fail before any GPU work
+    await resolve(config); // bad task/model specs fail before any GPU work
     const out = runFolder(values, "pretrain");
     const outcome = await runInterruptibly("pretrain", out, (signal) =>
       runPretrain(config, out, {

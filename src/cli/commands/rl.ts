@@ -26,7 +26,7 @@ import {
 import { POLICY_LOSS_AGGREGATIONS } from "../../rl/policy_loss_reference.ts";
 import { MIN_TEMPERATURE } from "../../nn/sampling_reference.ts";
 import { passKs } from "../../rl/sampled_eval.ts";
-import { type RlRunConfig, runRl, taskOf } from "./rl_run.ts";
+import { type RlRunConfig, runRl, taskOf, withDefaultTokenizer } from "./rl_run.ts";
 
 export { type RlRun, type RlRunConfig, runRl } from "./rl_run.ts";
 
@@ -35,7 +35,7 @@ function option(values: ParsedValues, name: string): boolean {
 }
 
 /** Reads the command line; UsageError names the first bad value. */
-export function rlConfigFromValues(values: ParsedValues): RlRunConfig {
+export async function rlConfigFromValues(values: ParsedValues): Promise<RlRunConfig> {
   const num = (name: string, min = 0, exclusiveMin = true) =>
     numberOption(values, name, { min, exclusiveMin });
   const int = (name: string, min = 1) => integerOption(values, name, { min, max: 1 << 20 });
@@ -71,7 +71,8 @@ export function rlConfigFromValues(values: ParsedValues): RlRunConfig {
     maxGradNorm: num("max-grad-norm", 0, false),
     seed: integerOption(values, "seed", { min: 0, max: 2 ** 32 - 1 }),
   };
-  const task = taskOf(String(values.task));
+  const taskSpec = await withDefaultTokenizer(String(values.task), String(values.policy));
+  const task = await taskOf(taskSpec);
   // default: room for the task's longest answer and its stop token
   partial.maxNew = option(values, "max-new") ? int("max-new") : task.maxAnswerLength + 1;
   // k and the capture default to 20 (the paper's k), or the whole vocabulary of a smaller one
@@ -93,7 +94,7 @@ export function rlConfigFromValues(values: ParsedValues): RlRunConfig {
   const evalSize = int("eval-size");
   const { evalSamples, evalTemperature } = sampledEvalOptions(values, evalSize, trainer);
   return {
-    task: String(values.task),
+    task: taskSpec,
     policy: String(values.policy),
     actor: String(values.actor),
     iterations: int("iterations"),
@@ -350,7 +351,7 @@ export const command: Command = {
     quiet: { type: "boolean", description: "No progress bar" },
   },
   async run(values: ParsedValues): Promise<number> {
-    const config = rlConfigFromValues(values);
+    const config = await rlConfigFromValues(values);
     const out = runFolder(values, "rl");
     const outcome = await runInterruptibly(
       "rl",

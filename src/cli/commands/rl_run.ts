@@ -9,10 +9,11 @@ import { UsageError } from "../command.ts";
 import { Progress } from "../progress.ts";
 import { runtimeVersions } from "../runtime.ts";
 import { openCheckpointOrExplain } from "./pretrain.ts";
-import { createTaskFromSpec, type Task } from "../../tasks/mod.ts";
+import { loadTaskFromSpec, parseTaskSpec, type Task } from "../../tasks/mod.ts";
+import { TextTask } from "../../tasks/text/text_task.ts";
 import { initTensors } from "../../tensor/mod.ts";
 import { noGrad } from "../../autograd/mod.ts";
-import { saveCheckpoint } from "../../nn/checkpoint/mod.ts";
+import { copyTokenizerFiles, type JackpotInfo, saveCheckpoint } from "../../nn/checkpoint/mod.ts";
 import { describeModel, ModelConfigError, parseModelSpec } from "../../nn/config.ts";
 import { evaluateGreedy } from "../../nn/pretrain.ts";
 import { RolloutEngine } from "../../nn/rollout.ts";
@@ -74,32 +75,71 @@ export interface RlRunConfig {
 
 const EVAL_STREAM = 0x726c00e0;
 
-/** The task of a spec; a bad spec is a usage error naming --task. */
-export function taskOf(spec: string): Task {
+/**
+ * The task of a spec, its files read (the `text` task's tokenizer and problems); a bad spec or
+ * file is a usage error naming --task.
+ */
+export async function taskOf(spec: string): Promise<Task> {
   try {
-    return createTaskFromSpec(spec);
+    return await loadTaskFromSpec(spec);
   } catch (e) {
     throw new UsageError(`--task: ${e instanceof Error ? e.message : e}`);
   }
+}
+
+/**
+ * `spec` with the `text` task's `tokenizer=` filled in from the policy's checkpoint folder when it
+ * names none (the policy and the rollout model share that tokenizer); other specs unchanged.
+ */
+export async function withDefaultTokenizer(spec: string, policy: string): Promise<string> {
+  let parsed;
+  try {
+    parsed = parseTaskSpec(spec);
+  } catch (e) {
+    throw new UsageError(`--task: ${e instanceof Error ? e.message : e}`);
+  }
+  if (parsed.name !== "text" || "tokenizer" in parsed.options) return spec;
+  const isDir = await Deno.stat(policy).then((s) => s.isDirectory, () => false);
+  if (!isDir) {
+    throw new UsageError(
+      `--task text: --policy '${policy}' is not a checkpoint folder, so name the tokenizer ` +
+        "folder in the spec (text:tokenizer=DIR,...)",
+    );
+  }
+  return `${spec}${spec.includes(":") ? "," : ":"}tokenizer=${policy}`;
 }
 
 // A checkpoint folder when `spec` names an existing directory, else a preset spec (fresh weights).
 async function loadModel(spec: string, option: string, task: Task, seed: number): Promise<{
   model: Transformer;
   source: string;
+  folder: string | null;
 }> {
   const isDir = await Deno.stat(spec).then((s) => s.isDirectory, () => false);
   if (isDir) {
     const ckpt = await openCheckpointOrExplain(spec, option);
+    let model: Transformer;
     try {
-      return { model: await ckpt.load(), source: `checkpoint ${spec}` };
+      model = await ckpt.load();
     } finally {
       ckpt.close();
     }
+    if (task.tokenizer.vocabSize > model.config.vocabSize) {
+      noGrad(() => model.dispose());
+      throw new UsageError(
+        `${option} ${spec}: the model's vocabulary (${model.config.vocabSize}) is smaller than ` +
+          `the task's tokenizer (${task.tokenizer.vocabSize} tokens); is it the same model family?`,
+      );
+    }
+    return { model, source: `checkpoint ${spec}`, folder: spec };
   }
   try {
     const config = parseModelSpec(spec, task.tokenizer.vocabSize);
-    return { model: Transformer.init(config, { seed }), source: `fresh ${spec} (seed ${seed})` };
+    return {
+      model: Transformer.init(config, { seed }),
+      source: `fresh ${spec} (seed ${seed})`,
+      folder: null,
+    };
   } catch (e) {
     if (e instanceof ModelConfigError) {
       throw new UsageError(
@@ -125,6 +165,19 @@ export interface RlRun {
 const pad6 = (n: number) => String(n).padStart(6, "0");
 
 /**
+ * Saves a trained model; one loaded from a Hugging Face folder gets that folder's tokenizer files
+ * too, so the saved folder opens in `jackpot generate` and transformers as the original did.
+ */
+async function save(
+  path: string,
+  m: { model: Transformer; folder: string | null },
+  info: JackpotInfo,
+): Promise<void> {
+  await saveCheckpoint(path, await m.model.toCheckpoint(info));
+  if (m.folder !== null) await copyTokenizerFiles(m.folder, path);
+}
+
+/**
  * Runs and writes `dir`: `iterations.csv/json` and `steps.csv/json` (rewritten after every
  * iteration), `evals.csv/json`, `checkpoints/iter-NNNNNN/{policy,actor}/` at every evaluation,
  * `policy/` and `actor/` at the end, charts, `index.html`, and `config.json` last.
@@ -140,7 +193,7 @@ export async function runRl(
     onIteration?: (row: LogRow) => void;
   } = {},
 ): Promise<RlRun> {
-  const task = taskOf(config.task);
+  const task = await taskOf(config.task);
   const c = config.trainer;
   const onPolicy = RL_MODES[c.mode].onPolicy;
   const samples = config.evalSamples ?? 0;
@@ -153,6 +206,12 @@ export async function runRl(
   if (samples > 0 && !(Number.isFinite(t) && (t === 0 || t >= MIN_TEMPERATURE))) {
     throw new UsageError(
       `--eval-temperature must be 0 (greedy) or at least ${MIN_TEMPERATURE}, got ${t}`,
+    );
+  }
+  if (task instanceof TextTask && !task.heldOut) {
+    console.error(
+      `jackpot rl: the text task has no held-out problems (eval=FILE), so evaluations draw ` +
+        `from the ${task.sizes.train} training problems`,
     );
   }
   await initTensors();
@@ -176,7 +235,9 @@ export async function runRl(
       throw e;
     }
     await prepareRunDir(dir, { force });
-    const evalSet = task.sample(new Rng(c.seed, EVAL_STREAM), config.evalSize);
+    const evalRng = new Rng(c.seed, EVAL_STREAM);
+    const evalSet = task.evaluationSample?.(evalRng, config.evalSize) ??
+      task.sample(evalRng, config.evalSize);
     const engineFor = (m: Transformer) => {
       const e = new RolloutEngine(m, {
         // the sampled evaluation draws every prompt's samples in one batch
@@ -222,9 +283,9 @@ export async function runRl(
       evals.push(row);
       await writeTable(dir, "evals", rowsToTable(evals));
       const base = `${dir}/checkpoints/iter-${pad6(it)}`;
-      await saveCheckpoint(`${base}/policy`, await policy.model.toCheckpoint(info(it, "policy")));
+      await save(`${base}/policy`, policy, info(it, "policy"));
       if (actor) {
-        await saveCheckpoint(`${base}/actor`, await actor.model.toCheckpoint(info(it, "rollout")));
+        await save(`${base}/actor`, actor, info(it, "rollout"));
       }
     };
     await evaluate(0);
@@ -258,9 +319,9 @@ export async function runRl(
       bar.finish();
     }
     const last = config.iterations;
-    await saveCheckpoint(`${dir}/policy`, await policy.model.toCheckpoint(info(last, "policy")));
+    await save(`${dir}/policy`, policy, info(last, "policy"));
     if (actor) {
-      await saveCheckpoint(`${dir}/actor`, await actor.model.toCheckpoint(info(last, "rollout")));
+      await save(`${dir}/actor`, actor, info(last, "rollout"));
     }
     await writeReport(dir, config, c, iterations, evals, policy.model, actor?.model ?? null, {
       samples,

@@ -11,7 +11,7 @@ import {
   type ParsedValues,
   UsageError,
 } from "../command.ts";
-import { createTaskFromSpec, type Task, WordTokenizer } from "../../tasks/mod.ts";
+import { loadTaskFromSpec, stopIdsOf, type Task, WordTokenizer } from "../../tasks/mod.ts";
 import { initTensors } from "../../tensor/mod.ts";
 import { openCheckpointOrExplain } from "./pretrain.ts";
 import { validateSampling } from "../../nn/sampling_reference.ts";
@@ -174,7 +174,7 @@ export const command: Command = {
       }
       spec = named;
       try {
-        task = createTaskFromSpec(spec);
+        task = await loadTaskFromSpec(spec);
       } catch (e) {
         throw new UsageError(`--task: ${e instanceof Error ? e.message : e}`);
       }
@@ -214,7 +214,7 @@ export const command: Command = {
       temperature,
       topK,
       topP,
-      stopId: task.tokenizer.eosId,
+      stopId: stopIdsOf(task.tokenizer),
       padId: task.tokenizer.padId,
     });
     engine.dispose();

@@ -281,7 +281,7 @@ export const command: Command = {
       }
       chosen = [runs[i]];
     }
-    validatePlan(plan, out);
+    await validatePlan(plan, out);
     const quiet = values.quiet === true;
     const log = { info: (line: string) => quiet || console.log(line) };
     if (values.slurm === true) return await writeSlurm(values, plan, out);

@@ -35,7 +35,7 @@ import {
 } from "../../sweep/plan.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../../report/mod.ts";
 import { ModelConfigError, parseModelSpec } from "../../nn/config.ts";
-import { createTaskFromSpec } from "../../tasks/mod.ts";
+import { loadTaskFromSpec } from "../../tasks/mod.ts";
 
 /** The folder of a run inside a sweep folder. */
 export function runDir(dir: string, run: SweepRun): string {
@@ -89,7 +89,10 @@ export function planTask(plan: SweepPlan): string {
 }
 
 /** The `jackpot pretrain` settings of a role, checked as the command line would check them. */
-export function pretrainConfigOf(plan: SweepPlan, role: "policy" | "actor"): PretrainConfig | null {
+export async function pretrainConfigOf(
+  plan: SweepPlan,
+  role: "policy" | "actor",
+): Promise<PretrainConfig | null> {
   const o = plan.pretrain?.[role];
   if (!o) return null;
   try {
@@ -99,7 +102,7 @@ export function pretrainConfigOf(plan: SweepPlan, role: "policy" | "actor"): Pre
     );
     const config = pretrainConfigFromValues(values);
     // The model spec is otherwise read only when the stage runs: check it with the plan.
-    parseModelSpec(config.model, createTaskFromSpec(config.task).tokenizer.vocabSize);
+    parseModelSpec(config.model, (await loadTaskFromSpec(config.task)).tokenizer.vocabSize);
     return config;
   } catch (e) {
     if (e instanceof UsageError || e instanceof ModelConfigError) {
@@ -116,13 +119,17 @@ export function pretrainConfigOf(plan: SweepPlan, role: "policy" | "actor"): Pre
  * A run's `jackpot rl` settings, checked as the command line would check them; a pre-trained role
  * starts from `pretrained/<role>/model`.
  */
-export function rlRunConfigOf(plan: SweepPlan, run: SweepRun, dir: string): RlRunConfig {
+export async function rlRunConfigOf(
+  plan: SweepPlan,
+  run: SweepRun,
+  dir: string,
+): Promise<RlRunConfig> {
   const options: OptionValues = { ...run.options };
   for (const role of ["policy", "actor"] as const) {
     if (plan.pretrain?.[role]) options[role] = `${pretrainDir(dir, role)}/model`;
   }
   try {
-    return rlConfigFromValues(parseCommandArgs(rlCommand, optionArgs(options)));
+    return await rlConfigFromValues(parseCommandArgs(rlCommand, optionArgs(options)));
   } catch (e) {
     if (e instanceof UsageError) throw new UsageError(`run ${run.id}: ${e.message}`);
     throw e;
@@ -134,10 +141,10 @@ export function rlRunConfigOf(plan: SweepPlan, run: SweepRun, dir: string): RlRu
  * options except the model folders, which may not exist yet): a bad value in the twelfth run is
  * found before the first one spends minutes.
  */
-export function validatePlan(plan: SweepPlan, dir: string): void {
-  pretrainConfigOf(plan, "policy");
-  pretrainConfigOf(plan, "actor");
-  for (const run of expandSweep(plan)) rlRunConfigOf(plan, run, dir);
+export async function validatePlan(plan: SweepPlan, dir: string): Promise<void> {
+  await pretrainConfigOf(plan, "policy");
+  await pretrainConfigOf(plan, "actor");
+  for (const run of expandSweep(plan)) await rlRunConfigOf(plan, run, dir);
 }
 
 /**
@@ -195,7 +202,7 @@ export async function runPretrainStage(
   { quiet = false, signal, log }: { quiet?: boolean; signal?: AbortSignal; log: SweepLog },
 ): Promise<void> {
   for (const role of ["policy", "actor"] as const) {
-    const config = pretrainConfigOf(plan, role);
+    const config = await pretrainConfigOf(plan, role);
     if (!config) continue;
     const folder = pretrainDir(dir, role);
     const release = await claimOrWait(folder, `pretrained/${role}`, log, signal);
@@ -320,7 +327,7 @@ export async function runRunsStage(
       await Deno.mkdir(folder, { recursive: true });
       log.info(`run ${run.index + 1}/${total}: ${run.id}`);
       try {
-        await runRl(rlRunConfigOf(plan, run, dir), folder, { force: true, quiet, signal });
+        await runRl(await rlRunConfigOf(plan, run, dir), folder, { force: true, quiet, signal });
         outcomes.push({ run, status: "done" });
       } catch (e) {
         if (signal?.aborted || e instanceof UsageError) throw e;

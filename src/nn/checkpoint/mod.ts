@@ -10,6 +10,7 @@ export { CheckpointError } from "./fs.ts";
 export * from "./names.ts";
 export * from "./safetensors.ts";
 export * from "./shard_plan.ts";
+export { copyTokenizerFiles, TOKENIZER_FILES } from "./tokenizer_files.ts";
 export {
   CheckpointReader,
   parseShardIndex,
