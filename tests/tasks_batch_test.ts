@@ -125,10 +125,10 @@ Deno.test("extractAnswer stops at the first stop token and is null without one",
 });
 
 Deno.test("registry: names, specs, unknown names and options", () => {
-  assert.deepEqual(taskNames(), ["arithmetic", "wordsort"]);
+  assert.deepEqual(taskNames(), ["arithmetic", "text", "wordsort"]);
   assert.throws(
     () => createTask("sorting"),
-    /unknown task 'sorting'; known tasks: arithmetic, wordsort/,
+    /unknown task 'sorting'; known tasks: arithmetic, text, wordsort/,
   );
   assert.deepEqual(parseTaskSpec("arithmetic:maxDigits=4,ops=+*"), {
     name: "arithmetic",

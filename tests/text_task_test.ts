@@ -44,11 +44,11 @@ Deno.test("text task: ChatML prompts from a problem file, rewards on the final a
     { problem: "Halve 3.", solution: "It is $\\boxed{\\frac{3}{2}}$." },
     { prompt: "Count to 1,000.", answer: 1000 },
   ]);
-  const task = await loadTextTask({ tokenizer: dir, data, maxNew: 12 });
+  const task = await loadTextTask({ tokenizer: dir, data, maxNew: 24 });
   assert.ok(task instanceof TextTask);
   assert.equal(task.sizes.train, 3);
   assert.equal(task.heldOut, false);
-  assert.equal(task.maxAnswerLength, 11);
+  assert.equal(task.maxAnswerLength, 23);
   assert.deepEqual(task.tokenizer.stopIds, [IM_END, ENDOFTEXT]);
   assert.equal(task.tokenizer.padId, ENDOFTEXT);
   assert.equal(task.tokenizer.bosId, -1);
@@ -190,6 +190,7 @@ Deno.test("text task: a held-out file, and errors naming the option or the file"
     [{ tokenizer: dir, format: "xml" }, /option 'format': must be one of auto, boxed/],
     [{ tokenizer: dir, maxNew: 1 }, /option 'maxNew' must be an integer in \[2, 32768\]/],
     [{ tokenizer: dir, colour: "red" }, /has no option 'colour'/],
+    [{ tokenizer: dir, data, maxNew: 3 }, /maxNew=3 leaves no room for the answer "[23]"/],
   ];
   for (const [options, re] of bad) {
     await assert.rejects(loadTextTask(options), re, JSON.stringify(options));

@@ -29,6 +29,10 @@
 #           (bench/bigvocab/load.ts); the trainer's tests and seconds per `jackpot rl` iteration
 #   rl-sweep (~8 min) jackpot sweep's tests on the real adapter, then the fig4 preset (12 runs) at
 #           30 and at 100 iterations, timed, with its final and comparison tables
+#   rl-text (~6 min) the text task's tests on the real adapter, then `jackpot rl --task text` at
+#           Qwen3-0.6B's real shapes: a 28-layer stand-in folder as the policy and a 4-layer one of
+#           the same vocabulary as the rollout model (bench/bigvocab/hub_folder.ts), timed per
+#           iteration, with the iterations table kept
 #   all     tests, torch, ours in order
 # Usage (from the repository root, after `source .device/enter.sh` on a host without network):
 #   bash bench/device/run.sh STAGE [OUT_DIR]
@@ -38,7 +42,7 @@
 # device call and the archive is still written; `timeout` exits 124 for a command it stopped.
 set -uo pipefail
 limit=${LIMIT_S:-170}
-stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|profile|sweep|fusion|defer|interop|rl|all [OUT_DIR]}
+stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|profile|sweep|fusion|defer|interop|rl|rl-sweep|rl-text|all [OUT_DIR]}
 out=${2:-${OUT:-device-out}}
 work=$(mktemp -d)
 mkdir -p "$out" "$work/torch" "$work/bench"
@@ -173,6 +177,27 @@ run_rl_sweep() {
   } 2>&1 | tee "$out/rl-sweep.log" || status=1
 }
 
+# jackpot rl on Hub-style folders at Qwen3-0.6B's shapes (V = 151,936): what an iteration of the
+# paper's setting costs on this GPU, before real checkpoints are tried.
+run_rl_text() {
+  {
+    timeout 120 deno test --allow-all tests/text_task_test.ts tests/cli_rl_text_test.ts \
+      tests/text_answer_test.ts tests/text_problems_test.ts 2>&1 | tail -4
+    rm -rf "$work/qwen-policy" "$work/qwen-actor" "$work/rl-text"
+    timeout 90 deno run -A bench/bigvocab/hub_folder.ts --out "$work/qwen-policy" --seed 1 &&
+      timeout 60 deno run -A bench/bigvocab/hub_folder.ts --out "$work/qwen-actor" --layers 4 --seed 2 &&
+      start=$SECONDS &&
+      timeout 300 deno task jackpot rl --task text:problems=1024,maxNew=64 \
+        --policy "$work/qwen-policy" --actor "$work/qwen-actor" --prompts 8 --group-size 8 \
+        --minibatch 16 --iterations 4 --eval-every 4 --eval-size 16 --lr-policy 1e-6 \
+        --lr-actor 1e-6 --out "$work/rl-text" --quiet &&
+      echo "rl-text: 4 iterations in $((SECONDS - start)) s" &&
+      cat "$work/rl-text/iterations.csv"
+    rm -rf "$work/qwen-policy" "$work/qwen-actor" "$work/rl-text/checkpoints" \
+      "$work/rl-text/policy" "$work/rl-text/actor"
+  } 2>&1 | tee "$out/rl-text.log" || status=1
+}
+
 run_interop() {
   {
     rm -rf "$work/interop"
@@ -199,8 +224,9 @@ case "$stage" in
   interop) run_interop ;;
   rl) run_rl ;;
   rl-sweep) run_rl_sweep ;;
+  rl-text) run_rl_text ;;
   all) run_tests; run_torch; run_ours ;;
-  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, sweep, fusion, defer, interop, rl, rl-sweep, all)" >&2; exit 2 ;;
+  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, sweep, fusion, defer, interop, rl, rl-sweep, rl-text, all)" >&2; exit 2 ;;
 esac
 tar czf "$out/results.tar.gz" -C "$work" .
 exit "$status"

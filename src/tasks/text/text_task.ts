@@ -433,5 +433,18 @@ async function readTextTask(s: TextTaskSettings): Promise<TextTask> {
     evalProblems = train;
     heldOut = false;
   }
-  return new TextTask(s, tok, train, evalProblems, heldOut);
+  const task = new TextTask(s, tok, train, evalProblems, heldOut);
+  // A supervised example (pretrain) and a correct completion must fit in maxNew with the stop.
+  for (const p of [...train, ...evalProblems]) {
+    const n = task.referenceAnswer(p.prompt).length;
+    if (n > task.maxAnswerLength) {
+      throw new Error(
+        `task 'text': maxNew=${s.maxNew} leaves no room for the answer ${
+          JSON.stringify(p.answer)
+        } ` +
+          `written as it is rewarded (${n} tokens, then the stop token); raise maxNew`,
+      );
+    }
+  }
+  return task;
 }
