@@ -43,6 +43,19 @@ export async function qwenLikeFolder(options: HubFolderOptions = {}): Promise<st
   });
   await saveCheckpoint(dir, await model.toCheckpoint({}));
   noGrad(() => model.dispose());
+  await writeHubTokenizer(dir, options);
+  return dir;
+}
+
+/**
+ * Writes the tokenizer side of a Hub folder into `dir`: {@link HUB_TOKENIZER}, a
+ * tokenizer_config.json naming `<|im_end|>` eos and `<|endoftext|>` pad, and the optional
+ * generation_config.json and chat_template.jinja.
+ */
+export async function writeHubTokenizer(
+  dir: string,
+  options: Pick<HubFolderOptions, "generation" | "template"> = {},
+): Promise<void> {
   await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(HUB_TOKENIZER));
   await Deno.writeTextFile(
     `${dir}/tokenizer_config.json`,
@@ -57,5 +70,4 @@ export async function qwenLikeFolder(options: HubFolderOptions = {}): Promise<st
   if (options.template !== undefined) {
     await Deno.writeTextFile(`${dir}/chat_template.jinja`, options.template);
   }
-  return dir;
 }

@@ -8,24 +8,12 @@ import { loadTextTask, TextTask } from "../src/tasks/text/text_task.ts";
 import { chatMLPrompt } from "../src/text/mod.ts";
 import { Rng } from "../src/util/rng.ts";
 import { renderReference, TEST_TEMPLATE } from "./text_util.ts";
-import { ENDOFTEXT, hubTok, IM_END } from "./hub_util.ts";
+import { ENDOFTEXT, hubTok, IM_END, writeHubTokenizer } from "./hub_util.ts";
 
 /** A folder with only the tokenizer side of a Qwen download (the task reads nothing else). */
 async function tokenizerFolder(extra: { template?: string } = {}): Promise<string> {
   const dir = await Deno.makeTempDir();
-  const { HUB_TOKENIZER } = await import("./hub_util.ts");
-  await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(HUB_TOKENIZER));
-  await Deno.writeTextFile(
-    `${dir}/tokenizer_config.json`,
-    JSON.stringify({ eos_token: "<|im_end|>", pad_token: "<|endoftext|>", bos_token: null }),
-  );
-  await Deno.writeTextFile(
-    `${dir}/generation_config.json`,
-    JSON.stringify({ eos_token_id: [IM_END, ENDOFTEXT] }),
-  );
-  if (extra.template !== undefined) {
-    await Deno.writeTextFile(`${dir}/chat_template.jinja`, extra.template);
-  }
+  await writeHubTokenizer(dir, { generation: { eos_token_id: [IM_END, ENDOFTEXT] }, ...extra });
   return dir;
 }
 

@@ -163,7 +163,13 @@ export const command: Command = {
     "checkpoints/iter-N/{policy,actor}/, the final policy/ and actor/, charts, index.html and " +
     "config.json (last).",
   options: {
-    task: { type: "string", valueName: "SPEC", default: DEFAULT_RL_TASK, description: "Task spec" },
+    task: {
+      type: "string",
+      valueName: "SPEC",
+      default: DEFAULT_RL_TASK,
+      description: "Task spec: arithmetic:…, wordsort:…, or text:… on Hugging Face folders " +
+        "(tokenizer: --policy's; data=FILE, eval=FILE, maxNew=N, …)",
+    },
     policy: {
       type: "string",
       valueName: "DIR|SPEC",

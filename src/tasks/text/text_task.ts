@@ -201,7 +201,10 @@ export class TextTask implements Task {
     this.heldOut = heldOut;
     this.sizes = { train: train.length, eval: evalProblems.length };
     for (const p of [...train, ...evalProblems]) this.#answers.set(key(p.prompt), p.answer);
-    this.maxPromptLength = Math.max(...[...train, ...evalProblems].map((p) => p.prompt.length));
+    // a loop, not Math.max(...): a pool may hold a million problems, past the spread limit
+    let longest = 0;
+    for (const p of [...train, ...evalProblems]) longest = Math.max(longest, p.prompt.length);
+    this.maxPromptLength = longest;
     this.maxAnswerLength = settings.maxNew - 1;
     const source = settings.data === "" ? `${train.length} generated problems` : settings.data;
     this.description = `problems with a final answer (${source}), tokenized by ` +
