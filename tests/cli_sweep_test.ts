@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { runCli } from "../src/cli/main.ts";
 import { quietly } from "./cli_util.ts";
+import { studentTQuantile } from "../src/sweep/stats.ts";
 
 const PLAN = {
   name: "tiny",
@@ -76,6 +77,13 @@ Deno.test("jackpot sweep: pre-train, run, aggregate over seeds, resume", async (
           const sd = Math.abs(xs[0] - xs[1]) / Math.SQRT2;
           assert.ok(Math.abs((row[`${m}_std`] as number) - sd) <= 1e-12, `${m} std`);
           assert.equal(row.n, 2);
+          // the 95% t-interval (1 degree of freedom), clipped to [0, 1] for the fractions
+          const half = studentTQuantile(0.975, 1) * sd / Math.SQRT2;
+          const fraction = m !== "k3";
+          const lo = fraction ? Math.max(0, mean - half) : mean - half;
+          const hi = fraction ? Math.min(1, mean + half) : mean + half;
+          assert.ok(Math.abs((row[`${m}_lo`] as number) - lo) <= 1e-9, `${m} lo`);
+          assert.ok(Math.abs((row[`${m}_hi`] as number) - hi) <= 1e-9, `${m} hi`);
         }
       }
     }

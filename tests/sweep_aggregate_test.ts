@@ -4,12 +4,14 @@ import type { Row } from "../src/report/table.ts";
 import { lineChartSpec, renderSvg } from "../src/report/mod.ts";
 import {
   aggregateOverSeeds,
+  clipToRange,
   compareGroups,
   finalSummary,
   groupLabel,
   type RunSeries,
 } from "../src/sweep/aggregate.ts";
 import { studentTQuantile, welchInterval, welchTTest } from "../src/sweep/stats.ts";
+import { metricRange } from "../src/cli/commands/sweep_report.ts";
 
 const KEYS: Array<Record<string, string | number>> = [
   { mode: "tis" },
@@ -359,4 +361,78 @@ Deno.test("lineChartSpec draws the aggregated curves: one line per group, bands 
   const withBand = new Set(rows.filter((r) => r.reward_lo !== null).map((r) => r.group)).size;
   const bands = containers("area").filter((paths) => paths >= 1).length;
   assert.equal(bands, withBand, "one band per group that has intervals");
+});
+
+Deno.test("ranges: intervals of fractions are clipped to [0, 1], means untouched, values checked", () => {
+  // clipToRange against its definition on random intervals and ranges
+  const rng = new Rng(77);
+  for (let i = 0; i < 2000; i++) {
+    const a = 4 * rng.uniform() - 2, b = a + 3 * rng.uniform();
+    const low = 2 * rng.uniform() - 1, high = low + 0.01 + rng.uniform();
+    const [lo, hi] = clipToRange(a, b, [low, high]);
+    assert.ok(
+      low <= lo && lo <= hi && hi <= high,
+      `[${a}, ${b}] in [${low}, ${high}]: [${lo}, ${hi}]`,
+    );
+    if (a >= low && a <= high) assert.equal(lo, a);
+    if (b >= low && b <= high) assert.equal(hi, b);
+  }
+  assert.deepEqual(clipToRange(0.5, 2, [0, Infinity]), [0.5, 2]);
+
+  // three seeds near 1: the t-interval of the mean reaches past 1, the clipped one stops at 1
+  const runs: RunSeries[] = [1, 0.9, 1].map((acc, seed) => ({
+    key: { mode: "jackpot" },
+    seed,
+    rows: [{ iteration: 0, accuracy: acc, kl: acc - 0.5 }],
+  }));
+  const free = aggregateOverSeeds(runs, { x: "iteration", metrics: ["accuracy", "kl"] })[0];
+  assert.ok((free.accuracy_hi as number) > 1, "the unclipped interval passes 1");
+  const clipped = aggregateOverSeeds(runs, {
+    x: "iteration",
+    metrics: ["accuracy", "kl"],
+    ranges: { accuracy: [0, 1] },
+  })[0];
+  assert.equal(clipped.accuracy_hi, 1);
+  assert.equal(clipped.accuracy_lo, free.accuracy_lo);
+  for (const k of ["accuracy_mean", "accuracy_std", "accuracy_sem", "kl_lo", "kl_hi", "kl_mean"]) {
+    assert.equal(clipped[k], free[k], k);
+  }
+  const final = finalSummary(runs, { metric: "accuracy", x: "iteration", range: [0, 1] })[0];
+  const finalFree = finalSummary(runs, { metric: "accuracy", x: "iteration" })[0];
+  assert.equal(final.accuracy_hi, 1);
+  assert.equal(final.accuracy_lo, finalFree.accuracy_lo);
+
+  // a value outside its declared range is an error naming it, and so is an empty range
+  const bad = [...runs, {
+    key: { mode: "jackpot" },
+    seed: 9,
+    rows: [{ iteration: 0, accuracy: 1.5 }],
+  }];
+  assert.throws(
+    () =>
+      aggregateOverSeeds(bad, {
+        x: "iteration",
+        metrics: ["accuracy"],
+        ranges: { accuracy: [0, 1] },
+      }),
+    /accuracy = 1.5 in mode=jackpot at iteration 0 is outside its range \[0, 1\]/,
+  );
+  assert.throws(
+    () => finalSummary(bad, { metric: "accuracy", x: "iteration", range: [0, 1] }),
+    /accuracy = 1.5 \(final\) in mode=jackpot is outside its range/,
+  );
+  assert.throws(
+    () => finalSummary(runs, { metric: "accuracy", x: "iteration", range: [1, 0] }),
+    /range of accuracy must be \[low, high\] with low < high/,
+  );
+
+  // the sweep report's fractions
+  for (
+    const m of ["policy_accuracy", "actor_pass_at_4", "policy_mean_reward", "reward", "accept_rate"]
+  ) {
+    assert.deepEqual(metricRange(m), [0, 1], m);
+  }
+  for (const m of ["k3", "ess", "kl_policy_actor", "entropy_policy", "accuracy_gap"]) {
+    assert.equal(metricRange(m), undefined, m);
+  }
 });

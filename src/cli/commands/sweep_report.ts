@@ -33,6 +33,7 @@ import {
   aggregateOverSeeds,
   compareGroups,
   finalSummary,
+  type MetricRange,
   type RunSeries,
 } from "../../sweep/mod.ts";
 import { isComplete, planTask, pretrainDir, runDir } from "./sweep_run.ts";
@@ -47,6 +48,23 @@ export const CURVE_METRICS = [
   "clip_fraction",
   "entropy_policy",
 ] as const;
+
+/**
+ * The range of a metric whose values are fractions or means of rewards in [0, 1] (accuracy,
+ * Pass@k, reward, acceptance, clip fraction): its t-intervals are clipped to [0, 1], since a
+ * mean there cannot leave it. Undefined for the others (KL estimates, ESS, entropy).
+ */
+export function metricRange(metric: string): MetricRange | undefined {
+  const fraction = /(^|_)accuracy$|_pass_at_\d+$|(^|_)mean_reward$/.test(metric) ||
+    ["reward", "solved", "accept_rate", "clip_fraction", "stopped"].includes(metric);
+  return fraction ? [0, 1] : undefined;
+}
+
+const rangesOf = (metrics: readonly string[]): Record<string, MetricRange> =>
+  Object.fromEntries(metrics.flatMap((m) => {
+    const r = metricRange(m);
+    return r ? [[m, r]] : [];
+  }));
 
 /** Number of last iterations whose mean is a run's late-training value. */
 export const LATE_ITERATIONS = 5;
@@ -173,11 +191,13 @@ export async function writeSweepReport(plan: SweepPlan, dir: string): Promise<Sw
       x: "rollouts",
       metrics: curveMetrics,
       groupOrder,
+      ranges: rangesOf(curveMetrics),
     });
     const evals = aggregateOverSeeds(series(finished, (f) => f.evals), {
       x: "rollouts",
       metrics: evalMetrics,
       groupOrder,
+      ranges: rangesOf(evalMetrics),
     });
     await writeTable(out, "curves", rowsToTable(curves));
     await writeTable(out, "evals", rowsToTable(evals));
@@ -185,7 +205,7 @@ export async function writeSweepReport(plan: SweepPlan, dir: string): Promise<Sw
     await writeTable(out, "final", rowsToTable(final));
     sections.push({
       kind: "html",
-      heading: "Final values over seeds (mean, 95% t-interval)",
+      heading: "Final values over seeds (mean, 95% t-interval; clipped to [0, 1] for fractions)",
       html: tableToHtml(rowsToTable(final.map(displayRow))),
     });
     if (plan.baseline && finished.some((f) => f.run.groupLabel === plan.baseline)) {
@@ -280,6 +300,7 @@ function finalTable(finished: readonly FinishedRun[], groupOrder: readonly strin
     x: "rollouts",
     last: 1,
     groupOrder,
+    range: metricRange("policy_accuracy"),
   });
   const tables = [acc];
   for (const metric of ["reward", "k3", "accept_rate"]) {
@@ -289,6 +310,7 @@ function finalTable(finished: readonly FinishedRun[], groupOrder: readonly strin
       x: "rollouts",
       last: LATE_ITERATIONS,
       groupOrder,
+      range: metricRange(metric),
     }));
   }
   return mergeByGroup(tables);
