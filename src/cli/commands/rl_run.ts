@@ -87,6 +87,9 @@ export async function taskOf(spec: string): Promise<Task> {
   }
 }
 
+// Whether `path` names an existing folder (a checkpoint), not a model preset spec.
+const isDirectory = (path: string) => Deno.stat(path).then((s) => s.isDirectory, () => false);
+
 /**
  * `spec` with the `text` task's `tokenizer=` filled in from the policy's checkpoint folder when it
  * names none (the policy and the rollout model share that tokenizer); other specs unchanged.
@@ -99,8 +102,7 @@ export async function withDefaultTokenizer(spec: string, policy: string): Promis
     throw new UsageError(`--task: ${e instanceof Error ? e.message : e}`);
   }
   if (parsed.name !== "text" || "tokenizer" in parsed.options) return spec;
-  const isDir = await Deno.stat(policy).then((s) => s.isDirectory, () => false);
-  if (!isDir) {
+  if (!(await isDirectory(policy))) {
     throw new UsageError(
       `--task text: --policy '${policy}' is not a checkpoint folder, so name the tokenizer ` +
         "folder in the spec (text:tokenizer=DIR,...)",
@@ -115,8 +117,7 @@ async function loadModel(spec: string, option: string, task: Task, seed: number)
   source: string;
   folder: string | null;
 }> {
-  const isDir = await Deno.stat(spec).then((s) => s.isDirectory, () => false);
-  if (isDir) {
+  if (await isDirectory(spec)) {
     const ckpt = await openCheckpointOrExplain(spec, option);
     let model: Transformer;
     try {
