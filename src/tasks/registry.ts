@@ -70,11 +70,14 @@ export function createTask(name: string, options: TaskOptions = {}): Task {
 
 /**
  * Parses `name` or `name:key=value,key=value` (the CLI's `--task` value) into a name and string
- * options; `createTask` converts and checks the values.
+ * options; `createTask` converts and checks the values. A value holds a comma written `\\,` (a
+ * system prompt, a path); {@linkcode escapeTaskOptionValue} writes one. Other backslashes stay as
+ * they are, so Windows paths need no escaping.
  *
  * @example
  * ```ts
  * parseTaskSpec("arithmetic:maxDigits=4,ops=+*"); // { name: "arithmetic", options: { maxDigits: "4", ops: "+*" } }
+ * parseTaskSpec("text:system=Be brief\\, and exact"); // options.system === "Be brief, and exact"
  * ```
  */
 export function parseTaskSpec(spec: string): { name: string; options: TaskOptions } {
@@ -83,7 +86,7 @@ export function parseTaskSpec(spec: string): { name: string; options: TaskOption
   if (name === "") throw new Error(`task spec '${spec}' has no task name`);
   const options: TaskOptions = {};
   if (colon >= 0) {
-    for (const part of spec.slice(colon + 1).split(",")) {
+    for (const part of splitUnescaped(spec.slice(colon + 1))) {
       if (part.trim() === "") continue;
       const eq = part.indexOf("=");
       if (eq <= 0) {
@@ -91,10 +94,37 @@ export function parseTaskSpec(spec: string): { name: string; options: TaskOption
       }
       const key = part.slice(0, eq).trim();
       if (Object.hasOwn(options, key)) throw new Error(`task spec '${spec}': '${key}' given twice`);
-      options[key] = part.slice(eq + 1);
+      options[key] = part.slice(eq + 1).replaceAll("\\,", ",");
     }
   }
   return { name, options };
+}
+
+/** `text` split at the commas that no backslash escapes (the escapes are kept). */
+function splitUnescaped(text: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === "," && text[i - 1] !== "\\") {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts;
+}
+
+/**
+ * `value` written for a task spec: each comma escaped as `\\,`, so that {@linkcode parseTaskSpec}
+ * gives `value` back.
+ *
+ * @example
+ * ```ts
+ * `text:tokenizer=${escapeTaskOptionValue("runs/a,b/policy")}`; // "text:tokenizer=runs/a\\,b/policy"
+ * ```
+ */
+export function escapeTaskOptionValue(value: string): string {
+  return value.replaceAll(",", "\\,");
 }
 
 /** The task described by a spec string: `createTask(parseTaskSpec(spec))`. */

@@ -9,7 +9,12 @@ import { UsageError } from "../command.ts";
 import { Progress } from "../progress.ts";
 import { runtimeVersions } from "../runtime.ts";
 import { openCheckpointOrExplain } from "./pretrain.ts";
-import { loadTaskFromSpec, parseTaskSpec, type Task } from "../../tasks/mod.ts";
+import {
+  escapeTaskOptionValue,
+  loadTaskFromSpec,
+  parseTaskSpec,
+  type Task,
+} from "../../tasks/mod.ts";
 import { TextTask } from "../../tasks/text/text_task.ts";
 import { initTensors } from "../../tensor/mod.ts";
 import { noGrad } from "../../autograd/mod.ts";
@@ -108,7 +113,7 @@ export async function withDefaultTokenizer(spec: string, policy: string): Promis
         "folder in the spec (text:tokenizer=DIR,...)",
     );
   }
-  return `${spec}${spec.includes(":") ? "," : ":"}tokenizer=${policy}`;
+  return `${spec}${spec.includes(":") ? "," : ":"}tokenizer=${escapeTaskOptionValue(policy)}`;
 }
 
 // A checkpoint folder when `spec` names an existing directory, else a preset spec (fresh weights).
