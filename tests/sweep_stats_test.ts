@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { Rng } from "../src/util/rng.ts";
 import {
+  equalDifferences,
+  holmAdjust,
   meanConfidenceInterval,
+  pairedInterval,
+  pairedTTest,
   regularizedIncompleteBeta,
   studentTCdf,
   studentTDensity,
@@ -331,4 +335,215 @@ Deno.test("welchTTest: one constant sample gives df = n − 1 of the other; bad 
   assertClose(exact.df, 1, 1e-15, 0, "df with a constant 0.1 sample");
   assert.throws(() => welchTTest([1], [2, 3]), /sample a needs at least 2 values, got 1/);
   assert.throws(() => welchTTest([1, 2], [2, NaN, 3]), /sample b: value 1 is NaN/);
+});
+
+// The paired test written out with loops: the one-sample t statistic of the differences.
+function directPaired(a: number[], b: number[]) {
+  const n = a.length;
+  let s = 0;
+  for (let i = 0; i < n; i++) s += a[i] - b[i];
+  const m = s / n;
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += (a[i] - b[i] - m) ** 2;
+  const se = Math.sqrt(ss / (n - 1) / n);
+  return { diff: m, se, t: m / se, df: n - 1 };
+}
+
+// Two-sided p of Student's t in closed form for df = 1 (Cauchy) and df = 2.
+function closedFormP(t: number, df: number): number | null {
+  if (df === 1) return 1 - (2 / Math.PI) * Math.atan(Math.abs(t));
+  if (df === 2) return 1 - Math.abs(t) / Math.sqrt(2 + t * t);
+  return null;
+}
+
+Deno.test("pairedTTest matches the direct formulas on random pairs; p matches closed forms and Simpson", () => {
+  const rng = new Rng(314);
+  for (let trial = 0; trial < 300; trial++) {
+    const n = 2 + rng.int(11);
+    const shared = Array.from({ length: n }, () => rng.normal());
+    const shift = trial % 4 === 0 ? 0 : 0.3 * rng.normal();
+    const kind = trial % 5; // 0: coarse grid (ties), 1: one peaked pair, others: plain noise
+    const noise = () => (kind === 0 ? Math.round(4 * rng.normal()) / 8 : 0.2 * rng.normal());
+    const a = shared.map((s) => s + shift + noise());
+    const b = shared.map((s) => s + noise());
+    if (kind === 1) a[rng.int(n)] += 50;
+    if (equalDifferences(a, b)) {
+      assert.throws(() => pairedTTest(a, b), /differences are equal/);
+      continue;
+    }
+    const r = pairedTTest(a, b), d = directPaired(a, b);
+    assert.equal(r.n, n);
+    assert.equal(r.df, n - 1);
+    assertClose(r.diff, d.diff, 1e-12, 1e-15, "diff");
+    assertClose(r.se, d.se, 1e-12, 0, "se");
+    assertClose(r.t, d.t, 1e-12, 1e-14, "t");
+    assert.ok(r.p >= 0 && r.p <= 1, `p ${r.p}`);
+    const closed = closedFormP(r.t, r.df);
+    if (closed !== null) assertClose(r.p, closed, 1e-10, 1e-15, `closed-form p, df=${r.df}`);
+    else assertClose(r.p, 2 * cdfBySimpson(-Math.abs(r.t), r.df), 0, 1e-9, "p vs Simpson");
+    // The interval of the mean difference is the t interval of the differences, and it excludes 0
+    // exactly when p < 1 − confidence.
+    for (const confidence of [0.9, 0.95, 0.99]) {
+      const ci = pairedInterval(r, confidence);
+      const one = meanConfidenceInterval(a.map((v, i) => v - b[i]), confidence);
+      assertClose(ci.lo, one.lo!, 1e-12, 1e-14, "lo");
+      assertClose(ci.hi, one.hi!, 1e-12, 1e-14, "hi");
+      assert.equal(ci.lo > 0 || ci.hi < 0, r.p < 1 - confidence, `[${ci.lo}, ${ci.hi}] p=${r.p}`);
+    }
+    // Swapping the sides flips t and the interval and keeps p; the order of the pairs is moot.
+    const s = pairedTTest(b, a);
+    assertClose(s.t, -r.t, 1e-12, 1e-14, "swap t");
+    assertClose(s.p, r.p, 1e-12, 1e-16, "swap p");
+    const perm = rng.shuffle(Array.from({ length: n }, (_, i) => i));
+    const q = pairedTTest(perm.map((i) => a[i]), perm.map((i) => b[i]));
+    assertClose(q.p, r.p, 1e-10, 1e-16, "permuted pairs");
+  }
+});
+
+Deno.test("pairedTTest on Student's sleep data (Cushny & Peebles 1905), by hand and as R reports it", () => {
+  // Extra hours of sleep of 10 patients under two drugs (R's `sleep` data set).
+  const drug1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0];
+  const drug2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4];
+  // By hand: the differences are 1.2 2.4 1.3 1.3 0 1 1.8 0.8 4.6 1.4, their sum 15.8, their mean
+  // 1.58; the squared deviations from it sum to 13.616, so sd = √(13.616 / 9) and
+  // t = 1.58 / √(13.616 / 90) with 9 degrees of freedom.
+  const r = pairedTTest(drug2, drug1);
+  assertClose(r.diff, 1.58, 1e-13, 0, "mean difference");
+  assertClose(r.std, Math.sqrt(13.616 / 9), 1e-13, 0, "sd of the differences");
+  assertClose(r.t, 1.58 / Math.sqrt(13.616 / 90), 1e-12, 0, "t");
+  assert.equal(r.df, 9);
+  // p from the formula, P(|T| ≥ t) = 2 ∫ density, independent of the incomplete beta.
+  assertClose(r.p, 2 * cdfBySimpson(-r.t, 9), 1e-9, 0, "p vs Simpson");
+  // R 4.x, `t.test(extra ~ group, data = sleep, paired = TRUE)` (the example of ?sleep) prints
+  // t = -4.0621, df = 9, p-value = 0.002833, 95 percent CI -2.4598858 -0.7001142 (group 1 − 2).
+  assertClose(r.t, 4.0621, 0, 5e-5, "R's t");
+  assertClose(r.p, 0.002833, 0, 5e-7, "R's p");
+  const ci = pairedInterval(r);
+  assertClose(ci.lo, 0.7001142, 0, 5e-8, "R's lower end");
+  assertClose(ci.hi, 2.4598858, 0, 5e-8, "R's upper end");
+  // The same data unpaired: R's Welch test prints t = -1.8608, df = 17.776, p-value = 0.07939.
+  // Pairing removes the patients' own variation, which dominates here.
+  const w = welchTTest(drug2, drug1);
+  assertClose(w.t, 1.8608, 0, 5e-5, "R's Welch t");
+  assertClose(w.df, 17.776, 0, 5e-4, "R's Welch df");
+  assertClose(w.p, 0.07939, 0, 5e-6, "R's Welch p");
+});
+
+Deno.test("the paired test has power where a shared per-seed effect hides a difference from Welch", () => {
+  const rng = new Rng(77);
+  const reps = 2000, n = 4, alpha = 0.05;
+  const band = 4 * Math.sqrt((alpha * (1 - alpha)) / reps); // 4 binomial standard deviations
+  // Per seed a shared effect of sd `shared` (the seed's prompts and initial weights), plus the
+  // run's own noise (sd 0.1) on each side; the method adds `delta`.
+  const rejections = (shared: number, delta: number) => {
+    let paired = 0, welch = 0;
+    for (let r = 0; r < reps; r++) {
+      const s = Array.from({ length: n }, () => shared * rng.normal());
+      const a = s.map((v) => v + delta + 0.1 * rng.normal());
+      const b = s.map((v) => v + 0.1 * rng.normal());
+      if (pairedTTest(a, b).p < alpha) paired++;
+      if (welchTTest(a, b).p < alpha) welch++;
+    }
+    return { paired: paired / reps, welch: welch / reps };
+  };
+  // A small true difference (0.2) under a large shared effect (sd 1): the differences have sd
+  // 0.14, so the paired test rejects often; Welch sees samples of sd ~1 and almost never does.
+  const power = rejections(1, 0.2);
+  assert.ok(power.paired > 0.3, `paired power ${power.paired}`);
+  assert.ok(power.paired > power.welch + 0.25, `paired ${power.paired} vs Welch ${power.welch}`);
+  // Under the null without a shared effect (independent samples), both reject at ≈ α.
+  const indep = rejections(0, 0);
+  assert.ok(Math.abs(indep.paired - alpha) <= band, `paired size ${indep.paired}`);
+  assert.ok(Math.abs(indep.welch - alpha) <= band, `Welch size ${indep.welch}`);
+  // Under the null with the shared effect the paired test still rejects at ≈ α; Welch, whose
+  // samples are now positively correlated, is conservative (rejects less).
+  const corr = rejections(1, 0);
+  assert.ok(Math.abs(corr.paired - alpha) <= band, `paired size ${corr.paired}`);
+  assert.ok(corr.welch <= alpha + band, `Welch size ${corr.welch}`);
+});
+
+Deno.test("pairedTTest: equal differences, unpaired lengths and bad values are refused, never NaN", () => {
+  // 0.7 − 0.3 and 0.8 − 0.4 differ in the last bit: equal up to rounding, not a t of 1e15.
+  assert.notEqual(0.7 - 0.3, 0.8 - 0.4);
+  assert.ok(equalDifferences([0.7, 0.8, 0.5], [0.3, 0.4, 0.1]));
+  assert.throws(() => pairedTTest([0.7, 0.8, 0.5], [0.3, 0.4, 0.1]), /all 3 differences are equal/);
+  assert.throws(() => pairedTTest([1, 2, 3], [1, 2, 3]), /differences are equal \(0\)/);
+  // A real difference one part in 1e9 is not rounding.
+  assert.ok(!equalDifferences([0.7, 0.8], [0.3, 0.4 + 1e-9]));
+  const tiny = pairedTTest([0.7, 0.8, 0.6], [0.3, 0.4 + 1e-9, 0.2]);
+  assert.ok(Number.isFinite(tiny.t) && Number.isFinite(tiny.p), `t ${tiny.t} p ${tiny.p}`);
+  assert.ok(equalDifferences([], []));
+  assert.throws(() => equalDifferences([1], [1, 2]), /must pair up, got 1 and 2/);
+  assert.throws(() => pairedTTest([1, 2, 3], [1, 2]), /must pair up, got 3 and 2 values/);
+  assert.throws(() => pairedTTest([1], [2]), /needs at least 2 pairs, got 1/);
+  assert.throws(() => pairedTTest([1, NaN], [2, 3]), /sample a: value 1 is NaN/);
+  assert.throws(() => pairedTTest([1, 2], [Infinity, 3]), /sample b: value 0 is Infinity/);
+  const ok = pairedTTest([1, 2], [0, 0.5]);
+  assert.throws(() => pairedInterval(ok, 1.5), /confidence must be in \(0, 1\)/);
+});
+
+// Holm's procedure run literally at level α: sort the p-values, reject while p₍ⱼ₎ ≤ α/(m − j + 1)
+// (j from 1), stop at the first that is not. Written (m − j + 1) p₍ⱼ₎ ≤ α so that the levels
+// below, which are those products, compare exactly.
+function holmRejects(ps: number[], alpha: number): boolean[] {
+  const order = ps.map((_, i) => i).sort((i, j) => ps[i] - ps[j]);
+  const rejected = ps.map(() => false);
+  for (let j = 0; j < order.length; j++) {
+    if (!((ps.length - j) * ps[order[j]] <= alpha)) break;
+    rejected[order[j]] = true;
+  }
+  return rejected;
+}
+
+// The adjusted p-value by its definition: the smallest α at which the procedure rejects the
+// hypothesis (capped at 1). Rejection sets only grow with α and change where α = (m − j + 1) p₍ⱼ₎,
+// so trying those levels in increasing order finds it.
+function bruteHolm(ps: (number | null)[]): (number | null)[] {
+  const idx = ps.flatMap((p, i) => (p === null ? [] : [i]));
+  const vals = idx.map((i) => ps[i] as number);
+  const sorted = [...vals].sort((x, y) => x - y);
+  const levels = [...new Set(sorted.map((p, j) => (sorted.length - j) * p))].sort((x, y) => x - y);
+  const out: (number | null)[] = ps.map(() => null);
+  idx.forEach((i, k) => {
+    const level = levels.find((alpha) => holmRejects(vals, alpha)[k]);
+    out[i] = Math.min(1, level ?? 1);
+  });
+  return out;
+}
+
+Deno.test("holmAdjust matches the procedure run at every level, with ties, nulls, 0 and 1", () => {
+  const rng = new Rng(4242);
+  const grid = [0, 0.001, 0.01, 0.02, 0.04, 0.05, 0.2, 0.5, 1];
+  for (let trial = 0; trial < 400; trial++) {
+    const m = rng.int(9);
+    const ps: (number | null)[] = Array.from({ length: m }, () => {
+      const u = rng.uniform();
+      if (u < 0.15) return null;
+      if (u < 0.5) return grid[rng.int(grid.length)]; // ties
+      return rng.uniform() ** 3; // many small p-values
+    });
+    const adj = holmAdjust(ps);
+    const ref = bruteHolm(ps);
+    assert.equal(adj.length, m);
+    ps.forEach((p, i) => {
+      if (p === null) return assert.equal(adj[i], null, `null at ${i} of ${ps}`);
+      assertClose(adj[i]!, ref[i]!, 1e-15, 0, `adjusted p ${i} of [${ps}]`);
+      assert.ok(adj[i]! >= p && adj[i]! <= 1, `bounds at ${i}`);
+      // Monotone: a smaller p never gets a larger adjusted value; tied p-values get equal ones.
+      ps.forEach((q, j) => {
+        if (q !== null && q <= p) assert.ok(adj[j]! <= adj[i]!, `monotone ${j} vs ${i}`);
+      });
+    });
+    // Rejecting adjusted p ≤ α is Holm's procedure at level α.
+    const present = ps.filter((p): p is number => p !== null);
+    const adjPresent = adj.filter((p): p is number => p !== null);
+    for (const alpha of [0.01, 0.05, 0.1]) {
+      assert.deepEqual(adjPresent.map((q) => q <= alpha), holmRejects(present, alpha));
+    }
+  }
+  assert.deepEqual(holmAdjust([]), []);
+  assert.deepEqual(holmAdjust([null, 0.3]), [null, 0.3]);
+  assert.throws(() => holmAdjust([0.1, NaN]), /p-value 1 is NaN, not a number in \[0, 1\]/);
+  assert.throws(() => holmAdjust([1.5]), /p-value 0 is 1.5/);
+  assert.throws(() => holmAdjust([-0.1]), /p-value 0 is -0.1/);
 });

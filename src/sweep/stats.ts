@@ -1,7 +1,9 @@
 /**
  * Statistics across seeds (float64): Student's t distribution, the t confidence interval of a
- * mean and Welch's two-sample t test. A sweep reports each group's mean over its seeds with these
- * intervals and tests whether two methods' final values differ.
+ * mean, Welch's two-sample t test, the paired t test and Holm's correction for multiple tests. A
+ * sweep reports each group's mean over its seeds with these intervals and tests whether two
+ * methods' final values differ: unpaired (Welch) and paired by seed, since two methods' runs with
+ * the same seed share their evaluation prompts, prompt order and initial weights.
  *
  * Everything rests on the regularized incomplete beta function, evaluated by its continued
  * fraction (modified Lentz) with log-gamma from Stirling's series. Logs are carried through so
@@ -410,4 +412,135 @@ export function welchInterval(w: WelchResult, confidence = 0.95): { lo: number; 
   checkConfidence(confidence, "welchInterval");
   const half = criticalValue(confidence, w.df) * w.se;
   return { lo: w.diff - half, hi: w.diff + half };
+}
+
+/**
+ * Whether the paired differences a[i] − b[i] are all equal, up to the rounding of their inputs:
+ * accuracies such as 0.7 and 0.3 are not exact in binary, so 0.7 − 0.3 and 0.8 − 0.4 differ in the
+ * last bit, and a t statistic would divide a real difference by that bit (t ~ 1e15, p ~ 0). The
+ * differences count as equal when their range is at most 8ε · max |aᵢ|, |bᵢ| (each input carries up
+ * to ½ulp of representation error and the subtraction adds ½ulp of its result). Both lists must
+ * have the same length; an empty list is constant.
+ *
+ * @example
+ * ```ts
+ * equalDifferences([0.7, 0.8], [0.3, 0.4]); // true: both differences are 0.4 up to rounding
+ * equalDifferences([0.7, 0.8], [0.3, 0.5]); // false
+ * ```
+ */
+export function equalDifferences(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) {
+    throw new RangeError(
+      `equalDifferences: the samples must pair up, got ${a.length} and ${b.length} values`,
+    );
+  }
+  let lo = Infinity, hi = -Infinity, scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    lo = Math.min(lo, d);
+    hi = Math.max(hi, d);
+    scale = Math.max(scale, Math.abs(a[i]), Math.abs(b[i]));
+  }
+  return a.length === 0 || hi - lo <= 8 * Number.EPSILON * scale;
+}
+
+/** The result of {@linkcode pairedTTest}. */
+export interface PairedResult {
+  /** Number of pairs. */
+  n: number;
+  /** Mean of the differences a[i] − b[i] (equal to mean(a) − mean(b)). */
+  diff: number;
+  /** Sample standard deviation of the differences (n − 1 denominator). */
+  std: number;
+  /** Standard error of the mean difference, std / √n. */
+  se: number;
+  /** The statistic diff / se. */
+  t: number;
+  /** Degrees of freedom, n − 1. */
+  df: number;
+  /** Two-sided p-value. */
+  p: number;
+}
+
+/**
+ * The paired t test: is the mean of the differences a[i] − b[i] zero? Use it when a[i] and b[i]
+ * share a source of variation (two methods run with the same seed: the same evaluation prompts,
+ * prompt order and initial weights), which the differences cancel; Welch's test
+ * ({@linkcode welchTTest}) would count it as noise. Needs two lists of the same length, at least
+ * two pairs, finite values. When every difference is the same (see {@linkcode equalDifferences})
+ * the statistic is 0/0 or ±∞ and the test says nothing: that is a RangeError, as for Welch's test
+ * with two constant samples (callers that tabulate many comparisons report it as null).
+ *
+ * @example
+ * ```ts
+ * // seeds 1..3 of a method and of the baseline
+ * const { diff, t, df, p } = pairedTTest([0.82, 0.74, 0.91], [0.79, 0.70, 0.89]); // df = 2
+ * ```
+ */
+export function pairedTTest(a: readonly number[], b: readonly number[]): PairedResult {
+  const what = "pairedTTest";
+  if (a.length !== b.length) {
+    throw new RangeError(
+      `${what}: the samples must pair up, got ${a.length} and ${b.length} values`,
+    );
+  }
+  if (a.length < 2) throw new RangeError(`${what}: needs at least 2 pairs, got ${a.length}`);
+  checkFinite(a, `${what} sample a`);
+  checkFinite(b, `${what} sample b`);
+  if (equalDifferences(a, b)) {
+    throw new RangeError(
+      `${what}: all ${a.length} differences are equal (${a[0] - b[0]}), ` +
+        "so the t statistic is undefined",
+    );
+  }
+  const d = a.map((v, i) => v - b[i]);
+  const n = d.length, diff = mean(d), std = stdDev(d), se = std / Math.sqrt(n), t = diff / se;
+  return { n, diff, std, se, t, df: n - 1, p: studentTTwoSided(t, n - 1) };
+}
+
+/**
+ * The confidence interval of the mean paired difference, diff ± t_{(1+c)/2, n−1} · se.
+ *
+ * @example
+ * ```ts
+ * const { lo, hi } = pairedInterval(pairedTTest(a, b)); // 95% by default
+ * ```
+ */
+export function pairedInterval(r: PairedResult, confidence = 0.95): { lo: number; hi: number } {
+  checkConfidence(confidence, "pairedInterval");
+  const half = criticalValue(confidence, r.df) * r.se;
+  return { lo: r.diff - half, hi: r.diff + half };
+}
+
+/**
+ * Holm–Bonferroni adjusted p-values: the family-wise error rate stays below α when every test
+ * whose adjusted p is ≤ α is rejected, whatever the dependence between the tests. With the m
+ * non-null p-values sorted, p₍₁₎ ≤ … ≤ p₍ₘ₎, the adjusted value of p₍ᵢ₎ is
+ * max over j ≤ i of min(1, (m − j + 1) p₍ⱼ₎): monotone in p, capped at 1, never below p. A null
+ * (a test that was not defined) stays null and does not count in m; tied p-values get the same
+ * adjusted value. Throws a RangeError naming the index of a value that is not a number in [0, 1].
+ *
+ * @example
+ * ```ts
+ * holmAdjust([0.01, null, 0.04, 0.03]); // [0.03, null, 0.06, 0.06]
+ * ```
+ */
+export function holmAdjust(pValues: readonly (number | null)[]): (number | null)[] {
+  const order: number[] = [];
+  pValues.forEach((p, i) => {
+    if (p === null) return;
+    if (typeof p !== "number" || !(p >= 0 && p <= 1)) {
+      throw new RangeError(`holmAdjust: p-value ${i} is ${p}, not a number in [0, 1]`);
+    }
+    order.push(i);
+  });
+  order.sort((i, j) => (pValues[i] as number) - (pValues[j] as number) || i - j);
+  const out: (number | null)[] = pValues.map(() => null);
+  const m = order.length;
+  let running = 0;
+  order.forEach((index, j) => {
+    running = Math.max(running, Math.min(1, (m - j) * (pValues[index] as number)));
+    out[index] = running;
+  });
+  return out;
 }
