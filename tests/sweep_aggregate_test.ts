@@ -10,7 +10,13 @@ import {
   groupLabel,
   type RunSeries,
 } from "../src/sweep/aggregate.ts";
-import { studentTQuantile, welchInterval, welchTTest } from "../src/sweep/stats.ts";
+import {
+  holmAdjust,
+  studentTQuantile,
+  studentTTwoSided,
+  welchInterval,
+  welchTTest,
+} from "../src/sweep/stats.ts";
 import { metricRange } from "../src/cli/commands/sweep_report.ts";
 
 const KEYS: Array<Record<string, string | number>> = [
@@ -24,14 +30,15 @@ const KEYS: Array<Record<string, string | number>> = [
 const SORTED = ["mode=jackpot staleness=8", "mode=jackpot staleness=64", "mode=none", "mode=tis"];
 
 /**
- * Random runs: groups with 1 to 4 seeds (`mode=none` always has one), runs of random length over
+ * Random runs: groups with 1 to 4 of the seeds 0–5 (`mode=none` always has one; groups share some
+ * seeds and not others, for the paired comparisons), runs of random length over
  * x = 0, 2, 4, … with some rows dropped (evaluations at different points), `reward` on a coarse
  * grid (ties), `kl` null or absent in some rows.
  */
 function randomRuns(rng: Rng): RunSeries[] {
   const runs: RunSeries[] = [];
   for (const key of KEYS) {
-    const seeds = rng.shuffle(Array.from({ length: 50 }, (_, i) => i));
+    const seeds = rng.shuffle(Array.from({ length: 6 }, (_, i) => i));
     const count = key.mode === "none" ? 1 : 1 + rng.int(4);
     for (const seed of seeds.slice(0, count)) {
       const rows: Row[] = [];
@@ -214,9 +221,43 @@ Deno.test("finalSummary: per-run means of the last values, then mean and interva
   }
 });
 
-Deno.test("compareGroups: Welch tests of each group's finals against the baseline", () => {
+// The paired comparison written out: the seeds both runs have a final value for, in seed order,
+// the differences' mean, t = mean / (sd / √n), p from the t distribution with n − 1 df.
+function referencePaired(runs: RunSeries[], group: string, baseline: string, last: number) {
+  const finals = (label: string) =>
+    new Map(
+      runs.filter((r) => groupLabel(r.key) === label)
+        .map((r) => [r.seed, referenceFinal(r, "reward", last)]),
+    );
+  const a = finals(group), b = finals(baseline);
+  const d: number[] = [];
+  for (const seed of [...a.keys()].sort((x, y) => x - y)) {
+    const va = a.get(seed), vb = b.get(seed);
+    if (typeof va === "number" && typeof vb === "number") d.push(va - vb);
+  }
+  const n = d.length;
+  if (n === 0) return { n, diff: null, test: null };
+  let s = 0;
+  for (const v of d) s += v;
+  const diff = s / n;
+  if (n < 2 || d.every((v) => v === d[0])) {
+    return {
+      n,
+      diff: d.every((v) => v === d[0]) ? d[0] : diff,
+      test: null,
+    };
+  }
+  let ss = 0;
+  for (const v of d) ss += (v - diff) ** 2;
+  const se = Math.sqrt(ss / (n - 1) / n), t = diff / se;
+  const half = studentTQuantile(0.975, n - 1) * se;
+  return { n, diff, test: { t, p: studentTTwoSided(t, n - 1), lo: diff - half, hi: diff + half } };
+}
+
+Deno.test("compareGroups: Welch and paired tests of each group's finals against the baseline, Holm-adjusted", () => {
   const rng = new Rng(23);
-  for (let trial = 0; trial < 6; trial++) {
+  let pairedTests = 0, nullPaired = 0;
+  for (let trial = 0; trial < 12; trial++) {
     const runs = randomRuns(rng);
     const baseline = SORTED[trial % SORTED.length];
     // The baseline by label or by key.
@@ -252,7 +293,132 @@ Deno.test("compareGroups: Welch tests of each group's finals against the baselin
       assertClose(row.diff_lo, ci.lo, "diff_lo");
       assertClose(row.diff_hi, ci.hi, "diff_hi");
     }
+    for (const row of rows) {
+      const ref = referencePaired(runs, row.group as string, baseline, 2);
+      assert.equal(row.paired_n, ref.n, `${row.group} paired_n`);
+      if (ref.diff === null) assert.equal(row.paired_diff, null);
+      else assertClose(row.paired_diff, ref.diff, `${row.group} paired_diff`);
+      const cols = ["paired_t", "paired_p", "paired_diff_lo", "paired_diff_hi"];
+      if (ref.test === null) {
+        nullPaired++;
+        for (const c of cols) assert.equal(row[c], null, `${row.group} ${c}`);
+        continue;
+      }
+      pairedTests++;
+      assertClose(row.paired_t, ref.test.t, "paired_t");
+      assertClose(row.paired_p, ref.test.p, "paired_p");
+      assertClose(row.paired_diff_lo, ref.test.lo, "paired_diff_lo");
+      assertClose(row.paired_diff_hi, ref.test.hi, "paired_diff_hi");
+    }
+    // Holm over this call's comparisons, nulls passed through.
+    const ps = rows.map((r) => r.p as number | null);
+    assert.deepEqual(rows.map((r) => r.p_holm), holmAdjust(ps));
+    assert.deepEqual(
+      rows.map((r) => r.paired_p_holm),
+      holmAdjust(rows.map((r) => r.paired_p as number | null)),
+    );
   }
+  // The random sweeps exercised both branches.
+  assert.ok(pairedTests >= 5 && nullPaired >= 5, `${pairedTests} tests, ${nullPaired} nulls`);
+});
+
+Deno.test("compareGroups pairs seeds over the intersection: a missing seed, a run without values", () => {
+  // Per seed a large shared effect; jackpot is 0.03 above tis in every seed but seed 4, which it
+  // lacks; seed 2 of jackpot has no value. The baseline has seeds 1–5.
+  const shared = [0, 0.3, 0.1, 0.5, 0.2, 0.4];
+  const run = (mode: string, seed: number, value: number | null): RunSeries => ({
+    key: { mode },
+    seed,
+    rows: [{ it: 0, acc: value === null ? null : 0.1 }, { it: 1, acc: value }],
+  });
+  const noise = [0, 0.004, -0.002, 0.001, 0, 0.003];
+  const runs: RunSeries[] = [
+    ...[1, 2, 3, 4, 5].map((s) => run("tis", s, shared[s])),
+    ...[1, 2, 3, 5].map((s) => run("jackpot", s, s === 2 ? null : shared[s] + 0.03 + noise[s])),
+    run("none", 4, 0.9), // two runs (Welch is defined), sharing only seed 4: one pair
+    run("none", 6, 0.7),
+  ];
+  const rows = compareGroups(runs, { metric: "acc", x: "it", last: 1, baseline: "mode=tis" });
+  const jp = rows.find((r) => r.group === "mode=jackpot")!;
+  // Welch uses every value: jackpot's seeds 1, 3, 5 against tis's 1–5.
+  assert.equal(jp.n, 3);
+  assert.equal(jp.baseline_n, 5);
+  // Pairs: seeds 1, 3, 5 (seed 2 has no jackpot value, seed 4 no jackpot run).
+  const d = [1, 3, 5].map((s) => shared[s] + 0.03 + noise[s] - shared[s]);
+  const m = (d[0] + d[1] + d[2]) / 3;
+  const sd = Math.sqrt(d.reduce((s, v) => s + (v - m) ** 2, 0) / 2);
+  assert.equal(jp.paired_n, 3);
+  assertClose(jp.paired_diff, m, "paired_diff");
+  assertClose(jp.paired_t, m / (sd / Math.sqrt(3)), "paired_t");
+  const half = studentTQuantile(0.975, 2) * sd / Math.sqrt(3);
+  assertClose(jp.paired_diff_lo, m - half, "paired_diff_lo");
+  assertClose(jp.paired_diff_hi, m + half, "paired_diff_hi");
+  // Another confidence reaches both intervals.
+  const [at90] = compareGroups(runs, {
+    metric: "acc",
+    x: "it",
+    last: 1,
+    baseline: "mode=tis",
+    confidence: 0.9,
+  }).filter((r) => r.group === "mode=jackpot");
+  const half90 = studentTQuantile(0.95, 2) * sd / Math.sqrt(3);
+  assertClose(at90.paired_diff_lo, m - half90, "paired_diff_lo at 90%");
+  assertClose(at90.paired_diff_hi, m + half90, "paired_diff_hi at 90%");
+  // The shared effect makes Welch blind and the paired test sure.
+  assert.ok((jp.p as number) > 0.1, `Welch p ${jp.p}`);
+  assert.ok((jp.paired_p as number) < 0.01, `paired p ${jp.paired_p}`);
+  // One pair: a difference but no paired test.
+  const none = rows.find((r) => r.group === "mode=none")!;
+  assert.equal(none.paired_n, 1);
+  assertClose(none.paired_diff, 0.9 - shared[4], "one pair's difference");
+  for (const c of ["paired_t", "paired_p", "paired_diff_lo", "paired_diff_hi", "paired_p_holm"]) {
+    assert.equal(none[c], null, c);
+  }
+  // Holm: two Welch tests (the smaller p doubled, the larger at least that), one paired test (its
+  // own p).
+  const [small, large] = [jp, none].sort((x, y) => (x.p as number) - (y.p as number));
+  assertClose(small.p_holm, Math.min(1, 2 * (small.p as number)), "Holm of the smaller p");
+  assertClose(large.p_holm, Math.max(small.p_holm as number, large.p as number), "Holm, larger");
+  assert.equal(jp.paired_p_holm, jp.paired_p);
+  // Equal differences (jackpot exactly 0.25 above in every seed, up to rounding): null, not NaN.
+  const flat = [1, 2, 3].flatMap((
+    s,
+  ) => [run("tis", s, 0.1 * s), run("jackpot", s, 0.1 * s + 0.25)]);
+  const [f] = compareGroups(flat, { metric: "acc", x: "it", last: 1, baseline: "mode=tis" });
+  assert.equal(f.paired_n, 3);
+  assertClose(f.paired_diff, 0.25, "constant difference");
+  assert.deepEqual([f.paired_t, f.paired_p, f.paired_diff_lo, f.paired_diff_hi], [
+    null,
+    null,
+    null,
+    null,
+  ]);
+  assert.equal(typeof f.p, "number"); // Welch is defined: each side has a spread
+  // Column order: the existing ones unchanged, the new ones after.
+  assert.deepEqual(Object.keys(f), [
+    "mode",
+    "group",
+    "metric",
+    "baseline",
+    "n",
+    "baseline_n",
+    "mean",
+    "baseline_mean",
+    "diff",
+    "diff_lo",
+    "diff_hi",
+    "t",
+    "df",
+    "p",
+    "p_holm",
+    "paired_n",
+    "paired_diff",
+    "paired_diff_lo",
+    "paired_diff_hi",
+    "paired_t",
+    "paired_p",
+    "paired_p_holm",
+  ]);
 });
 
 Deno.test("a single-seed group has null spread; n counts the runs that reached each x", () => {

@@ -1,7 +1,8 @@
 /**
  * A sweep's runs summarised over their seeds: the mean and t confidence interval of each metric at
  * each iteration (the curves with error bands of the paper's training figures), each group's final
- * value, and Welch tests of each group's final value against a baseline group.
+ * value, and tests of each group's final value against a baseline group: Welch's (unpaired) and
+ * the paired t test over the seeds both groups ran, each with Holm-adjusted p-values.
  *
  * A *group* is the set of runs that share their settings (`key`) and differ only in their seed.
  * Outputs are plain rows ({@linkcode Row}), ready for `rowsToTable`, CSV and `lineChartSpec`.
@@ -12,7 +13,16 @@
  */
 import type { Row } from "../report/table.ts";
 import { mean } from "../util/stats.ts";
-import { isConstant, meanConfidenceInterval, welchInterval, welchTTest } from "./stats.ts";
+import {
+  equalDifferences,
+  holmAdjust,
+  isConstant,
+  meanConfidenceInterval,
+  pairedInterval,
+  pairedTTest,
+  welchInterval,
+  welchTTest,
+} from "./stats.ts";
 
 /** One run: the settings that define its group, its seed and its per-iteration rows. */
 export interface RunSeries {
@@ -430,12 +440,24 @@ export function finalSummary(runs: readonly RunSeries[], options: FinalOptions):
 }
 
 /**
- * Welch's t test of each group's final values (as in {@linkcode finalSummary}) against the
- * `baseline` group's: one row per other group, in group order, with the key fields, `group`,
- * `metric`, `baseline`, `n`, `baseline_n`, `mean`, `baseline_mean`, `diff` (mean − baseline mean), its
- * Welch confidence interval `diff_lo`/`diff_hi`, and `t`, `df`, `p` (two-sided). Where the test is
- * undefined (fewer than 2 values on a side, or both sides without variance) those are null.
- * p-values are per comparison, not corrected for the number of groups.
+ * Each group's final values (as in {@linkcode finalSummary}) against the `baseline` group's, by
+ * Welch's test and by the paired t test: one row per other group, in group order, with
+ *
+ * - the key fields, `group`, `metric`, `baseline`;
+ * - Welch (all runs with a value on each side): `n`, `baseline_n`, `mean`, `baseline_mean`, `diff`
+ *   (mean − baseline mean), its confidence interval `diff_lo`/`diff_hi`, `t`, `df`, `p`
+ *   (two-sided) and `p_holm`;
+ * - paired by seed (the seeds both groups have a value for): `paired_n` (pairs), `paired_diff`
+ *   (mean of the per-seed differences), its interval `paired_diff_lo`/`paired_diff_hi`,
+ *   `paired_t`, `paired_p` (two-sided, df = paired_n − 1) and `paired_p_holm`.
+ *
+ * Runs with the same seed share their seed's randomness (evaluation prompts, prompt order, initial
+ * weights), so the paired test cancels it and has more power when it matters; it uses only the
+ * seeds both groups finished. A statistic is null where undefined: fewer than 2 values on a side
+ * or both sides without variance (Welch), fewer than 2 pairs or all differences equal (paired);
+ * `paired_diff` is null only without pairs. `p_holm` and `paired_p_holm` are Holm–Bonferroni
+ * adjusted over the rows of this call ({@linkcode holmAdjust}; nulls do not count), so a p below
+ * 0.05 there holds for the whole table; `p` and `paired_p` are per comparison.
  *
  * @example
  * ```ts
@@ -456,6 +478,14 @@ export function compareGroups(runs: readonly RunSeries[], options: CompareOption
     "t",
     "df",
     "p",
+    "p_holm",
+    "paired_n",
+    "paired_diff",
+    "paired_diff_lo",
+    "paired_diff_hi",
+    "paired_t",
+    "paired_p",
+    "paired_p_holm",
   ];
   const { fields, groups: all } = groupFinals(runs, options, columns);
   const wanted = typeof options.baseline === "string"
@@ -468,7 +498,8 @@ export function compareGroups(runs: readonly RunSeries[], options: CompareOption
     );
   }
   const b = present(base.finals);
-  return all.filter((g) => g !== base).map(({ group, finals }) => {
+  const baseBySeed = new Map(base.finals.map((f) => [f.seed, f.value]));
+  const rows = all.filter((g) => g !== base).map(({ group, finals }): Row => {
     const a = present(finals);
     const ma = a.length > 0 ? mean(a) : null, mb = b.length > 0 ? mean(b) : null;
     let test: { diff_lo: number; diff_hi: number; t: number; df: number; p: number } | null = null;
@@ -491,6 +522,48 @@ export function compareGroups(runs: readonly RunSeries[], options: CompareOption
       t: test?.t ?? null,
       df: test?.df ?? null,
       p: test?.p ?? null,
+      p_holm: null,
+      ...pairedColumns(finals, baseBySeed, options.confidence),
+      paired_p_holm: null,
     };
   });
+  const holm = holmAdjust(rows.map((r) => r.p as number | null));
+  const pairedHolm = holmAdjust(rows.map((r) => r.paired_p as number | null));
+  rows.forEach((r, i) => {
+    r.p_holm = holm[i];
+    r.paired_p_holm = pairedHolm[i];
+  });
+  return rows;
+}
+
+// The paired columns of one comparison: finals and baseline values of the seeds both have, in
+// seed order (finals are in seed order).
+function pairedColumns(
+  finals: GroupFinals["finals"],
+  baseBySeed: ReadonlyMap<number, number | null>,
+  confidence: number | undefined,
+): Row {
+  const a: number[] = [], b: number[] = [];
+  for (const f of finals) {
+    const v = baseBySeed.get(f.seed);
+    if (f.value !== null && v !== undefined && v !== null) {
+      a.push(f.value);
+      b.push(v);
+    }
+  }
+  const d = a.map((v, i) => v - b[i]);
+  let test: { lo: number; hi: number; t: number; p: number } | null = null;
+  if (a.length >= 2 && !equalDifferences(a, b)) {
+    const r = pairedTTest(a, b);
+    test = { ...pairedInterval(r, confidence), t: r.t, p: r.p };
+  }
+  return {
+    paired_n: a.length,
+    // A constant list of differences is its own mean (see isConstant).
+    paired_diff: d.length === 0 ? null : isConstant(d) ? d[0] : mean(d),
+    paired_diff_lo: test?.lo ?? null,
+    paired_diff_hi: test?.hi ?? null,
+    paired_t: test?.t ?? null,
+    paired_p: test?.p ?? null,
+  };
 }
