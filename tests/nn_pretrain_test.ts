@@ -74,7 +74,17 @@ Deno.test("runPretrain writes the run folder; its checkpoint reloads to the same
   assert.equal(run.result.steps.length, 4);
   assert.deepEqual(run.result.evals.map((e) => e.step), [2, 4]);
   const csv = await Deno.readTextFile(`${dir}/losses.csv`);
-  assert.equal(csv.trim().split("\n").length, 5);
+  const [header, ...lines] = csv.trim().split("\n");
+  assert.equal(lines.length, 4);
+  // GPU memory held at each step: positive, and the model's weights and AdamW state at least.
+  const gpuCol = header.split(",").indexOf("gpu_mb");
+  assert.ok(gpuCol >= 0, `gpu_mb in ${header}`);
+  const params = [...(await loadCheckpoint(`${dir}/model`)).tensors.values()]
+    .reduce((n, t) => n + t.data.length, 0);
+  for (const line of lines) {
+    const mib = Number(line.split(",")[gpuCol]);
+    assert.ok(mib * 2 ** 20 >= 16 * params, `gpu_mb ${mib} below 16 bytes × ${params} parameters`);
+  }
   const ckpt = await loadCheckpoint(`${dir}/model`);
   assert.equal(ckpt.config.jackpot?.step, 4);
   assert.equal(ckpt.config.jackpot?.task, config.task);

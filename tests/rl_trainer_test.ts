@@ -117,6 +117,7 @@ Deno.test("rl trainer: lr 0 keeps every ratio exactly 1 in every mode and stale 
     });
     const live = jackpotTensorsLive();
     const pool: number[] = [];
+    const device: number[] = [], peaks: number[] = [];
     let firstLoss: number[] | null = null;
     for (let i = 0; i < 4; i++) {
       const log = await trainer.iterate();
@@ -141,13 +142,22 @@ Deno.test("rl trainer: lr 0 keeps every ratio exactly 1 in every mode and stale 
       assert.equal(again.rewards.reduce((a, x) => a + x, 0) / again.B, log.rewardMean);
       if (i === 0) firstLoss = log.steps.map((s) => s.loss);
       pool.push(rt.pool.stats().liveBytes);
+      device.push(log.gpuBytes);
+      peaks.push(log.gpuPeakBytes);
+      assert.ok(log.gpuPeakBytes >= log.gpuBytes && log.gpuBytes > 0, "peak ≥ held > 0");
     }
     assert.ok(firstLoss!.every(Number.isFinite));
     for (let i = 2; i < pool.length; i++) {
       assert.equal(pool[i], pool[1], `${mode}: live GPU memory grew at iteration ${i}`);
+      // Everything the device holds (pool free lists, Jackpot scratch, staging), not only tensors.
+      assert.equal(device[i], device[1], `${mode}: GPU memory held grew at iteration ${i}`);
+      assert.equal(peaks[i], peaks[1], `${mode}: the GPU memory peak grew at iteration ${i}`);
     }
     assert.equal(jackpotTensorsLive(), live, "every Jackpot recording released");
     console.log(`${mode}: pool live bytes per iteration ${pool.join(", ")}`);
+    console.log(
+      `${mode}: GPU bytes held / peak per iteration ${device.join(", ")} / ${peaks.join(", ")}`,
+    );
     disposeRun(trainer, policy, actor);
   }
   assertNoGpuErrors();

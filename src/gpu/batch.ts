@@ -13,6 +13,7 @@ import { type Kernel, type KernelConstants, pipelineCache } from "./pipelines.ts
 import { scopedSubmit } from "./errors.ts";
 import { bindGroupCache } from "./bind_groups.ts";
 import { activeProfiler } from "./profile.ts";
+import { createTrackedBuffer } from "./memory.ts";
 
 /** A byte range of a buffer to bind. */
 export interface BufferSlice {
@@ -221,7 +222,7 @@ export class ComputeBatch {
     let arena = arenas.get(device);
     if (!arena || arena.size < total) {
       arena?.destroy();
-      arena = device.createBuffer({
+      arena = createTrackedBuffer(device, {
         label: "jackpot uniform arena",
         size: Math.max(total, 64 * 1024),
         usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,

@@ -6,6 +6,7 @@
  */
 import type { GpuContext } from "./device.ts";
 import { throwBatchErrors } from "./errors.ts";
+import { createTrackedBuffer } from "./memory.ts";
 
 /** Usage of a general-purpose storage buffer: bindable, copyable both ways. */
 export const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC |
@@ -23,7 +24,7 @@ export function createStorageBuffer(gpu: GpuContext, byteSize: number, label?: s
       `${label ?? "buffer"}: ${size} bytes exceeds this device's maxBufferSize of ${max}`,
     );
   }
-  return gpu.device.createBuffer({ label, size, usage: STORAGE_USAGE });
+  return createTrackedBuffer(gpu.device, { label, size, usage: STORAGE_USAGE });
 }
 
 /**
@@ -105,7 +106,7 @@ export async function readBuffers(
   const encoder = device.createCommandEncoder();
   const staging = requests.map((r, i) => {
     const size = Math.max(4, sizes[i]);
-    const s = device.createBuffer({
+    const s = createTrackedBuffer(device, {
       label: "jackpot readback",
       size,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,

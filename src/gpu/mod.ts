@@ -10,6 +10,7 @@ export * from "./batch.ts";
 export * from "./bind_groups.ts";
 export * from "./errors.ts";
 export * from "./buffers.ts";
+export * from "./memory.ts";
 export * from "./timing.ts";
 export * from "./kernels.ts";
 export * from "./profile.ts";

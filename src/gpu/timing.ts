@@ -7,6 +7,7 @@
 import type { GpuContext } from "./device.ts";
 import type { ComputeBatch } from "./batch.ts";
 import { median } from "../util/stats.ts";
+import { createTrackedBuffer } from "./memory.ts";
 
 // WebGPU caps a query set at 4,096 queries; each repeat writes two.
 const MAX_REPEATS_PER_SET = 2048;
@@ -98,11 +99,11 @@ export async function readTimestamps(
 ): Promise<BigUint64Array[]> {
   const staged = sets.map(({ querySet, count }) => {
     const bytes = Math.max(8, 8 * count);
-    const resolve = device.createBuffer({
+    const resolve = createTrackedBuffer(device, {
       size: bytes,
       usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
     });
-    const staging = device.createBuffer({
+    const staging = createTrackedBuffer(device, {
       size: bytes,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });

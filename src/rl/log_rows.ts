@@ -120,6 +120,8 @@ export const ITERATION_COLUMNS = [
   "grad_norm_policy",
   "rollout_seconds",
   "train_seconds",
+  "gpu_mb",
+  "gpu_peak_mb",
 ] as const;
 
 // Mean of a step column over the iteration's steps, weighted by their valid tokens (null when a
@@ -175,5 +177,7 @@ export function iterationRow(log: RlIterationLog): LogRow {
     grad_norm_policy: steps ? Math.max(...log.steps.map((s) => s.gradNormPolicy)) : null,
     rollout_seconds: log.rolloutSeconds,
     train_seconds: log.trainSeconds,
+    gpu_mb: log.gpuBytes / 2 ** 20,
+    gpu_peak_mb: log.gpuPeakBytes / 2 ** 20,
   };
 }

@@ -14,7 +14,8 @@
  * @module
  */
 import { AdamW, backward, noGrad, ops } from "../autograd/mod.ts";
-import { readAll, type Tensor, tidy } from "../tensor/mod.ts";
+import { readAll, runtime, type Tensor, tidy } from "../tensor/mod.ts";
+import { gpuMemory, resetGpuMemoryPeak } from "../gpu/mod.ts";
 import type { Transformer } from "../nn/transformer.ts";
 import { completion, RolloutEngine } from "../nn/rollout.ts";
 import { taskModelMismatch } from "../nn/pretrain.ts";
@@ -89,6 +90,10 @@ export interface RlIterationLog {
   rolloutSeconds: number;
   /** See `rolloutSeconds`. */
   trainSeconds: number;
+  /** GPU bytes this program holds after the iteration (tensors, pooled buffers, scratch). */
+  gpuBytes: number;
+  /** The most GPU bytes it held during the iteration (see `src/gpu/memory.ts`). */
+  gpuPeakBytes: number;
   /** One log per mini-batch step. */
   steps: RlStepLog[];
 }
@@ -246,8 +251,21 @@ export class RlTrainer {
     );
   }
 
-  /** One iteration: a rollout batch, then its mini-batch steps; one readback of the statistics. */
+  /**
+   * One iteration: a rollout batch, then its mini-batch steps; one readback of the statistics.
+   * Its log carries the GPU memory held at its end and at its peak.
+   */
   async iterate(onProgress?: RlProgress): Promise<RlIterationLog> {
+    const { device } = runtime().gpu;
+    resetGpuMemoryPeak(device);
+    const log = await this.#iterate(onProgress);
+    const memory = gpuMemory(device);
+    return { ...log, gpuBytes: memory.liveBytes, gpuPeakBytes: memory.peakBytes };
+  }
+
+  async #iterate(
+    onProgress?: RlProgress,
+  ): Promise<Omit<RlIterationLog, "gpuBytes" | "gpuPeakBytes">> {
     const c = this.config, it = this.#iteration;
     const t0 = performance.now();
     const data = await this.rollout(it, onProgress);

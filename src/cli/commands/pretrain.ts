@@ -16,6 +16,7 @@ import { runFolder, runInterruptibly } from "../run_folder.ts";
 import { runtimeVersions } from "../runtime.ts";
 import { loadTaskFromSpec, type Task } from "../../tasks/mod.ts";
 import { initTensors } from "../../tensor/mod.ts";
+import { gpuMemory } from "../../gpu/mod.ts";
 import { CheckpointError, loadCheckpoint, saveCheckpoint } from "../../nn/checkpoint/mod.ts";
 import {
   describeModel,
@@ -198,7 +199,9 @@ export async function runPretrain(
   // A model that cannot hold the task is a bad option: refused before any folder is written.
   const mismatch = taskModelMismatch(task, model);
   if (mismatch) throw new UsageError(`--model: ${mismatch}`);
-  await initTensors();
+  const { device } = (await initTensors()).gpu;
+  // GPU memory held when each step's loss was logged (src/gpu/memory.ts), MiB.
+  const gpuMiB = new Map<number, number>();
   await prepareRunDir(dir, { force });
   const bar = new Progress({ total: config.steps, label: "pretrain", quiet });
   let lastAcc = NaN;
@@ -218,13 +221,16 @@ export async function runPretrain(
       evalSize: config.evalSize,
       targetAccuracy: config.target,
       signal,
-      onStep: (s: StepLog) =>
+      onStep: (s: StepLog) => {
+        const held = gpuMemory(device).liveBytes / 2 ** 20;
+        gpuMiB.set(s.step, held);
         bar.update(
           s.step,
           `loss ${s.loss.toFixed(3)}${
             Number.isNaN(lastAcc) ? "" : ` acc ${(100 * lastAcc).toFixed(1)}%`
-          }`,
-        ),
+          } gpu ${(held / 1024).toFixed(2)} GiB`,
+        );
+      },
       onEval: async (e: EvalLog, m: Transformer) => {
         lastAcc = e.accuracy;
         const name = `checkpoints/step-${pad6(e.step)}`;
@@ -247,6 +253,7 @@ export async function runPretrain(
     lr: s.lr,
     grad_norm: s.gradNorm,
     seconds: s.seconds,
+    gpu_mb: gpuMiB.get(s.step) ?? null,
   }));
   const evalRows = result.evals.map((e) => ({
     step: e.step,
@@ -254,7 +261,7 @@ export async function runPretrain(
     n: e.n,
     seconds: e.seconds,
   }));
-  const lossTable = rowsToTable(lossRows, ["step", "loss", "lr", "grad_norm", "seconds"]);
+  const lossTable = rowsToTable(lossRows, ["step", "loss", "lr", "grad_norm", "seconds", "gpu_mb"]);
   await writeTable(dir, "losses", lossTable);
   await writeTable(dir, "evals", rowsToTable(evalRows, ["step", "accuracy", "n", "seconds"]));
   files.push("losses.csv", "losses.json", "evals.csv", "evals.json");

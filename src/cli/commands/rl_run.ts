@@ -318,7 +318,7 @@ export async function runRl(
           it + 1,
           `reward ${row.reward!.toFixed(3)}${acc} k3 ${row.k3!.toExponential(1)} eval ${
             (100 * ev.policy_accuracy!).toFixed(1)
-          }%${pass}`,
+          }%${pass} gpu ${(row.gpu_peak_mb! / 1024).toFixed(2)} GiB`,
         );
       }
     } finally {

@@ -8,6 +8,7 @@
  */
 import { type BufferSlice, type ComputeBatch, grid } from "../../gpu/batch.ts";
 import type { GpuContext } from "../../gpu/device.ts";
+import { createTrackedBuffer } from "../../gpu/memory.ts";
 import type { Kernel, KernelConstants } from "../../gpu/pipelines.ts";
 import { denseStrides, matmulUniform } from "./kernels.ts";
 import reduceSource from "../../../kernels/matmul_splitk_reduce.wgsl" with { type: "text" };
@@ -76,7 +77,7 @@ const scratch = new WeakMap<GPUDevice, GPUBuffer>();
 function scratchBuffer(gpu: GpuContext, bytes: number): GPUBuffer {
   let buf = scratch.get(gpu.device);
   if (!buf || buf.size < bytes) {
-    buf = gpu.device.createBuffer({
+    buf = createTrackedBuffer(gpu.device, {
       label: "jackpot matmul split-K scratch",
       size: Math.max(bytes, 1 << 20),
       usage: GPUBufferUsage.STORAGE,
