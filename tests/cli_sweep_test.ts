@@ -98,7 +98,32 @@ Deno.test("jackpot sweep: pre-train, run, aggregate over seeds, resume", async (
       }));
       assert.ok(Math.abs((r.policy_accuracy_mean as number) - (accs[0] + accs[1]) / 2) < 1e-12);
     }
-    assert.ok(await exists(`${out}/summary/comparisons.json`));
+    // Each mode against the baseline, unpaired and paired by seed, from the runs' last evaluations.
+    const comparisons: Row[] = await readJson(`${out}/summary/comparisons.json`);
+    assert.deepEqual(comparisons.map((r) => r.group), ["mode=tis"]);
+    const lastAcc = async (mode: string, s: number) => {
+      const evals: Row[] = await readJson(`${out}/runs/mode-${mode}_seed-${s}/evals.json`);
+      return evals[evals.length - 1].policy_accuracy as number;
+    };
+    const diffs = await Promise.all(
+      [1, 2].map(async (s) => (await lastAcc("tis", s)) - (await lastAcc("jackpot", s))),
+    );
+    const [c] = comparisons;
+    assert.equal(c.paired_n, 2);
+    assert.ok(Math.abs((c.paired_diff as number) - (diffs[0] + diffs[1]) / 2) < 1e-12);
+    assert.ok(Math.abs((c.diff as number) - (c.paired_diff as number)) < 1e-12, "all seeds paired");
+    if (Math.abs(diffs[0] - diffs[1]) < 1e-12) assert.equal(c.paired_p, null, "equal differences");
+    else {
+      // One degree of freedom: p = 1 − (2/π) atan |t| with t = mean / (|d₁ − d₂| / 2).
+      const t = Math.abs((diffs[0] + diffs[1]) / (diffs[0] - diffs[1]));
+      assert.ok(Math.abs((c.paired_p as number) - (1 - (2 / Math.PI) * Math.atan(t))) < 1e-12);
+    }
+    assert.equal(c.paired_p_holm, c.paired_p, "one comparison: Holm changes nothing");
+    const csvHeader = (await Deno.readTextFile(`${out}/summary/comparisons.csv`)).split("\n")[0];
+    for (const col of ["p", "p_holm", "paired_n", "paired_diff", "paired_p", "paired_p_holm"]) {
+      assert.ok(csvHeader.split(",").includes(col), `comparisons.csv lacks ${col}: ${csvHeader}`);
+    }
+    assert.match(await Deno.readTextFile(`${out}/index.html`), /paired: p \(Holm\)/);
     assert.match(await Deno.readTextFile(`${out}/index.html`), /<svg/);
 
     // Running it again keeps every finished run (and the pre-training).
@@ -121,7 +146,37 @@ Deno.test("jackpot sweep: pre-train, run, aggregate over seeds, resume", async (
     assert.equal(await exists(`${out}/sweep.json`), false, "an array index does not report");
     const report = await quietly(() => runCli(["sweep", "--out", out, "--stage", "report"]));
     assert.equal(report.value, 0, report.err);
+    assert.match(report.out, /Against mode=jackpot, in points: mode=tis Welch [+−]\d/);
+    assert.match(report.out, /paired over 2 seeds/);
     assert.ok(await exists(`${out}/sweep.json`));
+
+    // The tiny runs may all score the same; with set final accuracies both tests are numbers.
+    // tis − jackpot per seed: 0.25 and 0.125, so the paired t = 0.1875 / 0.0625 = 3 with 1 df.
+    const set = { tis: [0.5, 0.75], jackpot: [0.25, 0.625] };
+    for (const [mode, accs] of Object.entries(set)) {
+      for (const [i, acc] of accs.entries()) {
+        const path = `${out}/runs/mode-${mode}_seed-${i + 1}/evals.json`;
+        const evals: Row[] = await readJson(path);
+        evals[evals.length - 1].policy_accuracy = acc;
+        await Deno.writeTextFile(path, JSON.stringify(evals));
+      }
+    }
+    const again2 = await quietly(() => runCli(["sweep", "--out", out, "--stage", "report"]));
+    assert.equal(again2.value, 0, again2.err);
+    const [set2] = (await readJson(`${out}/summary/comparisons.json`)) as Row[];
+    const pairedP = 1 - (2 / Math.PI) * Math.atan(3);
+    assert.ok(Math.abs((set2.paired_t as number) - 3) < 1e-12, `paired t ${set2.paired_t}`);
+    assert.ok(Math.abs((set2.paired_p as number) - pairedP) < 1e-12, `paired p ${set2.paired_p}`);
+    assert.equal(typeof set2.p, "number");
+    assert.match(
+      again2.out,
+      new RegExp(
+        `mode=tis Welch \\+18\\.8, p 0\\.\\d{3}; paired over 2 seeds \\+18\\.8, p ${
+          pairedP.toFixed(3).replace(".", "\\.")
+        }`,
+      ),
+    );
+    assert.match(await Deno.readTextFile(`${out}/index.html`), /\+18\.8 \[−\d+\.\d, \+\d+\.\d\]/);
 
     // --list prints the scheduler's commands
     const list = await quietly(() => runCli(["sweep", "--out", out, "--list"]));

@@ -7,7 +7,8 @@
  * summary/curves.csv/json       per group × rollouts: mean, sd, sem, 95% interval, n of each metric
  * summary/evals.csv/json        the same for the evaluations (accuracy of both models)
  * summary/final.csv/json        per group: final accuracy and late-training means, over seeds
- * summary/comparisons.csv/json  each group's final accuracy against the baseline group (Welch)
+ * summary/comparisons.csv/json  each group's final accuracy against the baseline group: Welch's
+ *                               test and the paired t test by seed, p-values also Holm-adjusted
  * summary/runs.csv/json         every run: status, final accuracy, seconds
  * summary/*.vl.json, *.svg      charts; index.html the page
  * ```
@@ -81,6 +82,8 @@ export interface SweepReport {
   summary: string;
   /** Final-accuracy rows per group. */
   final: Row[];
+  /** The rows of `comparisons.csv` (see `compareGroups`); empty without a finished baseline. */
+  comparisons: Row[];
 }
 
 interface FinishedRun {
@@ -123,6 +126,11 @@ const series = (runs: readonly FinishedRun[], pick: (r: FinishedRun) => Row[]): 
 
 const fmt = (x: unknown, digits = 3) => typeof x === "number" ? x.toFixed(digits) : "–";
 const pct = (x: unknown) => typeof x === "number" ? `${(100 * x).toFixed(1)}%` : "–";
+// A difference of fractions in percentage points, signed.
+const pts = (x: unknown) =>
+  typeof x === "number" ? `${x >= 0 ? "+" : "−"}${Math.abs(100 * x).toFixed(1)}` : "–";
+const pValue = (x: unknown) =>
+  typeof x !== "number" ? "–" : x < 0.001 ? x.toExponential(1) : x.toFixed(3);
 
 /**
  * Reads every finished run of the plan, aggregates, and writes `summary/`, the charts and
@@ -179,6 +187,7 @@ export async function writeSweepReport(plan: SweepPlan, dir: string): Promise<Sw
     },
   ];
   let final: Row[] = [];
+  let comparisons: Row[] = [];
   if (finished.length > 0) {
     const iterationRows = finished.map((f) => f.iterations);
     const evalRows = finished.map((f) => f.evals);
@@ -209,16 +218,18 @@ export async function writeSweepReport(plan: SweepPlan, dir: string): Promise<Sw
       html: tableToHtml(rowsToTable(final.map(displayRow))),
     });
     if (plan.baseline && finished.some((f) => f.run.groupLabel === plan.baseline)) {
-      const comparisons = compareGroups(
+      comparisons = compareGroups(
         series(finished, (f) => f.evals),
         { metric: "policy_accuracy", x: "rollouts", last: 1, baseline: plan.baseline, groupOrder },
       );
       await writeTable(out, "comparisons", rowsToTable(comparisons));
       sections.push({
         kind: "html",
-        heading: `Final policy accuracy against ${plan.baseline} (Welch's t-test)`,
-        html: tableToHtml(rowsToTable(comparisons)),
+        heading: `Final policy accuracy against ${plan.baseline}: Welch's t-test and the paired ` +
+          "t-test by seed (differences in points, 95% intervals; p, Holm-adjusted in brackets)",
+        html: tableToHtml(rowsToTable(comparisons.map(displayComparison))),
       });
+      sections.push({ kind: "text", text: COMPARISON_NOTE });
     }
     const charts = [
       {
@@ -288,8 +299,47 @@ export async function writeSweepReport(plan: SweepPlan, dir: string): Promise<Sw
         (typeof r.policy_accuracy_lo === "number"
           ? ` [${pct(r.policy_accuracy_lo)}, ${pct(r.policy_accuracy_hi)}]`
           : "")
-      ).join(", ");
-  return { runs: statuses, missing, complete: missing === 0, summary, final };
+      ).join(", ") + comparisonSummary(comparisons);
+  return { runs: statuses, missing, complete: missing === 0, summary, final, comparisons };
+}
+
+const COMPARISON_NOTE = "Runs of two groups with the same seed share their evaluation prompts, " +
+  "prompt order and initial weights, so the paired test (over the seeds both groups finished) " +
+  "cancels that shared variation and is the one to read when most seeds are paired; Welch's test " +
+  "treats the groups as independent samples and uses every finished run. Reading only " +
+  "Holm-adjusted p-values (in brackets) of at most 0.05 as differences keeps the chance of any " +
+  "false positive in the table below 5%.";
+
+// One comparison for the page: both tests side by side, differences in percentage points.
+function displayComparison(r: Row): Row {
+  const interval = (d: string) =>
+    typeof r[`${d}_lo`] === "number"
+      ? `${pts(r[d])} [${pts(r[`${d}_lo`])}, ${pts(r[`${d}_hi`])}]`
+      : pts(r[d]);
+  const p = (raw: unknown, holm: unknown) =>
+    typeof raw === "number" ? `${pValue(raw)} (${pValue(holm)})` : "–";
+  return {
+    group: r.group,
+    seeds: `${r.n} vs ${r.baseline_n}`,
+    "Welch: Δ points": interval("diff"),
+    "Welch: p (Holm)": p(r.p, r.p_holm),
+    pairs: r.paired_n,
+    "paired: Δ points": interval("paired_diff"),
+    "paired: p (Holm)": p(r.paired_p, r.paired_p_holm),
+  };
+}
+
+// The console's line on the comparisons: each group's difference by both tests.
+function comparisonSummary(comparisons: readonly Row[]): string {
+  if (comparisons.length === 0) return "";
+  const holm = comparisons.length > 1;
+  const p = (raw: unknown, adjusted: unknown) =>
+    `p ${pValue(raw)}` + (holm && typeof raw === "number" ? ` (Holm ${pValue(adjusted)})` : "");
+  return `. Against ${comparisons[0].baseline}, in points: ` +
+    comparisons.map((r) =>
+      `${r.group} Welch ${pts(r.diff)}, ${p(r.p, r.p_holm)}; ` +
+      `paired over ${r.paired_n} seeds ${pts(r.paired_diff)}, ${p(r.paired_p, r.paired_p_holm)}`
+    ).join("; ");
 }
 
 // Per group: final accuracies (the last evaluation) and late-training means of the iteration
