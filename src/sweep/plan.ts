@@ -5,7 +5,7 @@
  * run per array index.
  *
  * Runs that differ only in their seed form a *group*; the sweep report aggregates each group over
- * its seeds (mean and confidence interval per iteration, final values, Welch tests).
+ * its seeds (mean and confidence interval per iteration, final values, Welch and paired tests).
  *
  * @module
  */

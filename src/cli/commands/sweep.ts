@@ -182,7 +182,7 @@ export const command: Command = {
   description: "Runs jackpot rl for every combination of a plan's axes (e.g. the correction " +
     "mode, the staleness) and every seed, from models pre-trained once, then writes a report " +
     "that aggregates each group over its seeds: mean and 95% t-interval per iteration, final " +
-    "values, Welch tests against the plan's baseline group. Presets: " +
+    "values, Welch and paired-by-seed tests against the plan's baseline group. Presets: " +
     SWEEP_PRESET_NAMES.map((n) => `${n} (${SWEEP_PRESETS[n].description})`).join(" ") +
     " --plan takes a JSON plan with the fields name, description, rl (base jackpot rl " +
     'options), pretrain ({"policy": {...}, "actor": {...}}: jackpot pretrain options), axes ' +
