@@ -40,15 +40,27 @@ export function specialIds(tokenizer: Record<string, unknown>): Record<string, n
   return out;
 }
 
+/** Widths of the Qwen3 sizes a stand-in can take (their config.json values). */
+export const QWEN3_WIDTHS = {
+  "0.6b": { hidden_size: 1024, intermediate_size: 3072 },
+  "1.7b": { hidden_size: 2048, intermediate_size: 6144 },
+} as const;
+
+/** A key of {@link QWEN3_WIDTHS}. */
+export type Qwen3Size = keyof typeof QWEN3_WIDTHS;
+
 /**
- * Qwen3-0.6B's config with `layers` decoder blocks; `ids` places bos/eos (Qwen's tokenizer has
- * them at 151,643 and 151,645, the synthetic one right after its BPE vocabulary).
+ * Qwen3-0.6B's (or `size`'s) config with `layers` decoder blocks; `ids` places bos/eos (Qwen's
+ * tokenizer has them at 151,643 and 151,645, the synthetic one right after its BPE vocabulary).
  */
-export function qwen3SmallConfig(layers: number, ids: Record<string, number>): QwenConfig {
+export function qwen3SmallConfig(
+  layers: number,
+  ids: Record<string, number>,
+  size: Qwen3Size = "0.6b",
+): QwenConfig {
   const config = makeQwenConfig({
     vocab_size: QWEN3_VOCAB,
-    hidden_size: 1024,
-    intermediate_size: 3072,
+    ...QWEN3_WIDTHS[size],
     num_hidden_layers: layers,
     num_attention_heads: 16,
     num_key_value_heads: 8,
@@ -129,7 +141,8 @@ if (import.meta.main) {
     "a Hub-like Qwen3 folder (BF16 shards, tokenizer) from a random model",
     {
       out: { type: "string", help: "the folder to write (required)" },
-      layers: { type: "string", default: "28", help: "decoder blocks (Qwen3-0.6B: 28)" },
+      layers: { type: "string", default: "28", help: "decoder blocks (Qwen3-0.6B and 1.7B: 28)" },
+      size: { type: "string", default: "0.6b", help: "widths of Qwen3-0.6B or Qwen3-1.7B" },
       dtype: { type: "string", default: "bf16", help: "bf16, f16 or f32" },
       "shard-mb": {
         type: "string",
@@ -150,11 +163,12 @@ if (import.meta.main) {
   const shardMb = benchInt(SCRIPT, values, "shard-mb", 512, { min: 1 });
   const merges = benchInt(SCRIPT, values, "merges", 30_000, { min: 1 });
   const seed = benchInt(SCRIPT, values, "seed", 1, { min: 0 });
+  const size = benchChoice(SCRIPT, values, "size", ["0.6b", "1.7b"] as const, "0.6b");
 
   const t0 = performance.now();
   const tokenizer = qwenLikeTokenizer(merges);
   const ids = specialIds(tokenizer);
-  const config = qwen3SmallConfig(layers, ids);
+  const config = qwen3SmallConfig(layers, ids, size);
   const tensors = randomQwenWeights(config, seed);
   const tWeights = performance.now();
   await saveCheckpoint(out, { config, tensors }, { dtype: dt, maxShardBytes: shardMb * 1e6 });
