@@ -33,6 +33,9 @@
 #           Qwen3-0.6B's real shapes: a 28-layer stand-in folder as the policy and a 4-layer one of
 #           the same vocabulary as the rollout model (bench/bigvocab/hub_folder.ts), timed per
 #           iteration, with the iterations table kept
+#   memory  (~8 min) bench/memory/rl_memory.ts at mini-batches of 8 × 256 and 8 × 512 completion
+#           rows (1–3 blocks of Qwen3-1.7B/0.6B widths): the per-row GPU memory the CPU adapter
+#           could not resolve, extrapolated to the 28 + 28-block pair
 #   all     tests, torch, ours in order
 # Usage (from the repository root, after `source .device/enter.sh` on a host without network):
 #   bash bench/device/run.sh STAGE [OUT_DIR]
@@ -42,7 +45,7 @@
 # device call and the archive is still written; `timeout` exits 124 for a command it stopped.
 set -uo pipefail
 limit=${LIMIT_S:-170}
-stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|profile|sweep|fusion|defer|interop|rl|rl-sweep|rl-text|all [OUT_DIR]}
+stage=${1:?usage: bash bench/device/run.sh tests|torch|ours|profile|sweep|fusion|defer|interop|rl|rl-sweep|rl-text|memory|all [OUT_DIR]}
 out=${2:-${OUT:-device-out}}
 work=$(mktemp -d)
 mkdir -p "$out" "$work/torch" "$work/bench"
@@ -177,6 +180,17 @@ run_rl_sweep() {
   } 2>&1 | tee "$out/rl-sweep.log" || status=1
 }
 
+# GPU memory of jackpot rl on a Qwen3-1.7B + 0.6B pair at thousands of rows per mini-batch, where
+# the per-row slopes rise above the buffer pool's rounding (BENCHMARKS.md, "Eleventh session").
+run_memory() {
+  {
+    rm -rf "$work/rlmem"
+    timeout 540 deno run -A bench/memory/rl_memory.ts --work "$work/rlmem" --minibatch 8 \
+      --short 256 --long 512 --json "$work/rl_memory.json"
+    rm -rf "$work/rlmem"
+  } 2>&1 | tee "$out/memory.log" || status=1
+}
+
 # jackpot rl on Hub-style folders at Qwen3-0.6B's shapes (V = 151,936): what an iteration of the
 # paper's setting costs on this GPU, before real checkpoints are tried.
 run_rl_text() {
@@ -225,8 +239,9 @@ case "$stage" in
   rl) run_rl ;;
   rl-sweep) run_rl_sweep ;;
   rl-text) run_rl_text ;;
+  memory) run_memory ;;
   all) run_tests; run_torch; run_ours ;;
-  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, sweep, fusion, defer, interop, rl, rl-sweep, rl-text, all)" >&2; exit 2 ;;
+  *) echo "run.sh: unknown stage '$stage' (tests, torch, ours, profile, sweep, fusion, defer, interop, rl, rl-sweep, rl-text, memory, all)" >&2; exit 2 ;;
 esac
 tar czf "$out/results.tar.gz" -C "$work" .
 exit "$status"
